@@ -1,0 +1,89 @@
+"""Command line: serve, demo, check-config, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bot.config import ConfigError, load_config
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args.file)
+    print(f"{args.file}: OK ({len(cfg.people)} people, {len(cfg.units)} units, "
+          f"{len(cfg.campuses)} campuses, {len(cfg.groups)} managed groups)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+    from bot.logs import setup_logging
+
+    cfg = _load(args.config)
+    setup_logging(cfg.logging.level)
+    app = create_app(cfg)
+    # run_app turns SIGTERM/SIGINT into a graceful shutdown: stop accepting, let in-flight
+    # requests finish (up to shutdown_timeout), then run cleanup_ctx (dispatcher, database).
+    web.run_app(app, host=cfg.server.host, port=cfg.server.port,
+                shutdown_timeout=cfg.server.shutdown_timeout_seconds, access_log=None,
+                print=lambda *_: None)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from storage.db import make_engine, migrate
+
+    cfg = _load(args.config)
+
+    async def run() -> None:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return asyncio.run(run_demo(verbose=args.verbose))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infodesk", description="Infodesk WeCom bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the bot")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_check_config)
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser("demo", help="play a scripted day against the bundled WeCom emulator")
+    p.add_argument("--verbose", action="store_true", help="also print the bot's log lines")
+    p.set_defaults(fn=cmd_demo)
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The per-event context a handler receives: who, the open transaction, and how to reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Config, Person
+from bot.inbound import Inbound
+from bot.outbox import enqueue
+from bot.render import Renderer
+from bot.router import Registry
+
+TEXT_LIMIT = 2000  # message/send text content is at most 2048 bytes (doc 90236)
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split at line boundaries so that each part fits WeCom's text limit (in UTF-8 bytes)."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line.encode()) > limit:  # a single overlong line: cut by characters
+            cut = limit // 3
+            parts.append(line[:cut])
+            line = line[cut:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        parts.append(current)
+    return parts
+
+
+@dataclass
+class Ctx:
+    """Everything a handler may touch. It never commits and never calls the network."""
+
+    session: AsyncSession
+    clock: Clock
+    config: Config
+    renderer: Renderer
+    registry: Registry
+    inbound: Inbound
+    event_id: int
+
+    @property
+    def user(self) -> str:
+        return self.inbound.from_user
+
+    @property
+    def person(self) -> Person | None:
+        return self.config.person(self.user)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def render(self, template: str, /, **context: Any) -> str:
+        return self.renderer.text(template, **context)
+
+    def send_text(self, userid: str, text: str) -> None:
+        """Queue a text message to one member in this transaction."""
+        for part in split_text(text):
+            enqueue(
+                self.session, self.now(), f"user:{userid}", "message",
+                {"touser": userid, "msgtype": "text", "text": {"content": part}},
+                caused_by=self.event_id,
+            )
+
+    def reply(self, template: str, /, **context: Any) -> None:
+        """Answer the sender with a rendered template."""
+        self.send_text(self.user, self.render(template, **context))

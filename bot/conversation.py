@@ -1,0 +1,141 @@
+"""Turn a text message into a command run, asking for missing fields one at a time.
+
+A half-filled form is a `conversations` row (one per user), so it survives restarts and works
+across several bot processes sharing a database.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from bot.context import Ctx
+from bot.router import Command, FieldError, MalformedFields, normalise, parse_fields
+from storage.models import Conversation
+
+CANCEL_WORDS = frozenset({"取消", "cancel", "算了", "退出", "quit"})
+
+
+async def handle_text(ctx: Ctx, text: str) -> None:
+    """Route one text message from a member."""
+    norm = normalise(text)
+    conv = await _load(ctx)
+    if norm.lower() in CANCEL_WORDS:
+        if conv is not None:
+            await _drop(ctx)
+            cmd = ctx.registry.get(conv.command)
+            ctx.reply("cancelled", command=cmd.name if cmd else conv.command)
+        else:
+            ctx.reply("nothing_to_cancel")
+        return
+    match = ctx.registry.match(norm)
+    if match is not None:
+        cmd, rest = match
+        if not cmd.fields:
+            await cmd.handler(ctx, {})
+            if conv is not None:
+                await _ask(ctx, conv.command, conv.values, conv.awaiting, still_open=True)
+            return
+        try:
+            values = parse_fields(cmd, rest)
+        except MalformedFields:
+            _malformed(ctx, cmd)
+            return
+        if conv is not None and conv.command != cmd.key:
+            await _drop(ctx)
+        await _advance(ctx, cmd, {}, values)
+        return
+    if conv is not None:
+        cmd = ctx.registry.get(conv.command)
+        if cmd is not None:
+            try:
+                values = parse_fields(cmd, norm) if _labelled(cmd, norm) else {conv.awaiting: norm}
+            except MalformedFields:
+                values = {conv.awaiting: norm}
+            await _advance(ctx, cmd, dict(conv.values), values)
+            return
+    suggestion = ctx.registry.suggest(norm)
+    ctx.reply(
+        "unknown_command",
+        text=norm[:20],
+        suggestion=suggestion.name if suggestion else None,
+        example=ctx.renderer.block(suggestion.template, "example") if suggestion else None,
+    )
+
+
+def _labelled(cmd: Command, text: str) -> bool:
+    first = text.split(":", 1)[0].strip().lower() if ":" in text else ""
+    return any(first == normalise(lbl).lower() for f in cmd.fields for lbl in f.labels)
+
+
+def _malformed(ctx: Ctx, cmd: Command) -> None:
+    ctx.reply(
+        "malformed",
+        command=cmd.name,
+        labels=[f.label for f in cmd.fields],
+        example=ctx.renderer.block(cmd.template, "example"),
+    )
+
+
+async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str, str]) -> None:
+    """Validate the new values, then run the command or ask for the next missing field."""
+    values = dict(known)
+    for key, raw in new.items():
+        field = cmd.field(key)
+        try:
+            values[key] = field.parse(raw) if field.parse else raw
+        except FieldError as err:
+            values.pop(key, None)
+            msg = ctx.renderer.block(cmd.template, err.block, value=raw, **err.context)
+            await _save(ctx, cmd, values, key)
+            ctx.send_text(ctx.user, msg or ctx.render("invalid_value", label=field.label, value=raw))
+            return
+    for field in cmd.fields:
+        if field.key not in values and field.infer is not None:
+            guess = field.infer(values)
+            if guess is not None:
+                values[field.key] = guess
+    missing = [f for f in cmd.fields if f.required and not values.get(f.key)]
+    if missing:
+        await _save(ctx, cmd, values, missing[0].key)
+        await _ask(ctx, cmd.key, values, missing[0].key)
+        return
+    await _drop(ctx)
+    await cmd.handler(ctx, values)
+
+
+async def _ask(ctx: Ctx, command: str, values: dict[str, str], awaiting: str, still_open: bool = False) -> None:
+    cmd = ctx.registry.get(command)
+    if cmd is None:
+        return
+    field = cmd.field(awaiting)
+    prompt = ctx.renderer.block(cmd.template, f"ask_{awaiting}") or ctx.render("ask_default", label=field.label)
+    ctx.reply("ask", command=cmd.name, prompt=prompt, still_open=still_open,
+              filled=cmd.shown(values))
+
+
+async def _load(ctx: Ctx) -> Conversation | None:
+    conv = (
+        await ctx.session.execute(select(Conversation).where(Conversation.userid == ctx.user))
+    ).scalar_one_or_none()
+    if conv is None:
+        return None
+    timeout = timedelta(minutes=ctx.config.conversation.timeout_minutes)
+    if ctx.now() - conv.updated_at > timeout:
+        await ctx.session.delete(conv)
+        return None
+    return conv
+
+
+async def _save(ctx: Ctx, cmd: Command, values: dict[str, str], awaiting: str) -> None:
+    conv = await ctx.session.get(Conversation, ctx.user)
+    if conv is None:
+        ctx.session.add(Conversation(userid=ctx.user, command=cmd.key, values=values,
+                                     awaiting=awaiting, updated_at=ctx.now()))
+    else:
+        conv.command, conv.values, conv.awaiting, conv.updated_at = cmd.key, values, awaiting, ctx.now()
+
+
+async def _drop(ctx: Ctx) -> None:
+    await ctx.session.execute(delete(Conversation).where(Conversation.userid == ctx.user))

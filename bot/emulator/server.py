@@ -1,0 +1,406 @@
+"""A WeCom server-API emulator: a real aiohttp server for tests and the demo.
+
+It implements gettoken and the endpoints the bot calls, records every call, enforces the
+documented limits (doc 90312: 30 messages/min and 1000/h from one app to one member; doc 91770:
+20/min per group robot) by answering 45009, and can inject errcodes, HTTP 5xx and delays.
+Where WeCom's exact behaviour is undocumented the choice is noted beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TASK_ID_RE = re.compile(r"^[A-Za-z0-9_@-]{1,128}$")
+CARD_TYPES = {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
+INTERACTIVE = {"button_interaction", "vote_interaction", "multiple_interaction"}
+RESPONSE_CODE_TTL = 72 * 3600
+
+
+@dataclass
+class Call:
+    """One request the emulator received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    at: float
+    errcode: int | None = None
+    status: int = 200
+
+
+@dataclass
+class Delivered:
+    """A message that reached a member, group or robot."""
+
+    to: str
+    msgtype: str
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class _Faults:
+    errcodes: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
+    statuses: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
+    delays: dict[str, float] = field(default_factory=dict)
+
+
+def _err(errcode: int, errmsg: str, **extra: Any) -> dict[str, Any]:
+    return {"errcode": errcode, "errmsg": errmsg, **extra}
+
+
+class Emulator:
+    """The emulated WeCom API for one corp and one app."""
+
+    def __init__(
+        self,
+        corp_id: str = "ww_demo_corp",
+        secret: str = "demo-secret",
+        agent_id: int = 1000002,
+        known_users: set[str] | None = None,
+        token_ttl: int = 7200,
+        clock: Any = time.time,
+    ) -> None:
+        self.corp_id = corp_id
+        self.secret = secret
+        self.agent_id = agent_id
+        self.known_users = known_users
+        self.token_ttl = token_ttl
+        self.clock = clock
+        self.calls: list[Call] = []
+        self.delivered: list[Delivered] = []
+        self.cards: dict[str, dict[str, Any]] = {}  # response_code -> card info
+        self.chats: dict[str, dict[str, Any]] = {}
+        self.media: dict[str, bytes] = {}
+        self.response_urls: dict[str, bool] = {}  # smart-robot response codes -> used
+        self._tokens: dict[str, float] = {}
+        self._task_ids: set[str] = set()
+        self._sent_to: dict[str, deque[float]] = defaultdict(deque)
+        self._webhook_sent: dict[str, deque[float]] = defaultdict(deque)
+        self.webhook_keys: set[str] = set()
+        self._faults = _Faults()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.base_url = ""
+        self.changed = asyncio.Event()
+
+    # -- fault injection -----------------------------------------------------------------------
+    def inject_errcodes(self, path: str, *codes: int) -> None:
+        """The next calls to `path` (e.g. 'message/send') answer these errcodes, in order."""
+        self._faults.errcodes[path].extend(codes)
+
+    def inject_statuses(self, path: str, *statuses: int) -> None:
+        """The next calls to `path` answer these HTTP statuses, in order."""
+        self._faults.statuses[path].extend(statuses)
+
+    def set_delay(self, path: str, seconds: float) -> None:
+        """Every call to `path` waits this long before answering."""
+        self._faults.delays[path] = seconds
+
+    def expire_tokens(self) -> None:
+        """Every issued access_token expires now (the next call answers 42001)."""
+        for t in self._tokens:
+            self._tokens[t] = 0
+
+    # -- views for tests -----------------------------------------------------------------------
+    def messages_to(self, userid: str) -> list[Delivered]:
+        return [d for d in self.delivered if d.to == f"user:{userid}"]
+
+    def texts_to(self, userid: str) -> list[str]:
+        return [d.body["text"]["content"] for d in self.messages_to(userid) if d.msgtype == "text"]
+
+    def calls_to(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        """Wait until `predicate()` is true (checked whenever a call arrives)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError("emulator condition not met in time")
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2))
+            except asyncio.TimeoutError:
+                pass
+
+    # -- server --------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=25 * 1024 * 1024)
+        r = app.router
+        r.add_get("/cgi-bin/gettoken", self._gettoken)
+        r.add_post("/cgi-bin/message/send", self._message_send)
+        r.add_post("/cgi-bin/message/update_template_card", self._update_card)
+        r.add_post("/cgi-bin/appchat/create", self._appchat_create)
+        r.add_get("/cgi-bin/appchat/get", self._appchat_get)
+        r.add_post("/cgi-bin/appchat/send", self._appchat_send)
+        r.add_post("/cgi-bin/media/upload", self._media_upload)
+        r.add_post("/cgi-bin/webhook/send", self._webhook_send)
+        r.add_post("/cgi-bin/aibot/response", self._aibot_response)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int | None = None) -> str:
+        """Listen on loopback (port 0 = any free port; restart reuses the previous port)."""
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, self.port if port is None else port, reuse_address=True)
+        await site.start()
+        sockets = self._runner.addresses
+        self.port = sockets[0][1]
+        self.base_url = f"http://{host}:{self.port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop listening (clients then see connection errors, as when WeCom is unreachable)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        path = request.path.removeprefix("/cgi-bin/")
+        try:
+            body: Any = await request.json() if request.content_type == "application/json" else None
+        except ValueError:
+            body = None
+        call = Call(request.method, path, dict(request.query), body, self.clock())
+        self.calls.append(call)
+        try:
+            delay = self._faults.delays.get(path)
+            if delay:
+                await asyncio.sleep(delay)
+            statuses = self._faults.statuses.get(path)
+            if statuses:
+                call.status = statuses.popleft()
+                return web.Response(status=call.status, text="injected")
+            codes = self._faults.errcodes.get(path)
+            if codes:
+                call.errcode = codes.popleft()
+                return web.json_response(_err(call.errcode, "injected"))
+            if path not in ("gettoken", "webhook/send", "aibot/response"):
+                bad = self._check_token(request.query.get("access_token", ""))
+                if bad:
+                    call.errcode = bad["errcode"]
+                    return web.json_response(bad)
+            request["body"] = body
+            result = await handler(request)
+            if isinstance(result, dict):
+                call.errcode = int(result.get("errcode", 0))
+                return web.json_response(result)
+            return result
+        finally:
+            self.changed.set()
+
+    def _check_token(self, token: str) -> dict[str, Any] | None:
+        if not token:
+            return _err(41001, "access_token missing")
+        expires = self._tokens.get(token)
+        if expires is None:
+            return _err(40014, "invalid access_token")
+        if expires <= self.clock():
+            return _err(42001, "access_token expired")
+        return None
+
+    # -- endpoints -----------------------------------------------------------------------------
+    async def _gettoken(self, request: web.Request) -> dict[str, Any]:
+        if request.query.get("corpid") != self.corp_id:
+            return _err(40013, "invalid corpid")
+        if request.query.get("corpsecret") != self.secret:
+            return _err(40001, "invalid credential")
+        token = "emu_" + secrets.token_hex(16)
+        self._tokens[token] = self.clock() + self.token_ttl
+        return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": self.token_ttl}
+
+    def _limited(self, window: deque[float], limits: tuple[tuple[int, int], ...]) -> bool:
+        now = self.clock()
+        longest = max(w for w, _ in limits)
+        while window and window[0] <= now - longest:
+            window.popleft()
+        return any(sum(1 for t in window if t > now - w) >= n for w, n in limits)
+
+    def _validate_card(self, card: Any) -> str | None:
+        if not isinstance(card, dict) or card.get("card_type") not in CARD_TYPES:
+            return "invalid card_type"
+        task_id = card.get("task_id")
+        if card["card_type"] in INTERACTIVE or card.get("action_menu"):
+            if not isinstance(task_id, str) or not TASK_ID_RE.match(task_id) or len(task_id.encode()) > 128:
+                return "invalid task_id"
+            if task_id in self._task_ids:
+                return "task_id already used"  # task_id must be unique per app (doc 90236)
+        if len(card.get("horizontal_content_list") or []) > 6:
+            return "horizontal_content_list has more than 6 items"
+        buttons = card.get("button_list") or []
+        if len(buttons) > 6:
+            return "button_list has more than 6 buttons"
+        for b in buttons:
+            if len(str(b.get("key", "")).encode()) > 1024:
+                return "button key longer than 1024 bytes"
+        return None
+
+    def _duplicate(self, to: str, msgtype: str, content: Any, interval: int) -> bool:
+        # WeCom documents enable_duplicate_check without saying what it compares against; we
+        # assume identical content to the same member within the interval, whatever the flag
+        # of the earlier message.
+        now = self.clock()
+        return any(
+            d.to == to and d.msgtype == msgtype and d.body.get(msgtype) == content and d.at > now - interval
+            for d in self.delivered
+        )
+
+    async def _message_send(self, request: web.Request) -> dict[str, Any]:
+        body = request["body"]
+        if not isinstance(body, dict):
+            return _err(40058, "body is not json")
+        if body.get("agentid") != self.agent_id:
+            return _err(40056, "invalid agentid")
+        msgtype = body.get("msgtype")
+        if msgtype not in ("text", "markdown", "template_card", "file", "image", "textcard", "news"):
+            return _err(40008, "invalid message type")
+        content = body.get(msgtype)
+        if not isinstance(content, dict):
+            return _err(40058, f"{msgtype} missing")
+        if msgtype == "text" and len(str(content.get("content", "")).encode()) > 2048:
+            return _err(45002, "content size out of limit")
+        if msgtype == "template_card":
+            problem = self._validate_card(content)
+            if problem:
+                return _err(40058, problem)
+        users = [u for u in str(body.get("touser", "")).split("|") if u]
+        if not users:
+            return _err(40058, "touser empty")
+        invalid = [u for u in users if self.known_users is not None and u not in self.known_users]
+        valid = [u for u in users if u not in invalid]
+        if not valid:
+            return _err(81013, "user & party & tag all invalid", invaliduser="|".join(invalid))
+        for u in valid:
+            if self._limited(self._sent_to[u], ((60, 30), (3600, 1000))):
+                return _err(45009, "api freq out of limit")
+        result: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
+                                  "msgid": secrets.token_hex(12)}
+        if body.get("enable_duplicate_check") and all(
+            self._duplicate(f"user:{u}", msgtype, content, int(body.get("duplicate_check_interval", 1800)))
+            for u in valid
+        ):
+            return result
+        now = self.clock()
+        for u in valid:
+            self._sent_to[u].append(now)
+            self.delivered.append(Delivered(f"user:{u}", msgtype, dict(body), now))
+        if msgtype == "template_card":
+            if content.get("task_id"):
+                self._task_ids.add(content["task_id"])
+            code = "rc_" + secrets.token_hex(12)
+            self.cards[code] = {"card": content, "users": valid, "issued": now, "used": False}
+            result["response_code"] = code
+        return result
+
+    def issue_click_code(self, task_id: str, userid: str) -> str:
+        """A fresh ResponseCode for a click on the card `task_id` (what WeCom puts in the event)."""
+        card = next(c for c in self.cards.values() if c["card"].get("task_id") == task_id)
+        code = "rc_" + secrets.token_hex(12)
+        self.cards[code] = {"card": card["card"], "users": [userid], "issued": self.clock(), "used": False}
+        return code
+
+    async def _update_card(self, request: web.Request) -> dict[str, Any]:
+        body = request["body"] or {}
+        if body.get("agentid") != self.agent_id:
+            return _err(40056, "invalid agentid")
+        code = body.get("response_code")
+        info = self.cards.get(code) if isinstance(code, str) else None
+        if info is None or info["used"] or info["issued"] < self.clock() - RESPONSE_CODE_TTL:
+            return _err(40058, "invalid response_code")  # single use, 72 h (doc 94945)
+        info["used"] = True
+        if "template_card" in body:
+            problem = self._validate_card({**body["template_card"], "task_id": info["card"].get("task_id")}
+                                          if body["template_card"].get("card_type") in INTERACTIVE else body["template_card"])
+            if problem and problem != "task_id already used":
+                return _err(40058, problem)
+        for u in body.get("userids") or info["users"]:
+            self.delivered.append(Delivered(f"user:{u}", "update_template_card", dict(body), self.clock()))
+        return _err(0, "ok")
+
+    async def _appchat_create(self, request: web.Request) -> dict[str, Any]:
+        body = request["body"] or {}
+        users = body.get("userlist") or []
+        if not 2 <= len(users) <= 2000:
+            return _err(40050, "userlist must have 2..2000 members")
+        chatid = body.get("chatid") or secrets.token_hex(8)
+        if not re.fullmatch(r"[0-9a-zA-Z]{1,32}", chatid) or chatid in self.chats:
+            return _err(86215, "invalid chatid")
+        self.chats[chatid] = {"chatid": chatid, "name": body.get("name", ""), "owner": body.get("owner"),
+                              "userlist": users}
+        return {"errcode": 0, "errmsg": "ok", "chatid": chatid}
+
+    async def _appchat_get(self, request: web.Request) -> dict[str, Any]:
+        chat = self.chats.get(request.query.get("chatid", ""))
+        if chat is None:
+            return _err(86003, "chat not found")
+        return {"errcode": 0, "errmsg": "ok", "chat_info": chat}
+
+    async def _appchat_send(self, request: web.Request) -> dict[str, Any]:
+        body = request["body"] or {}
+        chatid = body.get("chatid", "")
+        if chatid not in self.chats:
+            return _err(86003, "chat not found")
+        msgtype = body.get("msgtype")
+        if msgtype not in ("text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown"):
+            return _err(40008, "invalid message type")  # no template_card in appchat (doc 90248)
+        self.delivered.append(Delivered(f"chat:{chatid}", msgtype, dict(body), self.clock()))
+        return _err(0, "ok")
+
+    async def _media_upload(self, request: web.Request) -> dict[str, Any]:
+        if request.query.get("type") not in ("image", "voice", "video", "file"):
+            return _err(40004, "invalid media type")
+        reader = await request.multipart()
+        part = await reader.next()
+        if part is None:
+            return _err(41005, "media data missing")
+        data = await part.read()  # type: ignore[union-attr]
+        media_id = "media_" + secrets.token_hex(10)
+        self.media[media_id] = bytes(data)
+        return {"errcode": 0, "errmsg": "ok", "type": request.query["type"], "media_id": media_id,
+                "created_at": str(int(self.clock()))}
+
+    async def _webhook_send(self, request: web.Request) -> dict[str, Any]:
+        key = request.query.get("key", "")
+        if key not in self.webhook_keys:
+            return _err(93000, "invalid webhook url")
+        if self._limited(self._webhook_sent[key], ((60, 20),)):
+            return _err(45009, "api freq out of limit")
+        body = request["body"] or {}
+        msgtype = body.get("msgtype")
+        if msgtype == "template_card" and (body.get("template_card") or {}).get("card_type") in INTERACTIVE:
+            return _err(40008, "interactive cards are not allowed for group robots")
+        self._webhook_sent[key].append(self.clock())
+        self.delivered.append(Delivered(f"webhook:{key}", str(msgtype), dict(body), self.clock()))
+        return _err(0, "ok")
+
+    def new_response_url(self) -> str:
+        """A one-shot smart-robot response_url pointing at this emulator."""
+        code = secrets.token_hex(12)
+        self.response_urls[code] = False
+        return f"{self.base_url}/cgi-bin/aibot/response?response_code={code}"
+
+    async def _aibot_response(self, request: web.Request) -> dict[str, Any]:
+        code = request.query.get("response_code", "")
+        if self.response_urls.get(code) is not False:
+            return _err(40058, "invalid response_code")  # usable once, 1 h (doc 101138)
+        self.response_urls[code] = True
+        body = request["body"] or {}
+        self.delivered.append(Delivered(f"robot:{code}", str(body.get("msgtype")), dict(body), self.clock()))
+        return _err(0, "ok")
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=1)

@@ -1,0 +1,303 @@
+"""The outbox: outbound messages are rows committed with the state change that caused them.
+
+A dispatcher drains them in order per recipient, within WeCom's documented limits (doc 90312:
+30 messages/min and 1000/h from one app to one member; doc 91770: 20/min per group robot),
+with backoff on transient errors. A row is claimed with a lease before it is sent, so several
+processes sharing one database never send the same row at once. If a process dies after WeCom
+accepted a message but before the row was marked sent, the retry carries WeCom's own
+`enable_duplicate_check`, so the member does not get it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import OutboxConfig
+from bot.logs import log
+from bot.wecom_api import WeComAPI, WeComError
+from storage.models import OutboxMessage, OutboxStatus
+
+logger = logging.getLogger("infodesk.outbox")
+
+# (window seconds, max messages) per recipient kind.
+RATE_LIMITS: dict[str, tuple[tuple[int, int], ...]] = {
+    "user": ((60, 30), (3600, 1000)),
+    "webhook": ((60, 20),),
+    "chat": ((60, 200),),
+}
+DUPLICATE_CHECK_SECONDS = 1800
+BATCH = 500
+
+
+def enqueue(
+    session: AsyncSession,
+    now: datetime,
+    recipient: str,
+    kind: str,
+    payload: dict[str, Any],
+    caused_by: int | None = None,
+) -> OutboxMessage:
+    """Add an outbound message to the caller's transaction (never sent if it rolls back)."""
+    row = OutboxMessage(
+        recipient=recipient,
+        kind=kind,
+        payload=payload,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        created_at=now,
+        next_attempt_at=now,
+        caused_by=caused_by,
+    )
+    session.add(row)
+    return row
+
+
+def backoff(attempts: int, cap: float) -> float:
+    """Exponential backoff with jitter: ~1 s, 2 s, 4 s ... up to `cap`."""
+    base = min(cap, 2.0 ** max(0, attempts - 1))
+    return base * (0.75 + random.random() / 2)
+
+
+class Dispatcher:
+    """Drains pending outbox rows to the WeCom API."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        api: WeComAPI,
+        clock: Clock,
+        config: OutboxConfig,
+        webhook_keys: Mapping[str, str] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._api = api
+        self._clock = clock
+        self._cfg = config
+        self._webhook_keys = dict(webhook_keys or {})
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.owner = uuid.uuid4().hex[:12]
+        self._lease = timedelta(seconds=config.request_timeout_seconds + 5)
+
+    def wake(self) -> None:
+        """Look for work now (called after a transaction that wrote outbox rows commits)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Drain until stopped; survives database and network errors."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                sent = await self.drain_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("outbox_drain_failed")
+                sent = 0
+            if sent:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._cfg.poll_interval_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def drain_once(self) -> int:
+        """Send the head row of every recipient that is due and under its limits."""
+        now = self._clock.now()
+        async with self._sessions() as s:
+            rows = (
+                await s.execute(
+                    select(
+                        OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.next_attempt_at,
+                        OutboxMessage.lease_until,
+                    )
+                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .order_by(OutboxMessage.id)
+                    .limit(BATCH)
+                )
+            ).all()
+            heads: dict[str, Any] = {}
+            for row in rows:
+                heads.setdefault(row.recipient, row)  # in order per recipient: only the oldest
+            due = [
+                r for r in heads.values()
+                if r.next_attempt_at <= now and (r.lease_until is None or r.lease_until <= now)
+            ]
+            allowed = await self._under_limits(s, [r.recipient for r in due], now)
+        due = [r for r in due if r.recipient in allowed]
+        if not due:
+            return 0
+        sem = asyncio.Semaphore(self._cfg.concurrency)
+
+        async def one(row_id: int) -> bool:
+            async with sem:
+                return await self._deliver(row_id)
+
+        results = await asyncio.gather(*(one(r.id) for r in due))
+        return sum(results)
+
+    async def _under_limits(self, s: AsyncSession, recipients: list[str], now: datetime) -> set[str]:
+        limited = [r for r in recipients if r.split(":", 1)[0] in RATE_LIMITS]
+        ok = set(recipients) - set(limited)
+        if not limited:
+            return ok
+        longest = max(w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]])
+        windows = sorted({w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]]})
+        cols = [
+            func.sum(case((OutboxMessage.sent_at > now - timedelta(seconds=w), 1), else_=0))
+            for w in windows
+        ]
+        counts = {
+            r[0]: dict(zip(windows, r[1:], strict=True))
+            for r in (
+                await s.execute(
+                    select(OutboxMessage.recipient, *cols)
+                    .where(
+                        OutboxMessage.recipient.in_(limited),
+                        OutboxMessage.sent_at > now - timedelta(seconds=longest),
+                    )
+                    .group_by(OutboxMessage.recipient)
+                )
+            ).all()
+        }
+        for r in limited:
+            c = counts.get(r, {})
+            if all((c.get(w) or 0) < n for w, n in RATE_LIMITS[r.split(":", 1)[0]]):
+                ok.add(r)
+        return ok
+
+    async def _claim(self, row_id: int) -> OutboxMessage | None:
+        now = self._clock.now()
+        async with self._sessions() as s, s.begin():
+            res = await s.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row_id,
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                )
+                .values(
+                    lease_until=now + self._lease,
+                    lease_owner=self.owner,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+            )
+            if res.rowcount != 1:
+                return None  # another process took it
+            return await s.get(OutboxMessage, row_id)
+
+    async def _deliver(self, row_id: int) -> bool:
+        row = await self._claim(row_id)
+        if row is None:
+            return False
+        try:
+            result = await self._call(row)
+        except WeComError as exc:
+            await self._failed(row, exc)
+            return False
+        async with self._sessions() as s, s.begin():
+            await s.execute(
+                update(OutboxMessage)
+                .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner))
+                .values(
+                    status=OutboxStatus.SENT, sent_at=self._clock.now(), lease_until=None,
+                    result={k: v for k, v in result.items() if k not in ("errcode", "errmsg")},
+                    errcode=0, last_error=None,
+                )
+            )
+        log(logger, logging.INFO, "outbox_sent", id=row.id, kind=row.kind,
+            recipient=row.recipient, attempts=row.attempts)
+        return True
+
+    async def _call(self, row: OutboxMessage) -> dict[str, Any]:
+        payload = dict(row.payload)
+        if row.kind == "message":
+            if row.attempts > 1:
+                # An earlier attempt may have reached WeCom; let WeCom drop an exact repeat.
+                payload.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_SECONDS)
+            return await self._api.send_message(payload)
+        if row.kind == "update_card":
+            return await self._api.update_template_card(payload)
+        if row.kind == "appchat":
+            return await self._api.appchat_send(payload)
+        if row.kind == "webhook":
+            name = row.recipient.split(":", 1)[1]
+            key = self._webhook_keys.get(name)
+            if key is None:
+                raise WeComError(93000, f"no webhook key configured for {name}", transient=False)
+            return await self._api.webhook_send(key, payload)
+        if row.kind == "robot_response":
+            return await self._api.robot_response(payload["url"], payload["body"])
+        raise WeComError(-10, f"unknown outbox kind {row.kind}", transient=False)
+
+    async def _failed(self, row: OutboxMessage, exc: WeComError) -> None:
+        now = self._clock.now()
+        if exc.transient:
+            delay = backoff(row.attempts, self._cfg.max_backoff_seconds)
+            if exc.errcode == 45009:
+                delay = max(delay, 60.0)  # frequency blocks lift after a minute (doc 90312)
+            values: dict[str, Any] = {"next_attempt_at": now + timedelta(seconds=delay)}
+            level, event = logging.WARNING, "outbox_retry_later"
+        else:
+            values = {"status": OutboxStatus.FAILED}
+            delay = 0.0
+            level, event = logging.ERROR, "outbox_failed"
+        async with self._sessions() as s, s.begin():
+            await s.execute(
+                update(OutboxMessage)
+                .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner))
+                .values(lease_until=None, errcode=exc.errcode, last_error=exc.errmsg[:500], **values)
+            )
+        log(logger, level, event, id=row.id, kind=row.kind, recipient=row.recipient,
+            errcode=exc.errcode, error=exc.errmsg, attempts=row.attempts, retry_in_s=round(delay, 1))
+
+
+async def outbox_health(s: AsyncSession, now: datetime) -> dict[str, Any]:
+    """Backlog numbers and the latest permanent failures, for /healthz."""
+    counts = dict(
+        (await s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all()
+    )
+    oldest = (
+        await s.execute(
+            select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == OutboxStatus.PENDING)
+        )
+    ).scalar()
+    if isinstance(oldest, str):  # SQLite aggregate returns the raw text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import timezone
+
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    failures = (
+        await s.execute(
+            select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.kind, OutboxMessage.errcode,
+                   OutboxMessage.last_error)
+            .where(OutboxMessage.status == OutboxStatus.FAILED)
+            .order_by(OutboxMessage.id.desc())
+            .limit(10)
+        )
+    ).all()
+    return {
+        "pending": counts.get(OutboxStatus.PENDING, 0),
+        "sent": counts.get(OutboxStatus.SENT, 0),
+        "failed": counts.get(OutboxStatus.FAILED, 0),
+        "oldest_pending_age_s": round((now - oldest).total_seconds(), 1) if oldest else None,
+        "recent_failures": [
+            {"id": f.id, "recipient": f.recipient, "kind": f.kind, "errcode": f.errcode, "error": f.last_error}
+            for f in failures
+        ],
+    }
