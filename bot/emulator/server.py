@@ -55,6 +55,14 @@ class _Faults:
     delays: dict[str, float] = field(default_factory=dict)
 
 
+async def _json(request: web.Request) -> Any:
+    """The JSON body, or None (the body is cached by aiohttp after the first read)."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 def _err(errcode: int, errmsg: str, **extra: Any) -> dict[str, Any]:
     return {"errcode": errcode, "errmsg": errmsg, **extra}
 
@@ -193,7 +201,6 @@ class Emulator:
                 if bad:
                     call.errcode = bad["errcode"]
                     return web.json_response(bad)
-            request["body"] = body
             result = await handler(request)
             if isinstance(result, dict):
                 call.errcode = int(result.get("errcode", 0))
@@ -259,7 +266,7 @@ class Emulator:
         )
 
     async def _message_send(self, request: web.Request) -> dict[str, Any]:
-        body = request["body"]
+        body = await _json(request)
         if not isinstance(body, dict):
             return _err(40058, "body is not json")
         if body.get("agentid") != self.agent_id:
@@ -313,7 +320,7 @@ class Emulator:
         return code
 
     async def _update_card(self, request: web.Request) -> dict[str, Any]:
-        body = request["body"] or {}
+        body = await _json(request) or {}
         if body.get("agentid") != self.agent_id:
             return _err(40056, "invalid agentid")
         code = body.get("response_code")
@@ -331,7 +338,7 @@ class Emulator:
         return _err(0, "ok")
 
     async def _appchat_create(self, request: web.Request) -> dict[str, Any]:
-        body = request["body"] or {}
+        body = await _json(request) or {}
         users = body.get("userlist") or []
         if not 2 <= len(users) <= 2000:
             return _err(40050, "userlist must have 2..2000 members")
@@ -349,7 +356,7 @@ class Emulator:
         return {"errcode": 0, "errmsg": "ok", "chat_info": chat}
 
     async def _appchat_send(self, request: web.Request) -> dict[str, Any]:
-        body = request["body"] or {}
+        body = await _json(request) or {}
         chatid = body.get("chatid", "")
         if chatid not in self.chats:
             return _err(86003, "chat not found")
@@ -378,7 +385,7 @@ class Emulator:
             return _err(93000, "invalid webhook url")
         if self._limited(self._webhook_sent[key], ((60, 20),)):
             return _err(45009, "api freq out of limit")
-        body = request["body"] or {}
+        body = await _json(request) or {}
         msgtype = body.get("msgtype")
         if msgtype == "template_card" and (body.get("template_card") or {}).get("card_type") in INTERACTIVE:
             return _err(40008, "interactive cards are not allowed for group robots")
@@ -397,7 +404,7 @@ class Emulator:
         if self.response_urls.get(code) is not False:
             return _err(40058, "invalid response_code")  # usable once, 1 h (doc 101138)
         self.response_urls[code] = True
-        body = request["body"] or {}
+        body = await _json(request) or {}
         self.delivered.append(Delivered(f"robot:{code}", str(body.get("msgtype")), dict(body), self.clock()))
         return _err(0, "ok")
 
