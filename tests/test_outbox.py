@@ -1,0 +1,196 @@
+"""Outbound delivery: retries, token refresh, permanent failures, limits, order, replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from bot.app import API, DISPATCHER, PIPELINE
+from bot.clock import FakeClock
+from bot.emulator.server import Emulator
+from bot.outbox import Dispatcher, enqueue
+from bot.wecom_api import WeComAPI
+from storage.models import OutboxMessage, OutboxStatus
+from tests.conftest import Bot, make_config, start_bot
+
+
+async def queue_texts(bot: Bot, items: list[tuple[str, str]]) -> None:
+    """Commit outbound text messages as a handler would (one transaction)."""
+    now = bot.app[DISPATCHER]._clock.now()
+    async with bot.app[PIPELINE].sessions() as s, s.begin():
+        for userid, text in items:
+            enqueue(s, now, f"user:{userid}", "message",
+                    {"touser": userid, "msgtype": "text", "text": {"content": text}})
+
+
+async def rows(bot: Bot) -> list[OutboxMessage]:
+    async with bot.app[PIPELINE].sessions() as s:
+        return list((await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
+
+
+async def drain(bot: Bot, times: int = 5) -> None:
+    for _ in range(times):
+        await bot.app[DISPATCHER].drain_once()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+async def quiet_bot(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> AsyncIterator[Bot]:
+    """A bot whose dispatcher runs only when the test drains, on a clock shared with the emulator."""
+    emulator.clock = lambda: clock.now().timestamp()
+    b = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    yield b
+    await b.stop()
+
+
+async def test_emulator_down_then_back_delivers_everything_once(bot: Bot, emulator: Emulator) -> None:
+    await emulator.stop()
+    for i in range(3):
+        assert (await bot.sender.text(f"{['zhaolei', 'majun', 'liyan'][i]}", "帮助")).status == 200
+    await asyncio.sleep(0.5)
+    health = await bot.health()
+    assert health["outbox"]["pending"] == 3
+    await emulator.start()  # same port
+    await bot.settle()
+    for userid in ("zhaolei", "majun", "liyan"):
+        assert len(emulator.texts_to(userid)) == 1
+    assert (await bot.health())["outbox"]["sent"] == 3
+
+
+async def test_token_expiry_mid_run_refreshes_once(quiet_bot: Bot, emulator: Emulator) -> None:
+    await queue_texts(quiet_bot, [("zhaolei", "一")])
+    await drain(quiet_bot)
+    emulator.expire_tokens()
+    await queue_texts(quiet_bot, [("zhaolei", "二")])
+    await drain(quiet_bot)
+    assert emulator.texts_to("zhaolei") == ["一", "二"]
+    assert len(emulator.calls_to("gettoken")) == 2
+    assert [c.errcode for c in emulator.calls_to("message/send")] == [0, 42001, 0]
+    assert quiet_bot.app[API].token_refreshes == 2
+
+
+async def test_permanent_error_fails_once_and_shows_in_health(quiet_bot: Bot, emulator: Emulator,
+                                                              clock: FakeClock) -> None:
+    await queue_texts(quiet_bot, [("ghost_user", "你好"), ("zhaolei", "你好")])
+    for _ in range(3):
+        await drain(quiet_bot)
+        clock.advance(600)
+    assert len(emulator.calls_to("message/send")) == 2  # the ghost was tried once, not forever
+    ghost, ok = await rows(quiet_bot)
+    assert (ghost.status, ghost.errcode) == (OutboxStatus.FAILED, 81013)
+    assert ok.status == OutboxStatus.SENT
+    health = await quiet_bot.health()
+    assert health["outbox"]["failed"] == 1
+    assert health["outbox"]["recent_failures"][0]["errcode"] == 81013
+    assert health["outbox"]["recent_failures"][0]["recipient"] == "user:ghost_user"
+
+
+async def test_transient_errors_back_off_and_retry(quiet_bot: Bot, emulator: Emulator, clock: FakeClock) -> None:
+    emulator.inject_errcodes("message/send", -1, 45033)
+    emulator.inject_statuses("message/send", 502)
+    await queue_texts(quiet_bot, [("zhaolei", "稍后送达")])
+    await drain(quiet_bot)
+    [row] = await rows(quiet_bot)
+    assert row.status == OutboxStatus.PENDING and row.attempts == 1  # waits for its backoff
+    for _ in range(4):
+        clock.advance(2)
+        await drain(quiet_bot)
+    assert emulator.texts_to("zhaolei") == ["稍后送达"]
+    assert [c.status for c in emulator.calls_to("message/send")][0] == 502
+    assert [c.errcode for c in emulator.calls_to("message/send")][1:] == [-1, 45033, 0]
+
+
+async def test_timeout_is_retried(quiet_bot: Bot, emulator: Emulator, clock: FakeClock) -> None:
+    emulator.set_delay("message/send", 2.5)  # the client gives up after 2 s in the test config
+    await queue_texts(quiet_bot, [("zhaolei", "慢")])
+    await drain(quiet_bot, 1)
+    assert (await rows(quiet_bot))[0].errcode == -2
+    emulator.set_delay("message/send", 0)
+    clock.advance(30)
+    await drain(quiet_bot, 2)
+    assert (await rows(quiet_bot))[0].status == OutboxStatus.SENT
+
+
+async def test_member_rate_limit_is_respected_and_order_kept(quiet_bot: Bot, emulator: Emulator,
+                                                             clock: FakeClock) -> None:
+    await queue_texts(quiet_bot, [("zhaolei", f"第{i}条") for i in range(35)])
+    await drain(quiet_bot, 40)
+    assert len(emulator.texts_to("zhaolei")) == 30
+    assert all(c.errcode == 0 for c in emulator.calls_to("message/send"))  # never hit 45009
+    clock.advance(61)
+    await drain(quiet_bot, 10)
+    assert emulator.texts_to("zhaolei") == [f"第{i}条" for i in range(35)]
+
+
+async def test_group_robot_limit_is_20_per_minute(quiet_bot: Bot, emulator: Emulator, clock: FakeClock) -> None:
+    now = clock.now()
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        for i in range(25):
+            enqueue(s, now, "webhook:alumni", "webhook", {"msgtype": "text", "text": {"content": f"{i}"}})
+    await drain(quiet_bot, 30)
+    assert len(emulator.calls_to("webhook/send")) == 20
+    clock.advance(61)
+    await drain(quiet_bot, 10)
+    sent = [d.body["text"]["content"] for d in emulator.delivered if d.to.startswith("webhook:")]
+    assert sent == [str(i) for i in range(25)]
+
+
+async def test_a_failing_head_holds_back_later_messages_to_the_same_member(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    emulator.inject_errcodes("message/send", -1)
+    await queue_texts(quiet_bot, [("zhaolei", "先"), ("zhaolei", "后"), ("majun", "别人")])
+    await drain(quiet_bot)
+    assert emulator.texts_to("zhaolei") == [] and emulator.texts_to("majun") == ["别人"]
+    clock.advance(5)
+    await drain(quiet_bot)
+    assert emulator.texts_to("zhaolei") == ["先", "后"]
+
+
+async def test_unacknowledged_attempt_is_resent_with_duplicate_check(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    """The process died after WeCom accepted the message but before the row was marked sent."""
+    await queue_texts(quiet_bot, [("zhaolei", "只收一次")])
+    [row] = await rows(quiet_bot)
+    dispatcher = quiet_bot.app[DISPATCHER]
+    claimed = await dispatcher._claim(row.id)
+    assert claimed is not None
+    await quiet_bot.app[API].send_message(claimed.payload)  # ... and then the process dies
+    clock.advance(60)  # the lease runs out
+    await drain(quiet_bot)
+    calls = emulator.calls_to("message/send")
+    assert len(calls) == 2 and calls[1].body.get("enable_duplicate_check") == 1
+    assert emulator.texts_to("zhaolei") == ["只收一次"]
+    assert (await rows(quiet_bot))[0].status == OutboxStatus.SENT
+
+
+async def test_two_dispatchers_on_one_database_send_each_row_once(
+    quiet_bot: Bot, emulator: Emulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    users = sorted(emulator.known_users or [])[:8]
+    await queue_texts(quiet_bot, [(u, f"{u}-{i}") for i in range(5) for u in users])
+    cfg = quiet_bot.config
+    apis = [
+        WeComAPI(http, api_base=cfg.wecom.api_base, corp_id=cfg.wecom.corp_id,
+                 secret=cfg.wecom.secret.get_secret_value(), agent_id=cfg.wecom.agent_id, clock=clock)
+        for _ in range(2)
+    ]
+    sessions = quiet_bot.app[PIPELINE].sessions
+    a, b = (Dispatcher(sessions, api, clock, cfg.outbox) for api in apis)
+    for _ in range(8):
+        await asyncio.gather(a.drain_once(), b.drain_once())
+    for u in users:
+        assert emulator.texts_to(u) == [f"{u}-{i}" for i in range(5)]
+    assert len(emulator.calls_to("message/send")) == 40
