@@ -207,3 +207,15 @@ async def test_healthz_reports_database_and_backlog(bot: Bot) -> None:
 async def test_url_verification_round_trip(bot: Bot, path: str) -> None:
     posted = await bot.sender.verify_url("8876543210987654321")
     assert (posted.status, posted.text) == (200, "8876543210987654321")
+
+
+async def test_concurrent_deliveries_of_one_callback_apply_once(bot: Bot, emulator: Emulator) -> None:
+    import asyncio
+
+    xml, _ = bot.sender.text_xml("majun", "报修 地点:机房 设备:电脑 描述:蓝屏")
+    query, body = bot.sender.envelope(xml)
+    statuses = await asyncio.gather(*(bot.sender.post_raw(query, body) for _ in range(6)))
+    assert [p.status for p in statuses] == [200] * 6
+    await bot.settle()
+    assert await bot.count(Ticket) == 1
+    assert len(emulator.texts_to("majun")) == 1

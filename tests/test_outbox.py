@@ -14,7 +14,7 @@ from bot.app import API, DISPATCHER, PIPELINE
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
 from bot.outbox import Dispatcher, enqueue
-from bot.wecom_api import WeComAPI
+from bot.wecom_api import WeComAPI, WeComError
 from storage.models import OutboxMessage, OutboxStatus
 from tests.conftest import Bot, make_config, start_bot
 
@@ -194,3 +194,40 @@ async def test_two_dispatchers_on_one_database_send_each_row_once(
     for u in users:
         assert emulator.texts_to(u) == [f"{u}-{i}" for i in range(5)]
     assert len(emulator.calls_to("message/send")) == 40
+
+
+async def test_concurrent_sends_fetch_one_token(quiet_bot: Bot, emulator: Emulator) -> None:
+    users = sorted(emulator.known_users or [])[:12]
+    await queue_texts(quiet_bot, [(u, "并发") for u in users])
+    await drain(quiet_bot, 2)
+    assert all(emulator.texts_to(u) == ["并发"] for u in users)
+    assert len(emulator.calls_to("gettoken")) == 1
+
+
+async def test_api_endpoints_against_the_emulator(quiet_bot: Bot, emulator: Emulator) -> None:
+    api = quiet_bot.app[API]
+    chat = await api.appchat_create({"name": "测试群", "owner": "zhouyan", "userlist": ["zhouyan", "guoqing"],
+                                     "chatid": "testgroup1"})
+    assert chat["chatid"] == "testgroup1"
+    info = await api.appchat_get("testgroup1")
+    assert info["chat_info"]["userlist"] == ["zhouyan", "guoqing"]
+    await api.appchat_send({"chatid": "testgroup1", "msgtype": "text", "text": {"content": "今日音频课"}})
+    media = await api.media_upload("file", "登记表.xlsx", b"PK\x03\x04 fake")
+    assert emulator.media[media["media_id"]] == b"PK\x03\x04 fake"
+    card = {"card_type": "button_interaction", "main_title": {"title": "报修 #1"}, "task_id": "ticket_1_a",
+            "button_list": [{"text": "接单", "style": 1, "key": "claim:1"}]}
+    sent = await api.send_message({"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    await api.update_template_card({"userids": ["lihua"], "response_code": sent["response_code"],
+                                    "button": {"replace_name": "已接单"}})
+    with pytest.raises(WeComError) as err:  # a response code is single-use
+        await api.update_template_card({"userids": ["lihua"], "response_code": sent["response_code"],
+                                        "button": {"replace_name": "again"}})
+    assert not err.value.transient
+    with pytest.raises(WeComError):  # task_id must never repeat
+        await api.send_message({"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    await api.webhook_send("demo-alumni-webhook-key", {"msgtype": "markdown", "markdown": {"content": "**通知**"}})
+    url = emulator.new_response_url()
+    await api.robot_response(url, {"msgtype": "markdown", "markdown": {"content": "已转私聊处理"}})
+    kinds = [(d.to.split(":")[0], d.msgtype) for d in emulator.delivered]
+    assert kinds == [("chat", "text"), ("user", "template_card"), ("user", "update_template_card"),
+                     ("webhook", "markdown"), ("robot", "markdown")]
