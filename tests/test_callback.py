@@ -219,3 +219,12 @@ async def test_concurrent_deliveries_of_one_callback_apply_once(bot: Bot, emulat
     await bot.settle()
     assert await bot.count(Ticket) == 1
     assert len(emulator.texts_to("majun")) == 1
+
+
+async def test_unknown_message_types_are_acknowledged(bot: Bot) -> None:
+    xml = ("<xml><ToUserName><![CDATA[ww_demo_corp]]></ToUserName><FromUserName><![CDATA[zhaolei]]></FromUserName>"
+           f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[location]]></MsgType>"
+           "<Location_X>23.1</Location_X><Location_Y>113.3</Location_Y><MsgId>555001</MsgId><AgentID>1000002</AgentID></xml>")
+    assert (await bot.sender.post_plain(xml)).status == 200
+    assert await bot.count(InboundEvent, InboundEvent.dedupe_key == "msg:555001") == 1
+    assert await bot.count(OutboxMessage) == 0

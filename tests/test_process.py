@@ -79,16 +79,22 @@ def sender_for(http: aiohttp.ClientSession, url: str) -> CallbackSender:
                           corp_id=w["corp_id"], agent_id=w["agent_id"])
 
 
-async def test_sigkill_with_pending_outbox_delivers_each_once_after_restart(
-    emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, procs: list[Proc]
-) -> None:
+async def serve(emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession,
+                procs: list[Proc]) -> tuple[Path, str, CallbackSender]:
+    """Start `python -m bot serve` on a free port; return its config, URL and a sender."""
     port = free_port()
     cfg = tmp_path / "bot.toml"
     write_config(cfg, emulator.base_url, db_url, port)
     url = f"http://127.0.0.1:{port}"
     procs.append(Proc(cfg, tmp_path / "bot.log"))
     await wait_healthy(http, url)
-    sender = sender_for(http, url)
+    return cfg, url, sender_for(http, url)
+
+
+async def test_sigkill_with_pending_outbox_delivers_each_once_after_restart(
+    emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, procs: list[Proc]
+) -> None:
+    cfg, url, sender = await serve(emulator, db_url, tmp_path, http, procs)
     # WeCom answers slowly, so at the kill some sends are in flight and the rest still queued.
     emulator.set_delay("message/send", 0.4)
     for i, u in enumerate(USERS):
@@ -118,14 +124,8 @@ async def test_sigkill_with_pending_outbox_delivers_each_once_after_restart(
 async def test_sigterm_stops_cleanly_and_logs_are_structured_without_secrets(
     emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, procs: list[Proc]
 ) -> None:
-    port = free_port()
-    cfg = tmp_path / "bot.toml"
-    write_config(cfg, emulator.base_url, db_url, port)
-    url = f"http://127.0.0.1:{port}"
-    proc = Proc(cfg, tmp_path / "bot.log")
-    procs.append(proc)
-    await wait_healthy(http, url)
-    sender = sender_for(http, url)
+    _, _, sender = await serve(emulator, db_url, tmp_path, http, procs)
+    proc = procs[0]
     posted = await sender.text("zhaolei", "报修 地点:302 设备:投影 描述:不亮")
     assert posted.status == 200
     await emulator.wait_for(lambda: emulator.texts_to("zhaolei"))

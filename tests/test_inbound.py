@@ -1,0 +1,76 @@
+"""Parsing decrypted callback XML (text, image, events, template_card_event)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.inbound import BadXML, parse_inbound
+
+CARD_EVENT = """<xml>
+<ToUserName><![CDATA[toUser]]></ToUserName>
+<FromUserName><![CDATA[FromUser]]></FromUserName>
+<CreateTime>123456789</CreateTime>
+<MsgType><![CDATA[event]]></MsgType>
+<Event><![CDATA[template_card_event]]></Event>
+<EventKey><![CDATA[key111]]></EventKey>
+<TaskId><![CDATA[taskid111]]></TaskId>
+<CardType><![CDATA[text_notice]]></CardType>
+<ResponseCode><![CDATA[ResponseCode]]></ResponseCode>
+<AgentID>1</AgentID>
+<SelectedItems>
+    <SelectedItem>
+        <QuestionKey><![CDATA[QuestionKey1]]></QuestionKey>
+        <OptionIds>
+            <OptionId><![CDATA[OptionId1]]></OptionId>
+            <OptionId><![CDATA[OptionId2]]></OptionId>
+        </OptionIds>
+    </SelectedItem>
+    <SelectedItem>
+        <QuestionKey><![CDATA[QuestionKey2]]></QuestionKey>
+        <OptionIds>
+            <OptionId><![CDATA[OptionId3]]></OptionId>
+        </OptionIds>
+    </SelectedItem>
+</SelectedItems>
+</xml>"""
+
+
+def test_template_card_event_from_the_docs() -> None:
+    ev = parse_inbound(CARD_EVENT)
+    assert ev.kind == "card_click"
+    assert (ev.from_user, ev.create_time, ev.event_key, ev.task_id) == ("FromUser", 123456789, "key111", "taskid111")
+    assert (ev.card_type, ev.response_code) == ("text_notice", "ResponseCode")
+    assert ev.selected == {"QuestionKey1": ["OptionId1", "OptionId2"], "QuestionKey2": ["OptionId3"]}
+    assert ev.dedupe_key == "evt:FromUser:123456789:template_card_event:key111:taskid111"
+
+
+def test_text_image_and_enter_agent() -> None:
+    text = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
+                         "<MsgType>text</MsgType><Content><![CDATA[报修]]></Content><MsgId>99</MsgId>"
+                         "<AgentID>1</AgentID></xml>")
+    assert (text.kind, text.content, text.dedupe_key) == ("text", "报修", "msg:99")
+    image = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
+                          "<MsgType>image</MsgType><PicUrl>http://p</PicUrl><MediaId>m1</MediaId><MsgId>100</MsgId>"
+                          "<AgentID>1</AgentID></xml>")
+    assert (image.kind, image.media_id, image.pic_url) == ("image", "m1", "http://p")
+    enter = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>7</CreateTime>"
+                          "<MsgType>event</MsgType><Event>enter_agent</Event><EventKey></EventKey>"
+                          "<AgentID>1</AgentID></xml>")
+    assert (enter.kind, enter.event, enter.dedupe_key) == ("event", "enter_agent", "evt:u1:7:enter_agent::")
+
+
+def test_unknown_message_type_is_kept_as_unknown() -> None:
+    ev = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
+                       "<MsgType>location</MsgType><MsgId>101</MsgId><AgentID>1</AgentID></xml>")
+    assert ev.kind == "unknown" and ev.dedupe_key == "msg:101"
+
+
+@pytest.mark.parametrize("xml", [
+    "<xml><FromUserName>u</FromUserName></xml>",
+    "<xml><FromUserName>u</FromUserName><MsgType>text</MsgType><CreateTime>x</CreateTime></xml>",
+    "<notxml/>",
+    '<!DOCTYPE a [<!ENTITY b "c">]><xml/>',
+])
+def test_bad_messages(xml: str) -> None:
+    with pytest.raises(BadXML):
+        parse_inbound(xml)
