@@ -6,6 +6,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -167,6 +168,48 @@ class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class ChainStep(_Strict):
+    role: Role
+    mode: Literal["any", "all"] = "any"
+
+
+class Chain(_Strict):
+    """An approval chain: steps naming roles resolved relative to the requester and request."""
+
+    applies_to: Literal["all", "系部", "科室"] = "all"  # whose requests may use it
+    needs_class: bool = False  # resolved against the request's class (student matters)
+    steps: tuple[ChainStep, ...] = Field(min_length=1)
+
+
+class ApprovalConfig(_Strict):
+    remind_after_hours: float = Field(default=24, gt=0)
+    escalate_after_hours: float = Field(default=48, gt=0)
+    nudge_cooldown_hours: float = Field(default=4, gt=0)  # 催办 at most once per this
+    # Who is "the next level up" from each role: used when a step would resolve to the
+    # requester themself, and when an idle step escalates.
+    next_level: dict[Role, Role] = Field(default_factory=lambda: {
+        "class_teacher": "dept_head", "dept_deputy": "dept_head", "dept_head": "vp_supervising",
+        "office_lead": "vp_supervising", "vp_supervising": "principal", "vp_campus": "principal",
+        "vp_info_center": "principal", "director": "vp_info_center", "principal": "committee",
+    })
+
+    @model_validator(mode="after")
+    def _escalation_order(self) -> ApprovalConfig:
+        if self.escalate_after_hours <= self.remind_after_hours:
+            raise ValueError("escalate_after_hours must be longer than remind_after_hours")
+        return self
+
+
+class FootageConfig(_Strict):
+    retention_days: int = Field(default=30, ge=1)  # footage older than this is overwritten
+
+
+class ComputersConfig(_Strict):
+    # Term-end and holiday collection dates (计算机回收): holders of issued computers are reminded.
+    collection_dates: tuple[date, ...] = ()
+    reminder_hour: int = Field(default=9, ge=0, le=23)
+
+
 class Campus(_Strict):
     key: str
     name: str
@@ -237,6 +280,10 @@ class Config(_Strict):
     classes: tuple[SchoolClass, ...] = ()
     people: tuple[Person, ...] = ()
     groups: tuple[ManagedGroup, ...] = ()
+    approval: ApprovalConfig = ApprovalConfig()
+    chains: dict[str, Chain] = Field(default_factory=dict)
+    footage: FootageConfig = FootageConfig()
+    computers: ComputersConfig = ComputersConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -314,7 +361,7 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None) -> 
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     _apply_env(raw, dict(os.environ) if environ is None else environ)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False, include_input=False):
@@ -326,6 +373,12 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None) -> 
                 msg = "is not a known key (check the spelling against config.example.toml)"
             problems.append(f"{key or '(top level)'}: {msg}" if key else msg)
         raise ConfigError(problems) from None
+    from handlers.org import chain_problems  # the org model lives with the workflows
+
+    problems = chain_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
