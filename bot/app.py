@@ -19,6 +19,7 @@ from bot.pipeline import Outcome, Pipeline
 from bot.render import Renderer
 from bot.router import Registry, Router
 from bot.wecom_api import WeComAPI
+from schedules.runner import TimerRunner
 from storage.db import make_engine, make_sessionmaker, migrate, ping
 
 logger = logging.getLogger("infodesk.http")
@@ -31,6 +32,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 API = web.AppKey("api", WeComAPI)
 ENGINE = web.AppKey("engine", object)
 REGISTRY = web.AppKey("registry", Registry)
+TIMERS = web.AppKey("timers", object)
 RENDERER = web.AppKey("renderer", Renderer)
 
 
@@ -84,10 +86,16 @@ def create_app(
             }
             dispatcher = Dispatcher(app[PIPELINE].sessions, api, app[CLOCK], config.outbox, webhook_keys)
             app[DISPATCHER] = dispatcher
-            task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher") if run_dispatcher else None
+            timers = TimerRunner(app[PIPELINE], config.scheduler.tick_seconds, on_commit=dispatcher.wake)
+            app[TIMERS] = timers
+            tasks = [
+                asyncio.create_task(dispatcher.run(), name="outbox-dispatcher"),
+                asyncio.create_task(timers.run(), name="timers"),
+            ] if run_dispatcher else []
             yield
             dispatcher.stop()
-            if task is not None:
+            timers.stop()
+            for task in tasks:
                 try:
                     await asyncio.wait_for(task, timeout=config.outbox.request_timeout_seconds + 1)
                 except asyncio.TimeoutError:

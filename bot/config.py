@@ -142,6 +142,7 @@ class DatabaseConfig(_Strict):
 
 class SchedulerConfig(_Strict):
     timezone: str = "Asia/Shanghai"
+    tick_seconds: float = Field(default=30.0, gt=0)  # how often timers and idle approvals are checked
 
     @field_validator("timezone")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,8 +12,12 @@ from bot.clock import Clock
 from bot.config import Config, Person
 from bot.inbound import Inbound
 from bot.outbox import enqueue
+from storage.models import OutboxMessage
 from bot.render import Renderer
 from bot.router import Registry
+
+if TYPE_CHECKING:
+    from handlers.org import Org
 
 TEXT_LIMIT = 2000  # message/send text content is at most 2048 bytes (doc 90236)
 
@@ -48,7 +52,8 @@ class Ctx:
     renderer: Renderer
     registry: Registry
     inbound: Inbound
-    event_id: int
+    event_id: int | None
+    org: Org
 
     @property
     def user(self) -> str:
@@ -76,3 +81,19 @@ class Ctx:
     def reply(self, template: str, /, **context: Any) -> None:
         """Answer the sender with a rendered template."""
         self.send_text(self.user, self.render(template, **context))
+
+    def tell(self, userid: str, template: str, /, **context: Any) -> None:
+        """Send a rendered template to someone else."""
+        self.send_text(userid, self.render(template, **context))
+
+    def send_card(self, userid: str, card: dict[str, Any]) -> OutboxMessage:
+        """Queue an interactive template card to one member (flush to learn the row id)."""
+        return enqueue(
+            self.session, self.now(), f"user:{userid}", "message",
+            {"touser": userid, "msgtype": "template_card", "template_card": card},
+            caused_by=self.event_id,
+        )
+
+    def update_card(self, userid: str, body: dict[str, Any]) -> None:
+        """Queue a message/update_template_card call, ordered after that member's card send."""
+        enqueue(self.session, self.now(), f"user:{userid}", "update_card", body, caused_by=self.event_id)

@@ -84,10 +84,11 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
     for key, raw in new.items():
         field = cmd.field(key)
         try:
-            values[key] = field.parse(raw) if field.parse else raw
+            values[key] = field.parse(raw, ctx) if field.parse else raw
         except FieldError as err:
             values.pop(key, None)
-            msg = ctx.renderer.block(cmd.template, err.block, value=raw, **err.context)
+            msg = ctx.renderer.block(cmd.template, err.block, value=raw, **err.context) or \
+                ctx.renderer.block("forms/_common", err.block, value=raw, **err.context)
             await _save(ctx, cmd, values, key)
             ctx.send_text(ctx.user, msg or ctx.render("invalid_value", label=field.label, value=raw))
             return
@@ -96,7 +97,7 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
             guess = field.infer(values)
             if guess is not None:
                 values[field.key] = guess
-    missing = [f for f in cmd.fields if f.required and not values.get(f.key)]
+    missing = [f for f in cmd.fields if f.needed(values) and not values.get(f.key)]
     if missing:
         await _save(ctx, cmd, values, missing[0].key)
         await _ask(ctx, cmd.key, values, missing[0].key)
@@ -110,7 +111,9 @@ async def _ask(ctx: Ctx, command: str, values: dict[str, str], awaiting: str, st
     if cmd is None:
         return
     field = cmd.field(awaiting)
-    prompt = ctx.renderer.block(cmd.template, f"ask_{awaiting}") or ctx.render("ask_default", label=field.label)
+    prompt = (ctx.renderer.block(cmd.template, f"ask_{awaiting}")
+              or ctx.renderer.block("forms/_common", f"ask_{awaiting}")
+              or ctx.render("ask_default", label=field.label))
     ctx.reply("ask", command=cmd.name, prompt=prompt, still_open=still_open,
               filled=cmd.shown(values))
 
@@ -139,3 +142,12 @@ async def _save(ctx: Ctx, cmd: Command, values: dict[str, str], awaiting: str) -
 
 async def _drop(ctx: Ctx) -> None:
     await ctx.session.execute(delete(Conversation).where(Conversation.userid == ctx.user))
+
+
+async def start_form(ctx: Ctx, command: str, values: dict[str, str]) -> None:
+    """Begin a command's form with some values known (e.g. a card's 驳回 button: ask the reason)."""
+    cmd = ctx.registry.get(command)
+    if cmd is None:
+        raise KeyError(command)
+    await _drop(ctx)
+    await _advance(ctx, cmd, {}, values)

@@ -231,6 +231,8 @@ class Dispatcher:
                 payload.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_SECONDS)
             return await self._api.send_message(payload)
         if row.kind == "update_card":
+            if payload.get("response_code") is None and "card_outbox_id" in payload:
+                payload["response_code"] = await self._send_code(int(payload.pop("card_outbox_id")))
             return await self._api.update_template_card(payload)
         if row.kind == "appchat":
             return await self._api.appchat_send(payload)
@@ -243,6 +245,17 @@ class Dispatcher:
         if row.kind == "robot_response":
             return await self._api.robot_response(payload["url"], payload["body"])
         raise WeComError(-10, f"unknown outbox kind {row.kind}", transient=False)
+
+    async def _send_code(self, outbox_id: int) -> str:
+        """The response_code WeCom returned when the card was sent (single use, 72 h)."""
+        async with self._sessions() as s:
+            sent = await s.get(OutboxMessage, outbox_id)
+        if sent is not None and sent.status == OutboxStatus.PENDING:
+            raise WeComError(-12, "card not sent yet", transient=True)
+        code = (sent.result or {}).get("response_code") if sent is not None else None
+        if not code:
+            raise WeComError(-11, "the card has no response_code to update it with", transient=False)
+        return str(code)
 
     async def _failed(self, row: OutboxMessage, exc: WeComError) -> None:
         now = self._clock.now()

@@ -37,12 +37,20 @@ class Pipeline:
     renderer: Renderer
     registry: Registry
 
+    def __post_init__(self) -> None:
+        from handlers.org import Org
+
+        self.org = Org(self.config)
+
+    def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
+        return Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)
+
     async def apply(self, inbound: Inbound, channel: str = "app") -> Outcome:
         """Record and handle an event exactly once; a handler error rolls everything back."""
         try:
             async with self.sessions() as s, s.begin():
                 event = await self._record(s, inbound, channel, error_id=None)
-                ctx = Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event.id)
+                ctx = self.ctx(s, inbound, event.id)
                 await self._route(ctx)
         except _Duplicate:
             log(logger, logging.INFO, "inbound_duplicate", key=inbound.dedupe_key)
@@ -72,15 +80,19 @@ class Pipeline:
         inbound = ctx.inbound
         if inbound.kind == "text":
             await handle_text(ctx, inbound.content)
-        # Images, card clicks and other events are recorded (deduped) here; the workflows that
-        # use them (photo attachments, approval cards) hook in with their issues.
+        elif inbound.kind == "card_click":
+            from handlers.approvals import handle_click
+
+            await handle_click(ctx)
+        # Images and other events are recorded (deduped) here; photo attachments come with the
+        # fault-ticket issue.
 
     async def _apologise(self, inbound: Inbound, channel: str, error_id: str) -> None:
         """Record the failed event (so WeCom's retries do not repeat it) and tell the user."""
         try:
             async with self.sessions() as s, s.begin():
                 event = await self._record(s, inbound, channel, error_id=error_id)
-                ctx = Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event.id)
+                ctx = self.ctx(s, inbound, event.id)
                 ctx.reply("error_apology", error_id=error_id)
         except _Duplicate:
             pass

@@ -38,9 +38,13 @@ class Field:
     key: str
     labels: tuple[str, ...]  # first is canonical (Simplified); all normalised forms accepted
     required: bool = True
-    parse: Callable[[str], str] | None = None
+    parse: Callable[[str, Ctx], str] | None = None  # raise FieldError when unusable
     infer: Callable[[dict[str, str]], str | None] | None = None  # fill from other fields
     show: Callable[[str], str] | None = None  # how a parsed value reads back to the user
+    required_if: Callable[[dict[str, str]], bool] | None = None  # required only in some cases
+
+    def needed(self, values: dict[str, str]) -> bool:
+        return self.required and (self.required_if is None or self.required_if(values))
 
     @property
     def label(self) -> str:
@@ -57,6 +61,7 @@ class Command:
     fields: tuple[Field, ...] = ()
     default_field: str | None = None  # unlabelled text after the command goes here
     in_help: bool = True
+    positional: bool = False  # `驳回 #12 原因`: unlabelled words fill the fields in order
 
     @property
     def name(self) -> str:
@@ -92,10 +97,11 @@ class Router:
         fields: Iterable[Field] = (),
         default_field: str | None = None,
         in_help: bool = True,
+        positional: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             self.commands.append(
-                Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help)
+                Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help, positional)
             )
             return fn
 
@@ -107,9 +113,14 @@ def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
+# Chinese punctuation a person wrote stays as written in the values they give (NFKC would turn
+# '，' into ','); full-width colons, spaces, letters, digits and '#' are folded for matching.
+KEEP = frozenset("，。！？；（）、“”‘’《》【】…—～·")
+
+
 def normalise(text: str) -> str:
     """Fold full-width forms and Traditional characters; collapse runs of spaces."""
-    folded = unicodedata.normalize("NFKC", text)
+    folded = "".join(ch if ch in KEEP else unicodedata.normalize("NFKC", ch) for ch in text)
     folded = _t2s().convert(folded)
     lines = [re.sub(r"[ \t]+", " ", line).strip() for line in folded.splitlines()]
     return "\n".join(line for line in lines if line)
@@ -189,6 +200,11 @@ def parse_fields(cmd: Command, text: str) -> dict[str, str]:
             raise MalformedFields(f"duplicate:{key}")
         values[key] = value
     head = head.strip()
+    if head and cmd.positional and not matches:
+        words = head.split(None, len(cmd.fields) - 1) if cmd.fields else [head]
+        if len(words) > len(cmd.fields):
+            raise MalformedFields("too_many_words")
+        return {f.key: w for f, w in zip(cmd.fields, words)}
     if head:
         if re.match(r"^[^\s:]{1,8}:", head):
             raise MalformedFields("unknown_label")

@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
-from bot.router import Router
-from handlers import faults, help
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-ROUTERS: tuple[Router, ...] = (help.router, faults.router)
+from bot.router import Router
+from handlers import approval_commands, computers, faults, footage, help
+
+ROUTERS: tuple[Router, ...] = (
+    help.router,
+    faults.router,
+    footage.router,
+    computers.router,
+    approval_commands.router,
+)
+
+# Workflows that go through the approval engine.
+WORKFLOWS = (footage.SPEC, computers.SPEC)
+
+# After approval, a workflow's own cards (operators, technicians) come back here by workflow key.
+FULFIL_CLICKS: dict[str, Callable[..., Awaitable[None]]] = {
+    "footage": footage.fulfil_click,
+    "computer": computers.fulfil_click,
+}
+
+# Timers kept in the database, by kind.
+TIMER_HANDLERS: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
+    "loan_return": computers.fire_loan_return,
+    "computer_collection": computers.fire_collection,
+}

@@ -30,7 +30,7 @@ def category_of(text: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def parse_category(value: str) -> str:
+def parse_category(value: str, ctx: Ctx) -> str:
     cat = category_of(value)
     if cat is None:
         raise FieldError("invalid_category", choices=list(CATEGORY_NAMES.values()))
@@ -38,7 +38,7 @@ def parse_category(value: str) -> str:
 
 
 def parse_text(limit: int):  # type: ignore[no-untyped-def]
-    def parse(value: str) -> str:
+    def parse(value: str, ctx: Ctx) -> str:
         value = value.strip()
         if not value:
             raise FieldError("invalid_empty")

@@ -117,3 +117,129 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN)
     created_at: Mapped[datetime]
     source_event: Mapped[int | None] = mapped_column(BigId, default=None)
+
+
+class Request(Base):
+    """A request that goes through an approval chain (申请表 row); the chain is stored with it."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workflow: Mapped[str] = mapped_column(String(32))
+    chain: Mapped[str] = mapped_column(String(64))
+    requester: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[dict[str, Any]]
+    flow: Mapped[dict[str, Any]]  # approval_engine.Flow.to_json(): resolved steps, decisions
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected | withdrawn
+    stage: Mapped[str] = mapped_column(String(32), default="")  # after approval: the workflow's own
+    confidential: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    step_started_at: Mapped[datetime]
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    nudged_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_requests_status", "status"), Index("ix_requests_requester", "requester"))
+
+
+class ApprovalAudit(Base):
+    """Every decision or refused attempt: who, what, when, from which message or card."""
+
+    __tablename__ = "approval_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(BigId, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    step: Mapped[int | None] = mapped_column(Integer, default=None)
+    prev_status: Mapped[str] = mapped_column(String(16))
+    new_status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(200))  # msg:<MsgId> | card:<TaskId> | timer:<id>
+    at: Mapped[datetime]
+
+
+class Card(Base):
+    """One interactive card sent to one person; a disposable view of a stored request."""
+
+    __tablename__ = "cards"
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_id: Mapped[int] = mapped_column(BigId, index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # approve | fulfil
+    step: Mapped[int] = mapped_column(Integer)
+    userid: Mapped[str] = mapped_column(String(64))
+    outbox_id: Mapped[int | None] = mapped_column(BigId, default=None)  # its message/send row
+    send_code_used: Mapped[bool] = mapped_column(default=False)
+    click_code: Mapped[str | None] = mapped_column(String(200), default=None)  # fresh, single use
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class Away(Base):
+    """A person away for a period; their approval steps go to the substitute (设置代理)."""
+
+    __tablename__ = "away"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(64), index=True)
+    substitute: Mapped[str] = mapped_column(String(64))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class Timer(Base):
+    """A future action kept in the database, so it survives restarts and fires once."""
+
+    __tablename__ = "timers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    fired_at: Mapped[datetime | None] = mapped_column(default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_timers_due", "fired_at", "due_at"),
+        Index("uq_timers_kind_ref_due", "kind", "ref", "due_at", unique=True),
+    )
+
+
+class FootageLog(Base):
+    """监控调取登记表: a retrieval handed over (approved request, or police)."""
+
+    __tablename__ = "footage_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    police: Mapped[bool] = mapped_column(default=False)
+    operator: Mapped[str] = mapped_column(String(64))
+    retriever: Mapped[str] = mapped_column(String(100))  # 调取人
+    retrieved_at: Mapped[str] = mapped_column(String(100))  # 时间 (as the operator logged it)
+    content: Mapped[str] = mapped_column(Text)  # 内容
+    delivery: Mapped[str] = mapped_column(String(100))  # 交付方式
+    location: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class ComputerIssue(Base):
+    """计算机领取/发放登记表: computers issued against an approved requisition."""
+
+    __tablename__ = "computer_issues"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(BigId, unique=True)
+    recipient: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(100))
+    purpose: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[str] = mapped_column(Text)  # 计算机配置
+    assets: Mapped[dict[str, Any]]  # {"numbers": [...]}
+    issued_by: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime]
+    due_back: Mapped[str | None] = mapped_column(String(10), default=None)  # YYYY-MM-DD for loans
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)  # 使用人签字
+    returned_at: Mapped[datetime | None] = mapped_column(default=None)

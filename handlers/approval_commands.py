@@ -1,0 +1,225 @@
+"""Text fallbacks for everything a card does, plus 待办 / 进度 / 我的申请 / 设置代理."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import select
+
+from bot.context import Ctx
+from bot.router import Field, FieldError, Router
+from bot.timeparse import TimeParseError, find_date, local_now
+from handlers.approval_engine import Action, Decision, FlowStatus
+from handlers.approvals import (
+    audit,
+    can_see,
+    card_for,
+    decide,
+    flow_of,
+    load_for_update,
+    send_approval_cards,
+    spec_for,
+)
+from storage.models import Away, Request
+
+router = Router("approvals")
+
+
+def parse_number(value: str, ctx: Ctx) -> str:
+    m = re.fullmatch(r"(?:编号)?\s*#?\s*(\d{1,12})", value.strip())
+    if not m:
+        raise FieldError("invalid_number")
+    return str(int(m.group(1)))
+
+
+def parse_required(value: str, ctx: Ctx) -> str:
+    if not value.strip():
+        raise FieldError("invalid_empty")
+    return value.strip()[:500]
+
+
+NUMBER = Field("number", ("编号", "编號", "number", "no"), parse=parse_number)
+
+
+async def visible_request(ctx: Ctx, number: str, lock: bool = True) -> Request | None:
+    """The request if this member may see it; otherwise say it does not exist (no leak)."""
+    req = await load_for_update(ctx, int(number)) if lock else await ctx.session.get(Request, int(number))
+    if req is None or not can_see(ctx, req, ctx.user):
+        ctx.reply("request_not_found", number=number)
+        return None
+    return req
+
+
+def resolve_person(ctx: Ctx, text: str) -> str | None:
+    """A configured person by userid or by name."""
+    text = text.strip().lstrip("@")
+    if ctx.org.person(text):
+        return text
+    matches = [p.userid for p in ctx.config.people if p.name == text]
+    return matches[0] if len(matches) == 1 else None
+
+
+@router.command("approve", aliases=("同意", "批准", "approve"), positional=True,
+                fields=(NUMBER, Field("comment", ("意见", "意見", "comment"), required=False)))
+async def approve(ctx: Ctx, values: dict[str, str]) -> None:
+    """同意 #编号 [意见]"""
+    req = await visible_request(ctx, values["number"])
+    if req is not None:
+        await decide(ctx, req, Decision(ctx.user, Action.APPROVE, reason=values.get("comment", "")),
+                     await card_for(ctx, req))
+
+
+@router.command("reject", aliases=("驳回", "駁回", "拒绝", "reject"), positional=True,
+                fields=(NUMBER, Field("reason", ("原因", "理由", "reason"), parse=parse_required)))
+async def reject(ctx: Ctx, values: dict[str, str]) -> None:
+    """驳回 #编号 原因"""
+    req = await visible_request(ctx, values["number"])
+    if req is not None:
+        await decide(ctx, req, Decision(ctx.user, Action.REJECT, reason=values["reason"]),
+                     await card_for(ctx, req))
+
+
+@router.command("transfer", aliases=("转审", "轉審", "转交审批", "transfer"), positional=True,
+                fields=(NUMBER, Field("target", ("转给", "對象", "对象", "to"), parse=parse_required)))
+async def transfer(ctx: Ctx, values: dict[str, str]) -> None:
+    """转审 #编号 userid或姓名"""
+    req = await visible_request(ctx, values["number"])
+    if req is None:
+        return
+    target = resolve_person(ctx, values["target"])
+    if target is None:
+        ctx.reply("person_unknown", text=values["target"])
+        return
+    await decide(ctx, req, Decision(ctx.user, Action.TRANSFER, target=target), await card_for(ctx, req))
+
+
+@router.command("withdraw", aliases=("撤销", "撤銷", "撤回", "withdraw"), positional=True, fields=(NUMBER,))
+async def withdraw(ctx: Ctx, values: dict[str, str]) -> None:
+    """撤销 #编号"""
+    req = await visible_request(ctx, values["number"])
+    if req is not None:
+        await decide(ctx, req, Decision(ctx.user, Action.WITHDRAW))
+
+
+@router.command("nudge", aliases=("催办", "催辦", "remind"), positional=True, fields=(NUMBER,))
+async def nudge(ctx: Ctx, values: dict[str, str]) -> None:
+    """催办 #编号 — remind the current approvers (once per few hours)."""
+    req = await visible_request(ctx, values["number"])
+    if req is None:
+        return
+    spec = spec_for(req.workflow)
+    if req.requester != ctx.user or req.status != FlowStatus.PENDING:
+        ctx.reply("nudge_refused", title=spec.title, number=req.id, status=req.status)
+        audit(ctx, req, "refused_nudge", req.status)
+        return
+    cooldown = timedelta(hours=ctx.config.approval.nudge_cooldown_hours)
+    if req.nudged_at is not None and ctx.now() - req.nudged_at < cooldown:
+        wait = req.nudged_at + cooldown - ctx.now()
+        ctx.reply("nudge_too_soon", number=req.id, minutes=int(wait.total_seconds() // 60) + 1)
+        return
+    req.nudged_at = ctx.now()
+    pending = flow_of(req).pending_approvers()
+    audit(ctx, req, "nudge", req.status, step=flow_of(req).current, to=list(pending))
+    await send_approval_cards(ctx, req, pending)  # a fresh card: the old one may have scrolled away
+    for u in pending:
+        ctx.tell(u, "nudged", title=spec.title, number=req.id, requester=ctx.org.name(req.requester))
+    ctx.reply("nudge_sent", number=req.id, names=[ctx.org.name(u) for u in pending])
+
+
+@router.command("comment", aliases=("评论", "評論", "备注", "comment"), positional=True,
+                fields=(NUMBER, Field("text", ("内容", "內容", "text"), parse=parse_required)))
+async def comment(ctx: Ctx, values: dict[str, str]) -> None:
+    """评论 #编号 内容"""
+    req = await visible_request(ctx, values["number"])
+    if req is None:
+        return
+    flow = flow_of(req)
+    audit(ctx, req, "comment", req.status, step=flow.current, text=values["text"])
+    others = {req.requester, *flow.pending_approvers()} - {ctx.user}
+    spec = spec_for(req.workflow)
+    for u in sorted(others):
+        ctx.tell(u, "comment_added", title=spec.title, number=req.id, author=ctx.org.name(ctx.user),
+                 text=values["text"])
+    ctx.reply("comment_saved", number=req.id)
+
+
+@router.command("pending", aliases=("待办", "待辦", "todo", "pending"))
+async def pending(ctx: Ctx, values: dict[str, str]) -> None:
+    """待办 — the approvals waiting for me."""
+    rows = (await ctx.session.execute(
+        select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id)
+    )).scalars()
+    mine = [r for r in rows if ctx.user in flow_of(r).pending_approvers()]
+    ctx.reply("pending_list", items=[
+        {"number": r.id, "title": spec_for(r.workflow).title, "requester": ctx.org.name(r.requester),
+         "since": local_now(r.step_started_at, ctx.config.scheduler.timezone).strftime("%m-%d %H:%M")}
+        for r in mine
+    ])
+
+
+@router.command("progress", aliases=("进度", "進度", "status", "progress"), positional=True, fields=(NUMBER,))
+async def progress(ctx: Ctx, values: dict[str, str]) -> None:
+    """进度 #编号 — where a request is and who approves next."""
+    req = await visible_request(ctx, values["number"], lock=False)
+    if req is None:
+        return
+    flow = flow_of(req)
+    steps = [
+        {"role": ctx.render("role_name", role=s.role), "names": [ctx.org.name(a) for a in s.approvers],
+         "status": s.status.value, "by": [ctx.org.name(a) for a in s.approved_by]}
+        for s in flow.steps
+    ]
+    ctx.reply("progress", title=spec_for(req.workflow).title, number=req.id, status=req.status,
+              stage=req.stage, steps=steps, current=flow.current,
+              next=[ctx.org.name(u) for u in flow.pending_approvers()])
+
+
+@router.command("my_requests", aliases=("我的申请", "我的申請", "mine", "my requests"))
+async def my_requests(ctx: Ctx, values: dict[str, str]) -> None:
+    """我的申请 — my requests and where each stands."""
+    rows = (await ctx.session.execute(
+        select(Request).where(Request.requester == ctx.user).order_by(Request.id.desc()).limit(20)
+    )).scalars()
+    ctx.reply("my_requests", items=[
+        {"number": r.id, "title": spec_for(r.workflow).title, "status": r.status, "stage": r.stage,
+         "next": [ctx.org.name(u) for u in flow_of(r).pending_approvers()]}
+        for r in rows
+    ])
+
+
+def _parse_day(ctx: Ctx, text: str, end: bool) -> datetime:
+    now = local_now(ctx.now(), ctx.config.scheduler.timezone)
+    found = find_date(text, now.date(), prefer="future")
+    if found is None:
+        raise TimeParseError("no_date")
+    day = found[0] + timedelta(days=1) if end else found[0]
+    return datetime.combine(day, time(0, 0), now.tzinfo)
+
+
+@router.command("delegate", aliases=("设置代理", "設置代理", "代理", "delegate"), positional=True,
+                fields=(Field("target", ("代理人", "target"), parse=parse_required),
+                        Field("start", ("从", "從", "from"), parse=parse_required),
+                        Field("end", ("到", "to"), parse=parse_required)))
+async def delegate(ctx: Ctx, values: dict[str, str]) -> None:
+    """设置代理 userid 从 到 — while I am away, my approval steps go to this person."""
+    target = resolve_person(ctx, values["target"])
+    if target is None or target == ctx.user:
+        ctx.reply("person_unknown", text=values["target"])
+        return
+    try:
+        start_at = _parse_day(ctx, values["start"], end=False)
+        end_at = _parse_day(ctx, values["end"], end=True)
+    except TimeParseError:
+        ctx.reply("delegate_bad_dates")
+        return
+    if end_at <= start_at:
+        ctx.reply("delegate_bad_dates")
+        return
+    ctx.session.add(Away(userid=ctx.user, substitute=target, start_at=start_at, end_at=end_at,
+                         created_at=ctx.now()))
+    ctx.reply("delegate_set", name=ctx.org.name(target), start=start_at.strftime("%Y-%m-%d"),
+              end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"))
+    ctx.tell(target, "delegate_notice", name=ctx.org.name(ctx.user), start=start_at.strftime("%Y-%m-%d"),
+             end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"))
+

@@ -1,0 +1,382 @@
+"""The approval service shared by every workflow: submit, decide, cards, audit.
+
+Workflows declare a `WorkflowSpec` (title, card facts, what happens when approved) and call
+`submit`; decisions arrive from card clicks or text commands and go through `decide`, which runs
+the pure `advance` and turns its outcome into stored state, audit rows, cards and messages —
+all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from bot.context import Ctx
+from handlers.approval_engine import (
+    Action,
+    Decision,
+    Flow,
+    FlowStatus,
+    NotAllowed,
+    Outcome,
+    Refusal,
+    Step,
+    advance,
+    start,
+)
+from storage.models import ApprovalAudit, Away, Card, Request
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """What a workflow tells the engine about itself."""
+
+    key: str                      # stored in requests.workflow
+    title: str                    # 监控调取申请 — shown on cards and messages
+    confidential: bool
+    facts: Callable[[Ctx, Request], list[tuple[str, str]]]  # up to 6 card rows
+    on_approved: Callable[[Ctx, Request], Awaitable[None]]
+    viewers: Callable[[Ctx, Request], Sequence[str]] = lambda ctx, req: ()  # besides requester/approvers
+
+
+def spec_for(key: str) -> WorkflowSpec:
+    from handlers import WORKFLOWS
+
+    return next(w for w in WORKFLOWS if w.key == key)
+
+
+def new_task_id(request_id: int, purpose: str) -> str:
+    """Unique per app, only [A-Za-z0-9_@-], at most 128 bytes (doc 90236)."""
+    return f"r{request_id}_{purpose}_{secrets.token_hex(6)}"
+
+
+def flow_of(req: Request) -> Flow:
+    return Flow.from_json(req.flow)
+
+
+async def away_now(ctx: Ctx) -> dict[str, str]:
+    """Who is away right now, and their substitute."""
+    now = ctx.now()
+    rows = (await ctx.session.execute(
+        select(Away).where(Away.start_at <= now, Away.end_at > now).order_by(Away.id)
+    )).scalars()
+    return {r.userid: r.substitute for r in rows}
+
+
+def audit(ctx: Ctx, req: Request, action: str, prev: str, step: int | None = None,
+          source: str | None = None, **detail: Any) -> None:
+    """Write one audit row in the current transaction."""
+    ctx.session.add(ApprovalAudit(
+        request_id=req.id, actor=ctx.user, action=action, step=step, prev_status=prev,
+        new_status=req.status, detail=detail, source=source or _source(ctx), at=ctx.now(),
+    ))
+
+
+def _source(ctx: Ctx) -> str:
+    ib = ctx.inbound
+    if ib.kind == "card_click":
+        return f"card:{ib.task_id}"
+    if ib.msg_id:
+        return f"msg:{ib.msg_id}"
+    return f"event:{ib.dedupe_key}"[:200]
+
+
+# -- cards -----------------------------------------------------------------------------------
+def _block(ctx: Ctx, name: str, /, **kw: Any) -> str:
+    text = ctx.renderer.block("cards", name, **kw)
+    assert text is not None, name
+    return text
+
+
+def approval_card(ctx: Ctx, req: Request, task_id: str, userid: str) -> dict[str, Any]:
+    """The button_interaction card an approver of the current step receives."""
+    spec = spec_for(req.workflow)
+    flow = flow_of(req)
+    step = flow.step
+    assert step is not None
+    requester = ctx.org.person(req.requester)
+    unit = ctx.org.unit_of(req.requester)
+    facts = spec.facts(ctx, req)[:6]
+    on_behalf = step.on_behalf.get(userid)
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": _block(ctx, "source"), "desc_color": 0},
+        "main_title": {
+            "title": _block(ctx, "title", title=spec.title, number=req.id),
+            "desc": _block(ctx, "desc", requester=requester.name if requester else req.requester,
+                           unit=unit.name if unit else ""),
+        },
+        "sub_title_text": _block(ctx, "step", no=flow.current + 1, total=len(flow.steps),
+                                 role=ctx.render("role_name", role=step.role),
+                                 on_behalf=ctx.org.name(on_behalf) if on_behalf else None),
+        "horizontal_content_list": [{"keyname": k[:5], "value": str(v)[:30]} for k, v in facts],
+        "task_id": task_id,
+        "button_list": [
+            {"text": _block(ctx, "approve"), "style": 1, "key": f"ap:{req.id}:{flow.current}:approve"},
+            {"text": _block(ctx, "reject"), "style": 2, "key": f"ap:{req.id}:{flow.current}:reject"},
+            {"text": _block(ctx, "transfer"), "style": 3, "key": f"ap:{req.id}:{flow.current}:transfer"},
+        ],
+    }
+
+
+async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) -> None:
+    """A fresh card (new task_id) to each person, recorded so clicks can be checked."""
+    flow = flow_of(req)
+    for u in userids:
+        task_id = new_task_id(req.id, "ap")
+        row = ctx.send_card(u, approval_card(ctx, req, task_id, u))
+        await ctx.session.flush()
+        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="approve", step=flow.current,
+                             userid=u, outbox_id=row.id, created_at=ctx.now()))
+
+
+async def close_cards(ctx: Ctx, req: Request, label: str, userids: Sequence[str] | None = None,
+                      purpose: str = "approve") -> None:
+    """Grey out the active cards of a request (for some people) with `label` on the button."""
+    q = select(Card).where(Card.request_id == req.id, Card.active.is_(True), Card.purpose == purpose)
+    if userids is not None:
+        q = q.where(Card.userid.in_(list(userids)))
+    for card in (await ctx.session.execute(q)).scalars():
+        refresh_card(ctx, card, label)
+        card.active = False
+
+
+def refresh_card(ctx: Ctx, card: Card, label: str) -> None:
+    """Replace the card's buttons with `label` (response codes are single-use: use a fresh one)."""
+    body: dict[str, Any] = {"userids": [card.userid], "button": {"replace_name": label[:10]}}
+    if card.click_code:
+        body["response_code"] = card.click_code
+        card.click_code = None
+    elif not card.send_code_used and card.outbox_id is not None:
+        body["card_outbox_id"] = card.outbox_id  # the dispatcher reads the send's response_code
+        card.send_code_used = True
+    else:
+        return  # no unused code left: the card stays as it is; the server refuses stale clicks
+    ctx.update_card(card.userid, body)
+
+
+# -- submit and decide -----------------------------------------------------------------------
+async def submit(ctx: Ctx, spec: WorkflowSpec, chain_key: str, fields: dict[str, Any],
+                 class_key: str | None = None, stage: str = "") -> Request:
+    """Create a request, resolve its chain to people now, and send the first cards."""
+    chain = ctx.config.chains[chain_key]
+    resolved = ctx.org.resolve_chain(chain, ctx.user, class_key)
+    steps = tuple(Step(s.role, s.mode, s.approvers) for s in resolved)
+    outcome = start(ctx.user, steps, await away_now(ctx))
+    now = ctx.now()
+    req = Request(workflow=spec.key, chain=chain_key, requester=ctx.user, fields=fields,
+                  flow=outcome.flow.to_json(), status=outcome.flow.status.value, stage=stage,
+                  confidential=spec.confidential, created_at=now, updated_at=now, step_started_at=now)
+    ctx.session.add(req)
+    await ctx.session.flush()
+    audit(ctx, req, "submit", prev="", step=0, chain=chain_key,
+          steps=[{"role": s.role, "approvers": list(s.approvers)} for s in outcome.flow.steps])
+    await send_approval_cards(ctx, req, outcome.new_approvers)
+    if outcome.flow.status is FlowStatus.APPROVED:
+        await spec.on_approved(ctx, req)
+    return req
+
+
+async def load_for_update(ctx: Ctx, request_id: int) -> Request | None:
+    """The request, locked for this transaction (PostgreSQL row lock; SQLite is serialised)."""
+    return (await ctx.session.execute(
+        select(Request).where(Request.id == request_id).with_for_update()
+    )).scalar_one_or_none()
+
+
+def can_see(ctx: Ctx, req: Request, userid: str) -> bool:
+    """Requester, anyone on the chain (or on whose behalf), and the workflow's own viewers."""
+    if userid == req.requester:
+        return True
+    flow = flow_of(req)
+    for s in flow.steps:
+        if userid in s.approvers or userid in s.on_behalf.values():
+            return True
+    return userid in spec_for(req.workflow).viewers(ctx, req)
+
+
+# Refusals that mean the card no longer shows something its holder can act on.
+STALE_REFUSALS = frozenset({Refusal.NOT_PENDING, Refusal.STALE_STEP, Refusal.NOT_APPROVER})
+
+
+async def decide(ctx: Ctx, req: Request, decision: Decision, card: Card | None = None) -> bool:
+    """Apply a decision; on refusal tell the actor why, audit it, refresh the card. True if applied."""
+    spec = spec_for(req.workflow)
+    flow = flow_of(req)
+    prev = req.status
+    try:
+        outcome = advance(flow, decision, await away_now(ctx))
+    except NotAllowed as exc:
+        audit(ctx, req, f"refused_{decision.action.value}", prev, step=flow.current, refusal=exc.refusal.value)
+        ctx.reply("approval_refused", refusal=exc.refusal.value, title=spec.title, number=req.id,
+                  status=req.status)
+        if card is not None and exc.refusal in STALE_REFUSALS:
+            refresh_card(ctx, card, _block(ctx, f"state_{_card_state(req, card)}"))
+            card.active = False
+        return False
+    await _apply(ctx, req, spec, flow, outcome, decision, prev)
+    return True
+
+
+def _card_state(req: Request, card: Card) -> str:
+    if req.status != FlowStatus.PENDING:
+        return req.status
+    return "moved_on" if card.step != flow_of(req).current else "not_yours"
+
+
+async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outcome: Outcome,
+                 decision: Decision, prev: str) -> None:
+    flow = outcome.flow
+    req.flow = flow.to_json()
+    req.status = flow.status.value
+    req.updated_at = ctx.now()
+    if flow.current != before.current or "escalated" in outcome.events:
+        req.step_started_at = ctx.now()
+        req.reminded_at = None
+    audit(ctx, req, decision.action.value, prev, step=before.current, reason=decision.reason,
+          target=decision.target, targets=list(decision.targets), events=list(outcome.events))
+    actor_name = ctx.org.name(decision.actor)
+    label_ctx = {"name": actor_name}
+    if decision.action is Action.APPROVE:
+        await close_cards(ctx, req, _block(ctx, "done_approved", **label_ctx), outcome.retired)
+    elif decision.action is Action.REJECT:
+        await close_cards(ctx, req, _block(ctx, "done_rejected", **label_ctx), outcome.retired)
+    elif decision.action is Action.TRANSFER:
+        await close_cards(ctx, req, _block(ctx, "done_transferred", to=ctx.org.name(decision.target or "")),
+                          outcome.retired)
+    elif decision.action is Action.WITHDRAW:
+        await close_cards(ctx, req, _block(ctx, "state_withdrawn"))
+    await send_approval_cards(ctx, req, outcome.new_approvers)
+    info = {"title": spec.title, "number": req.id, "actor": actor_name, "reason": decision.reason,
+            "role": ctx.render("role_name", role=before.steps[before.current].role),
+            "next": [ctx.org.name(u) for u in flow.pending_approvers()],
+            "target": ctx.org.name(decision.target) if decision.target else ""}
+    if "approved" in outcome.events:
+        ctx.tell(req.requester, "request_approved", **info)
+        await spec.on_approved(ctx, req)
+    elif "rejected" in outcome.events:
+        ctx.tell(req.requester, "request_rejected", **info)
+        for u in before.steps[before.current].approvers:
+            if u != decision.actor:
+                ctx.tell(u, "request_closed_for_approver", **info, status="rejected")
+    elif "advanced" in outcome.events:
+        ctx.tell(req.requester, "request_advanced", **info)
+    elif "withdrawn" in outcome.events:
+        ctx.reply("request_withdrawn", **info)
+        for u in before.pending_approvers():
+            ctx.tell(u, "request_closed_for_approver", **info, status="withdrawn")
+    elif "transferred" in outcome.events:
+        ctx.tell(req.requester, "request_transferred", **info)
+    elif "escalated" in outcome.events:
+        for u in outcome.new_approvers:
+            ctx.tell(u, "escalated_to_you", **info)
+    if decision.actor != req.requester and decision.action in (Action.APPROVE, Action.REJECT, Action.TRANSFER):
+        ctx.reply("decision_recorded", action=decision.action.value, **info)
+
+
+# -- card clicks -----------------------------------------------------------------------------
+async def handle_click(ctx: Ctx) -> None:
+    """A click on one of our cards: authorise against the stored card, then act on the request."""
+    ib = ctx.inbound
+    card = await ctx.session.get(Card, ib.task_id or "")
+    parts = (ib.event_key or "").split(":")
+    if card is None or card.userid != ctx.user or len(parts) < 3:
+        # Someone else's card, a forged task id or a key we never issued: refuse, change nothing.
+        ctx.reply("card_unknown")
+        if card is not None:
+            req = await ctx.session.get(Request, card.request_id)
+            if req is not None:
+                audit(ctx, req, "refused_click", req.status, refusal=Refusal.NOT_APPROVER.value,
+                      key=ib.event_key)
+        return
+    if ib.response_code:
+        card.click_code = ib.response_code  # fresh and single-use: kept for this card's next update
+    req = await load_for_update(ctx, card.request_id)
+    if req is None or str(req.id) != parts[1]:
+        ctx.reply("card_unknown")
+        return
+    if parts[0] == "ap":
+        await _approval_click(ctx, req, card, parts)
+    else:
+        from handlers import FULFIL_CLICKS
+
+        handler = FULFIL_CLICKS.get(req.workflow)
+        if handler is None:
+            ctx.reply("card_unknown")
+            return
+        await handler(ctx, req, card, parts)
+
+
+async def _approval_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
+    action = parts[3] if len(parts) > 3 else ""
+    step = int(parts[2]) if parts[2].isdigit() else -1
+    if action == "approve":
+        await decide(ctx, req, Decision(ctx.user, Action.APPROVE, step=step), card)
+        return
+    if action in ("reject", "transfer"):
+        flow = flow_of(req)
+        if flow.status is not FlowStatus.PENDING or step != flow.current or ctx.user not in flow.pending_approvers():
+            await decide(ctx, req, Decision(ctx.user, Action(action), reason="-", target="-", step=step), card)
+            return
+        # A button cannot carry text: ask for the reason / the new approver in a conversation.
+        from bot.conversation import start_form
+
+        await start_form(ctx, "reject" if action == "reject" else "transfer", {"number": str(req.id)})
+        return
+    ctx.reply("card_unknown")
+
+
+async def card_for(ctx: Ctx, req: Request) -> Card | None:
+    """The actor's latest active approval card for the request's current step (text commands)."""
+    flow = flow_of(req)
+    return (await ctx.session.execute(
+        select(Card).where(and_(Card.request_id == req.id, Card.userid == ctx.user, Card.active.is_(True),
+                                Card.purpose == "approve", Card.step == flow.current))
+        .order_by(Card.created_at.desc())
+    )).scalars().first()
+
+
+def step_age(req: Request, now: datetime) -> float:
+    return (now - req.step_started_at).total_seconds() / 3600
+
+
+async def sweep_idle(ctx: Ctx) -> int:
+    """Remind the approvers of idle steps, and escalate steps idle for longer (system actor)."""
+    cfg = ctx.config.approval
+    now = ctx.now()
+    rows = list((await ctx.session.execute(
+        select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id)
+    )).scalars())
+    acted = 0
+    for req in rows:
+        flow = flow_of(req)
+        step = flow.step
+        if step is None:
+            continue
+        age = step_age(req, now)
+        if age >= cfg.escalate_after_hours and not step.escalated:
+            level = ctx.org.next_level(step.role)
+            targets: tuple[str, ...] = ()
+            if level:
+                try:
+                    targets = ctx.org.resolve_step(level, "any", req.requester,
+                                                   req.fields.get("class")).approvers
+                except Exception:
+                    targets = ()
+            await decide(ctx, req, Decision(ctx.user, Action.ESCALATE, targets=targets))
+            acted += 1
+        elif age >= cfg.remind_after_hours and req.reminded_at is None:
+            req.reminded_at = now
+            pending = flow.pending_approvers()
+            audit(ctx, req, "auto_remind", req.status, step=flow.current, to=list(pending))
+            await send_approval_cards(ctx, req, pending)
+            spec = spec_for(req.workflow)
+            for u in pending:
+                ctx.tell(u, "auto_reminder", title=spec.title, number=req.id, hours=int(age))
+            acted += 1
+    return acted

@@ -1,0 +1,205 @@
+"""调监控 — CCTV footage requests (W3; registers 监控调取申请表, 监控调取登记表).
+
+Student-related: class teacher → department head → VP in charge of the information center;
+staff-related: department head → that VP. Then the CCTV operators retrieve and log the handover.
+Police requests are logged by an operator directly (the manual exempts 公安). Confidential:
+only the requester, the approvers and the operators ever see a request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.context import Ctx
+from bot.router import Field, FieldError, Router
+from bot.timeparse import TimeParseError, local_now, parse_span
+from handlers.approval_commands import NUMBER, parse_required, visible_request
+from handlers.approvals import WorkflowSpec, close_cards, new_task_id, submit
+from storage.models import Card, FootageLog, Request
+
+router = Router("footage")
+KIND_WORDS = {"学生": ("学生", "student", "学员"), "教职工": ("教职工", "教师", "老师", "员工", "职工", "staff", "teacher")}
+
+
+def parse_kind(value: str, ctx: Ctx) -> str:
+    low = value.strip().lower()
+    for kind, words in KIND_WORDS.items():
+        if any(w in low for w in words):
+            return kind
+    raise FieldError("invalid_kind")
+
+
+def parse_class(value: str, ctx: Ctx) -> str:
+    klass = ctx.org.find_class(value)
+    if klass is None:
+        raise FieldError("invalid_class", choices=[c.name for c in ctx.config.classes])
+    return klass.key
+
+
+def parse_time(value: str, ctx: Ctx) -> str:
+    now = local_now(ctx.now(), ctx.config.scheduler.timezone)
+    try:
+        start, end = parse_span(value, now, prefer="past")
+    except TimeParseError as exc:
+        raise FieldError(f"invalid_time_{exc.code}") from None
+    if start > now:
+        raise FieldError("invalid_time_future")
+    return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
+
+
+def footage_start(fields: dict[str, str], tz: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.strptime(fields["time"][:16], "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(tz))
+
+
+def days_left(ctx: Ctx, fields: dict[str, str]) -> int:
+    """Days before the footage is overwritten (negative: probably gone already)."""
+    tz = ctx.config.scheduler.timezone
+    age = (local_now(ctx.now(), tz).date() - footage_start(fields, tz).date()).days
+    return ctx.config.footage.retention_days - age
+
+
+def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
+    f = req.fields
+    who = f["kind"] + (f"（{ctx.org.school_class(f['class']).name}）" if f.get("class") else "")  # type: ignore[union-attr]
+    left = days_left(ctx, f)
+    return [("地点", f["location"]), ("时段", f["time"]), ("对象", who), ("原因", f["reason"]),
+            ("保留", ctx.render("footage_days_left", days=left))]
+
+
+def viewers(ctx: Ctx, req: Request) -> list[str]:
+    return ctx.org.with_role("cctv_operator")
+
+
+async def on_approved(ctx: Ctx, req: Request) -> None:
+    """Approved: every CCTV operator gets a card to retrieve the footage and log the handover."""
+    req.stage = "awaiting_retrieval"
+    for op in ctx.org.with_role("cctv_operator"):
+        task_id = new_task_id(req.id, "op")
+        card = {
+            "card_type": "button_interaction",
+            "main_title": {"title": ctx.renderer.block("cards", "footage_retrieve_title", number=req.id),
+                           "desc": ctx.renderer.block("cards", "footage_retrieve_desc",
+                                                      requester=ctx.org.name(req.requester))},
+            "horizontal_content_list": [{"keyname": k, "value": v[:30]} for k, v in facts(ctx, req)],
+            "task_id": task_id,
+            "button_list": [{"text": ctx.renderer.block("cards", "footage_log_button"), "style": 1,
+                             "key": f"op:{req.id}:0:log"}],
+        }
+        row = ctx.send_card(op, card)
+        await ctx.session.flush()
+        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="fulfil", step=0, userid=op,
+                             outbox_id=row.id, created_at=ctx.now()))
+
+
+SPEC = WorkflowSpec(key="footage", title="监控调取申请", confidential=True, facts=facts,
+                    on_approved=on_approved, viewers=viewers)
+
+
+@router.command(
+    "request_footage",
+    aliases=("调监控", "調監控", "调取监控", "查监控", "footage", "cctv"),
+    fields=(
+        Field("location", ("地点", "地點", "位置", "摄像头", "location", "camera"), parse=parse_required),
+        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
+        Field("reason", ("原因", "理由", "事由", "reason"), parse=parse_required),
+        Field("kind", ("类型", "類型", "对象", "type"), parse=parse_kind),
+        Field("class", ("班级", "班級", "class"), parse=parse_class, required_if=lambda v: v.get("kind") == "学生"),
+    ),
+)
+async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:
+    """Ask for CCTV footage; it goes through the footage approval chain."""
+    if ctx.person is None:
+        ctx.reply("not_in_directory")
+        return
+    student = values["kind"] == "学生"
+    fields = {k: values[k] for k in ("location", "time", "reason", "kind")}
+    if student:
+        fields["class"] = values["class"]
+    req = await submit(ctx, SPEC, "footage_student" if student else "footage_staff", fields,
+                       class_key=values.get("class") if student else None)
+    from handlers.approvals import flow_of
+
+    ctx.reply("footage_submitted", number=req.id, days_left=days_left(ctx, fields),
+              next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
+              chain=[ctx.render("role_name", role=s.role) for s in flow_of(req).steps])
+
+
+async def fulfil_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
+    """An operator's 登记 button: ask for the handover details."""
+    from bot.conversation import start_form
+
+    if req.stage != "awaiting_retrieval":
+        ctx.reply("footage_already_logged", number=req.id)
+        return
+    await start_form(ctx, "log_footage", {"number": str(req.id)})
+
+
+def _is_operator(ctx: Ctx) -> bool:
+    return ctx.person is not None and "cctv_operator" in ctx.person.roles
+
+
+LOG_FIELDS = (
+    Field("retriever", ("调取人", "調取人", "retriever"), parse=parse_required),
+    Field("retrieved_at", ("调取时间", "時間", "时间", "when"), parse=parse_required),
+    Field("content", ("内容", "內容", "content"), parse=parse_required),
+    Field("delivery", ("交付方式", "交付", "delivery"), parse=parse_required),
+)
+
+
+@router.command("log_footage", aliases=("登记", "登記", "log"), fields=(NUMBER, *LOG_FIELDS),
+                default_field="number")
+async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
+    """登记 #编号 调取人:… 时间:… 内容:… 交付方式:… (CCTV operators)"""
+    if not _is_operator(ctx):
+        ctx.reply("operators_only")
+        return
+    req = await visible_request(ctx, values["number"])
+    if req is None:
+        return
+    if req.workflow != "footage" or req.stage != "awaiting_retrieval":
+        ctx.reply("footage_already_logged", number=req.id)
+        return
+    ctx.session.add(FootageLog(
+        request_id=req.id, police=False, operator=ctx.user, retriever=values["retriever"],
+        retrieved_at=values["retrieved_at"], content=values["content"], delivery=values["delivery"],
+        location=req.fields["location"], reason=req.fields["reason"], created_at=ctx.now(),
+    ))
+    req.stage = "done"
+    from handlers.approvals import audit
+
+    audit(ctx, req, "footage_logged", req.status, retriever=values["retriever"], delivery=values["delivery"])
+    await close_cards(ctx, req, ctx.renderer.block("cards", "footage_logged", name=ctx.org.name(ctx.user)) or "",
+                      purpose="fulfil")
+    ctx.tell(req.requester, "footage_ready", number=req.id, delivery=values["delivery"],
+             operator=ctx.org.name(ctx.user))
+    ctx.reply("footage_log_saved", number=req.id)
+
+
+@router.command(
+    "police_footage",
+    aliases=("公安调取", "公安調取", "police"),
+    fields=(
+        Field("location", ("地点", "地點", "位置", "location"), parse=parse_required),
+        Field("time", ("时间", "時間", "时段", "time"), parse=parse_required),
+        Field("unit", ("单位", "單位", "警官", "unit"), parse=parse_required),
+        Field("reason", ("案由", "原因", "reason"), parse=parse_required),
+        Field("content", ("内容", "內容", "content"), parse=parse_required),
+        Field("delivery", ("交付方式", "交付", "delivery"), parse=parse_required),
+    ),
+)
+async def police_footage(ctx: Ctx, values: dict[str, str]) -> None:
+    """公安调取 — a police retrieval, logged by a CCTV operator without the approval chain."""
+    if not _is_operator(ctx):
+        ctx.reply("operators_only")
+        return
+    row = FootageLog(
+        request_id=None, police=True, operator=ctx.user, retriever=values["unit"],
+        retrieved_at=values["time"], content=values["content"], delivery=values["delivery"],
+        location=values["location"], reason=values["reason"], created_at=ctx.now(),
+    )
+    ctx.session.add(row)
+    await ctx.session.flush()
+    ctx.reply("police_logged", number=row.id, unit=values["unit"])
+
