@@ -43,11 +43,15 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
         return body["text"]["content"]
     if d.msgtype == "markdown":
         return body["markdown"]["content"]
+    if d.msgtype == "update_template_card":
+        return f"（卡片更新：按钮变为「{body.get('button', {}).get('replace_name', '')}」）"
     if d.msgtype == "template_card":
         card = body["template_card"]
         lines = [f"┌ [卡片] {card.get('main_title', {}).get('title', '')}"]
         if card.get("main_title", {}).get("desc"):
             lines.append(f"│ {card['main_title']['desc']}")
+        if card.get("sub_title_text"):
+            lines.append(f"│ {card['sub_title_text']}")
         for item in card.get("horizontal_content_list", []):
             lines.append(f"│ {item.get('keyname')}：{item.get('value')}")
         buttons = "  ".join(f"[{b['text']}]" for b in card.get("button_list", []))
@@ -58,16 +62,38 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
     return f"({d.msgtype})"
 
 
-# (who, what they type, what their reply must contain)
-SCRIPT: tuple[tuple[str, str, str], ...] = (
-    ("zhaolei", "帮助", "报修"),
-    ("zhaolei", "报修 地点:302教室 描述:投影仪开机没有画面", "编号 #"),
-    ("majun", "報修 地點：機房B 設備：電腦", "描述"),  # Traditional characters, full-width colon
-    ("majun", "第三排5号机开不了机", "编号 #"),
-    ("zhangwei", "保修", "您是想“报修”吗"),
-    ("zhangwei", "报修 颜色:红", "格式不对"),
-    ("liyan", "报修", "在哪里"),
-    ("liyan", "取消", "已取消"),
+# ("say", who, what they type, what the answers must contain) | ("click", who, button, ...) |
+# ("section", title, "", "")
+SCRIPT: tuple[tuple[str, str, str, str], ...] = (
+    ("section", "帮助与报修", "", ""),
+    ("say", "zhaolei", "帮助", "报修"),
+    ("say", "zhaolei", "报修 地点:302教室 描述:投影仪开机没有画面", "编号 #"),
+    ("say", "majun", "報修 地點：機房B 設備：電腦", "描述"),  # Traditional characters, full-width colon
+    ("say", "majun", "第三排5号机开不了机", "编号 #"),
+    ("say", "zhangwei", "保修", "您是想“报修”吗"),
+    ("say", "zhangwei", "报修 颜色:红", "格式不对"),
+    ("say", "liyan", "报修", "在哪里"),
+    ("say", "liyan", "取消", "已取消"),
+    ("section", "调监控（学生相关：班主任 → 系主任 → 信息中心主管校长 → 监控室）", "", ""),
+    ("say", "zhaolei", "调监控 地点:实训楼二楼走廊 时间:昨天 下午2点到3点 原因:学生手机丢失 类型:学生 "
+                       "班级:24级机电技术2班", "监控调取申请 #1"),
+    ("click", "liuna", "同意", "已同意·刘娜"),
+    ("click", "songtao", "同意", "刘洋"),
+    ("say", "lihua", "进度 #1", "没有找到编号 #1"),  # confidential: others cannot see it
+    ("click", "liuyang", "同意", "调取监控 #1"),
+    ("click", "linxue", "登记交付", "调取人"),
+    ("say", "linxue", "赵磊", "调取时间"),
+    ("say", "linxue", "今天 10:30", "内容"),
+    ("say", "linxue", "实训楼二楼走廊摄像头 14:00-15:00 录像", "交付方式"),
+    ("say", "linxue", "现场查看", "交付方式：现场查看"),
+    ("section", "领电脑（科室：科室负责人 → 主管副校长 → 校长 → 发放 → 确认领取）", "", ""),
+    ("say", "huangli", "领电脑 用途:办公 数量:1 配置:i5/16G/512G 装好Office", "计算机领取申请 #2"),
+    ("say", "zhengmei", "同意 #2", "赵敏"),
+    ("click", "zhaomin", "同意", "王建国"),
+    ("click", "wangjianguo", "同意", "发放电脑 #2"),
+    ("say", "lihua", "发放 #2 资产号:XX-PC-0231", "确认领取 #2"),
+    ("say", "huangli", "确认领取 #2", "已确认领取"),
+    ("say", "huangli", "我的申请", "已通过"),
 )
 
 
@@ -159,9 +185,33 @@ async def _script(http: aiohttp.ClientSession, bot_url: str, sender: CallbackSen
             return 1
         return 0
 
-    for userid, text, expect in SCRIPT:
-        failures += await say(userid, text, expect)
+    async def click(userid: str, button: str, expect: str) -> int:
+        """The member presses `button` on the newest card that has it."""
+        card = next(d.body["template_card"] for d in reversed(t.emulator.messages_to(userid))
+                    if d.msgtype == "template_card"
+                    and any(b["text"] == button for b in d.body["template_card"].get("button_list", [])))
+        key = next(b["key"] for b in card["button_list"] if b["text"] == button)
+        print(f"\n{t.names.get(userid, userid)}（{userid}）：点击卡片「{card['main_title']['title']}」的 [{button}]")
+        code = t.emulator.issue_click_code(card["task_id"], userid)
+        posted = await sender.card_click(userid, card["task_id"], key, code)
+        await _settle(http, bot_url)
+        before = t.seen
+        t.flush()
+        got = [draw(d, t.names) for d in t.emulator.delivered[before:]]
+        if posted.status != 200 or not any(expect in g for g in got):
+            t.note(f"预期回复中含“{expect}”，实际 HTTP {posted.status}")
+            return 1
+        return 0
 
+    for kind, userid, text, expect in SCRIPT:
+        if kind == "section":
+            print(f"\n━━ {userid} ━━")
+        elif kind == "say":
+            failures += await say(userid, text, expect)
+        else:
+            failures += await click(userid, text, expect)
+
+    print("\n━━ 可靠性 ━━")
     t.said("hejun", "报修 地点:南岸校区图书馆 设备:网络 描述:无线网连不上")
     xml, _ = sender.text_xml("hejun", "报修 地点:南岸校区图书馆 设备:网络 描述:无线网连不上")
     query, body = sender.envelope(xml)

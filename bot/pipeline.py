@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -46,7 +46,19 @@ class Pipeline:
         return Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)
 
     async def apply(self, inbound: Inbound, channel: str = "app") -> Outcome:
-        """Record and handle an event exactly once; a handler error rolls everything back."""
+        """Record and handle an event exactly once; a handler error rolls everything back.
+
+        A transaction that lost a deadlock or a serialisation race is retried from the start
+        (its effects were rolled back, so nothing is applied twice).
+        """
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return await self._apply_once(inbound, channel)
+            except _Retry:
+                log(logger, logging.WARNING, "transaction_retry", attempt=attempt)
+        return await self._fail(inbound, channel)
+
+    async def _apply_once(self, inbound: Inbound, channel: str) -> Outcome:
         try:
             async with self.sessions() as s, s.begin():
                 event = await self._record(s, inbound, channel, error_id=None)
@@ -55,14 +67,21 @@ class Pipeline:
         except _Duplicate:
             log(logger, logging.INFO, "inbound_duplicate", key=inbound.dedupe_key)
             return Outcome.DUPLICATE
+        except DBAPIError as exc:
+            if _retryable(exc):
+                raise _Retry() from exc
+            return await self._fail(inbound, channel)
         except Exception:
-            error_id = uuid.uuid4().hex[:8]
-            logger.exception("handler_failed", extra={"fields": {"error_id": error_id,
-                                                                   "from_user": inbound.from_user}})
-            await self._apologise(inbound, channel, error_id)
-            return Outcome.FAILED
+            return await self._fail(inbound, channel)
         log(logger, logging.INFO, "inbound_applied", kind=inbound.kind, from_user=inbound.from_user)
         return Outcome.APPLIED
+
+    async def _fail(self, inbound: Inbound, channel: str) -> Outcome:
+        error_id = uuid.uuid4().hex[:8]
+        logger.exception("handler_failed", extra={"fields": {"error_id": error_id,
+                                                               "from_user": inbound.from_user}})
+        await self._apologise(inbound, channel, error_id)
+        return Outcome.FAILED
 
     async def _record(self, s: AsyncSession, inbound: Inbound, channel: str, error_id: str | None) -> InboundEvent:
         event = InboundEvent(
@@ -103,3 +122,23 @@ class Pipeline:
 
 class _Duplicate(Exception):
     pass
+
+
+class _Retry(Exception):
+    pass
+
+
+RETRIES = 3
+# PostgreSQL: serialization_failure, deadlock_detected; SQLite: the busy timeout ran out.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in RETRYABLE_SQLSTATES:
+        return True
+    cause = getattr(orig, "__cause__", None)
+    if getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(orig)

@@ -62,6 +62,7 @@ class Command:
     default_field: str | None = None  # unlabelled text after the command goes here
     in_help: bool = True
     positional: bool = False  # `驳回 #12 原因`: unlabelled words fill the fields in order
+    roles: tuple[str, ...] = ()  # shown in 帮助 only to people holding one of these (if any)
 
     @property
     def name(self) -> str:
@@ -98,10 +99,12 @@ class Router:
         default_field: str | None = None,
         in_help: bool = True,
         positional: bool = False,
+        roles: Iterable[str] = (),
     ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             self.commands.append(
-                Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help, positional)
+                Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help, positional,
+                        tuple(roles))
             )
             return fn
 

@@ -294,12 +294,14 @@ async def handle_click(ctx: Ctx) -> None:
                 audit(ctx, req, "refused_click", req.status, refusal=Refusal.NOT_APPROVER.value,
                       key=ib.event_key)
         return
-    if ib.response_code:
-        card.click_code = ib.response_code  # fresh and single-use: kept for this card's next update
+    # Lock order everywhere: the request row first, then its cards (two approvers clicking at
+    # once would otherwise each hold their own card and wait for the other's).
     req = await load_for_update(ctx, card.request_id)
     if req is None or str(req.id) != parts[1]:
         ctx.reply("card_unknown")
         return
+    if ib.response_code:
+        card.click_code = ib.response_code  # fresh and single-use: kept for this card's next update
     if parts[0] == "ap":
         await _approval_click(ctx, req, card, parts)
     else:
@@ -353,7 +355,12 @@ async def sweep_idle(ctx: Ctx) -> int:
         select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id)
     )).scalars())
     acted = 0
-    for req in rows:
+    for row in rows:
+        if step_age(row, now) < cfg.remind_after_hours:
+            continue
+        req = await load_for_update(ctx, row.id)  # re-read under the lock: a decision may have won
+        if req is None or req.status != FlowStatus.PENDING:
+            continue
         flow = flow_of(req)
         step = flow.step
         if step is None:

@@ -137,7 +137,7 @@ def parse_assets(value: str, ctx: Ctx) -> str:
     return " ".join(numbers)
 
 
-@router.command("issue_computer", aliases=("发放", "發放", "issue"), default_field="number",
+@router.command("issue_computer", aliases=("发放", "發放", "issue"), default_field="number", roles=("technician",),
                 fields=(NUMBER, Field("assets", ("资产号", "資產號", "编号列表", "assets"), parse=parse_assets),
                         Field("note", ("备注", "備註", "note"), required=False)))
 async def issue_computer(ctx: Ctx, values: dict[str, str]) -> None:

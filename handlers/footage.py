@@ -149,7 +149,7 @@ LOG_FIELDS = (
 
 
 @router.command("log_footage", aliases=("登记", "登記", "log"), fields=(NUMBER, *LOG_FIELDS),
-                default_field="number")
+                default_field="number", roles=("cctv_operator",))
 async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """登记 #编号 调取人:… 时间:… 内容:… 交付方式:… (CCTV operators)"""
     if not _is_operator(ctx):
@@ -180,6 +180,7 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
 @router.command(
     "police_footage",
     aliases=("公安调取", "公安調取", "police"),
+    roles=("cctv_operator",),
     fields=(
         Field("location", ("地点", "地點", "位置", "location"), parse=parse_required),
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_required),

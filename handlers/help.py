@@ -15,6 +15,6 @@ async def show_help(ctx: Ctx, values: dict[str, str]) -> None:
         {"name": c.name, "aliases": [a for a in c.aliases[1:] if a.isascii() and len(a) > 1],
          "example": ctx.renderer.block(c.template, "example")}
         for c in ctx.registry.commands
-        if c.in_help
+        if c.in_help and (not c.roles or (ctx.person is not None and set(c.roles) & set(ctx.person.roles)))
     ]
     ctx.reply("help", commands=commands, name=ctx.person.name if ctx.person else None)

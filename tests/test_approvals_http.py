@@ -285,3 +285,24 @@ async def test_police_retrieval_is_logged_by_operators_only(scene: Scene) -> Non
         log = (await s.execute(select(FootageLog))).scalar_one()
     assert log.police and log.request_id is None and log.retriever == "城东派出所"
     assert await scene.bot.count(Request) == 0
+
+
+async def test_two_approvers_clicking_at_once_decide_exactly_once(scene: Scene) -> None:
+    import asyncio
+
+    await scene.say("wangjianguo", "领电脑 用途:办公 数量:1 配置:笔记本")
+    await scene.say("zhengmei", "同意 #1")
+    await scene.say("zhaomin", "同意 #1")
+    # The principal asked: his step goes up to the committee (any one of them decides).
+    cards = {u: scene.card(u) for u in ("liuyang", "zhaomin")}
+    assert all(c["sub_title_text"].startswith("第 3/3 步 · 校委会") for c in cards.values())
+    posts = []
+    for u, card in cards.items():
+        key = next(b["key"] for b in card["button_list"] if b["text"] == "同意")
+        posts.append(scene.bot.sender.card_click(u, card["task_id"], key, scene.emu.issue_click_code(card["task_id"], u)))
+    assert [p.status for p in await asyncio.gather(*posts)] == [200, 200]
+    await scene.bot.settle()
+    actions = [a for _, a in await audit_actions(scene.bot, 1)]
+    assert actions.count("approve") == 3 and actions.count("refused_approve") == 1
+    assert (await request_row(scene.bot, 1)).status == "approved"
+    assert len(scene.cards("lihua")) == 1  # the technician is asked to issue once
