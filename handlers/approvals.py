@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -146,13 +146,18 @@ async def close_cards(ctx: Ctx, req: Request, label: str, userids: Sequence[str]
         card.active = False
 
 
+# A response code is valid for 72 h (doc 94945); an older card cannot be updated any more.
+RESPONSE_CODE_LIFETIME = timedelta(hours=71)
+
+
 def refresh_card(ctx: Ctx, card: Card, label: str) -> None:
     """Replace the card's buttons with `label` (response codes are single-use: use a fresh one)."""
     body: dict[str, Any] = {"userids": [card.userid], "button": {"replace_name": label[:10]}}
     if card.click_code:
         body["response_code"] = card.click_code
         card.click_code = None
-    elif not card.send_code_used and card.outbox_id is not None:
+    elif not card.send_code_used and card.outbox_id is not None and \
+            ctx.now() - card.created_at < RESPONSE_CODE_LIFETIME:
         body["card_outbox_id"] = card.outbox_id  # the dispatcher reads the send's response_code
         card.send_code_used = True
     else:
