@@ -211,6 +211,36 @@ class ComputersConfig(_Strict):
     reminder_hour: int = Field(default=9, ge=0, le=23)
 
 
+class FaultsConfig(_Strict):
+    # Repair deadline per equipment category; the manual fixes computers at 24 h.
+    sla_hours: dict[Skill, float] = Field(default_factory=lambda: {
+        "computer": 24, "projector": 24, "stage": 48, "cctv": 48, "network": 8})
+    warn_fraction: float = Field(default=0.75, gt=0, lt=1)  # warn at this share of the SLA
+    photo_window_minutes: int = Field(default=10, ge=1)  # photos sent this soon after a report attach
+
+    @field_validator("sla_hours")
+    @classmethod
+    def _computer_24(cls, v: dict[str, float]) -> dict[str, float]:
+        if v.get("computer", 24) > 24:
+            raise ValueError("computer must be at most 24 (计算机的维修周期不能超过 24 个小时)")
+        if any(h <= 0 for h in v.values()):
+            raise ValueError("every SLA must be a positive number of hours")
+        return v
+
+
+class Venue(_Strict):
+    key: str
+    name: str
+    campus: str
+
+
+class StageConfig(_Strict):
+    open_hour: int = Field(default=7, ge=0, le=23)   # free-slot suggestions stay within these hours
+    close_hour: int = Field(default=22, ge=1, le=24)
+    check_days_before: int = Field(default=15, ge=1)  # 重大活动: technicians test equipment this early
+    condition_delay_minutes: int = Field(default=30, ge=0)  # ask for 设备运转情况 after the end
+
+
 class Campus(_Strict):
     key: str
     name: str
@@ -284,6 +314,9 @@ class Config(_Strict):
     approval: ApprovalConfig = ApprovalConfig()
     chains: dict[str, Chain] = Field(default_factory=dict)
     footage: FootageConfig = FootageConfig()
+    faults: FaultsConfig = FaultsConfig()
+    stage: StageConfig = StageConfig()
+    venues: tuple[Venue, ...] = ()
     computers: ComputersConfig = ComputersConfig()
 
     @model_validator(mode="after")
@@ -320,6 +353,11 @@ class Config(_Strict):
                 errors.append(
                     f"people[{i}].skills: technician '{p.userid}' needs at least one of {list(SKILLS)}"
                 )
+        for i, v in enumerate(self.venues):
+            if v.campus not in campuses:
+                errors.append(f"venues[{i}].campus: '{v.campus}' is not a [[campuses]] key")
+        if len({v.key for v in self.venues}) != len(self.venues):
+            errors.append("venues: every key must be unique")
         for i, g in enumerate(self.groups):
             for a in g.admins:
                 need_user(f"groups[{i}].admins", a)

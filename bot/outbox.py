@@ -207,8 +207,14 @@ class Dispatcher:
         try:
             result = await self._call(row)
         except WeComError as exc:
-            await self._failed(row, exc)
-            return False
+            if not self._delivered_earlier(row, exc):
+                await self._failed(row, exc)
+                return False
+            # A card's task_id may be used once per app: after an attempt whose answer never came
+            # back (crash, timeout), WeCom refusing the repeat means the first one got through.
+            log(logger, logging.WARNING, "outbox_assumed_delivered", id=row.id, errcode=exc.errcode,
+                error=exc.errmsg)
+            result = {"assumed_delivered": True, "errcode_on_retry": exc.errcode}
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
@@ -222,6 +228,12 @@ class Dispatcher:
         log(logger, logging.INFO, "outbox_sent", id=row.id, kind=row.kind,
             recipient=row.recipient, attempts=row.attempts)
         return True
+
+    @staticmethod
+    def _delivered_earlier(row: OutboxMessage, exc: WeComError) -> bool:
+        unknown_before = row.attempts > 1 and row.errcode in (None, -2, -3)  # crash, timeout, connection
+        is_card = row.kind == "message" and row.payload.get("msgtype") == "template_card"
+        return is_card and unknown_before and not exc.transient
 
     async def _call(self, row: OutboxMessage) -> dict[str, Any]:
         payload = dict(row.payload)

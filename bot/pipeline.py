@@ -100,11 +100,15 @@ class Pipeline:
         if inbound.kind == "text":
             await handle_text(ctx, inbound.content)
         elif inbound.kind == "card_click":
-            from handlers.approvals import handle_click
+            from handlers.clicks import handle_click
 
             await handle_click(ctx)
-        # Images and other events are recorded (deduped) here; photo attachments come with the
-        # fault-ticket issue.
+        elif inbound.kind == "image":
+            from handlers.faults import attach_photo
+
+            if not await attach_photo(ctx):
+                ctx.reply("photo_unattached")
+        # Other events (enter_agent, unknown types) are recorded, deduped and acknowledged.
 
     async def _apologise(self, inbound: Inbound, channel: str, error_id: str) -> None:
         """Record the failed event (so WeCom's retries do not repeat it) and tell the user."""

@@ -168,11 +168,11 @@ class Registry:
     def suggest(self, text: str) -> Command | None:
         """The command whose alias is closest to the first word of an unknown message."""
         word = text.split()[0].lower() if text.split() else ""
-        aliases = [a for a, _ in self._aliases]
-        best = difflib.get_close_matches(word, aliases, n=1, cutoff=0.4)
-        if not best and word:
-            # Chinese commands are often typed with extra words glued on: '我要报修电脑'.
-            best = [a for a in aliases if a in word][:1]
+        aliases = [a for a, _ in self._aliases]  # longest first
+        # Chinese commands are often typed with extra words glued on: '我要报修电脑'.
+        best = [a for a in aliases if len(a) > 1 and a in word][:1]
+        if not best:
+            best = difflib.get_close_matches(word, aliases, n=1, cutoff=0.4)
         if not best:
             return None
         return next(c for a, c in self._aliases if a == best[0])

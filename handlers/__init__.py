@@ -29,4 +29,6 @@ FULFIL_CLICKS: dict[str, Callable[..., Awaitable[None]]] = {
 TIMER_HANDLERS: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
     "loan_return": computers.fire_loan_return,
     "computer_collection": computers.fire_collection,
+    "ticket_sla_warn": faults.fire_sla_warn,
+    "ticket_sla_due": faults.fire_sla_due,
 }

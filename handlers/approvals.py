@@ -285,38 +285,31 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
 
 
 # -- card clicks -----------------------------------------------------------------------------
-async def handle_click(ctx: Ctx) -> None:
-    """A click on one of our cards: authorise against the stored card, then act on the request."""
-    ib = ctx.inbound
-    card = await ctx.session.get(Card, ib.task_id or "")
-    parts = (ib.event_key or "").split(":")
-    if card is None or card.userid != ctx.user or len(parts) < 3:
-        # Someone else's card, a forged task id or a key we never issued: refuse, change nothing.
-        ctx.reply("card_unknown")
-        if card is not None:
-            req = await ctx.session.get(Request, card.request_id)
-            if req is not None:
-                audit(ctx, req, "refused_click", req.status, refusal=Refusal.NOT_APPROVER.value,
-                      key=ib.event_key)
-        return
+async def request_click(ctx: Ctx, card: Card, parts: list[str]) -> None:
+    """A click on a request's card (approval, or the workflow's own fulfilment card)."""
     # Lock order everywhere: the request row first, then its cards (two approvers clicking at
     # once would otherwise each hold their own card and wait for the other's).
     req = await load_for_update(ctx, card.request_id)
     if req is None or str(req.id) != parts[1]:
         ctx.reply("card_unknown")
         return
-    if ib.response_code:
-        card.click_code = ib.response_code  # fresh and single-use: kept for this card's next update
+    if ctx.inbound.response_code:
+        card.click_code = ctx.inbound.response_code  # fresh, single-use: for this card's next update
     if parts[0] == "ap":
         await _approval_click(ctx, req, card, parts)
-    else:
-        from handlers import FULFIL_CLICKS
+        return
+    from handlers import FULFIL_CLICKS
 
-        handler = FULFIL_CLICKS.get(req.workflow)
-        if handler is None:
-            ctx.reply("card_unknown")
-            return
-        await handler(ctx, req, card, parts)
+    handler = FULFIL_CLICKS.get(req.workflow)
+    if handler is None:
+        ctx.reply("card_unknown")
+        return
+    await handler(ctx, req, card, parts)
+
+
+def refused_click(ctx: Ctx, req: Request) -> None:
+    """Audit a click on a request's card by someone it was not sent to."""
+    audit(ctx, req, "refused_click", req.status, refusal=Refusal.NOT_APPROVER.value, key=ctx.inbound.event_key)
 
 
 async def _approval_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:

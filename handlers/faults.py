@@ -1,14 +1,24 @@
-"""报修 — fault reports (W1, register 设备维修登记表).
+"""报修 — fault tickets with an SLA (W1, register 设备维修登记表).
 
-This slice records a numbered ticket and confirms it to the reporter; routing to technicians,
-claiming and the SLA belong to the fault/stage issue.
+A report becomes a numbered ticket; technicians of the category (same campus first) get a card
+with 接单; the first claim wins; the owner transfers (转交) or resolves (完成, optionally flagging
+人为损坏 for 追责). The reporter hears at claim and at completion. SLA timers are database rows:
+at 75% the owner (or, unclaimed, every technician of the category) is warned; at the deadline
+the director gets a card. Photos sent within 10 minutes of a report attach to it.
 """
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
-from storage.models import Ticket, TicketStatus
+from bot.timeparse import local_now
+from storage.models import Card, Ticket, TicketStatus, Timer
 
 router = Router("faults")
 
@@ -21,6 +31,7 @@ CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
     "network": ("网络", "网线", "wifi", "无线", "路由", "交换机", "断网", "上网", "network"),
 }
 CATEGORY_NAMES = {"computer": "电脑", "projector": "投影", "stage": "舞台音响", "cctv": "监控", "network": "网络"}
+DAMAGE_WORDS = ("人为损坏", "人为", "damage")
 
 
 def category_of(text: str) -> str | None:
@@ -49,6 +60,83 @@ def parse_text(limit: int):  # type: ignore[no-untyped-def]
     return parse
 
 
+def parse_number(value: str, ctx: Ctx) -> str:
+    from handlers.approval_commands import parse_number as parse
+
+    return parse(value, ctx)
+
+
+NUMBER = Field("number", ("编号", "編號", "number", "no"), parse=parse_number)
+
+
+def _facts(ctx: Ctx, t: Ticket) -> list[dict[str, str]]:
+    tz = ctx.config.scheduler.timezone
+    deadline = local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else ""
+    rows = [("地点", t.location), ("设备", CATEGORY_NAMES[t.category]), ("描述", t.description),
+            ("报修人", f"{ctx.org.name(t.reporter)} {t.unit}".strip()), ("时限", deadline)]
+    return [{"keyname": k, "value": v[:30]} for k, v in rows]
+
+
+async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
+    """接单 cards to the category's technicians, those on the reporter's campus only if any."""
+    techs = ctx.org.technicians(t.category, t.campus)
+    local = [u for u in techs if (p := ctx.org.person(u)) is not None and p.campus == t.campus]
+    targets = [u for u in (local or techs) if u != t.reporter] or techs
+    for u in targets:
+        task_id = f"t{t.id}_claim_{secrets.token_hex(6)}"
+        card = {
+            "card_type": "button_interaction",
+            "source": {"desc": ctx.renderer.block("cards", "source"), "desc_color": 0},
+            "main_title": {"title": ctx.renderer.block("cards", "ticket_title", number=t.id,
+                                                       category=CATEGORY_NAMES[t.category])},
+            "horizontal_content_list": _facts(ctx, t),
+            "task_id": task_id,
+            "button_list": [{"text": ctx.renderer.block("cards", "ticket_claim"), "style": 1,
+                             "key": f"tk:{t.id}:claim"}],
+        }
+        row = ctx.send_card(u, card)
+        await ctx.session.flush()
+        ctx.session.add(Card(task_id=task_id, subject="ticket", request_id=t.id, purpose="claim", step=0,
+                             userid=u, outbox_id=row.id, created_at=ctx.now()))
+    return targets
+
+
+async def _close_ticket_cards(ctx: Ctx, t: Ticket, label: str) -> None:
+    from handlers.approvals import refresh_card
+
+    cards = (await ctx.session.execute(
+        select(Card).where(Card.subject == "ticket", Card.request_id == t.id, Card.active.is_(True))
+    )).scalars()
+    for card in cards:
+        refresh_card(ctx, card, label)
+        card.active = False
+
+
+def _schedule_sla(ctx: Ctx, t: Ticket) -> None:
+    hours = ctx.config.faults.sla_hours.get(t.category, 24)
+    t.deadline = t.created_at + timedelta(hours=hours)
+    warn_at = t.created_at + timedelta(hours=hours * ctx.config.faults.warn_fraction)
+    stamp = t.deadline.isoformat()
+    ctx.session.add(Timer(kind="ticket_sla_warn", ref=str(t.id), due_at=warn_at, payload={"deadline": stamp}))
+    ctx.session.add(Timer(kind="ticket_sla_due", ref=str(t.id), due_at=t.deadline, payload={"deadline": stamp}))
+
+
+async def open_ticket(ctx: Ctx, location: str, category: str, description: str,
+                      booking_id: int | None = None) -> Ticket:
+    """Record a ticket, route it and start its SLA clock (also used by stage bookings)."""
+    person = ctx.person
+    unit = ctx.org.unit_of(ctx.user)
+    t = Ticket(reporter=ctx.user, location=location, category=category, description=description,
+               status=TicketStatus.OPEN, created_at=ctx.now(), source_event=ctx.event_id,
+               campus=person.campus if person else "", unit=unit.name if unit else "",
+               photos={"items": []}, booking_id=booking_id)
+    ctx.session.add(t)
+    await ctx.session.flush()
+    _schedule_sla(ctx, t)
+    await _send_claim_cards(ctx, t)
+    return t
+
+
 @router.command(
     "report_fault",
     aliases=("报修", "報修", "repair", "report"),
@@ -61,22 +149,224 @@ def parse_text(limit: int):  # type: ignore[no-untyped-def]
     default_field="description",
 )
 async def report_fault(ctx: Ctx, values: dict[str, str]) -> None:
-    """Record a fault ticket and confirm its number to the reporter."""
-    ticket = Ticket(
-        reporter=ctx.user,
-        location=values["location"],
-        category=values["category"],
-        description=values["description"],
-        status=TicketStatus.OPEN,
-        created_at=ctx.now(),
-        source_event=ctx.event_id,
-    )
-    ctx.session.add(ticket)
-    await ctx.session.flush()
-    ctx.reply(
-        "fault_recorded",
-        number=ticket.id,
-        location=ticket.location,
-        category=CATEGORY_NAMES[ticket.category],
-        description=ticket.description,
-    )
+    """Record a fault ticket, send it to the technicians, and confirm its number."""
+    t = await open_ticket(ctx, values["location"], values["category"], values["description"])
+    tz = ctx.config.scheduler.timezone
+    ctx.reply("fault_recorded", number=t.id, location=t.location, category=CATEGORY_NAMES[t.category],
+              description=t.description, deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M"),  # type: ignore[arg-type]
+              hours=ctx.config.faults.sla_hours.get(t.category, 24))
+
+
+async def _ticket(ctx: Ctx, number: str, lock: bool = True) -> Ticket | None:
+    q = select(Ticket).where(Ticket.id == int(number))
+    t = (await ctx.session.execute(q.with_for_update() if lock else q)).scalar_one_or_none()
+    if t is None:
+        ctx.reply("ticket_not_found", number=number)
+    return t
+
+
+def _is_technician(ctx: Ctx, skill: str | None = None) -> bool:
+    p = ctx.person
+    return p is not None and "technician" in p.roles and (skill is None or skill in p.skills)
+
+
+async def claim(ctx: Ctx, t: Ticket) -> None:
+    """First claim wins: a conditional update, so two simultaneous claims give one owner."""
+    if not _is_technician(ctx):
+        ctx.reply("technicians_only")
+        return
+    won = (await ctx.session.execute(
+        update(Ticket).where(Ticket.id == t.id, Ticket.status == TicketStatus.OPEN)
+        .values(status=TicketStatus.CLAIMED, owner=ctx.user, claimed_at=ctx.now())
+        .execution_options(synchronize_session=False)
+    )).rowcount == 1
+    await ctx.session.refresh(t)
+    if not won:
+        ctx.reply("ticket_taken", number=t.id, owner=ctx.org.name(t.owner or ""), status=t.status)
+        return
+    await _close_ticket_cards(ctx, t, ctx.renderer.block("cards", "ticket_claimed", name=ctx.org.name(ctx.user)) or "")
+    ctx.reply("ticket_claimed_you", number=t.id, location=t.location, description=t.description)
+    ctx.tell(t.reporter, "ticket_claimed_reporter", number=t.id, name=ctx.org.name(ctx.user))
+
+
+async def ticket_click(ctx: Ctx, card: Card, parts: list[str]) -> None:
+    t = await _ticket(ctx, parts[1])
+    if t is None:
+        return
+    if ctx.inbound.response_code:
+        card.click_code = ctx.inbound.response_code
+    if parts[2] == "claim":
+        await claim(ctx, t)
+    elif parts[2] == "progress":
+        await _progress(ctx, t)
+    else:
+        ctx.reply("card_unknown")
+
+
+@router.command("claim_ticket", aliases=("接单", "接單", "claim"), positional=True, fields=(NUMBER,),
+                roles=("technician",))
+async def claim_ticket(ctx: Ctx, values: dict[str, str]) -> None:
+    """接单 #编号"""
+    t = await _ticket(ctx, values["number"])
+    if t is not None:
+        await claim(ctx, t)
+
+
+@router.command("hand_over", aliases=("转交", "轉交", "handover"), positional=True, roles=("technician",),
+                fields=(NUMBER, Field("target", ("转给", "技术员", "to"), parse=parse_text(64))))
+async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
+    """转交 #编号 userid或姓名 — hand your ticket to another technician."""
+    from handlers.approval_commands import resolve_person
+
+    t = await _ticket(ctx, values["number"])
+    if t is None:
+        return
+    target = resolve_person(ctx, values["target"])
+    person = ctx.org.person(target) if target else None
+    if t.owner != ctx.user or t.status != TicketStatus.CLAIMED:
+        ctx.reply("ticket_not_yours", number=t.id, owner=ctx.org.name(t.owner or ""))
+        return
+    if person is None or "technician" not in person.roles or target == ctx.user:
+        ctx.reply("ticket_bad_target", text=values["target"])
+        return
+    t.owner = target
+    ctx.reply("ticket_handed_over", number=t.id, name=person.name)
+    ctx.tell(target, "ticket_handed_to_you", number=t.id, name=ctx.org.name(ctx.user), location=t.location,
+             description=t.description)
+    ctx.tell(t.reporter, "ticket_claimed_reporter", number=t.id, name=person.name)
+
+
+@router.command("complete_ticket", aliases=("完成", "完工", "done"), positional=True, roles=("technician",),
+                fields=(NUMBER, Field("note", ("处理说明", "說明", "说明", "note"), parse=parse_text(500))))
+async def complete_ticket(ctx: Ctx, values: dict[str, str]) -> None:
+    """完成 #编号 处理说明 [人为损坏]"""
+    t = await _ticket(ctx, values["number"])
+    if t is None:
+        return
+    if t.owner != ctx.user or t.status != TicketStatus.CLAIMED:
+        ctx.reply("ticket_not_yours", number=t.id, owner=ctx.org.name(t.owner or ""))
+        return
+    note = values["note"]
+    t.damage = any(w in note.lower() for w in DAMAGE_WORDS)
+    t.resolution = note
+    t.resolved_at = ctx.now()
+    t.status = TicketStatus.DONE
+    hours = repair_hours(t)
+    ctx.reply("ticket_done_you", number=t.id, hours=hours, damage=t.damage)
+    ctx.tell(t.reporter, "ticket_done_reporter", number=t.id, name=ctx.org.name(ctx.user), note=note,
+             hours=hours, damage=t.damage)
+    if t.damage:
+        for d in ctx.org.with_role("director"):
+            ctx.tell(d, "ticket_damage_director", number=t.id, location=t.location, note=note,
+                     reporter=ctx.org.name(t.reporter))
+
+
+def repair_hours(t: Ticket) -> float:
+    """维修时长: resolved − reported, in hours (one decimal)."""
+    end = t.resolved_at or t.created_at
+    return round((end - t.created_at).total_seconds() / 3600, 1)
+
+
+@router.command("recategorise", aliases=("改类别", "改類別", "更正设备", "recategorise"), positional=True,
+                fields=(NUMBER, Field("category", ("设备", "類別", "类别", "category"), parse=parse_category,
+                                      show=CATEGORY_NAMES.get)))
+async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
+    """改类别 #编号 类别 — correct a ticket's equipment category (re-routes it)."""
+    t = await _ticket(ctx, values["number"])
+    if t is None:
+        return
+    if ctx.user != t.reporter and not _is_technician(ctx):
+        ctx.reply("ticket_not_found", number=t.id)
+        return
+    if t.status != TicketStatus.OPEN:
+        ctx.reply("ticket_taken", number=t.id, owner=ctx.org.name(t.owner or ""), status=t.status)
+        return
+    if values["category"] == t.category:
+        ctx.reply("ticket_recategorised", number=t.id, category=CATEGORY_NAMES[t.category], names=[])
+        return
+    await _close_ticket_cards(ctx, t, ctx.renderer.block("cards", "ticket_rerouted") or "")
+    t.category = values["category"]
+    _schedule_sla(ctx, t)  # old timers see a different deadline and stay silent
+    names = [ctx.org.name(u) for u in await _send_claim_cards(ctx, t)]
+    ctx.reply("ticket_recategorised", number=t.id, category=CATEGORY_NAMES[t.category], names=names)
+
+
+async def _progress(ctx: Ctx, t: Ticket) -> None:
+    tz = ctx.config.scheduler.timezone
+    ctx.reply("ticket_progress", number=t.id, status=t.status, owner=ctx.org.name(t.owner or ""),
+              location=t.location, category=CATEGORY_NAMES[t.category], description=t.description,
+              deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else "",
+              hours=repair_hours(t) if t.resolved_at else None)
+
+
+@router.command("my_tickets", aliases=("我的报修", "我的報修", "my tickets", "tickets"))
+async def my_tickets(ctx: Ctx, values: dict[str, str]) -> None:
+    """我的报修 — tickets I reported, and (technicians) tickets I own."""
+    reported = list((await ctx.session.execute(
+        select(Ticket).where(Ticket.reporter == ctx.user).order_by(Ticket.id.desc()).limit(10)
+    )).scalars())
+    owned = list((await ctx.session.execute(
+        select(Ticket).where(Ticket.owner == ctx.user, Ticket.status == TicketStatus.CLAIMED).order_by(Ticket.id)
+    )).scalars())
+
+    def row(t: Ticket) -> dict[str, Any]:
+        return {"number": t.id, "category": CATEGORY_NAMES[t.category], "location": t.location,
+                "status": t.status, "owner": ctx.org.name(t.owner) if t.owner else ""}
+
+    ctx.reply("my_tickets", reported=[row(t) for t in reported], owned=[row(t) for t in owned])
+
+
+async def attach_photo(ctx: Ctx) -> bool:
+    """An image soon after the member's latest report attaches to that ticket."""
+    window = timedelta(minutes=ctx.config.faults.photo_window_minutes)
+    t = (await ctx.session.execute(
+        select(Ticket).where(Ticket.reporter == ctx.user, Ticket.created_at >= ctx.now() - window)
+        .order_by(Ticket.id.desc()).limit(1).with_for_update()
+    )).scalar_one_or_none()
+    if t is None:
+        return False
+    items = list((t.photos or {}).get("items", []))
+    items.append({"media_id": ctx.inbound.media_id, "pic_url": ctx.inbound.pic_url, "at": ctx.now().isoformat()})
+    t.photos = {"items": items}
+    ctx.reply("ticket_photo_attached", number=t.id, count=len(items))
+    if t.owner:
+        ctx.tell(t.owner, "ticket_photo_for_owner", number=t.id, url=ctx.inbound.pic_url or "")
+    return True
+
+
+async def fire_sla_warn(ctx: Ctx, timer: Timer) -> None:
+    t = await ctx.session.get(Ticket, int(timer.ref))
+    if t is None or t.status == TicketStatus.DONE or t.deadline is None or \
+            t.deadline.isoformat() != timer.payload.get("deadline"):
+        return
+    tz = ctx.config.scheduler.timezone
+    info = {"number": t.id, "location": t.location, "category": CATEGORY_NAMES[t.category],
+            "deadline": local_now(t.deadline, tz).strftime("%m-%d %H:%M"), "claimed": bool(t.owner)}
+    for u in [t.owner] if t.owner else ctx.org.technicians(t.category):
+        ctx.tell(u, "ticket_sla_warning", **info)
+
+
+async def fire_sla_due(ctx: Ctx, timer: Timer) -> None:
+    t = await ctx.session.get(Ticket, int(timer.ref))
+    if t is None or t.status == TicketStatus.DONE or t.deadline is None or \
+            t.deadline.isoformat() != timer.payload.get("deadline"):
+        return
+    for d in ctx.org.with_role("director"):
+        task_id = f"t{t.id}_sla_{secrets.token_hex(6)}"
+        card = {
+            "card_type": "button_interaction",
+            "main_title": {"title": ctx.renderer.block("cards", "ticket_overdue_title", number=t.id),
+                           "desc": ctx.renderer.block("cards", "ticket_overdue_desc",
+                                                      owner=ctx.org.name(t.owner) if t.owner else "",
+                                                      hours=ctx.config.faults.sla_hours.get(t.category, 24))},
+            "horizontal_content_list": _facts(ctx, t),
+            "task_id": task_id,
+            "button_list": [{"text": ctx.renderer.block("cards", "ticket_progress_button"), "style": 1,
+                             "key": f"tk:{t.id}:progress"}],
+        }
+        row = ctx.send_card(d, card)
+        await ctx.session.flush()
+        ctx.session.add(Card(task_id=task_id, subject="ticket", request_id=t.id, purpose="escalation", step=0,
+                             userid=d, outbox_id=row.id, created_at=ctx.now()))
+    if t.owner:
+        ctx.tell(t.owner, "ticket_overdue_owner", number=t.id)

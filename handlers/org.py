@@ -18,6 +18,10 @@ REQUIRED_CHAINS: dict[str, str] = {
     "footage_staff": "调监控 (教职工)",
     "computer_office": "领电脑 (科室)",
     "computer_department": "领电脑 (系部)",
+    "stage": "借舞台",
+    "stage_outdoor": "借舞台 (户外)",
+    "stage_offsite": "借舞台 (校外)",
+    "stage_outdoor_offsite": "借舞台 (户外且校外)",
 }
 GLOBAL_ROLES = frozenset({"director", "vp_info_center", "principal", "committee", "cctv_operator",
                           "platform_editor", "publicity_reviewer", "photo_reviewer", "technician",

@@ -117,6 +117,16 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN)
     created_at: Mapped[datetime]
     source_event: Mapped[int | None] = mapped_column(BigId, default=None)
+    campus: Mapped[str] = mapped_column(String(32), default="")
+    unit: Mapped[str] = mapped_column(String(100), default="")  # 部门 at report time
+    owner: Mapped[str | None] = mapped_column(String(64), default=None)  # 技术员
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolution: Mapped[str] = mapped_column(Text, default="")  # 处理说明
+    damage: Mapped[bool] = mapped_column(default=False)  # 人为损坏: flagged for 追责
+    deadline: Mapped[datetime | None] = mapped_column(default=None)  # SLA
+    photos: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"items": [{media_id, pic_url, at}]}
+    booking_id: Mapped[int | None] = mapped_column(BigId, default=None)  # opened from a stage booking
 
 
 class Request(Base):
@@ -165,7 +175,8 @@ class Card(Base):
     __tablename__ = "cards"
 
     task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    request_id: Mapped[int] = mapped_column(BigId, index=True)
+    subject: Mapped[str] = mapped_column(String(16), default="request", server_default="request")
+    request_id: Mapped[int] = mapped_column(BigId, index=True)  # the id in `subject`'s table
     purpose: Mapped[str] = mapped_column(String(16))  # approve | fulfil
     step: Mapped[int] = mapped_column(Integer)
     userid: Mapped[str] = mapped_column(String(64))
@@ -243,3 +254,35 @@ class ComputerIssue(Base):
     due_back: Mapped[str | None] = mapped_column(String(10), default=None)  # YYYY-MM-DD for loans
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)  # 使用人签字
     returned_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Booking(Base):
+    """A stage/venue booking (舞台设备使用登记表 row); `holds` while pending or approved."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(BigId, unique=True)
+    venue: Mapped[str] = mapped_column(String(64))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    activity: Mapped[str] = mapped_column(String(200))
+    outdoor: Mapped[bool] = mapped_column(default=False)
+    offsite: Mapped[bool] = mapped_column(default=False)
+    major: Mapped[bool] = mapped_column(default=False)
+    holds: Mapped[bool] = mapped_column(default=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    checked_by: Mapped[str | None] = mapped_column(String(64), default=None)  # 重大活动 15-day check
+    condition: Mapped[str | None] = mapped_column(String(16), default=None)  # 正常 | 异常
+    condition_note: Mapped[str] = mapped_column(Text, default="")
+    ticket_id: Mapped[int | None] = mapped_column(BigId, default=None)
+
+    __table_args__ = (Index("ix_bookings_venue_time", "venue", "holds", "start_at"),)
+
+
+class VenueLock(Base):
+    """One row per venue, locked while a booking for it is checked and written."""
+
+    __tablename__ = "venue_locks"
+
+    venue: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -231,3 +231,33 @@ async def test_api_endpoints_against_the_emulator(quiet_bot: Bot, emulator: Emul
     kinds = [(d.to.split(":")[0], d.msgtype) for d in emulator.delivered]
     assert kinds == [("chat", "text"), ("user", "template_card"), ("user", "update_template_card"),
                      ("webhook", "markdown"), ("robot", "markdown")]
+
+
+async def test_card_resent_after_crash_is_not_delivered_twice(quiet_bot: Bot, emulator: Emulator,
+                                                              clock: FakeClock) -> None:
+    """A card's task_id is single-use: WeCom refusing the repeat means the first one arrived."""
+    now = clock.now()
+    card = {"card_type": "button_interaction", "main_title": {"title": "报修 #1"}, "task_id": "t1_claim_x",
+            "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}]}
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, now, "user:lihua", "message", {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    [row] = await rows(quiet_bot)
+    claimed = await quiet_bot.app[DISPATCHER]._claim(row.id)
+    assert claimed is not None
+    await quiet_bot.app[API].send_message(claimed.payload)  # reached WeCom; then the process died
+    clock.advance(60)
+    await drain(quiet_bot)
+    [row] = await rows(quiet_bot)
+    assert row.status == OutboxStatus.SENT and row.result["assumed_delivered"] is True
+    assert len([d for d in emulator.messages_to("lihua") if d.msgtype == "template_card"]) == 1
+
+
+async def test_invalid_card_fails_permanently_on_first_answer(quiet_bot: Bot, emulator: Emulator) -> None:
+    card = {"card_type": "button_interaction", "main_title": {"title": "x"}, "task_id": "bad id with spaces",
+            "button_list": [{"text": "ok", "key": "k"}]}
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, quiet_bot.app[DISPATCHER]._clock.now(), "user:lihua", "message",
+                {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    await drain(quiet_bot)
+    [row] = await rows(quiet_bot)
+    assert row.status == OutboxStatus.FAILED and row.errcode == 40058
