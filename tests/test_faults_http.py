@@ -1,0 +1,131 @@
+"""Fault tickets over HTTP: report → claim → complete, concurrent claims, SLA across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from bot.app import PIPELINE
+from bot.clock import FakeClock
+from bot.emulator.server import Emulator
+from storage.models import Ticket
+from tests.conftest import make_config, start_bot
+from tests.scene import Scene
+
+START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
+                clock: FakeClock) -> AsyncIterator[Scene]:
+    emulator.clock = lambda: clock.now().timestamp()
+    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    yield Scene(bot, emulator)
+    await bot.stop()
+
+
+async def ticket(scene: Scene, number: int = 1) -> Ticket:
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        t = (await s.execute(select(Ticket).where(Ticket.id == number))).scalar_one()
+        return t
+
+
+async def test_report_claim_complete(scene: Scene, clock: FakeClock) -> None:
+    reply = await scene.say("zhaolei", "报修 地点:302教室 描述:投影仪开机没有画面")
+    assert "编号 #1" in reply and "24 小时内" in reply
+    card = scene.card("zhanglei")  # projector technician on the reporter's campus
+    assert card["main_title"]["title"] == "报修 #1 · 投影"
+    assert scene.cards("xuqiang") == []  # another campus's projector technician is not bothered
+    assert "您已接单" in await scene.click("zhanglei", card, "接单")
+    assert "已由技术员张磊接单" in scene.last_text("zhaolei")
+    assert scene.update_labels("zhanglei") == ["已由张磊接单"]
+    clock.advance(3 * 3600 + 1800)
+    assert "维修时长 3.5 小时" in await scene.say("zhanglei", "完成 #1 更换灯泡，已恢复")
+    assert "用时 3.5 小时" in scene.last_text("zhaolei") and "更换灯泡" in scene.last_text("zhaolei")
+    t = await ticket(scene)
+    assert (t.status, t.owner, t.damage, t.resolution) == ("done", "zhanglei", False, "更换灯泡，已恢复")
+    assert "已完成" in await scene.say("zhaolei", "我的报修")
+
+
+async def test_concurrent_claims_give_exactly_one_owner(scene: Scene) -> None:
+    await scene.say("zhangwei", "报修 地点:西山校区礼堂 设备:舞台 描述:调音台无声")  # main campus reporter
+    # Both stage technicians (main campus zhanglei; xishan xuqiang only if none local) — make both try.
+    cards = {u: scene.cards(u) for u in ("zhanglei", "xuqiang")}
+    posts = [scene.bot.sender.text("zhanglei", "接单 #1"), scene.bot.sender.text("xuqiang", "接单 #1")]
+    assert [p.status for p in await asyncio.gather(*posts)] == [200, 200]
+    await scene.bot.settle()
+    t = await ticket(scene)
+    assert t.status == "claimed" and t.owner in ("zhanglei", "xuqiang")
+    loser = "xuqiang" if t.owner == "zhanglei" else "zhanglei"
+    assert "已由" in scene.last_text(loser) and "接单了" in scene.last_text(loser)
+    assert cards["zhanglei"]  # the card went to the local technician
+    assert sum("已由技术员" in m for m in scene.texts("zhangwei")) == 1  # the reporter is told once
+
+
+async def test_hand_over_and_damage_flag(scene: Scene) -> None:
+    await scene.say("zhaolei", "报修 地点:机房A 设备:电脑 描述:主机冒烟")
+    await scene.say("lihua", "接单 #1")
+    assert "不是技术员" in await scene.say("lihua", "转交 #1 赵磊")
+    assert "已把报修 #1 转交给许强" in await scene.say("lihua", "转交 #1 许强")
+    assert "转交给您" in scene.last_text("xuqiang")
+    assert "不在您名下" in await scene.say("lihua", "完成 #1 好了")
+    assert "人为损坏" in await scene.say("xuqiang", "完成 #1 学生踢坏电源，人为损坏，已更换")
+    assert "追责" in scene.last_text("zhaolei") and "需追责" in scene.last_text("chenhao")
+    assert (await ticket(scene)).damage
+
+
+async def test_photos_within_ten_minutes_attach(scene: Scene, clock: FakeClock) -> None:
+    await scene.say("zhaolei", "报修 地点:302 设备:投影 描述:画面发黄")
+    await scene.bot.sender.image("zhaolei", "media_1")
+    await scene.bot.settle()
+    assert "照片已附到报修 #1" in scene.last_text("zhaolei")
+    clock.advance(11 * 60)
+    await scene.bot.sender.image("zhaolei", "media_2")
+    await scene.bot.settle()
+    assert "先发“报修" in scene.last_text("zhaolei")
+    assert [p["media_id"] for p in (await ticket(scene)).photos["items"]] == ["media_1"]
+
+
+async def test_wrong_category_is_corrected_and_rerouted(scene: Scene) -> None:
+    await scene.say("zhaolei", "报修 地点:302 设备:网络 描述:投影仪连不上电脑")
+    assert scene.card("lihua")
+    assert "已改派给张磊" in await scene.say("zhaolei", "改类别 #1 投影")
+    assert scene.update_labels("lihua") == ["已改派其他类别"]
+    assert scene.card("zhanglei")["main_title"]["title"] == "报修 #1 · 投影"
+    assert (await ticket(scene)).category == "projector"
+
+
+async def test_sla_warning_and_escalation_across_a_restart(
+    scene: Scene, emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    await scene.say("zhaolei", "报修 地点:机房A 设备:电脑 描述:三台无法开机")
+    await scene.bot.stop()  # the bot is down while the 75% mark (18 h) passes
+    clock.advance(19 * 3600)
+    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    again = Scene(bot, emulator)
+    try:
+        await again.tick()  # the first tick at start-up fires what came due while down
+        for tech in ("lihua", "wangpeng", "xuqiang", "hejun"):  # unclaimed: every computer technician
+            assert "还没有人接单" in again.last_text(tech), tech
+        await again.tick()
+        assert sum("还没有人接单" in m for m in again.texts("lihua")) == 1  # fired once
+        await again.say("lihua", "接单 #1")
+        clock.advance(5 * 3600 + 1)
+        await again.tick()
+        card = again.card("chenhao")
+        assert card["main_title"]["title"] == "报修超时 #1" and "李华" in card["main_title"]["desc"]
+        assert "已超过处理时限" in again.last_text("lihua")
+        assert "处理中" in await again.click("chenhao", card, "查看进度")
+    finally:
+        await bot.stop()
+        scene.bot.runner = bot.runner  # the fixture's stop() is now a no-op on a cleaned runner
