@@ -81,17 +81,21 @@ def _malformed(ctx: Ctx, cmd: Command) -> None:
 async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str, str]) -> None:
     """Validate the new values, then run the command or ask for the next missing field."""
     values = dict(known)
+    problem: tuple[str, str, FieldError] | None = None
     for key, raw in new.items():
         field = cmd.field(key)
         try:
             values[key] = field.parse(raw, ctx) if field.parse else raw
         except FieldError as err:
             values.pop(key, None)
-            msg = ctx.renderer.block(cmd.template, err.block, value=raw, **err.context) or \
-                ctx.renderer.block("forms/_common", err.block, value=raw, **err.context)
-            await _save(ctx, cmd, values, key)
-            ctx.send_text(ctx.user, msg or ctx.render("invalid_value", label=field.label, value=raw))
-            return
+            problem = problem or (key, raw, err)  # keep the other values; ask about the first bad one
+    if problem is not None:
+        key, raw, err = problem
+        msg = ctx.renderer.block(cmd.template, err.block, value=raw, **err.context) or \
+            ctx.renderer.block("forms/_common", err.block, value=raw, **err.context)
+        await _save(ctx, cmd, values, key)
+        ctx.send_text(ctx.user, msg or ctx.render("invalid_value", label=cmd.field(key).label, value=raw))
+        return
     for field in cmd.fields:
         if field.key not in values and field.infer is not None:
             guess = field.infer(values)
@@ -102,6 +106,15 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
         await _save(ctx, cmd, values, missing[0].key)
         await _ask(ctx, cmd.key, values, missing[0].key)
         return
+    if cmd.validate is not None:
+        problem = await cmd.validate(ctx, values)
+        if problem is not None:
+            key, block, context = problem
+            values.pop(key, None)
+            await _save(ctx, cmd, values, key)
+            ctx.send_text(ctx.user, ctx.renderer.block(cmd.template, block, **context)
+                          or ctx.render("ask_default", label=cmd.field(key).label))
+            return
     await _drop(ctx)
     await cmd.handler(ctx, values)
 
@@ -115,7 +128,7 @@ async def _ask(ctx: Ctx, command: str, values: dict[str, str], awaiting: str, st
               or ctx.renderer.block("forms/_common", f"ask_{awaiting}")
               or ctx.render("ask_default", label=field.label))
     ctx.reply("ask", command=cmd.name, prompt=prompt, still_open=still_open,
-              filled=cmd.shown(values))
+              filled=cmd.shown(values, ctx))
 
 
 async def _load(ctx: Ctx) -> Conversation | None:

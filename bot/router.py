@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from bot.context import Ctx
 
 Handler = Callable[["Ctx", dict[str, str]], Awaitable[None]]
+# A whole-form check run before the handler: (field to ask again, template block, its context).
+Validator = Callable[["Ctx", dict[str, str]], Awaitable["tuple[str, str, dict[str, Any]] | None"]]
 
 
 class FieldError(Exception):
@@ -40,7 +42,7 @@ class Field:
     required: bool = True
     parse: Callable[[str, Ctx], str] | None = None  # raise FieldError when unusable
     infer: Callable[[dict[str, str]], str | None] | None = None  # fill from other fields
-    show: Callable[[str], str] | None = None  # how a parsed value reads back to the user
+    show: Callable[[str, Ctx], str] | None = None  # how a parsed value reads back to the user
     required_if: Callable[[dict[str, str]], bool] | None = None  # required only in some cases
 
     def needed(self, values: dict[str, str]) -> bool:
@@ -63,6 +65,7 @@ class Command:
     in_help: bool = True
     positional: bool = False  # `驳回 #12 原因`: unlabelled words fill the fields in order
     roles: tuple[str, ...] = ()  # shown in 帮助 only to people holding one of these (if any)
+    validate: Validator | None = None
 
     @property
     def name(self) -> str:
@@ -75,12 +78,12 @@ class Command:
     def field(self, key: str) -> Field:
         return next(f for f in self.fields if f.key == key)
 
-    def shown(self, values: dict[str, str]) -> list[tuple[str, str]]:
+    def shown(self, values: dict[str, str], ctx: Ctx) -> list[tuple[str, str]]:
         """(label, value as the user reads it) for each filled field, in form order."""
         out = []
         for f in self.fields:
             if f.key in values:
-                out.append((f.label, f.show(values[f.key]) if f.show else values[f.key]))
+                out.append((f.label, f.show(values[f.key], ctx) if f.show else values[f.key]))
         return out
 
 
@@ -100,11 +103,12 @@ class Router:
         in_help: bool = True,
         positional: bool = False,
         roles: Iterable[str] = (),
+        validate: Validator | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             self.commands.append(
                 Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help, positional,
-                        tuple(roles))
+                        tuple(roles), validate)
             )
             return fn
 

@@ -6,23 +6,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.router import Router
-from handlers import approval_commands, computers, faults, footage, help
+from handlers import approval_commands, computers, faults, footage, help, stage
 
 ROUTERS: tuple[Router, ...] = (
     help.router,
     faults.router,
     footage.router,
     computers.router,
+    stage.router,
     approval_commands.router,
 )
 
 # Workflows that go through the approval engine.
-WORKFLOWS = (footage.SPEC, computers.SPEC)
+WORKFLOWS = (footage.SPEC, computers.SPEC, stage.SPEC)
 
 # After approval, a workflow's own cards (operators, technicians) come back here by workflow key.
 FULFIL_CLICKS: dict[str, Callable[..., Awaitable[None]]] = {
     "footage": footage.fulfil_click,
     "computer": computers.fulfil_click,
+    "stage": stage.fulfil_click,
 }
 
 # Timers kept in the database, by kind.
@@ -31,4 +33,6 @@ TIMER_HANDLERS: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
     "computer_collection": computers.fire_collection,
     "ticket_sla_warn": faults.fire_sla_warn,
     "ticket_sla_due": faults.fire_sla_due,
+    "stage_check": stage.fire_check,
+    "stage_condition": stage.fire_condition,
 }

@@ -33,6 +33,10 @@ class Action(StrEnum):
     TRANSFER = "transfer"
     WITHDRAW = "withdraw"
     ESCALATE = "escalate"
+    CLOSE = "close"  # the system ends a flow that can no longer succeed (e.g. its slot was taken)
+
+
+SYSTEM = "system"  # the actor of scheduled and automatic decisions
 
 
 class Refusal(StrEnum):
@@ -166,6 +170,12 @@ def advance(flow: Flow, decision: Decision, away: Mapping[str, str] | None = Non
         if decision.actor != flow.requester:
             raise NotAllowed(Refusal.NOT_REQUESTER)
         return Outcome(replace(flow, status=FlowStatus.WITHDRAWN), ("withdrawn",), (), step.approvers)
+
+    if act is Action.CLOSE:
+        if decision.actor != SYSTEM:
+            raise NotAllowed(Refusal.NOT_APPROVER)
+        new_flow = replace(_with_step(flow, replace(step, status=StepStatus.REJECTED)), status=FlowStatus.REJECTED)
+        return Outcome(new_flow, ("rejected",), (), step.approvers)
 
     if act is Action.ESCALATE:
         added = tuple(t for t in decision.targets if t not in step.approvers and t != flow.requester)

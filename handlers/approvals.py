@@ -18,6 +18,7 @@ from sqlalchemy import and_, select
 
 from bot.context import Ctx
 from handlers.approval_engine import (
+    SYSTEM,
     Action,
     Decision,
     Flow,
@@ -42,6 +43,9 @@ class WorkflowSpec:
     facts: Callable[[Ctx, Request], list[tuple[str, str]]]  # up to 6 card rows
     on_approved: Callable[[Ctx, Request], Awaitable[None]]
     viewers: Callable[[Ctx, Request], Sequence[str]] = lambda ctx, req: ()  # besides requester/approvers
+    # Checked (in the deciding transaction) before a final approval; a text refuses it.
+    guard: Callable[[Ctx, Request], Awaitable[str | None]] | None = None
+    on_closed: Callable[[Ctx, Request], Awaitable[None]] | None = None  # rejected or withdrawn
 
 
 def spec_for(key: str) -> WorkflowSpec:
@@ -69,10 +73,10 @@ async def away_now(ctx: Ctx) -> dict[str, str]:
 
 
 def audit(ctx: Ctx, req: Request, action: str, prev: str, step: int | None = None,
-          source: str | None = None, **detail: Any) -> None:
+          source: str | None = None, actor: str | None = None, **detail: Any) -> None:
     """Write one audit row in the current transaction."""
     ctx.session.add(ApprovalAudit(
-        request_id=req.id, actor=ctx.user, action=action, step=step, prev_status=prev,
+        request_id=req.id, actor=actor or ctx.user, action=action, step=step, prev_status=prev,
         new_status=req.status, detail=detail, source=source or _source(ctx), at=ctx.now(),
     ))
 
@@ -224,6 +228,12 @@ async def decide(ctx: Ctx, req: Request, decision: Decision, card: Card | None =
             refresh_card(ctx, card, _block(ctx, f"state_{_card_state(req, card)}"))
             card.active = False
         return False
+    if "approved" in outcome.events and spec.guard is not None:
+        problem = await spec.guard(ctx, req)
+        if problem is not None:
+            audit(ctx, req, f"refused_{decision.action.value}", prev, step=flow.current, refusal=problem)
+            ctx.reply(problem, title=spec.title, number=req.id)
+            return False
     await _apply(ctx, req, spec, flow, outcome, decision, prev)
     return True
 
@@ -243,7 +253,7 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
     if flow.current != before.current or "escalated" in outcome.events:
         req.step_started_at = ctx.now()
         req.reminded_at = None
-    audit(ctx, req, decision.action.value, prev, step=before.current, reason=decision.reason,
+    audit(ctx, req, decision.action.value, prev, step=before.current, actor=decision.actor, reason=decision.reason,
           target=decision.target, targets=list(decision.targets), events=list(outcome.events))
     actor_name = ctx.org.name(decision.actor)
     label_ctx = {"name": actor_name}
@@ -251,6 +261,8 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
         await close_cards(ctx, req, _block(ctx, "done_approved", **label_ctx), outcome.retired)
     elif decision.action is Action.REJECT:
         await close_cards(ctx, req, _block(ctx, "done_rejected", **label_ctx), outcome.retired)
+    elif decision.action is Action.CLOSE:
+        await close_cards(ctx, req, _block(ctx, "state_rejected"), outcome.retired)
     elif decision.action is Action.TRANSFER:
         await close_cards(ctx, req, _block(ctx, "done_transferred", to=ctx.org.name(decision.target or "")),
                           outcome.retired)
@@ -265,13 +277,17 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
         ctx.tell(req.requester, "request_approved", **info)
         await spec.on_approved(ctx, req)
     elif "rejected" in outcome.events:
-        ctx.tell(req.requester, "request_rejected", **info)
+        if spec.on_closed is not None:
+            await spec.on_closed(ctx, req)
+        ctx.tell(req.requester, "request_rejected" if decision.actor != SYSTEM else "request_closed", **info)
         for u in before.steps[before.current].approvers:
             if u != decision.actor:
                 ctx.tell(u, "request_closed_for_approver", **info, status="rejected")
     elif "advanced" in outcome.events:
         ctx.tell(req.requester, "request_advanced", **info)
     elif "withdrawn" in outcome.events:
+        if spec.on_closed is not None:
+            await spec.on_closed(ctx, req)
         ctx.reply("request_withdrawn", **info)
         for u in before.pending_approvers():
             ctx.tell(u, "request_closed_for_approver", **info, status="withdrawn")

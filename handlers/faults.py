@@ -143,7 +143,7 @@ async def open_ticket(ctx: Ctx, location: str, category: str, description: str,
     fields=(
         Field("location", ("地点", "地點", "位置", "location", "where"), parse=parse_text(100)),
         Field("category", ("设备", "設備", "类别", "equipment", "device"), parse=parse_category,
-              infer=lambda v: category_of(v.get("description", "")), show=CATEGORY_NAMES.get),
+              infer=lambda v: category_of(v.get("description", "")), show=lambda v, c: CATEGORY_NAMES.get(v, v)),
         Field("description", ("描述", "问题", "問題", "故障", "description", "problem"), parse=parse_text(500)),
     ),
     default_field="description",
@@ -269,7 +269,7 @@ def repair_hours(t: Ticket) -> float:
 
 @router.command("recategorise", aliases=("改类别", "改類別", "更正设备", "recategorise"), positional=True,
                 fields=(NUMBER, Field("category", ("设备", "類別", "类别", "category"), parse=parse_category,
-                                      show=CATEGORY_NAMES.get)))
+                                      show=lambda v, c: CATEGORY_NAMES.get(v, v))))
 async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
     """改类别 #编号 类别 — correct a ticket's equipment category (re-routes it)."""
     t = await _ticket(ctx, values["number"])

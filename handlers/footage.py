@@ -105,7 +105,8 @@ SPEC = WorkflowSpec(key="footage", title="监控调取申请", confidential=True
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
         Field("reason", ("原因", "理由", "事由", "reason"), parse=parse_required),
         Field("kind", ("类型", "類型", "对象", "type"), parse=parse_kind),
-        Field("class", ("班级", "班級", "class"), parse=parse_class, required_if=lambda v: v.get("kind") == "学生"),
+        Field("class", ("班级", "班級", "class"), parse=parse_class, required_if=lambda v: v.get("kind") == "学生",
+              show=lambda v, c: c.org.school_class(v).name if c.org.school_class(v) else v),
     ),
 )
 async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:

@@ -1,0 +1,435 @@
+"""借舞台 — stage/venue bookings (W2, register 舞台设备使用登记表).
+
+Every booking needs the director; outdoor use also the supervising VP; equipment leaving the
+school also the principal. Pending and approved bookings hold their slot: a clash is answered
+with the clashing booking and the three nearest free slots; the requester may still insist, and
+then the director decides (the card shows the competitor). Two overlapping bookings can never
+both end approved: every check and write for a venue happens under that venue's row lock.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.config import Venue
+from bot.context import Ctx
+from bot.router import Field, FieldError, Router
+from bot.timeparse import TimeParseError, find_date, local_now, parse_date, parse_span
+from handlers.approval_commands import NUMBER, parse_required, visible_request
+from handlers.approval_engine import SYSTEM, Action, Decision, FlowStatus
+from handlers.approvals import WorkflowSpec, audit, close_cards, decide, flow_of, submit
+from storage.models import Booking, Card, Request, Timer, VenueLock
+
+router = Router("stage")
+YES = ("是", "要", "需要", "对", "有", "yes", "y", "true", "户外", "校外")
+NO = ("否", "不", "没有", "无", "no", "n", "false")
+
+
+def parse_yes_no(value: str, ctx: Ctx) -> str:
+    low = value.strip().lower()
+    if any(low.startswith(w) for w in NO):
+        return "否"
+    if any(low.startswith(w) for w in YES):
+        return "是"
+    raise FieldError("invalid_yes_no")
+
+
+def find_venue(ctx: Ctx, text: str) -> Venue | None:
+    text = text.strip()
+    for v in ctx.config.venues:
+        if text in (v.key, v.name):
+            return v
+    partial = [v for v in ctx.config.venues if text and (text in v.name or v.name in text)]
+    if len(partial) > 1 and ctx.person is not None:  # '礼堂' → the one on my campus
+        partial = [v for v in partial if v.campus == ctx.person.campus] or partial
+    return partial[0] if len(partial) == 1 else None
+
+
+def parse_venue(value: str, ctx: Ctx) -> str:
+    venue = find_venue(ctx, value)
+    if venue is None:
+        raise FieldError("invalid_venue", choices=[v.name for v in ctx.config.venues])
+    return venue.key
+
+
+def _now_local(ctx: Ctx) -> datetime:
+    return local_now(ctx.now(), ctx.config.scheduler.timezone)
+
+
+def parse_day(value: str, ctx: Ctx) -> str:
+    try:
+        d = parse_date(value, _now_local(ctx).date(), prefer="future")
+    except TimeParseError:
+        raise FieldError("invalid_date") from None
+    if d < _now_local(ctx).date():
+        raise FieldError("invalid_past")
+    return d.isoformat()
+
+
+def parse_time(value: str, ctx: Ctx) -> str:
+    """'14:00-16:00' (or with a date inside: '2026-12-01 14:00-16:00')."""
+    now = _now_local(ctx)
+    try:
+        start, end = parse_span(value, now, prefer="future")
+    except TimeParseError as exc:
+        raise FieldError(f"invalid_time_{exc.code}") from None
+    has_date = find_date(value, now.date(), prefer="future") is not None
+    span = f"{start:%H:%M}-{end:%H:%M}"
+    return f"{start:%Y-%m-%d} {span}" if has_date else span
+
+
+def _span(ctx: Ctx, values: dict[str, str]) -> tuple[datetime, datetime]:
+    tz = ZoneInfo(ctx.config.scheduler.timezone)
+    t = values["time"]
+    day = t[:10] if re.match(r"\d{4}-\d{2}-\d{2} ", t) else values["date"]
+    hhmm = t[-11:]
+    start = datetime.strptime(f"{day} {hhmm[:5]}", "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    end = datetime.strptime(f"{day} {hhmm[6:]}", "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    return start, end
+
+
+async def lock_venue(ctx: Ctx, venue: str) -> None:
+    """Take the venue's row lock for the rest of the transaction (created on first use)."""
+    dialect = ctx.session.bind.dialect.name  # type: ignore[union-attr]
+    ins = pg_insert(VenueLock) if dialect == "postgresql" else sqlite_insert(VenueLock)
+    await ctx.session.execute(ins.values(venue=venue).on_conflict_do_nothing(index_elements=["venue"]))
+    await ctx.session.execute(select(VenueLock).where(VenueLock.venue == venue).with_for_update())
+
+
+async def holding(ctx: Ctx, venue: str, start: datetime, end: datetime, exclude: int | None = None) -> list[Booking]:
+    """Bookings of the venue that hold an overlapping slot (pending or approved, not cancelled)."""
+    q = select(Booking).where(Booking.venue == venue, Booking.holds.is_(True),
+                              Booking.start_at < end, Booking.end_at > start).order_by(Booking.start_at)
+    rows = list((await ctx.session.execute(q)).scalars())
+    return [b for b in rows if b.id != exclude]
+
+
+async def free_slots(ctx: Ctx, venue: str, start: datetime, end: datetime, count: int = 3) -> list[tuple[datetime, datetime]]:
+    """The `count` free slots of the same length nearest to the asked start (30-minute grid)."""
+    length = end - start
+    cfg = ctx.config.stage
+    now = _now_local(ctx)
+    horizon = (start - timedelta(days=7), start + timedelta(days=7))
+    taken = list((await ctx.session.execute(
+        select(Booking.start_at, Booking.end_at).where(
+            Booking.venue == venue, Booking.holds.is_(True),
+            Booking.end_at > horizon[0], Booking.start_at < horizon[1] + length)
+    )).all())
+    found: list[tuple[datetime, datetime]] = []
+    for k in range(1, 7 * 48):
+        for sign in (-1, 1):
+            s = start + sign * k * timedelta(minutes=30)
+            e = s + length
+            local_s = s.astimezone(start.tzinfo)
+            local_e = e.astimezone(start.tzinfo)
+            if s < now or local_s.hour < cfg.open_hour or local_e.date() != local_s.date() or \
+                    (local_e.hour, local_e.minute) > (cfg.close_hour, 0):
+                continue
+            if any(ts < e and te > s for ts, te in taken):
+                continue
+            found.append((local_s, local_e))
+            if len(found) == count:
+                return sorted(found)
+    return sorted(found)
+
+
+def _chain(values: dict[str, str]) -> str:
+    outdoor, offsite = values["outdoor"] == "是", values["offsite"] == "是"
+    return {(False, False): "stage", (True, False): "stage_outdoor", (False, True): "stage_offsite",
+            (True, True): "stage_outdoor_offsite"}[(outdoor, offsite)]
+
+
+def _slot_text(s: datetime, e: datetime) -> str:
+    return f"{s:%m月%d日} {s:%H:%M}-{e:%H:%M}"
+
+
+async def check_booking(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
+    """Before submitting: the slot must be in the future, and free unless the requester insists."""
+    start, end = _span(ctx, values)
+    if start <= _now_local(ctx):
+        return ("time", "invalid_past", {})
+    await lock_venue(ctx, values["venue"])
+    clashes = await holding(ctx, values["venue"], start, end)
+    if clashes and values.get("insist") != "是":
+        first = clashes[0]
+        req = await ctx.session.get(Request, first.request_id)
+        unit = ctx.org.unit_of(req.requester) if req else None
+        slots = await free_slots(ctx, values["venue"], start, end)
+        return ("insist", "clash", {
+            "number": first.request_id, "activity": first.activity, "unit": unit.name if unit else "",
+            "slot": _slot_text(first.start_at.astimezone(start.tzinfo), first.end_at.astimezone(start.tzinfo)),
+            "status": req.status if req else "", "free": [_slot_text(s, e) for s, e in slots]})
+    return None
+
+
+def venue_name(ctx: Ctx, key: str) -> str:
+    return next((v.name for v in ctx.config.venues if v.key == key), key)
+
+
+async def _booking(ctx: Ctx, req: Request) -> Booking:
+    return (await ctx.session.execute(select(Booking).where(Booking.request_id == req.id))).scalar_one()
+
+
+def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
+    f = req.fields
+    flags = "、".join(k for k, key in (("户外", "outdoor"), ("校外", "offsite"), ("重大活动", "major"))
+                     if f.get(key) == "是") or "否"
+    rows = [("场地", venue_name(ctx, f["venue"])), ("时间", f["slot"]), ("活动", f["activity"]),
+            ("特殊", flags)]
+    competing = f.get("competing")
+    if competing:
+        rows.append(("冲突", competing))
+    return rows
+
+
+async def _competitors(ctx: Ctx, booking: Booking) -> list[Booking]:
+    return await holding(ctx, booking.venue, booking.start_at, booking.end_at, exclude=booking.id)
+
+
+async def guard(ctx: Ctx, req: Request) -> str | None:
+    """No final approval while an approved booking holds an overlapping slot."""
+    booking = await _booking(ctx, req)
+    await lock_venue(ctx, booking.venue)
+    for other in await _competitors(ctx, booking):
+        other_req = await ctx.session.get(Request, other.request_id)
+        if other_req is not None and other_req.status == FlowStatus.APPROVED:
+            return "stage_slot_taken"
+    return None
+
+
+async def on_approved(ctx: Ctx, req: Request) -> None:
+    """Approved: close the competitors, schedule the 重大活动 check and the condition question."""
+    booking = await _booking(ctx, req)
+    req.stage = "booked"
+    for other in await _competitors(ctx, booking):
+        other_req = await ctx.session.get(Request, other.request_id)
+        if other_req is not None and other_req.status == FlowStatus.PENDING:
+            lost = ctx.render("stage_lost_reason", number=req.id)
+            await decide(ctx, other_req, Decision(SYSTEM, Action.CLOSE, reason=lost))
+    if booking.major:
+        check_at = booking.start_at - timedelta(days=ctx.config.stage.check_days_before)
+        if check_at <= ctx.now():
+            await send_check_cards(ctx, req, booking)
+        else:
+            ctx.session.add(Timer(kind="stage_check", ref=str(booking.id), due_at=check_at, payload={}))
+    ask_at = booking.end_at + timedelta(minutes=ctx.config.stage.condition_delay_minutes)
+    ctx.session.add(Timer(kind="stage_condition", ref=str(booking.id), due_at=ask_at, payload={}))
+
+
+async def on_closed(ctx: Ctx, req: Request) -> None:
+    booking = await _booking(ctx, req)
+    booking.holds = False  # a rejected or withdrawn request frees its slot
+
+
+def viewers(ctx: Ctx, req: Request) -> list[str]:
+    return ctx.org.technicians("stage")
+
+
+SPEC = WorkflowSpec(key="stage", title="舞台使用申请", confidential=False, facts=facts, on_approved=on_approved,
+                    viewers=viewers, guard=guard, on_closed=on_closed)
+
+
+@router.command(
+    "book_stage",
+    aliases=("借舞台", "預約舞台", "预约舞台", "借礼堂", "借禮堂", "stage", "book"),
+    fields=(
+        Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue,
+              show=lambda v, c: venue_name(c, v)),
+        Field("date", ("日期", "date"), parse=parse_day,
+              required_if=lambda v: not re.match(r"\d{4}-", v.get("time", ""))),
+        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
+        Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
+        Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no),
+        Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no),
+        Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no),
+        Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False),
+    ),
+    validate=check_booking,
+)
+async def book_stage(ctx: Ctx, values: dict[str, str]) -> None:
+    """Book a stage or hall; the director approves (plus VP / principal for outdoor / off-campus)."""
+    if ctx.person is None:
+        ctx.reply("not_in_directory")
+        return
+    if values.get("insist") == "否":
+        ctx.reply("stage_not_insisting")
+        return
+    start, end = _span(ctx, values)
+    await lock_venue(ctx, values["venue"])
+    clashes = await holding(ctx, values["venue"], start, end)
+    competing = "、".join(f"#{b.request_id} {b.activity}" for b in clashes)
+    fields = {k: values[k] for k in ("venue", "activity", "outdoor", "offsite", "major")}
+    fields.update(slot=_slot_text(start, end), competing=competing)
+    req = await submit(ctx, SPEC, _chain(values), fields, stage="held")
+    booking = Booking(request_id=req.id, venue=values["venue"], start_at=start, end_at=end,
+                      activity=values["activity"], outdoor=values["outdoor"] == "是",
+                      offsite=values["offsite"] == "是", major=values["major"] == "是", holds=True)
+    ctx.session.add(booking)
+    flow = flow_of(req)
+    ctx.reply("stage_submitted", number=req.id, venue=venue_name(ctx, values["venue"]), slot=fields["slot"],
+              chain=[ctx.render("role_name", role=s.role) for s in flow.steps],
+              next=[ctx.org.name(u) for u in flow.pending_approvers()], competing=competing)
+
+
+@router.command("cancel_booking", aliases=("取消预约", "取消預約", "cancel booking"), positional=True,
+                fields=(NUMBER,))
+async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
+    """取消预约 #编号 — give the slot back (pending requests are withdrawn)."""
+    req = await visible_request(ctx, values["number"])
+    if req is None:
+        return
+    if req.workflow != "stage" or req.requester != ctx.user:
+        ctx.reply("stage_cancel_refused", number=req.id)
+        return
+    booking = await _booking(ctx, req)
+    if req.status == FlowStatus.PENDING:
+        await decide(ctx, req, Decision(ctx.user, Action.WITHDRAW))
+        return
+    if req.status != FlowStatus.APPROVED or not booking.holds or booking.start_at <= ctx.now():
+        ctx.reply("stage_cancel_refused", number=req.id)
+        return
+    booking.holds = False
+    booking.cancelled_at = ctx.now()
+    req.stage = "cancelled"
+    audit(ctx, req, "booking_cancelled", req.status)
+    ctx.reply("stage_cancelled", number=req.id, slot=req.fields["slot"])
+    for d in ctx.org.with_role("director"):
+        ctx.tell(d, "stage_cancelled_director", number=req.id, name=ctx.org.name(ctx.user), slot=req.fields["slot"],
+                 venue=venue_name(ctx, booking.venue))
+
+
+async def send_check_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
+    """重大活动: stage technicians (venue's campus first) get a checklist card to confirm."""
+    campus = next((v.campus for v in ctx.config.venues if v.key == booking.venue), None)
+    techs = ctx.org.technicians("stage", campus)
+    local = [u for u in techs if (p := ctx.org.person(u)) is not None and p.campus == campus]
+    for u in local or techs:
+        task_id = f"r{req.id}_check_{secrets.token_hex(6)}"
+        card = {
+            "card_type": "button_interaction",
+            "main_title": {"title": ctx.renderer.block("cards", "stage_check_title", number=req.id),
+                           "desc": ctx.renderer.block("cards", "stage_check_desc")},
+            "horizontal_content_list": [{"keyname": k, "value": v[:30]} for k, v in facts(ctx, req)[:4]],
+            "task_id": task_id,
+            "button_list": [{"text": ctx.renderer.block("cards", "stage_check_button"), "style": 1,
+                             "key": f"op:{req.id}:0:check"}],
+        }
+        row = ctx.send_card(u, card)
+        await ctx.session.flush()
+        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="fulfil", step=0, userid=u,
+                             outbox_id=row.id, created_at=ctx.now()))
+
+
+async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
+    """After the event: the user reports 设备运转情况 (正常 / 异常)."""
+    task_id = f"r{req.id}_cond_{secrets.token_hex(6)}"
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": ctx.renderer.block("cards", "stage_condition_title", number=req.id),
+                       "desc": ctx.renderer.block("cards", "stage_condition_desc", activity=booking.activity)},
+        "task_id": task_id,
+        "button_list": [
+            {"text": ctx.renderer.block("cards", "stage_condition_ok"), "style": 1, "key": f"op:{req.id}:0:ok"},
+            {"text": ctx.renderer.block("cards", "stage_condition_bad"), "style": 2, "key": f"op:{req.id}:0:bad"},
+        ],
+    }
+    row = ctx.send_card(req.requester, card)
+    await ctx.session.flush()
+    ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="condition", step=0, userid=req.requester,
+                         outbox_id=row.id, created_at=ctx.now()))
+
+
+async def fulfil_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
+    booking = await _booking(ctx, req)
+    action = parts[3] if len(parts) > 3 else ""
+    if action == "check":
+        if booking.checked_by:
+            ctx.reply("stage_check_done_already", number=req.id, name=ctx.org.name(booking.checked_by))
+            return
+        booking.checked_by = ctx.user
+        audit(ctx, req, "stage_checked", req.status)
+        await close_cards(ctx, req, ctx.renderer.block("cards", "stage_checked", name=ctx.org.name(ctx.user)) or "",
+                          purpose="fulfil")
+        ctx.reply("stage_check_saved", number=req.id)
+        ctx.tell(req.requester, "stage_check_requester", number=req.id, name=ctx.org.name(ctx.user))
+    elif action == "ok":
+        await record_condition(ctx, req, booking, "正常", "")
+    elif action == "bad":
+        from bot.conversation import start_form
+
+        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": "异常"})
+    else:
+        ctx.reply("card_unknown")
+
+
+async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: str, note: str) -> None:
+    if booking.condition is not None:
+        ctx.reply("stage_condition_already", number=req.id, state=booking.condition)
+        return
+    booking.condition, booking.condition_note = state, note
+    req.stage = "done"
+    await close_cards(ctx, req, ctx.renderer.block("cards", "stage_condition_recorded", state=state) or "",
+                      purpose="condition")
+    if state == "异常":
+        from handlers.faults import open_ticket
+
+        ticket = await open_ticket(ctx, venue_name(ctx, booking.venue), "stage",
+                                   ctx.render("stage_fault_description", number=req.id, note=note),
+                                   booking_id=booking.id)
+        booking.ticket_id = ticket.id
+        ctx.reply("stage_condition_ticket", number=req.id, ticket=ticket.id)
+    else:
+        ctx.reply("stage_condition_ok", number=req.id)
+    audit(ctx, req, "stage_condition", req.status, state=state, note=note)
+
+
+@router.command("stage_condition", aliases=("设备情况", "設備情況", "condition"), positional=True,
+                fields=(NUMBER, Field("state", ("情况", "情況", "state"), parse=lambda v, c: _state(v)),
+                        Field("note", ("说明", "說明", "note"), parse=parse_required,
+                              required_if=lambda v: v.get("state") == "异常")))
+async def stage_condition(ctx: Ctx, values: dict[str, str]) -> None:
+    """设备情况 #编号 正常|异常 [说明] — after the event, how the equipment ran."""
+    req = await visible_request(ctx, values["number"])
+    if req is None:
+        return
+    if req.workflow != "stage" or req.requester != ctx.user or req.status != FlowStatus.APPROVED:
+        ctx.reply("stage_cancel_refused", number=req.id)
+        return
+    booking = await _booking(ctx, req)
+    await record_condition(ctx, req, booking, values["state"], values.get("note", ""))
+
+
+def _state(value: str) -> str:
+    low = value.strip()
+    if low.startswith(("正常", "好", "ok", "OK", "没问题")):
+        return "正常"
+    if low.startswith(("异常", "有问题", "坏", "bad")):
+        return "异常"
+    raise FieldError("invalid_state")
+
+
+async def fire_check(ctx: Ctx, timer: Timer) -> None:
+    booking = await ctx.session.get(Booking, int(timer.ref))
+    if booking is None or not booking.holds or booking.checked_by:
+        return
+    req = await ctx.session.get(Request, booking.request_id)
+    if req is not None and req.status == FlowStatus.APPROVED:
+        await send_check_cards(ctx, req, booking)
+
+
+async def fire_condition(ctx: Ctx, timer: Timer) -> None:
+    booking = await ctx.session.get(Booking, int(timer.ref))
+    if booking is None or not booking.holds or booking.condition is not None:
+        return
+    req = await ctx.session.get(Request, booking.request_id)
+    if req is not None and req.status == FlowStatus.APPROVED:
+        await ask_condition(ctx, req, booking)
+
