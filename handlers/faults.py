@@ -81,7 +81,8 @@ async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
     """接单 cards to the category's technicians, those on the reporter's campus only if any."""
     techs = ctx.org.technicians(t.category, t.campus)
     local = [u for u in techs if (p := ctx.org.person(u)) is not None and p.campus == t.campus]
-    targets = [u for u in (local or techs) if u != t.reporter] or techs
+    # Nobody is asked to claim their own report, unless nobody else could.
+    targets = [u for u in local if u != t.reporter] or [u for u in techs if u != t.reporter] or techs
     for u in targets:
         task_id = f"t{t.id}_claim_{secrets.token_hex(6)}"
         card = {
