@@ -19,6 +19,7 @@ from bot.pipeline import Outcome, Pipeline
 from bot.render import Renderer
 from bot.router import Registry, Router
 from bot.wecom_api import WeComAPI
+from schedules.jobs import Scheduler, build_jobs
 from schedules.runner import TimerRunner
 from storage.db import make_engine, make_sessionmaker, migrate, ping
 
@@ -51,6 +52,7 @@ def create_app(
     clock: Clock | None = None,
     routers: Iterable[Router] | None = None,
     run_dispatcher: bool = True,
+    run_jobs: bool = True,
 ) -> web.Application:
     """Build the bot's web app; database, HTTP client and dispatcher live in cleanup_ctx."""
     if routers is None:
@@ -86,8 +88,12 @@ def create_app(
             }
             dispatcher = Dispatcher(app[PIPELINE].sessions, api, app[CLOCK], config.outbox, webhook_keys)
             app[DISPATCHER] = dispatcher
-            timers = TimerRunner(app[PIPELINE], config.scheduler.tick_seconds, on_commit=dispatcher.wake)
+            jobs = Scheduler(app[PIPELINE], build_jobs(config), on_commit=dispatcher.wake)
+            timers = TimerRunner(app[PIPELINE], config.scheduler.tick_seconds, on_commit=dispatcher.wake,
+                                 jobs=jobs if run_jobs else None)
             app[TIMERS] = timers
+            if run_dispatcher and run_jobs:
+                jobs.start()
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="outbox-dispatcher"),
                 asyncio.create_task(timers.run(), name="timers"),
@@ -95,6 +101,7 @@ def create_app(
             yield
             dispatcher.stop()
             timers.stop()
+            jobs.shutdown()
             for task in tasks:
                 try:
                     await asyncio.wait_for(task, timeout=config.outbox.request_timeout_seconds + 1)

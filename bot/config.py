@@ -241,6 +241,58 @@ class StageConfig(_Strict):
     condition_delay_minutes: int = Field(default=30, ge=0)  # ask for 设备运转情况 after the end
 
 
+DUTY_KEYS = ("room_cleaning", "ups_check", "stage_maintenance", "platform_report", "photo_archive",
+             "cctv_inspection", "computer_collection", "inventory", "domain_fees")
+
+
+def check_cron(expr: str) -> str:
+    """A 5-field crontab expression; weekdays must be names (APScheduler reads 0 as Monday)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    parts = expr.split()
+    if len(parts) != 5:
+        raise ValueError("must be a 5-field crontab expression 'minute hour day month weekday', e.g. '0 8 * * mon-fri'")
+    if re.search(r"\d", parts[4]):
+        raise ValueError("write weekdays as names (mon-fri, sat, sun): APScheduler counts 0 as Monday, "
+                         "unlike crontab, so digits are ambiguous")
+    try:
+        CronTrigger.from_crontab(expr)
+    except ValueError as exc:
+        raise ValueError(f"is not a valid crontab expression: {exc}") from None
+    return expr
+
+
+class Duty(_Strict):
+    """A recurring reminder from the manual (W7); its text is templates/duties/<key>.j2."""
+
+    key: Literal[DUTY_KEYS]  # type: ignore[valid-type]
+    cron: str
+    roles: tuple[Role, ...] = ()
+    skills: tuple[Skill, ...] = ()  # with role technician: only these technicians
+    users: tuple[str, ...] = ()
+    note: str = ""  # shown in the reminder (e.g. which domain, the renewal date)
+
+    _cron = field_validator("cron")(classmethod(lambda cls, v: check_cron(v)))
+
+    @model_validator(mode="after")
+    def _someone(self) -> Duty:
+        if not self.roles and not self.users:
+            raise ValueError("needs roles or users to remind")
+        return self
+
+
+class PublishingConfig(_Strict):
+    oa_weekly_min: int = Field(default=4, ge=0)  # official-account posts a week (W4)
+    oa_check_cron: str = "0 10 * * thu"  # when the week's count is checked
+    website_check_cron: str = "0 16 * * mon-fri"  # a school day without a website post by then
+
+    _cron = field_validator("oa_check_cron", "website_check_cron")(classmethod(lambda cls, v: check_cron(v)))
+
+
+class SchedulesConfig(_Strict):
+    grace_minutes: int = Field(default=120, ge=1)  # an occurrence missed while down is still sent this late
+
+
 class Campus(_Strict):
     key: str
     name: str
@@ -289,6 +341,15 @@ class ManagedGroup(_Strict):
     admins: tuple[str, ...]
     channel: Literal["appchat", "webhook"] = "appchat"
     webhook_key: SecretStr | None = None
+    push_time: str = "19:00"  # the daily audio-class notice goes out at this local time
+    prompt_minutes_before: int = Field(default=60, ge=0)  # admins are prompted this much earlier
+
+    @field_validator("push_time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("must be HH:MM in 24-hour time, e.g. 19:00")
+        return v
 
     @model_validator(mode="after")
     def _channel(self) -> ManagedGroup:
@@ -317,6 +378,9 @@ class Config(_Strict):
     faults: FaultsConfig = FaultsConfig()
     stage: StageConfig = StageConfig()
     venues: tuple[Venue, ...] = ()
+    duties: tuple[Duty, ...] = ()
+    publishing: PublishingConfig = PublishingConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
     computers: ComputersConfig = ComputersConfig()
 
     @model_validator(mode="after")
@@ -361,6 +425,9 @@ class Config(_Strict):
         for i, g in enumerate(self.groups):
             for a in g.admins:
                 need_user(f"groups[{i}].admins", a)
+        for i, d in enumerate(self.duties):
+            for u in d.users:
+                need_user(f"duties[{i}].users", u)
         if errors:
             raise ValueError("; ".join(errors))
         return self

@@ -104,9 +104,9 @@ class Pipeline:
 
             await handle_click(ctx)
         elif inbound.kind == "image":
-            from handlers.faults import attach_photo
+            from handlers import faults, publishing
 
-            if not await attach_photo(ctx):
+            if not await publishing.attach_photo(ctx) and not await faults.attach_photo(ctx):
                 ctx.reply("photo_unattached")
         # Other events (enter_agent, unknown types) are recorded, deduped and acknowledged.
 

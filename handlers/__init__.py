@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.router import Router
-from handlers import approval_commands, computers, faults, footage, help, stage
+from handlers import approval_commands, computers, faults, footage, groups, help, publishing, stage
 
 ROUTERS: tuple[Router, ...] = (
     help.router,
@@ -14,11 +14,13 @@ ROUTERS: tuple[Router, ...] = (
     footage.router,
     computers.router,
     stage.router,
+    publishing.router,
+    groups.router,
     approval_commands.router,
 )
 
 # Workflows that go through the approval engine.
-WORKFLOWS = (footage.SPEC, computers.SPEC, stage.SPEC)
+WORKFLOWS = (footage.SPEC, computers.SPEC, stage.SPEC, groups.SPEC, publishing.COMMITTEE_SPEC)
 
 # After approval, a workflow's own cards (operators, technicians) come back here by workflow key.
 FULFIL_CLICKS: dict[str, Callable[..., Awaitable[None]]] = {

@@ -269,7 +269,7 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
     elif decision.action is Action.WITHDRAW:
         await close_cards(ctx, req, _block(ctx, "state_withdrawn"))
     await send_approval_cards(ctx, req, outcome.new_approvers)
-    info = {"title": spec.title, "number": req.id, "actor": actor_name, "reason": decision.reason,
+    info = {"title": spec.title, "workflow": req.workflow, "number": req.id, "actor": actor_name, "reason": decision.reason,
             "role": ctx.render("role_name", role=before.steps[before.current].role),
             "next": [ctx.org.name(u) for u in flow.pending_approvers()],
             "target": ctx.org.name(decision.target) if decision.target else ""}

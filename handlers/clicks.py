@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.context import Ctx
-from handlers import approvals, faults
+from handlers import approvals, faults, publishing
 from storage.models import Card, Request
 
 
@@ -22,5 +22,7 @@ async def handle_click(ctx: Ctx) -> None:
         return
     if card.subject == "ticket":
         await faults.ticket_click(ctx, card, parts)
+    elif card.subject == "draft":
+        await publishing.draft_click(ctx, card, parts)
     else:
         await approvals.request_click(ctx, card, parts)

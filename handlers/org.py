@@ -22,6 +22,8 @@ REQUIRED_CHAINS: dict[str, str] = {
     "stage_outdoor": "借舞台 (户外)",
     "stage_offsite": "借舞台 (校外)",
     "stage_outdoor_offsite": "借舞台 (户外且校外)",
+    "audio_class": "音频课堂",
+    "draft_phone": "投稿 (含联系电话)",
 }
 GLOBAL_ROLES = frozenset({"director", "vp_info_center", "principal", "committee", "cctv_operator",
                           "platform_editor", "publicity_reviewer", "photo_reviewer", "technician",

@@ -27,8 +27,10 @@ def system_event(ref: str, now_ts: int) -> Inbound:
 
 
 class TimerRunner:
-    def __init__(self, pipeline: Pipeline, tick_seconds: float, on_commit: object = None) -> None:
+    def __init__(self, pipeline: Pipeline, tick_seconds: float, on_commit: object = None,
+                 jobs: object = None) -> None:
         self._p = pipeline
+        self.jobs = jobs  # schedules.jobs.Scheduler: recurring jobs, checked on every tick too
         self._tick = tick_seconds
         self._stopping = False
         self._wake = asyncio.Event()
@@ -55,6 +57,8 @@ class TimerRunner:
         """Fire every due timer and sweep idle approvals once; return how many acted."""
         fired = await self.fire_due()
         fired += await self.sweep()
+        if self.jobs is not None:
+            fired += await self.jobs.run_due()  # type: ignore[attr-defined]
         if fired and callable(self._on_commit):
             self._on_commit()
         return fired

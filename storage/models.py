@@ -286,3 +286,83 @@ class VenueLock(Base):
     __tablename__ = "venue_locks"
 
     venue: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class JobRun(Base):
+    """One occurrence of a scheduled job, claimed before it runs: it fires once across processes."""
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(100))
+    scheduled_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # done | missed
+    ran_at: Mapped[datetime]
+
+    __table_args__ = (Index("uq_job_runs_job_time", "job_id", "scheduled_at", unique=True),)
+
+
+class AudioClass(Base):
+    """A daily audio-class notice (音频课堂) for managed groups; pushed only once approved."""
+
+    __tablename__ = "audio_classes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(BigId, unique=True)
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (local)
+    class_time: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    speaker: Mapped[str] = mapped_column(String(100))
+    link: Mapped[str] = mapped_column(String(500))
+    groups: Mapped[dict[str, Any]]  # {"chats": [chat_id, ...]}
+    pushed: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {chat_id: iso time}
+
+    __table_args__ = (Index("ix_audio_classes_day", "day"),)
+
+
+class Draft(Base):
+    """A news draft (投稿) for the website and the official account; every version is kept."""
+
+    __tablename__ = "drafts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    author: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # collecting|in_review|revising|committee|editing|published
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the current version
+    phone: Mapped[bool] = mapped_column(default=False)  # contains a phone number: committee must approve
+    committee_request: Mapped[int | None] = mapped_column(BigId, default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class DraftVersion(Base):
+    __tablename__ = "draft_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    draft_id: Mapped[int] = mapped_column(BigId)
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    photos: Mapped[dict[str, Any]]  # {"items": [{media_id, pic_url}]}
+    text_review: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {status, by, comment, at}
+    photo_review: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("uq_draft_versions", "draft_id", "version", unique=True),)
+
+
+class Publication(Base):
+    """A draft published on one platform (website | oa), with its link and preview."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    draft_id: Mapped[int] = mapped_column(BigId)
+    platform: Mapped[str] = mapped_column(String(16))
+    link: Mapped[str] = mapped_column(String(500))
+    editor: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime]
+
+    __table_args__ = (Index("uq_publications", "draft_id", "platform", unique=True),
+                      Index("ix_publications_time", "platform", "published_at"))

@@ -26,6 +26,10 @@ class Scene:
     def texts(self, userid: str) -> list[str]:
         return self.emu.texts_to(userid)
 
+    def got(self, userid: str, fragment: str) -> bool:
+        """Whether any text the member received contains `fragment`."""
+        return any(fragment in t for t in self.emu.texts_to(userid))
+
     def last_text(self, userid: str) -> str:
         texts = self.emu.texts_to(userid)
         return texts[-1] if texts else ""

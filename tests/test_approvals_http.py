@@ -232,8 +232,8 @@ async def test_department_loan_chain_with_return_reminder(scene: Scene, clock: F
     assert "2026-12-01 前归还" in scene.last_text("zhaolei")
     clock.advance(timedelta(days=6, hours=-1).total_seconds())  # 2026-12-01 09:00 Shanghai
     await scene.tick()
-    assert "今天（2026-12-01）到期" in scene.last_text("zhaolei")
-    assert "NB-007" in scene.last_text("lihua")
+    assert scene.got("zhaolei", "今天（2026-12-01）到期")
+    assert scene.got("lihua", "NB-007")
     await scene.tick()  # fired once only
     assert sum("到期" in t for t in scene.texts("zhaolei")) == 1
 
@@ -264,13 +264,13 @@ async def test_idle_steps_get_reminded_then_escalated(scene: Scene, clock: FakeC
     assert len(scene.cards("majun")) == 1
     clock.advance(2 * 3600)
     await scene.tick()
-    assert len(scene.cards("majun")) == 2 and "已等待您审批 25 小时" in scene.last_text("majun")
+    assert len(scene.cards("majun")) == 2 and scene.got("majun", "已等待您审批 25 小时")
     await scene.tick()
     assert len(scene.cards("majun")) == 2  # reminded once per step
     clock.advance(24 * 3600)
     await scene.tick()
     assert scene.card("liuyang")["main_title"]["title"] == "监控调取申请 #1"  # majun's next level
-    assert "升级" in scene.last_text("liuyang")
+    assert scene.got("liuyang", "升级")
     await scene.click("liuyang", scene.cards("liuyang")[0], "同意")
     assert "已同意" in scene.last_text("liuyang")
     req = await request_row(scene.bot, 1)

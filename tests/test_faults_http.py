@@ -116,7 +116,7 @@ async def test_sla_warning_and_escalation_across_a_restart(
     try:
         await again.tick()  # the first tick at start-up fires what came due while down
         for tech in ("lihua", "wangpeng", "xuqiang", "hejun"):  # unclaimed: every computer technician
-            assert "还没有人接单" in again.last_text(tech), tech
+            assert again.got(tech, "还没有人接单"), tech
         await again.tick()
         assert sum("还没有人接单" in m for m in again.texts("lihua")) == 1  # fired once
         await again.say("lihua", "接单 #1")
@@ -124,7 +124,7 @@ async def test_sla_warning_and_escalation_across_a_restart(
         await again.tick()
         card = again.card("chenhao")
         assert card["main_title"]["title"] == "报修超时 #1" and "李华" in card["main_title"]["desc"]
-        assert "已超过处理时限" in again.last_text("lihua")
+        assert again.got("lihua", "已超过处理时限")
         assert "处理中" in await again.click("chenhao", card, "查看进度")
     finally:
         await bot.stop()

@@ -1,0 +1,444 @@
+"""投稿 — news drafts to the website and the official account (W4, 网站及微信发布流程).
+
+The author gives 标题 and 正文, sends photos, and 提交. The text goes to a publicity reviewer and
+the photos to a photo reviewer, in parallel, each with a card (通过 / 退回 + 意见). A return goes
+back to the author, who revises (修改): a new version, every version kept. Both passed → a draft
+with a phone number first needs the school committee (the manual fines publishing without it) →
+a platform editor previews both versions to the author and records each publication.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.context import Ctx
+from bot.router import Field, FieldError, Router
+from bot.timeparse import local_now
+from handlers.approval_commands import parse_required
+from handlers.approvals import WorkflowSpec, refresh_card, submit
+from storage.models import Card, Draft, DraftVersion, Publication, Request
+
+router = Router("publishing")
+PLATFORMS = {"网站": "website", "官网": "website", "website": "website", "web": "website",
+             "公众号": "oa", "微信": "oa", "公众平台": "oa", "oa": "oa", "wechat": "oa"}
+PLATFORM_NAMES = {"website": "网站", "oa": "公众号"}
+PARTS = {"文字": "text", "文稿": "text", "text": "text", "照片": "photo", "图片": "photo", "photo": "photo"}
+# Mainland mobiles, landlines with area code, and 400/800 numbers, with or without separators.
+PHONE_RE = re.compile(
+    r"(?<!\d)(?:1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}|0\d{2,3}[\s-]?\d{7,8}|[48]00[\s-]?\d{3}[\s-]?\d{4})(?!\d)"
+)
+
+
+def has_phone(*texts: str) -> bool:
+    """True if the text carries a phone number the homepage rule is about."""
+    return any(PHONE_RE.search(t) for t in texts)
+
+
+def parse_number(value: str, ctx: Ctx) -> str:
+    from handlers.approval_commands import parse_number as parse
+
+    return parse(value, ctx)
+
+
+def parse_part(value: str, ctx: Ctx) -> str:
+    part = PARTS.get(value.strip().lower())
+    if part is None:
+        raise FieldError("invalid_part")
+    return part
+
+
+def parse_platform(value: str, ctx: Ctx) -> str:
+    p = PLATFORMS.get(value.strip().lower())
+    if p is None:
+        raise FieldError("invalid_platform")
+    return p
+
+
+def parse_link(value: str, ctx: Ctx) -> str:
+    if not re.fullmatch(r"https?://\S{3,490}", value.strip()):
+        raise FieldError("invalid_link")
+    return value.strip()
+
+
+NUMBER = Field("number", ("编号", "編號", "number"), parse=parse_number)
+
+
+async def _draft(ctx: Ctx, number: str) -> Draft | None:
+    d = (await ctx.session.execute(select(Draft).where(Draft.id == int(number)).with_for_update())).scalar_one_or_none()
+    if d is None:
+        ctx.reply("draft_not_found", number=number)
+    return d
+
+
+async def _version(ctx: Ctx, d: Draft, version: int | None = None) -> DraftVersion:
+    return (await ctx.session.execute(select(DraftVersion).where(
+        DraftVersion.draft_id == d.id, DraftVersion.version == (version or d.version)))).scalar_one()
+
+
+def _has_role(ctx: Ctx, role: str) -> bool:
+    return ctx.person is not None and role in ctx.person.roles
+
+
+@router.command("submit_draft_new", aliases=("投稿", "投稿件", "draft"),
+                fields=(Field("title", ("标题", "標題", "title"), parse=parse_required),
+                        Field("body", ("正文", "内容", "內容", "body"), parse=parse_required)))
+async def new_draft(ctx: Ctx, values: dict[str, str]) -> None:
+    """投稿 标题:… 正文:… — start a news draft; then send photos and 提交."""
+    now = ctx.now()
+    d = Draft(author=ctx.user, status="collecting", version=1, created_at=now, updated_at=now)
+    ctx.session.add(d)
+    await ctx.session.flush()
+    ctx.session.add(DraftVersion(draft_id=d.id, version=1, title=values["title"], body=values["body"],
+                                 photos={"items": []}, created_at=now))
+    ctx.reply("draft_started", number=d.id, title=values["title"])
+
+
+async def attach_photo(ctx: Ctx) -> bool:
+    """A photo from an author with a draft being written attaches to its current version."""
+    d = (await ctx.session.execute(
+        select(Draft).where(Draft.author == ctx.user, Draft.status.in_(("collecting", "revising")),
+                            Draft.updated_at >= ctx.now() - timedelta(hours=2))
+        .order_by(Draft.updated_at.desc()).limit(1).with_for_update()
+    )).scalar_one_or_none()
+    if d is None:
+        return False
+    v = await _version(ctx, d)
+    items = list(v.photos.get("items", []))
+    items.append({"media_id": ctx.inbound.media_id, "pic_url": ctx.inbound.pic_url})
+    v.photos = {"items": items}
+    d.updated_at = ctx.now()
+    ctx.reply("draft_photo_added", number=d.id, count=len(items))
+    return True
+
+
+def _review_card(ctx: Ctx, d: Draft, v: DraftVersion, part: str) -> dict[str, Any]:
+    author = ctx.org.name(d.author)
+    unit = ctx.org.unit_of(d.author)
+    rows = [("版本", f"第{v.version}版"), ("作者", f"{author} {unit.name if unit else ''}".strip()),
+            ("标题", v.title)]
+    rows.append(("正文", v.body) if part == "text" else ("照片", f"{len(v.photos.get('items', []))}张"))
+    return {
+        "card_type": "button_interaction",
+        "main_title": {"title": ctx.renderer.block("cards", f"draft_review_{part}", number=d.id),
+                       "desc": ctx.renderer.block("cards", "draft_review_desc", title=v.title)},
+        "horizontal_content_list": [{"keyname": k, "value": val[:30]} for k, val in rows],
+        "task_id": f"d{d.id}_{part}_{secrets.token_hex(6)}",
+        "button_list": [
+            {"text": ctx.renderer.block("cards", "draft_pass"), "style": 1, "key": f"dr:{d.id}:{v.version}:{part}:pass"},
+            {"text": ctx.renderer.block("cards", "draft_return"), "style": 2,
+             "key": f"dr:{d.id}:{v.version}:{part}:return"},
+        ],
+    }
+
+
+async def _send_cards(ctx: Ctx, d: Draft, userids: Sequence[str], card_for: Any, purpose: str) -> None:
+    for u in userids:
+        card = card_for(u)
+        row = ctx.send_card(u, card)
+        await ctx.session.flush()
+        ctx.session.add(Card(task_id=card["task_id"], subject="draft", request_id=d.id, purpose=purpose,
+                             step=d.version, userid=u, outbox_id=row.id, created_at=ctx.now()))
+
+
+async def _close(ctx: Ctx, d: Draft, purpose: str, label: str) -> None:
+    cards = (await ctx.session.execute(select(Card).where(
+        Card.subject == "draft", Card.request_id == d.id, Card.purpose == purpose, Card.active.is_(True)))).scalars()
+    for c in cards:
+        refresh_card(ctx, c, label)
+        c.active = False
+
+
+@router.command("submit_draft", aliases=("提交", "提交稿件", "submit"), positional=True,
+                fields=(Field("number", ("编号", "number"), parse=parse_number, required=False),))
+async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
+    """提交 [#编号] — send the draft to the text and photo reviewers."""
+    if values.get("number"):
+        d = await _draft(ctx, values["number"])
+    else:
+        d = (await ctx.session.execute(select(Draft).where(
+            Draft.author == ctx.user, Draft.status.in_(("collecting", "revising")))
+            .order_by(Draft.updated_at.desc()).limit(1).with_for_update())).scalar_one_or_none()
+        if d is None:
+            ctx.reply("draft_none_open")
+            return
+    if d is None:
+        return
+    if d.author != ctx.user or d.status not in ("collecting", "revising"):
+        ctx.reply("draft_cannot_submit", number=d.id, status=d.status)
+        return
+    v = await _version(ctx, d)
+    previous = await _version(ctx, d, d.version - 1) if d.version > 1 else None
+    # A part passed in the previous round and unchanged keeps its pass; the rest is reviewed.
+    keep_text = previous is not None and previous.text_review.get("status") == "passed" and \
+        (previous.title, previous.body) == (v.title, v.body)
+    keep_photo = previous is not None and previous.photo_review.get("status") == "passed" and \
+        previous.photos == v.photos
+    now = ctx.now()
+    v.submitted_at = now
+    v.text_review = dict(previous.text_review) if keep_text and previous else {"status": "pending"}
+    if not v.photos.get("items"):
+        v.photo_review = {"status": "passed", "by": "", "comment": "no photos"}
+    else:
+        v.photo_review = dict(previous.photo_review) if keep_photo and previous else {"status": "pending"}
+    d.status, d.updated_at = "in_review", now
+    d.phone = has_phone(v.title, v.body)
+    reviewers: list[str] = []
+    if v.text_review["status"] == "pending":
+        people = ctx.org.with_role("publicity_reviewer")
+        await _send_cards(ctx, d, people, lambda u: _review_card(ctx, d, v, "text"), "review_text")
+        reviewers += people
+    if v.photo_review["status"] == "pending":
+        people = ctx.org.with_role("photo_reviewer")
+        await _send_cards(ctx, d, people, lambda u: _review_card(ctx, d, v, "photo"), "review_photo")
+        reviewers += people
+    ctx.reply("draft_submitted", number=d.id, version=v.version, reviewers=[ctx.org.name(u) for u in reviewers],
+              phone=d.phone)
+    await _after_review(ctx, d, v)
+
+
+async def review(ctx: Ctx, d: Draft, part: str, verdict: str, comment: str, version: int | None = None) -> None:
+    """通过/退回 one part of the current version."""
+    role = "publicity_reviewer" if part == "text" else "photo_reviewer"
+    if not _has_role(ctx, role):
+        ctx.reply("draft_not_reviewer", part=part)
+        return
+    v = await _version(ctx, d)
+    state = v.text_review if part == "text" else v.photo_review
+    if d.status != "in_review" or (version is not None and version != d.version) or state.get("status") != "pending":
+        ctx.reply("draft_review_stale", number=d.id, status=d.status)
+        return
+    result = {"status": "passed" if verdict == "pass" else "returned", "by": ctx.user, "comment": comment,
+              "at": ctx.now().isoformat()}
+    if part == "text":
+        v.text_review = result
+    else:
+        v.photo_review = result
+    label = ctx.renderer.block("cards", f"draft_done_{verdict}", name=ctx.org.name(ctx.user)) or ""
+    await _close(ctx, d, f"review_{part}", label)
+    ctx.reply("draft_review_saved", number=d.id, part=part, verdict=verdict)
+    if verdict == "return":
+        d.status, d.updated_at = "revising", ctx.now()
+        other = "photo" if part == "text" else "text"
+        await _close(ctx, d, f"review_{other}", ctx.renderer.block("cards", "draft_returned_elsewhere") or "")
+        ctx.tell(d.author, "draft_returned", number=d.id, part=part, name=ctx.org.name(ctx.user), comment=comment,
+                 version=v.version)
+        return
+    await _after_review(ctx, d, v)
+
+
+async def _after_review(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
+    """Both parts passed: the committee if there is a phone number, else the editors."""
+    if d.status != "in_review" or v.text_review.get("status") != "passed" or v.photo_review.get("status") != "passed":
+        return
+    if d.phone:
+        d.status = "committee"
+        req = await _submit_for_author(ctx, d, v)
+        d.committee_request = req.id
+        ctx.tell(d.author, "draft_to_committee", number=d.id)
+        return
+    await _to_editors(ctx, d, v)
+
+
+async def _submit_for_author(ctx: Ctx, d: Draft, v: DraftVersion) -> Request:
+    """The committee request is the author's, even when the last reviewer's click triggers it."""
+    from dataclasses import replace as dc_replace
+
+    author_ctx = Ctx(ctx.session, ctx.clock, ctx.config, ctx.renderer, ctx.registry,
+                     dc_replace(ctx.inbound, from_user=d.author), ctx.event_id, ctx.org)
+    return await submit(author_ctx, COMMITTEE_SPEC, "draft_phone", {"draft": d.id, "title": v.title,
+                                                                    "body": v.body[:200]})
+
+
+async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
+    d.status, d.updated_at = "editing", ctx.now()
+    editors = ctx.org.with_role("platform_editor")
+
+    def card(u: str) -> dict[str, Any]:
+        return {
+            "card_type": "button_interaction",
+            "main_title": {"title": ctx.renderer.block("cards", "draft_edit_title", number=d.id),
+                           "desc": ctx.renderer.block("cards", "draft_review_desc", title=v.title)},
+            "horizontal_content_list": [{"keyname": k, "value": val[:30]} for k, val in (
+                ("作者", ctx.org.name(d.author)), ("标题", v.title), ("照片", f"{len(v.photos.get('items', []))}张"))],
+            "task_id": f"d{d.id}_edit_{secrets.token_hex(6)}",
+            "button_list": [{"text": ctx.renderer.block("cards", "draft_edit_button"), "style": 1,
+                             "key": f"dr:{d.id}:{v.version}:edit:howto"}],
+        }
+
+    await _send_cards(ctx, d, editors, card, "edit")
+    ctx.tell(d.author, "draft_passed", number=d.id, editors=[ctx.org.name(u) for u in editors])
+
+
+async def on_committee_approved(ctx: Ctx, req: Request) -> None:
+    d = await ctx.session.get(Draft, int(req.fields["draft"]))
+    if d is not None and d.status == "committee":
+        await _to_editors(ctx, d, await _version(ctx, d))
+
+
+async def on_committee_closed(ctx: Ctx, req: Request) -> None:
+    d = await ctx.session.get(Draft, int(req.fields["draft"]))
+    if d is not None and d.status == "committee":
+        d.status = "revising"  # the author removes the number (or argues) and submits again
+
+
+COMMITTEE_SPEC = WorkflowSpec(
+    key="draft_phone", title="含联系电话稿件审批", confidential=False,
+    facts=lambda ctx, req: [("稿件", f"#{req.fields['draft']}"), ("标题", req.fields["title"]),
+                            ("正文", req.fields["body"])],
+    on_approved=on_committee_approved, on_closed=on_committee_closed,
+    viewers=lambda ctx, req: ctx.org.with_role("platform_editor"))
+
+
+async def draft_click(ctx: Ctx, card: Card, parts: list[str]) -> None:
+    d = await _draft(ctx, parts[1])
+    if d is None:
+        return
+    if ctx.inbound.response_code:
+        card.click_code = ctx.inbound.response_code
+    version = int(parts[2]) if parts[2].isdigit() else None
+    part, action = (parts[3], parts[4]) if len(parts) > 4 else ("", "")
+    if part in ("text", "photo") and action == "pass":
+        await review(ctx, d, part, "pass", "", version)
+    elif part in ("text", "photo") and action == "return":
+        from bot.conversation import start_form
+
+        await start_form(ctx, "return_draft", {"number": str(d.id), "part": "文字" if part == "text" else "照片"})
+    elif part == "edit":
+        ctx.reply("draft_edit_howto", number=d.id)
+    else:
+        ctx.reply("card_unknown")
+
+
+@router.command("pass_draft", aliases=("通过", "通過", "pass"), positional=True,
+                roles=("publicity_reviewer", "photo_reviewer"),
+                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part)))
+async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
+    """通过 #编号 文字|照片"""
+    d = await _draft(ctx, values["number"])
+    if d is not None:
+        await review(ctx, d, values["part"], "pass", "")
+
+
+@router.command("return_draft", aliases=("退回", "return"), positional=True,
+                roles=("publicity_reviewer", "photo_reviewer"),
+                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part),
+                        Field("comment", ("意见", "意見", "comment"), parse=parse_required)))
+async def return_draft(ctx: Ctx, values: dict[str, str]) -> None:
+    """退回 #编号 文字|照片 意见"""
+    d = await _draft(ctx, values["number"])
+    if d is not None:
+        await review(ctx, d, values["part"], "return", values["comment"])
+
+
+@router.command("revise_draft", aliases=("修改", "修改稿件", "revise"), default_field="number",
+                fields=(NUMBER, Field("title", ("标题", "標題", "title"), required=False, parse=parse_required),
+                        Field("body", ("正文", "内容", "內容", "body"), required=False, parse=parse_required)))
+async def revise_draft(ctx: Ctx, values: dict[str, str]) -> None:
+    """修改 #编号 标题:… 正文:… — a new version (photos carry over; send new ones to add)."""
+    d = await _draft(ctx, values["number"])
+    if d is None:
+        return
+    if d.author != ctx.user or d.status != "revising":
+        ctx.reply("draft_cannot_revise", number=d.id, status=d.status)
+        return
+    old = await _version(ctx, d)
+    d.version += 1
+    d.updated_at = ctx.now()
+    ctx.session.add(DraftVersion(draft_id=d.id, version=d.version, title=values.get("title") or old.title,
+                                 body=values.get("body") or old.body, photos=dict(old.photos), created_at=ctx.now()))
+    ctx.reply("draft_revised", number=d.id, version=d.version)
+
+
+@router.command("preview_draft", aliases=("预览", "預覽", "preview"), default_field="number",
+                roles=("platform_editor",),
+                fields=(NUMBER, Field("website", ("网站", "website"), parse=parse_link),
+                        Field("oa", ("公众号", "oa"), parse=parse_link)))
+async def preview_draft(ctx: Ctx, values: dict[str, str]) -> None:
+    """预览 #编号 网站:链接 公众号:链接 — send both previews to the author and the editor."""
+    d = await _draft(ctx, values["number"])
+    if d is None:
+        return
+    if not _has_role(ctx, "platform_editor") or d.status != "editing":
+        ctx.reply("draft_cannot_publish", number=d.id, status=d.status)
+        return
+    for u in dict.fromkeys([d.author, ctx.user]):
+        ctx.tell(u, "draft_preview", number=d.id, website=values["website"], oa=values["oa"])
+
+
+@router.command("publish_draft", aliases=("发布", "發佈", "發布", "publish"), positional=True,
+                roles=("platform_editor",),
+                fields=(NUMBER, Field("platform", ("平台", "platform"), parse=parse_platform),
+                        Field("link", ("链接", "link"), parse=parse_link)))
+async def publish_draft(ctx: Ctx, values: dict[str, str]) -> None:
+    """发布 #编号 网站|公众号 链接 — record a publication on one platform."""
+    d = await _draft(ctx, values["number"])
+    if d is None:
+        return
+    if not _has_role(ctx, "platform_editor"):
+        ctx.reply("draft_cannot_publish", number=d.id, status=d.status)
+        return
+    if d.phone and d.status == "committee":
+        ctx.reply("draft_needs_committee", number=d.id)
+        return
+    if d.status not in ("editing", "published"):
+        ctx.reply("draft_cannot_publish", number=d.id, status=d.status)
+        return
+    platform = values["platform"]
+    exists = (await ctx.session.execute(select(Publication).where(
+        Publication.draft_id == d.id, Publication.platform == platform))).scalar_one_or_none()
+    if exists is not None:
+        ctx.reply("draft_already_published", number=d.id, platform=PLATFORM_NAMES[platform], link=exists.link)
+        return
+    ctx.session.add(Publication(draft_id=d.id, platform=platform, link=values["link"], editor=ctx.user,
+                                published_at=ctx.now()))
+    await ctx.session.flush()
+    done = {p for (p,) in (await ctx.session.execute(
+        select(Publication.platform).where(Publication.draft_id == d.id))).all()}
+    if done >= {"website", "oa"}:
+        d.status = "published"
+        await _close(ctx, d, "edit", ctx.renderer.block("cards", "draft_published") or "")
+    ctx.reply("draft_publish_saved", number=d.id, platform=PLATFORM_NAMES[platform],
+              remaining=[PLATFORM_NAMES[p] for p in ("website", "oa") if p not in done])
+    ctx.tell(d.author, "draft_published_author", number=d.id, platform=PLATFORM_NAMES[platform], link=values["link"])
+
+
+@router.command("my_drafts", aliases=("我的投稿", "my drafts"))
+async def my_drafts(ctx: Ctx, values: dict[str, str]) -> None:
+    """我的投稿 — my drafts and where each stands."""
+    rows = (await ctx.session.execute(select(Draft).where(Draft.author == ctx.user)
+                                      .order_by(Draft.id.desc()).limit(10))).scalars()
+    ctx.reply("my_drafts", items=[{"number": d.id, "status": d.status, "version": d.version} for d in rows])
+
+
+def _week_start(ctx: Ctx, when: datetime) -> datetime:
+    local = local_now(when, ctx.config.scheduler.timezone)
+    return (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def _count(ctx: Ctx, platform: str, since: datetime) -> int:
+    return int((await ctx.session.execute(select(func.count()).select_from(Publication).where(
+        Publication.platform == platform, Publication.published_at >= since))).scalar_one())
+
+
+async def check_website(ctx: Ctx, when: datetime) -> None:
+    """A school day without a new website post by 16:00: remind the platform team."""
+    local = local_now(when, ctx.config.scheduler.timezone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if await _count(ctx, "website", start) == 0:
+        for u in ctx.org.with_role("platform_editor"):
+            ctx.tell(u, "cadence_website", date=local.strftime("%m月%d日"))
+
+
+async def check_oa(ctx: Ctx, when: datetime) -> None:
+    """Fewer official-account posts this week than the target: remind the platform team."""
+    count = await _count(ctx, "oa", _week_start(ctx, when))
+    target = ctx.config.publishing.oa_weekly_min
+    if count < target:
+        for u in ctx.org.with_role("platform_editor"):
+            ctx.tell(u, "cadence_oa", count=count, target=target)

@@ -1,0 +1,159 @@
+"""Recurring jobs (duties, audio-class pushes, publishing cadence), each occurrence claimed once.
+
+APScheduler's `AsyncIOScheduler` wakes the bot at every cron time; what actually fires is decided
+here from the jobs' triggers and the injected clock: every occurrence in the grace window that
+has no `job_runs` row is claimed by inserting that row in the same transaction as its messages.
+Two processes on one PostgreSQL both wake up; one insert wins, the other rolls back. After a
+restart, occurrences missed while down are sent if still within the grace window (configurable)
+and otherwise recorded and logged as missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from bot.config import Config
+from bot.context import Ctx
+from bot.logs import log
+from bot.pipeline import Pipeline
+from schedules.runner import system_event
+from storage.models import JobRun
+
+logger = logging.getLogger("infodesk.jobs")
+Action = Callable[[Ctx, datetime], Awaitable[None]]
+MAX_CATCH_UP = 500  # occurrences looked at per job and run (a long outage is summarised)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    trigger: CronTrigger
+    action: Action
+
+
+def build_jobs(config: Config) -> list[Job]:
+    """Every recurring job the configuration asks for."""
+    from handlers import duties, groups, publishing
+
+    tz = ZoneInfo(config.scheduler.timezone)
+    jobs: list[Job] = []
+    for d in config.duties:
+        jobs.append(Job(f"duty:{d.key}", CronTrigger.from_crontab(d.cron, timezone=tz), duties.remind(d)))
+    for g in config.groups:
+        hh, mm = (int(x) for x in g.push_time.split(":"))
+        push = datetime(2000, 1, 1, hh, mm)
+        prompt = push - timedelta(minutes=g.prompt_minutes_before)
+        jobs.append(Job(f"audio_prompt:{g.chat_id}",
+                        CronTrigger(hour=prompt.hour, minute=prompt.minute, timezone=tz), groups.prompt_admins(g)))
+        jobs.append(Job(f"audio_push:{g.chat_id}", CronTrigger(hour=hh, minute=mm, timezone=tz), groups.push(g)))
+    pub = config.publishing
+    jobs.append(Job("cadence:website", CronTrigger.from_crontab(pub.website_check_cron, timezone=tz),
+                    publishing.check_website))
+    jobs.append(Job("cadence:oa", CronTrigger.from_crontab(pub.oa_check_cron, timezone=tz), publishing.check_oa))
+    return jobs
+
+
+def occurrences(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
+    """Fire times t with after < t <= until (at most MAX_CATCH_UP, the latest ones)."""
+    out: list[datetime] = []
+    t = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
+    while t is not None and t <= until:
+        out.append(t)
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+    return out[-MAX_CATCH_UP:]
+
+
+class Scheduler:
+    """Runs due occurrences; `run_due` is safe to call any time, from any number of processes."""
+
+    def __init__(self, pipeline: Pipeline, jobs: list[Job], on_commit: Callable[[], None] | None = None) -> None:
+        self._p = pipeline
+        self.jobs = jobs
+        self._grace = timedelta(minutes=pipeline.config.schedules.grace_minutes)
+        self._checked: dict[str, datetime] = {}
+        self._on_commit = on_commit
+        self._aps: AsyncIOScheduler | None = None
+
+    async def _last_run(self, job_id: str) -> datetime | None:
+        async with self._p.sessions() as s:
+            value = (await s.execute(select(func.max(JobRun.scheduled_at)).where(JobRun.job_id == job_id))).scalar()
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value is not None and value.tzinfo is None:
+            from datetime import timezone
+
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    async def run_due(self) -> int:
+        """Fire every unclaimed occurrence up to now; return how many this process fired."""
+        now = self._p.clock.now()
+        fired = 0
+        for job in self.jobs:
+            since = self._checked.get(job.id)
+            if since is None:
+                since = await self._last_run(job.id) or (now - self._grace)
+            for when in occurrences(job.trigger, since, now):
+                if when < now - self._grace:
+                    await self._claim(job, when, "missed")
+                elif await self._claim(job, when, "done"):
+                    fired += 1
+            self._checked[job.id] = now
+        if fired and self._on_commit is not None:
+            self._on_commit()
+        return fired
+
+    async def _claim(self, job: Job, when: datetime, status: str) -> bool:
+        now = self._p.clock.now()
+        try:
+            async with self._p.sessions() as s, s.begin():
+                s.add(JobRun(job_id=job.id, scheduled_at=when, status=status, ran_at=now))
+                try:
+                    await s.flush()
+                except IntegrityError:
+                    raise _Taken() from None
+                if status == "done":
+                    ctx = self._p.ctx(s, system_event(f"job:{job.id}", int(now.timestamp())), None)
+                    await job.action(ctx, when)
+        except _Taken:
+            return False  # another process (or an earlier run of this one) has it
+        except Exception:
+            logger.exception("job_failed", extra={"fields": {"job": job.id, "scheduled_at": when.isoformat()}})
+            return False
+        level = logging.INFO if status == "done" else logging.WARNING
+        log(logger, level, "job_" + ("fired" if status == "done" else "missed"), job=job.id,
+            scheduled_at=when.isoformat(), late_s=round((now - when).total_seconds()))
+        return status == "done"
+
+    def start(self) -> None:
+        """Wake at every job's cron time (APScheduler); the timer tick is the safety net."""
+        aps = AsyncIOScheduler(timezone=ZoneInfo(self._p.config.scheduler.timezone))
+        for job in self.jobs:
+            aps.add_job(self.run_due, trigger=job.trigger, id=job.id, coalesce=True, max_instances=1,
+                        misfire_grace_time=int(self._grace.total_seconds()))
+        aps.start()
+        self._aps = aps
+
+    def shutdown(self) -> None:
+        if self._aps is not None:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+
+
+class _Taken(Exception):
+    pass
+
+
+def describe(jobs: list[Job], now: datetime) -> list[dict[str, Any]]:
+    """The next fire time of each job (for logs and the health check)."""
+    return [{"job": j.id, "next": (j.trigger.get_next_fire_time(None, now) or now).isoformat()} for j in jobs]
