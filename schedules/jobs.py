@@ -103,9 +103,12 @@ class Scheduler:
             since = self._checked.get(job.id)
             if since is None:
                 since = await self._last_run(job.id) or (now - self._grace)
-            for when in occurrences(job.trigger, since, now):
+            due = occurrences(job.trigger, since, now)
+            for when in due:
                 if when < now - self._grace:
                     await self._claim(job, when, "missed")
+                elif when != due[-1]:
+                    await self._claim(job, when, "coalesced")  # several due at once: send the latest only
                 elif await self._claim(job, when, "done"):
                     fired += 1
             self._checked[job.id] = now

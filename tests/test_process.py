@@ -143,3 +143,28 @@ async def test_sigterm_stops_cleanly_and_logs_are_structured_without_secrets(
     for secret in (w["secret"], w["token"], w["encoding_aes_key"]):
         assert secret not in log_text
     assert "access_token=emu_" not in log_text
+
+
+async def test_two_bot_processes_fire_each_scheduled_occurrence_once(
+    emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, procs: list[Proc]
+) -> None:
+    """Two replicas on one database, a job due every minute: each occurrence is sent once."""
+    cfgs = []
+    for n in (1, 2):
+        port = free_port()
+        cfg = tmp_path / f"bot{n}.toml"
+        write_config(cfg, emulator.base_url, db_url, port)
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+            'key = "ups_check"\ncron = "0 10 * * *"', 'key = "ups_check"\ncron = "* * * * *"'), encoding="utf-8")
+        cfgs.append((cfg, f"http://127.0.0.1:{port}"))
+    for n, (cfg, _) in enumerate(cfgs):
+        procs.append(Proc(cfg, tmp_path / f"bot{n}.log"))
+    for _, url in cfgs:
+        await wait_healthy(http, url)
+    await asyncio.sleep(3)  # both processes ran their start-up catch-up and their first ticks
+    ups = [t for t in emulator.texts_to("lihua") if "UPS" in t]
+    fired = [json.loads(ln) for p in procs for ln in p.log.read_text(encoding="utf-8").splitlines()
+             if '"job_fired"' in ln and "duty:ups_check" in ln]
+    assert len(ups) >= 1
+    assert len(ups) == len(fired)  # one delivery per claimed occurrence, whichever process claimed it
+    assert len({f["scheduled_at"] for f in fired}) == len(fired)  # no occurrence claimed twice

@@ -1,0 +1,134 @@
+"""Audio-class pushes, duty reminders and the once-per-occurrence scheduler (injected clock)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import PIPELINE, TIMERS
+from bot.clock import FakeClock
+from bot.emulator.server import Emulator
+from schedules.jobs import Scheduler, build_jobs
+from storage.models import JobRun
+from tests.conftest import make_config, start_bot
+from tests.scene import Scene
+
+# 2026-11-25 09:00 in Shanghai (Wednesday).
+START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+
+
+def shanghai(hour: int, minute: int = 0, day: int = 25) -> datetime:
+    return datetime(2026, 11, day, hour - 8, minute, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
+                clock: FakeClock) -> AsyncIterator[Scene]:
+    emulator.clock = lambda: clock.now().timestamp()
+    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    yield Scene(bot, emulator)
+    await bot.stop()
+
+
+def group_texts(emu: Emulator, to: str) -> list[str]:
+    return [d.body["markdown"]["content"] for d in emu.delivered if d.to == to]
+
+
+AUDIO = "音频课堂 日期:今天 时间:19:30 标题:Excel 数据透视表入门 主讲:周燕 链接:https://example.edu.cn/a/12 群:{group}"
+
+
+async def test_approved_notice_is_pushed_at_its_time_and_unapproved_withheld(scene: Scene, clock: FakeClock) -> None:
+    await scene.tick()  # the 07:30 cleaning reminder (within the grace window) goes out now
+    assert "编号 #1" in await scene.say("zhangwei", AUDIO.format(group="24级信息技术在校生群"))
+    assert "编号 #2" in await scene.say("liyan", AUDIO.format(group="24级家长群").replace("Excel", "家庭教育"))
+    assert "只有这些群的管理员" in await scene.say("liyan", AUDIO.format(group="毕业生群"))
+    await scene.click("liuyang", scene.card("liuyang"), "同意")  # the newest card: #2 (parents)
+    await scene.say("liuyang", "驳回 #1 链接打不开")
+
+    clock.advance((shanghai(18) - START).total_seconds())  # 18:00: admins prompted
+    await scene.tick()
+    assert scene.got("liyan", "将推送《家庭教育 数据透视表入门》")
+    assert scene.got("zhangwei", "目前没有已批准的内容")
+    assert scene.group_deliveries() == []  # nothing is pushed before the time
+
+    clock.advance(3600)  # 19:00: push
+    await scene.tick()
+    parents = group_texts(scene.emu, "chat:parents2024")
+    assert len(parents) == 1 and "家庭教育 数据透视表入门" in parents[0] and "https://example.edu.cn/a/12" in parents[0]
+    assert group_texts(scene.emu, "chat:itstudents2024") == []  # rejected: never pushed
+    assert scene.got("zhangwei", "没有推送音频课堂")
+    await scene.tick()
+    assert len(group_texts(scene.emu, "chat:parents2024")) == 1  # once
+
+
+async def test_webhook_group_and_pending_content_named_to_admins(scene: Scene, clock: FakeClock) -> None:
+    await scene.say("zhouyan", AUDIO.format(group="毕业生群、24级信息技术在校生群"))
+    clock.advance((shanghai(19) - START).total_seconds())
+    await scene.tick()
+    assert scene.got("zhouyan", "#1《Excel 数据透视表入门》未获批准，未推送")
+    assert scene.group_deliveries() == []
+    await scene.say("liuyang", "同意 #1")
+    clock.advance(24 * 3600 - 1800)  # the next day, 18:30: content for yesterday is not pushed today
+    await scene.tick()
+    assert scene.group_deliveries() == []
+
+
+async def test_duties_fire_once_at_their_time(scene: Scene, clock: FakeClock) -> None:
+    await scene.tick()  # 09:00: the 07:30 cleaning reminder is 90 minutes late, inside the grace window
+    assert scene.got("lihua", "机房打扫") and not scene.got("zhanglei", "机房打扫")  # computer technicians only
+    assert not scene.got("lihua", "UPS")
+    clock.advance((shanghai(10) - START).total_seconds())
+    await scene.tick()
+    assert scene.got("lihua", "UPS")  # sysadmin, 10:00
+    await scene.tick()
+    assert sum("UPS" in t for t in scene.texts("lihua")) == 1
+
+
+async def test_restart_across_a_scheduled_time_sends_once_at_start_up(
+    scene: Scene, emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    await scene.tick()
+    await scene.bot.stop()
+    clock.advance((shanghai(10, 30) - START).total_seconds())  # 10:00 passed while down
+    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    again = Scene(bot, emulator)
+    try:
+        await again.tick()
+        assert sum("UPS" in t for t in again.texts("lihua")) == 1
+        await bot.stop()
+        clock.advance(26 * 3600)  # down past the next 10:00 and beyond the 2-hour grace window
+        bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+        again = Scene(bot, emulator)
+        await again.tick()
+        assert sum("UPS" in t for t in again.texts("lihua")) == 1  # too late: logged as missed, not sent
+        async with bot.app[PIPELINE].sessions() as s:
+            missed = (await s.execute(select(func.count()).select_from(JobRun).where(
+                JobRun.job_id == "duty:ups_check", JobRun.status == "missed"))).scalar_one()
+        assert missed == 1
+    finally:
+        await bot.stop()
+        scene.bot.runner = bot.runner
+
+
+async def test_two_schedulers_on_one_database_fire_each_occurrence_once(scene: Scene, clock: FakeClock) -> None:
+    pipeline = scene.bot.app[PIPELINE]
+    other = Scheduler(pipeline, build_jobs(scene.bot.config))  # a second bot process's scheduler
+    clock.advance((shanghai(10) - START).total_seconds())
+    import asyncio
+
+    fired = await asyncio.gather(scene.bot.app[TIMERS].jobs.run_due(), other.run_due())  # type: ignore[attr-defined]
+    await scene.bot.settle()
+    assert sum("UPS" in t for t in scene.texts("lihua")) == 1
+    async with pipeline.sessions() as s:
+        runs = (await s.execute(select(func.count()).select_from(JobRun).where(
+            JobRun.job_id == "duty:ups_check"))).scalar_one()
+    assert runs == 1 and sum(fired) >= 1
