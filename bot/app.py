@@ -34,6 +34,7 @@ API = web.AppKey("api", WeComAPI)
 ENGINE = web.AppKey("engine", object)
 REGISTRY = web.AppKey("registry", Registry)
 TIMERS = web.AppKey("timers", object)
+ROBOT_CRYPTO = web.AppKey("robot_crypto", WeComCrypto)
 RENDERER = web.AppKey("renderer", Renderer)
 
 
@@ -112,6 +113,13 @@ def create_app(
     app.router.add_get(config.server.callback_path, verify_url)
     app.router.add_post(config.server.callback_path, receive_callback)
     app.router.add_get("/healthz", healthz)
+    if config.robot is not None:
+        from bot.robot import robot_routes
+
+        robot = Secrets.of(config.robot)
+        # Smart robots encrypt with an empty receive id (doc 101033).
+        app[ROBOT_CRYPTO] = WeComCrypto(robot.token, robot.aes_key, "")
+        robot_routes(app, config.server.robot_path, ROBOT_CRYPTO)
     return app
 
 

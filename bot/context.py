@@ -54,6 +54,11 @@ class Ctx:
     inbound: Inbound
     event_id: int | None
     org: Org
+    # In a smart-robot chat, replies to the sender are collected here and go back once through the
+    # callback's response_url; `private` moves them (and the rest of the conversation) to the app.
+    robot_replies: list[str] | None = None
+    in_group: bool = False
+    private: bool = False
 
     @property
     def user(self) -> str:
@@ -69,8 +74,17 @@ class Ctx:
     def render(self, template: str, /, **context: Any) -> str:
         return self.renderer.text(template, **context)
 
+    def go_private(self) -> None:
+        """Continue one-to-one through the app; the group only hears that it moved (confidential)."""
+        if self.robot_replies is not None and self.in_group and not self.private:
+            self.robot_replies.append(self.render("moved_to_private"))
+            self.private = True
+
     def send_text(self, userid: str, text: str) -> None:
         """Queue a text message to one member in this transaction."""
+        if userid == self.user and self.robot_replies is not None and not self.private:
+            self.robot_replies.append(text)
+            return
         for part in split_text(text):
             enqueue(
                 self.session, self.now(), f"user:{userid}", "message",

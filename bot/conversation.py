@@ -30,8 +30,14 @@ async def handle_text(ctx: Ctx, text: str) -> None:
             ctx.reply("nothing_to_cancel")
         return
     match = ctx.registry.match(norm)
+    if match is None and conv is not None:
+        current = ctx.registry.get(conv.command)
+        if current is not None and current.confidential:
+            ctx.go_private()
     if match is not None:
         cmd, rest = match
+        if cmd.confidential:
+            ctx.go_private()
         if not cmd.fields:
             await cmd.handler(ctx, {})
             if conv is not None:

@@ -43,7 +43,11 @@ class Pipeline:
         self.org = Org(self.config)
 
     def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
-        return Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)
+        ctx = Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)
+        if inbound.response_url:  # a smart-robot message: answers go back through its response_url
+            ctx.robot_replies = []
+            ctx.in_group = inbound.chat_id is not None
+        return ctx
 
     async def apply(self, inbound: Inbound, channel: str = "app") -> Outcome:
         """Record and handle an event exactly once; a handler error rolls everything back.
@@ -64,6 +68,7 @@ class Pipeline:
                 event = await self._record(s, inbound, channel, error_id=None)
                 ctx = self.ctx(s, inbound, event.id)
                 await self._route(ctx)
+                _robot_answer(ctx)
         except _Duplicate:
             log(logger, logging.INFO, "inbound_duplicate", key=inbound.dedupe_key)
             return Outcome.DUPLICATE
@@ -117,11 +122,25 @@ class Pipeline:
                 event = await self._record(s, inbound, channel, error_id=error_id)
                 ctx = self.ctx(s, inbound, event.id)
                 ctx.reply("error_apology", error_id=error_id)
+                _robot_answer(ctx)
         except _Duplicate:
             pass
         except Exception:
             logger.exception("apology_failed", extra={"fields": {"error_id": error_id}})
             raise
+
+
+def _robot_answer(ctx: Ctx) -> None:
+    """The one reply a smart-robot callback allows, through its response_url, via the outbox."""
+    if not ctx.robot_replies or not ctx.inbound.response_url:
+        return
+    from bot.outbox import enqueue
+
+    where = ctx.inbound.chat_id or ctx.user
+    enqueue(ctx.session, ctx.now(), f"robot:{where}", "robot_response",
+            {"url": ctx.inbound.response_url,
+             "body": {"msgtype": "markdown", "markdown": {"content": "\n\n".join(ctx.robot_replies)}}},
+            caused_by=ctx.event_id)
 
 
 class _Duplicate(Exception):

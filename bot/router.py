@@ -66,6 +66,7 @@ class Command:
     positional: bool = False  # `驳回 #12 原因`: unlabelled words fill the fields in order
     roles: tuple[str, ...] = ()  # shown in 帮助 only to people holding one of these (if any)
     validate: Validator | None = None
+    confidential: bool = False  # typed in a group chat: answered one-to-one, the group only told so
 
     @property
     def name(self) -> str:
@@ -104,11 +105,12 @@ class Router:
         positional: bool = False,
         roles: Iterable[str] = (),
         validate: Validator | None = None,
+        confidential: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             self.commands.append(
                 Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help, positional,
-                        tuple(roles), validate)
+                        tuple(roles), validate, confidential)
             )
             return fn
 

@@ -45,6 +45,8 @@ NUMBER = Field("number", ("编号", "编號", "number", "no"), parse=parse_numbe
 async def visible_request(ctx: Ctx, number: str, lock: bool = True) -> Request | None:
     """The request if this member may see it; otherwise say it does not exist (no leak)."""
     req = await load_for_update(ctx, int(number)) if lock else await ctx.session.get(Request, int(number))
+    if ctx.in_group and (req is None or req.confidential):
+        ctx.go_private()  # whether it exists or not is itself nobody else's business
     if req is None or not can_see(ctx, req, ctx.user):
         ctx.reply("request_not_found", number=number)
         return None

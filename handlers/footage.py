@@ -100,6 +100,7 @@ SPEC = WorkflowSpec(key="footage", title="监控调取申请", confidential=True
 @router.command(
     "request_footage",
     aliases=("调监控", "調監控", "调取监控", "查监控", "footage", "cctv"),
+    confidential=True,
     fields=(
         Field("location", ("地点", "地點", "位置", "摄像头", "location", "camera"), parse=parse_required),
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
@@ -150,7 +151,7 @@ LOG_FIELDS = (
 
 
 @router.command("log_footage", aliases=("登记", "登記", "log"), fields=(NUMBER, *LOG_FIELDS),
-                default_field="number", roles=("cctv_operator",))
+                default_field="number", roles=("cctv_operator",), confidential=True)
 async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """登记 #编号 调取人:… 时间:… 内容:… 交付方式:… (CCTV operators)"""
     if not _is_operator(ctx):
@@ -182,6 +183,7 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
     "police_footage",
     aliases=("公安调取", "公安調取", "police"),
     roles=("cctv_operator",),
+    confidential=True,
     fields=(
         Field("location", ("地点", "地點", "位置", "location"), parse=parse_required),
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_required),

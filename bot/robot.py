@@ -1,0 +1,117 @@
+"""Smart-robot (智能机器人, API mode) callbacks: group @mentions and one-to-one chats with the robot.
+
+Same signature and AES scheme as the app callback, but JSON bodies and an empty receive id
+(doc 101033). Messages are deduped by `msgid`, parsed into the same commands as app messages
+(the leading @name stripped), and answered once through the callback's `response_url` (valid
+once, for an hour; doc 101138) by an outbox row written in the event's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+
+from bot.crypto import CryptoError, WeComCrypto
+from bot.inbound import Inbound
+from bot.logs import log, msg_id_var
+
+logger = logging.getLogger("infodesk.robot")
+MENTION_RE = re.compile(r"^(?:\s*@\S+)+\s*")
+
+
+class BadRobotMessage(Exception):
+    pass
+
+
+def parse_robot(plain: str) -> Inbound | None:
+    """A decrypted robot callback as an Inbound; None for events we only acknowledge."""
+    try:
+        doc = json.loads(plain)
+    except ValueError:
+        raise BadRobotMessage("not_json") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("msgid"), str) or not doc["msgid"]:
+        raise BadRobotMessage("no_msgid")
+    sender = doc.get("from") if isinstance(doc.get("from"), dict) else {}
+    userid = str(sender.get("userid") or "")
+    if not userid:
+        raise BadRobotMessage("no_sender")
+    msgtype = str(doc.get("msgtype") or "")
+    chat_id = str(doc["chatid"]) if doc.get("chattype") == "group" and doc.get("chatid") else None
+    base: dict[str, Any] = dict(msg_type=msgtype, from_user=userid, create_time=int(doc.get("create_time") or 0),
+                                msg_id=f"robot:{doc['msgid']}", chat_id=chat_id,
+                                response_url=str(doc.get("response_url") or "") or None)
+    if msgtype == "text":
+        content = str((doc.get("text") or {}).get("content") or "")
+        return Inbound(kind="text", content=MENTION_RE.sub("", content), **base)
+    if msgtype == "mixed":  # 图文混排: take the text items
+        items = (doc.get("mixed") or {}).get("msg_item") or []
+        text = " ".join(str((i.get("text") or {}).get("content") or "") for i in items if i.get("msgtype") == "text")
+        return Inbound(kind="text", content=MENTION_RE.sub("", text), **base)
+    return Inbound(kind="unknown", **base)
+
+
+def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCrypto]) -> None:
+    """GET (URL check) and POST (messages) on the robot's callback path."""
+    from bot.app import CONFIG, DISPATCHER, PIPELINE, Rejected, _check_timestamp, _query, _reject
+
+    async def verify(request: web.Request) -> web.Response:
+        try:
+            signature, timestamp, nonce, echostr = _query(request, "msg_signature", "timestamp", "nonce", "echostr")
+            _check_timestamp(request, timestamp)
+            crypto = request.app[crypto_key]
+            if not crypto.verify(signature, timestamp, nonce, echostr):
+                raise Rejected(403, "bad_signature")
+            try:
+                plain = crypto.decrypt(echostr)
+            except CryptoError as exc:
+                raise Rejected(400, exc.reason) from None
+        except Rejected as exc:
+            return _reject(request, exc)
+        return web.Response(text=plain, content_type="text/plain")
+
+    async def receive(request: web.Request) -> web.Response:
+        try:
+            signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
+            _check_timestamp(request, timestamp)
+            cap = request.app[CONFIG].server.max_body_bytes
+            if request.content_length is not None and request.content_length > cap:
+                raise Rejected(413, "body_too_large")
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise Rejected(413, "body_too_large") from None
+            try:
+                envelope = json.loads(body)
+            except ValueError:
+                raise Rejected(400, "bad_json") from None
+            encrypted = envelope.get("encrypt") if isinstance(envelope, dict) else None
+            if not isinstance(encrypted, str) or not encrypted:
+                raise Rejected(400, "no_encrypt")
+            crypto = request.app[crypto_key]
+            if not crypto.verify(signature, timestamp, nonce, encrypted):
+                raise Rejected(403, "bad_signature")
+            try:
+                inbound = parse_robot(crypto.decrypt(encrypted))
+            except CryptoError as exc:
+                raise Rejected(400, exc.reason) from None
+            except BadRobotMessage as exc:
+                raise Rejected(400, str(exc)) from None
+        except Rejected as exc:
+            return _reject(request, exc)
+        if inbound is None or inbound.kind == "unknown" and not inbound.msg_id:
+            return web.Response(status=200, text="")
+        token = msg_id_var.set(inbound.msg_id)
+        try:
+            outcome = await request.app[PIPELINE].apply(inbound, channel="robot")
+        finally:
+            msg_id_var.reset(token)
+        log(logger, logging.INFO, "robot_message", outcome=outcome.value, group=inbound.chat_id is not None)
+        request.app[DISPATCHER].wake()
+        return web.Response(status=200, text="")  # an empty acknowledgement; the answer goes via response_url
+
+    app.router.add_get(path, verify)
+    app.router.add_post(path, receive)
