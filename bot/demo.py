@@ -11,19 +11,24 @@ import logging
 import tempfile
 import textwrap
 import tomllib
+from dataclasses import dataclass
+from datetime import datetime, time, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app import TIMERS, create_app
+from bot.clock import FakeClock
 from bot.config import Config, parse_config
-from bot.emulator.sender import CallbackSender
+from bot.emulator.sender import CallbackSender, RobotSender
 from bot.emulator.server import Delivered, Emulator
 from bot.logs import setup_logging
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def demo_config(api_base: str, db_path: str) -> Config:
@@ -53,7 +58,8 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
         if card.get("sub_title_text"):
             lines.append(f"│ {card['sub_title_text']}")
         for item in card.get("horizontal_content_list", []):
-            lines.append(f"│ {item.get('keyname')}：{item.get('value')}")
+            url = f" <{item['url']}>" if item.get("url") else ""
+            lines.append(f"│ {item.get('keyname')}：{item.get('value')}{url}")
         buttons = "  ".join(f"[{b['text']}]" for b in card.get("button_list", []))
         if buttons:
             lines.append(f"│ {buttons}")
@@ -62,9 +68,13 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
     return f"({d.msgtype})"
 
 
-# ("say", who, what they type, what the answers must contain) | ("click", who, button, ...) |
+# ("say", who, what they type, what the answers must contain) | ("click", who, button, expect) |
+# ("group", who, what they @mention the robot with in a group, expect) |
+# ("at", "HH:MM", "", expect): the clock moves to that time today and the scheduler runs |
 # ("section", title, "", "")
 SCRIPT: tuple[tuple[str, str, str, str], ...] = (
+    ("section", "早上：值班提醒（定时任务；时钟由演示拨动）", "", ""),
+    ("at", "09:00", "", "机房打扫"),
     ("section", "帮助与报修（技术员接单 → 完成，24 小时时限）", "", ""),
     ("say", "zhaolei", "帮助", "报修"),
     ("say", "zhaolei", "报修 地点:302教室 描述:投影仪开机没有画面", "编号 #"),
@@ -107,42 +117,106 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
      "信息中心主任 → 主管副校长"),
     ("say", "chenhao", "同意 #5", "孙丽"),
     ("click", "sunli", "同意", "已审批通过"),
+    ("section", "群聊里 @机器人（智能机器人；调监控等保密事项转私聊）", "", ""),
+    ("group", "zhangwei", "报修 地点:实训楼201 设备:电脑 描述:教师机蓝屏", "报修已登记"),
+    ("group", "zhangwei", "调监控 地点:实训楼201 原因:设备被挪动", "已转私聊处理"),
+    ("say", "zhangwei", "取消", "已取消"),
+    ("section", "投稿（文字、照片并行审核 → 平台编辑两版发布）", "", ""),
+    ("say", "zhaolei", "投稿 标题:我校第十一届技能节开幕 正文:11月25日上午，我校第十一届技能节在本部礼堂开幕……",
+     "已建稿 #1"),
+    ("say", "zhaolei", "提交", "审核中"),
+    ("click", "huangli", "通过", "二次编辑发布 #1"),
+    ("say", "zhouyan", "预览 #1 网站:https://www.school.edu.cn/preview/1 公众号:https://mp.weixin.qq.com/s/preview1",
+     "网站版"),
+    ("say", "zhouyan", "发布 #1 网站 https://www.school.edu.cn/news/1", "还差：公众号"),
+    ("say", "zhouyan", "发布 #1 公众号 https://mp.weixin.qq.com/s/1", "两个平台都已发布"),
+    ("section", "音频课堂（领导批准后，到点推送到群；未批准的不推送）", "", ""),
+    ("say", "zhangwei", "音频课堂 日期:今天 时间:19:30 标题:Excel 数据透视表入门 主讲:周燕 "
+                        "链接:https://example.edu.cn/audio/12 群:24级信息技术在校生群", "音频课堂推送申请"),
+    ("say", "liyan", "音频课堂 日期:今天 时间:20:00 标题:家庭教育十讲 主讲:李燕 "
+                     "链接:https://example.edu.cn/audio/13 群:24级家长群", "音频课堂推送申请"),
+    ("say", "liuyang", "同意 #7", "已同意"),
+    ("at", "18:00", "", "将推送《家庭教育十讲》"),  # #6 was never approved: it will not go out
+    ("at", "19:00", "", "今日音频课堂"),
 )
 
 
 class Transcript:
-    """Prints who said what and what each person received."""
+    """Prints who said what and what each person (or group) received."""
 
     def __init__(self, emulator: Emulator, config: Config) -> None:
         self.emulator = emulator
         self.names = {p.userid: p.name for p in config.people}
+        self.names.update({g.chat_id: f"群「{g.name}」" for g in config.groups})
         self.seen = 0
 
-    def said(self, userid: str, text: str) -> None:
-        print(f"\n{self.names.get(userid, userid)}（{userid}）：{text}")
+    def said(self, userid: str, text: str, where: str = "") -> None:
+        print(f"\n{self.names.get(userid, userid)}（{userid}）{where}：{text}")
 
     def note(self, text: str) -> None:
         print(f"  ※ {text}")
 
-    def flush(self) -> int:
+    def flush(self) -> list[str]:
+        """Print what arrived since the last flush; return it as text."""
         new = self.emulator.delivered[self.seen:]
         self.seen = len(self.emulator.delivered)
+        out = []
         for d in new:
-            who = d.to.split(":", 1)[1]
-            print(f"  → {self.names.get(who, who)} 收到：")
-            print(textwrap.indent(draw(d, self.names), "      "))
-        return len(new)
+            kind, who = d.to.split(":", 1)
+            label = "群聊（机器人回复）" if kind == "robot" else self.names.get(who, who)
+            text = draw(d, self.names)
+            print(f"  → {label} 收到：")
+            print(textwrap.indent(text, "      "))
+            out.append(text)
+        return out
 
 
-async def _settle(http: aiohttp.ClientSession, bot_url: str) -> None:
-    """Wait until the bot's outbox has nothing pending."""
-    for _ in range(200):
-        async with http.get(f"{bot_url}/healthz") as resp:
-            health = await resp.json()
-        if health["outbox"]["pending"] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError("the outbox did not drain")
+@dataclass
+class Demo:
+    http: aiohttp.ClientSession
+    bot_url: str
+    app: web.Application
+    clock: FakeClock
+    sender: CallbackSender
+    robot: RobotSender
+    t: Transcript
+
+    async def settle(self) -> None:
+        """Wait until the bot's outbox has nothing pending."""
+        for _ in range(400):
+            async with self.http.get(f"{self.bot_url}/healthz") as resp:
+                health = await resp.json()
+            if health["outbox"]["pending"] == 0:
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the outbox did not drain")
+
+    async def step(self, kind: str, who: str, text: str) -> int:
+        """Play one step; return the HTTP status the bot answered (200 for scheduler steps)."""
+        if kind == "say":
+            self.t.said(who, text)
+            status = (await self.sender.text(who, text)).status
+        elif kind == "click":
+            cards = [d.body["template_card"] for d in self.t.emulator.messages_to(who) if d.msgtype == "template_card"]
+            card = next(c for c in reversed(cards) if any(b["text"] == text for b in c.get("button_list", [])))
+            key = next(b["key"] for b in card["button_list"] if b["text"] == text)
+            print(f"\n{self.t.names.get(who, who)}（{who}）：点击卡片「{card['main_title']['title']}」的 [{text}]")
+            code = self.t.emulator.issue_click_code(card["task_id"], who)
+            status = (await self.sender.card_click(who, card["task_id"], key, code)).status
+        elif kind == "group":
+            self.t.said(who, f"@信息中心助手 {text}", where="在群「24级信息技术在校生群」")
+            status = (await self.robot.mention(who, text, self.t.emulator.new_response_url(),
+                                               chat_id="itstudents2024")).status
+        else:  # "at": move the (demo) clock to HH:MM today and let the scheduler run
+            hh, mm = (int(x) for x in who.split(":"))
+            target = self.clock.now().astimezone(SHANGHAI).replace(hour=hh, minute=mm, second=0)
+            if target > self.clock.now():
+                self.clock.advance((target - self.clock.now()).total_seconds())
+            print(f"\n[时钟] {who}")
+            await self.app[TIMERS].tick()  # type: ignore[attr-defined]
+            status = 200
+        await self.settle()
+        return status
 
 
 async def run_demo(verbose: bool = False) -> int:
@@ -150,7 +224,10 @@ async def run_demo(verbose: bool = False) -> int:
     setup_logging("INFO" if verbose else "CRITICAL")
     if not verbose:
         logging.getLogger().setLevel(logging.CRITICAL)
-    emulator = Emulator()
+    # The demo day starts at 07:00 in Shanghai, on a clock the script moves forward itself.
+    today = datetime.now(SHANGHAI).date()
+    clock = FakeClock(datetime.combine(today, time(7, 0), SHANGHAI).astimezone(timezone.utc))
+    emulator = Emulator(clock=lambda: clock.now().timestamp())
     with tempfile.TemporaryDirectory(prefix="infodesk-demo-") as tmp:
         api_base = await emulator.start()
         config = demo_config(api_base, str(Path(tmp) / "demo.db"))
@@ -159,87 +236,67 @@ async def run_demo(verbose: bool = False) -> int:
         emulator.agent_id = config.wecom.agent_id
         emulator.known_users = {p.userid for p in config.people}
         emulator.webhook_keys = {g.webhook_key.get_secret_value() for g in config.groups if g.webhook_key}
-        runner = web.AppRunner(create_app(config), access_log=None)
+        for g in config.groups:  # the groups the app created when it was set up
+            if g.channel == "appchat":
+                emulator.chats[g.chat_id] = {"chatid": g.chat_id, "name": g.name, "owner": g.admins[0],
+                                             "userlist": list(g.admins)}
+        app = create_app(config, clock=clock, run_jobs=True)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = runner.addresses[0][1]
-        bot_url = f"http://127.0.0.1:{port}"
+        bot_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         try:
             async with aiohttp.ClientSession() as http:
+                stamp = lambda: clock.now().timestamp()  # noqa: E731
                 sender = CallbackSender(
                     http, bot_url + config.server.callback_path,
                     token=config.wecom.token.get_secret_value(),
                     encoding_aes_key=config.wecom.encoding_aes_key.get_secret_value(),
-                    corp_id=config.wecom.corp_id, agent_id=config.wecom.agent_id,
+                    corp_id=config.wecom.corp_id, agent_id=config.wecom.agent_id, clock=stamp,
                 )
-                return await _script(http, bot_url, sender, Transcript(emulator, config))
+                assert config.robot is not None
+                robot = RobotSender(http, bot_url + config.server.robot_path,
+                                    token=config.robot.token.get_secret_value(),
+                                    encoding_aes_key=config.robot.encoding_aes_key.get_secret_value(), clock=stamp)
+                demo = Demo(http, bot_url, app, clock, sender, robot, Transcript(emulator, config))
+                return await _script(demo)
         finally:
             await runner.cleanup()
             await emulator.stop()
 
 
-async def _script(http: aiohttp.ClientSession, bot_url: str, sender: CallbackSender, t: Transcript) -> int:
+async def _script(demo: Demo) -> int:
+    t = demo.t
     print("Infodesk 演示：机器人与企业微信模拟器在本机回环地址上运行，所有消息经真实 HTTP 加密回调。")
-    verified = await sender.verify_url("demo-echo-20261125")
+    verified = await demo.sender.verify_url("demo-echo-20261125")
     print(f"\n[管理后台] 校验回调 URL → HTTP {verified.status}，回显 {verified.text!r}")
     failures = 0 if verified.text == "demo-echo-20261125" else 1
-
-    async def say(userid: str, text: str, expect: str) -> int:
-        """One line of the script; 1 if the reply does not contain what a user would expect."""
-        t.said(userid, text)
-        posted = await sender.text(userid, text)
-        await _settle(http, bot_url)
-        before = t.seen
-        t.flush()
-        got = [draw(d, t.names) for d in t.emulator.delivered[before:]]
-        if posted.status != 200 or not any(expect in g for g in got):
-            t.note(f"预期回复中含“{expect}”，实际 HTTP {posted.status}")
-            return 1
-        return 0
-
-    async def click(userid: str, button: str, expect: str) -> int:
-        """The member presses `button` on the newest card that has it."""
-        card = next(d.body["template_card"] for d in reversed(t.emulator.messages_to(userid))
-                    if d.msgtype == "template_card"
-                    and any(b["text"] == button for b in d.body["template_card"].get("button_list", [])))
-        key = next(b["key"] for b in card["button_list"] if b["text"] == button)
-        print(f"\n{t.names.get(userid, userid)}（{userid}）：点击卡片「{card['main_title']['title']}」的 [{button}]")
-        code = t.emulator.issue_click_code(card["task_id"], userid)
-        posted = await sender.card_click(userid, card["task_id"], key, code)
-        await _settle(http, bot_url)
-        before = t.seen
-        t.flush()
-        got = [draw(d, t.names) for d in t.emulator.delivered[before:]]
-        if posted.status != 200 or not any(expect in g for g in got):
-            t.note(f"预期回复中含“{expect}”，实际 HTTP {posted.status}")
-            return 1
-        return 0
-
-    for kind, userid, text, expect in SCRIPT:
+    for kind, who, text, expect in SCRIPT:
         if kind == "section":
-            print(f"\n━━ {userid} ━━")
-        elif kind == "say":
-            failures += await say(userid, text, expect)
-        else:
-            failures += await click(userid, text, expect)
+            print(f"\n━━ {who} ━━")
+            continue
+        status = await demo.step(kind, who, text)
+        got = t.flush()
+        if status != 200 or not any(expect in g for g in got):
+            t.note(f"预期回复中含“{expect}”，实际 HTTP {status}")
+            failures += 1
 
     print("\n━━ 可靠性 ━━")
     t.said("liyan", "报修 地点:南岸校区图书馆 设备:网络 描述:无线网连不上")
-    xml, _ = sender.text_xml("liyan", "报修 地点:南岸校区图书馆 设备:网络 描述:无线网连不上")
-    query, body = sender.envelope(xml)
-    statuses = [(await sender.post_raw(query, body)).status for _ in range(3)]
-    await _settle(http, bot_url)
+    xml, _ = demo.sender.text_xml("liyan", "报修 地点:南岸校区图书馆 设备:网络 描述:无线网连不上")
+    query, body = demo.sender.envelope(xml)
+    statuses = [(await demo.sender.post_raw(query, body)).status for _ in range(3)]
+    await demo.settle()
     t.note(f"企业微信超时重试：同一回调投递 3 次（HTTP {statuses}），只处理一次")
     before = t.seen
     t.flush()
     failures += 0 if len([d for d in t.emulator.delivered[before:] if d.to == "user:liyan"]) == 1 else 1
-
-    forged = await sender.post_raw({**query, "msg_signature": "0" * 40}, body)
+    forged = await demo.sender.post_raw({**query, "msg_signature": "0" * 40}, body)
     t.note(f"伪造签名的回调 → HTTP {forged.status}，什么也没改变")
     failures += 0 if forged.status == 403 else 1
 
-    async with http.get(f"{bot_url}/healthz") as resp:
+    async with demo.http.get(f"{demo.bot_url}/healthz") as resp:
         health = await resp.json()
     print(f"\n[运维] GET /healthz → 数据库 {health['database']}，待发 {health['outbox']['pending']}，"
           f"已发 {health['outbox']['sent']}，失败 {health['outbox']['failed']}")

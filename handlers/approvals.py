@@ -8,6 +8,7 @@ all in the caller's transaction.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ def approval_card(ctx: Ctx, req: Request, task_id: str, userid: str) -> dict[str
         "sub_title_text": _block(ctx, "step", no=flow.current + 1, total=len(flow.steps),
                                  role=ctx.render("role_name", role=step.role),
                                  on_behalf=ctx.org.name(on_behalf) if on_behalf else None),
-        "horizontal_content_list": [{"keyname": k[:5], "value": str(v)[:30]} for k, v in facts],
+        "horizontal_content_list": [content_row(ctx, k, v) for k, v in facts],
         "task_id": task_id,
         "button_list": [
             {"text": _block(ctx, "approve"), "style": 1, "key": f"ap:{req.id}:{flow.current}:approve"},
@@ -126,6 +127,15 @@ def approval_card(ctx: Ctx, req: Request, task_id: str, userid: str) -> dict[str
             {"text": _block(ctx, "transfer"), "style": 3, "key": f"ap:{req.id}:{flow.current}:transfer"},
         ],
     }
+
+
+def content_row(ctx: Ctx, key: str, value: str) -> dict[str, Any]:
+    """One card row: keyname ≤ 5 chars, value ≤ 30 (doc 90236); a link becomes a tappable row."""
+    value = str(value)
+    if re.fullmatch(r"https?://\S+", value):
+        return {"type": 1, "keyname": key[:5], "value": ctx.renderer.block("cards", "open_link") or value[:30],
+                "url": value}
+    return {"keyname": key[:5], "value": value[:30]}
 
 
 async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) -> None:
