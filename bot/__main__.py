@@ -60,6 +60,41 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from handlers.registers import REGISTERS, export, find_register
+    from storage.db import make_engine, make_sessionmaker, migrate
+
+    cfg = _load(args.config)
+    register = find_register(args.register)
+    if register is None:
+        names = "、".join(f"{r.title} ({r.key})" for r in REGISTERS)
+        print(f"unknown register {args.register!r}; one of: {names}", file=sys.stderr)
+        return 2
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError:
+        print("--from and --to take dates like 2026-11-01", file=sys.stderr)
+        return 2
+    if last < first:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            async with make_sessionmaker(engine)() as s:
+                return await export(s, cfg, register, first, last, args.output)
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    print(f"{register.title}: {count} rows written to {args.output}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -78,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser("export", help="write a register as an .xlsx spreadsheet")
+    p.add_argument("register", help="the form's name (设备维修登记表) or key (repairs)")
+    p.add_argument("--from", dest="date_from", required=True, help="first day, e.g. 2026-11-01")
+    p.add_argument("--to", dest="date_to", required=True, help="last day (inclusive)")
+    p.add_argument("-o", "--output", required=True, help="the .xlsx file to write")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_export)
     p = sub.add_parser("demo", help="play a scripted day against the bundled WeCom emulator")
     p.add_argument("--verbose", action="store_true", help="also print the bot's log lines")
     p.set_defaults(fn=cmd_demo)

@@ -1,0 +1,193 @@
+"""The center's registers (第四篇 常用表格) as spreadsheets: the form's own columns, in its order.
+
+`python -m bot export 设备维修登记表 --from 2026-11-01 --to 2026-11-30 -o repairs.xlsx`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config
+from handlers.approval_engine import Flow
+from handlers.faults import CATEGORY_NAMES, repair_hours
+from handlers.org import Org
+from storage.models import ApprovalAudit, Booking, ComputerIssue, FootageLog, Request, Ticket
+
+Rows = Callable[["Ctx", datetime, datetime], Awaitable[list[list[Any]]]]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    session: AsyncSession
+    org: Org
+    config: Config
+
+    def local(self, t: datetime | None) -> str:
+        if t is None:
+            return ""
+        return t.astimezone(ZoneInfo(self.config.scheduler.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass(frozen=True)
+class Register:
+    key: str
+    title: str
+    columns: tuple[str, ...]
+    rows: Rows
+
+
+async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    tickets = (await ctx.session.execute(select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end)
+                                         .order_by(Ticket.id))).scalars()
+    out = []
+    for t in tickets:
+        note = " ".join(x for x in (t.resolution, "人为损坏·追责" if t.damage else "",
+                                    f"报修单 #{t.id} {t.location}") if x)
+        out.append([None, ctx.local(t.created_at)[:10], t.unit, ctx.org.name(t.reporter),
+                    f"{CATEGORY_NAMES.get(t.category, t.category)}：{t.description}",
+                    "是" if t.status == "done" else "否", f"{repair_hours(t)}小时" if t.resolved_at else "",
+                    ctx.org.name(t.owner) if t.owner else "", note])
+    return out
+
+
+async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    rows = (await ctx.session.execute(
+        select(Booking, Request).join(Request, Request.id == Booking.request_id)
+        .where(Booking.start_at >= start, Booking.start_at < end, Request.status == "approved")
+        .order_by(Booking.start_at))).all()
+    out = []
+    for b, r in rows:
+        unit = ctx.org.unit_of(r.requester)
+        note = " ".join(x for x in (b.activity, "已取消" if b.cancelled_at else "", "校外" if b.offsite else "",
+                                    b.condition_note, f"报修 #{b.ticket_id}" if b.ticket_id else "") if x)
+        out.append([None, ctx.local(b.start_at)[:10], unit.name if unit else "", ctx.org.name(r.requester),
+                    f"{ctx.local(b.start_at)[11:]}-{ctx.local(b.end_at)[11:]}", "是" if b.outdoor else "否",
+                    b.condition or "", note])
+    return out
+
+
+async def _approvals(ctx: Ctx, req: Request) -> list[str]:
+    """'姓名 (职务) 时间' for every approved step, in chain order."""
+    audits = (await ctx.session.execute(select(ApprovalAudit).where(
+        ApprovalAudit.request_id == req.id, ApprovalAudit.action == "approve").order_by(ApprovalAudit.id))).scalars()
+    when = {a.actor: ctx.local(a.at) for a in audits}
+    out = []
+    for s in Flow.from_json(req.flow).steps:
+        out.append("、".join(f"{ctx.org.name(u)} {when.get(u, '')}".strip() for u in s.approved_by))
+    return out
+
+
+async def _footage_requests(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    reqs = (await ctx.session.execute(select(Request).where(
+        Request.workflow == "footage", Request.created_at >= start, Request.created_at < end).order_by(Request.id)
+    )).scalars()
+    out = []
+    for r in reqs:
+        f = r.fields
+        klass = ctx.org.school_class(f["class"]).name if f.get("class") and ctx.org.school_class(f["class"]) else ""
+        unit = ctx.org.unit_of(r.requester)
+        out.append([None, ctx.local(r.created_at)[:10], ctx.org.name(r.requester), unit.name if unit else "",
+                    f["location"], f["time"], f["reason"], f["kind"], klass, "；".join(await _approvals(ctx, r)),
+                    {"approved": "已批准", "rejected": "已驳回", "withdrawn": "已撤销"}.get(r.status, "审批中")])
+    return out
+
+
+async def _footage_log(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    logs = (await ctx.session.execute(select(FootageLog).where(
+        FootageLog.created_at >= start, FootageLog.created_at < end).order_by(FootageLog.id))).scalars()
+    return [[None, ctx.local(x.created_at)[:10], x.retriever, x.retrieved_at, x.content, x.delivery,
+             ctx.org.name(x.operator),
+             ("公安调取：" + x.reason) if x.police else f"申请 #{x.request_id}"] for x in logs]
+
+
+async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    reqs = (await ctx.session.execute(select(Request).where(
+        Request.workflow == "computer", Request.created_at >= start, Request.created_at < end).order_by(Request.id)
+    )).scalars()
+    out = []
+    for r in reqs:
+        signs = await _approvals(ctx, r)
+        flow = Flow.from_json(r.flow)
+        by_role = {s.role: signs[i] for i, s in enumerate(flow.steps)}
+        first = signs[0] if signs else ""
+        vp = by_role.get("vp_supervising") or by_role.get("vp_campus") or ""
+        issue = (await ctx.session.execute(select(ComputerIssue).where(ComputerIssue.request_id == r.id))).scalar_one_or_none()
+        unit = ctx.org.unit_of(r.requester)
+        out.append([ctx.org.name(r.requester), r.fields["purpose"], unit.name if unit else "", first, vp,
+                    by_role.get("principal", ""),
+                    f"{ctx.org.name(issue.issued_by)} {ctx.local(issue.issued_at)}" if issue else "",
+                    ctx.local(issue.confirmed_at)[:10] if issue and issue.confirmed_at else ""])
+    return out
+
+
+async def _computer_issues(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    issues = (await ctx.session.execute(select(ComputerIssue).where(
+        ComputerIssue.issued_at >= start, ComputerIssue.issued_at < end).order_by(ComputerIssue.id))).scalars()
+    return [[None, ctx.local(i.issued_at), i.unit, i.purpose, i.spec,
+             f"{ctx.org.name(i.recipient)} {ctx.local(i.confirmed_at)}" if i.confirmed_at else "",
+             " ".join(x for x in ("资产号 " + "、".join(i.assets.get("numbers", [])),
+                                  f"借用至 {i.due_back}" if i.due_back else "",
+                                  f"已归还 {ctx.local(i.returned_at)}" if i.returned_at else "") if x)]
+            for i in issues]
+
+
+REGISTERS: tuple[Register, ...] = (
+    Register("repairs", "设备维修登记表",
+             ("序号", "日期", "部门", "申请人", "维修项目", "是否处理", "维修时长", "技术员", "备注"), _repairs),
+    Register("stage", "舞台设备使用登记表",
+             ("序号", "日期", "使用部门", "使用人", "使用期限", "是否户外", "设备运转情况", "备注"), _stage),
+    Register("footage-requests", "监控调取申请表",
+             ("序号", "申请日期", "申请人", "部门", "调取地点", "调取时段", "调取原因", "类型", "班级", "审批签字", "结果"),
+             _footage_requests),
+    Register("footage-log", "监控调取登记表",
+             ("序号", "日期", "调取人", "时间", "内容", "交付方式", "经办人", "备注"), _footage_log),
+    Register("computer-requests", "计算机领取申请表",
+             ("领取人", "领取用途", "所属部门", "直属领导签字", "主管副校长签字", "校长签字", "信息中心主任签字",
+              "领取日期"), _computer_requests),
+    Register("computer-issues", "计算机领取/发放登记表",
+             ("序号", "时间", "部门", "用途", "计算机配置", "使用人签字", "备注"), _computer_issues),
+)
+
+
+def find_register(name: str) -> Register | None:
+    """By key (repairs) or by the form's Chinese title (设备维修登记表)."""
+    return next((r for r in REGISTERS if name in (r.key, r.title)), None)
+
+
+async def export(session: AsyncSession, config: Config, register: Register, first: date, last: date,
+                 path: str | Path) -> int:
+    """Write the register's rows for first..last (inclusive, local dates) to an .xlsx; return the count."""
+    tz = ZoneInfo(config.scheduler.timezone)
+    start = datetime.combine(first, time(0), tz)
+    end = datetime.combine(last + timedelta(days=1), time(0), tz)
+    rows = await register.rows(Ctx(session, Org(config), config), start, end)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = register.title.replace("/", "-")[:31]
+    ws.append([f"{register.title}（{first:%Y-%m-%d} 至 {last:%Y-%m-%d}）"])
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(register.columns))
+    ws["A1"].font = Font(bold=True, size=14)
+    ws["A1"].alignment = Alignment(horizontal="center")
+    ws.append(list(register.columns))
+    for cell in ws[2]:
+        cell.font = Font(bold=True)
+    for n, row in enumerate(rows, start=1):
+        if register.columns[0] == "序号":
+            row[0] = n
+        ws.append(row)
+    for i, name in enumerate(register.columns, start=1):
+        width = max([len(str(name)) * 2 + 2] + [min(40, len(str(r[i - 1])) * 2) for r in rows])
+        ws.column_dimensions[ws.cell(row=2, column=i).column_letter].width = width
+    ws.freeze_panes = "A3"
+    wb.save(path)
+    return len(rows)

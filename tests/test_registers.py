@@ -1,0 +1,104 @@
+"""Registers exported as spreadsheets with the manual's columns, from what the workflows recorded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import aiohttp
+import pytest
+from openpyxl import load_workbook
+
+from bot.app import PIPELINE
+from bot.clock import FakeClock
+from bot.emulator.server import Emulator
+from handlers.registers import REGISTERS, export, find_register
+from tests.conftest import ROOT, make_config, start_bot
+from tests.scene import Scene
+
+START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
+                clock: FakeClock) -> AsyncIterator[Scene]:
+    emulator.clock = lambda: clock.now().timestamp()
+    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    yield Scene(bot, emulator)
+    await bot.stop()
+
+
+async def sheet(scene: Scene, name: str, tmp_path: Path) -> list[list[object]]:
+    register = find_register(name)
+    assert register is not None
+    path = tmp_path / f"{register.key}.xlsx"
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        await export(s, scene.bot.config, register, date(2026, 11, 1), date(2026, 11, 30), path)
+    ws = load_workbook(path).active
+    return [list(r) for r in ws.iter_rows(values_only=True)]
+
+
+async def test_repair_register(scene: Scene, clock: FakeClock, tmp_path: Path) -> None:
+    await scene.say("zhaolei", "报修 地点:302教室 设备:投影 描述:投影仪不亮")
+    await scene.say("zhanglei", "接单 #1")
+    clock.advance(2 * 3600)
+    await scene.say("zhanglei", "完成 #1 更换灯泡 人为损坏")
+    await scene.say("majun", "报修 地点:机房B 设备:电脑 描述:无法开机")
+    rows = await sheet(scene, "设备维修登记表", tmp_path)
+    assert rows[0][0].startswith("设备维修登记表")
+    assert rows[1] == ["序号", "日期", "部门", "申请人", "维修项目", "是否处理", "维修时长", "技术员", "备注"]
+    assert rows[2][:8] == [1, "2026-11-25", "信息技术系", "赵磊", "投影：投影仪不亮", "是", "2.0小时", "张磊"]
+    assert "人为损坏·追责" in rows[2][8]
+    assert rows[3][5] == "否" and rows[3][7] is None
+
+
+async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> None:
+    await scene.say("zhaolei", "调监控 地点:302 时间:今天 8:00-9:00 原因:物品丢失 类型:教职工")
+    await scene.say("majun", "同意 #1")
+    await scene.say("liuyang", "同意 #1")
+    await scene.say("linxue", "登记 #1 调取人:赵磊 时间:今天10点 内容:302录像 交付方式:现场查看")
+    await scene.say("huangli", "领电脑 用途:办公 数量:1 配置:i5")
+    for who in ("zhengmei", "zhaomin", "wangjianguo"):
+        await scene.say(who, "同意 #2")
+    await scene.say("lihua", "发放 #2 资产号:PC-9")
+    await scene.say("huangli", "确认领取 #2")
+    requests = await sheet(scene, "footage-requests", tmp_path)
+    assert requests[2][2:8] == ["赵磊", "信息技术系", "302", "2026-11-25 08:00-09:00", "物品丢失", "教职工"]
+    assert "马军" in requests[2][9] and "刘洋" in requests[2][9] and requests[2][10] == "已批准"
+    log = await sheet(scene, "监控调取登记表", tmp_path)
+    assert log[2][2:7] == ["赵磊", "今天10点", "302录像", "现场查看", "林雪"]
+    apps = await sheet(scene, "计算机领取申请表", tmp_path)
+    assert apps[1] == ["领取人", "领取用途", "所属部门", "直属领导签字", "主管副校长签字", "校长签字", "信息中心主任签字", "领取日期"]
+    assert apps[2][0:3] == ["黄丽", "科室办公", "校长办公室"]
+    assert apps[2][3].startswith("郑梅") and apps[2][4].startswith("赵敏") and apps[2][5].startswith("王建国")
+    issues = await sheet(scene, "计算机领取/发放登记表", tmp_path)
+    assert issues[2][2:5] == ["校长办公室", "科室办公", "i5"] and issues[2][5].startswith("黄丽")
+    assert "PC-9" in issues[2][6]
+
+
+def test_every_register_has_the_manual_title() -> None:
+    titles = {r.title for r in REGISTERS}
+    assert {"设备维修登记表", "舞台设备使用登记表", "监控调取申请表", "监控调取登记表", "计算机领取申请表",
+            "计算机领取/发放登记表"} <= titles
+
+
+def test_export_cli(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8").replace(
+        'url = "sqlite+aiosqlite:///infodesk.db"', f'url = "sqlite+aiosqlite:///{tmp_path}/x.db"'), encoding="utf-8")
+    out = tmp_path / "r.xlsx"
+    ok = subprocess.run([sys.executable, "-m", "bot", "export", "设备维修登记表", "--from", "2026-11-01", "--to",
+                         "2026-11-30", "-o", str(out), "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert out.exists() and "0 rows" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "bot", "export", "不存在的表", "--from", "2026-11-01", "--to",
+                          "2026-11-30", "-o", str(out), "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "设备维修登记表" in bad.stderr
