@@ -144,36 +144,51 @@ def _reject(request: web.Request, exc: Rejected) -> web.Response:
     return web.Response(status=exc.status, text=exc.reason)
 
 
-async def verify_url(request: web.Request) -> web.Response:
-    """GET callback: URL verification; reply with the decrypted echostr (within 1 s)."""
+async def echo(request: web.Request, crypto: WeComCrypto) -> web.Response:
+    """URL verification (GET): check the signature, reply with the decrypted echostr (within 1 s)."""
     try:
         signature, timestamp, nonce, echostr = _query(request, "msg_signature", "timestamp", "nonce", "echostr")
         _check_timestamp(request, timestamp)
-        crypto = request.app[CRYPTO]
-        if not crypto.verify(signature, timestamp, nonce, echostr):
-            raise Rejected(403, "bad_signature")
-        try:
-            plain = crypto.decrypt(echostr)
-        except CryptoError as exc:
-            raise Rejected(400, exc.reason) from None
+        plain = open_envelope(crypto, signature, timestamp, nonce, echostr)
     except Rejected as exc:
         return _reject(request, exc)
-    log(logger, logging.INFO, "url_verified")
+    log(logger, logging.INFO, "url_verified", path=request.path)
     return web.Response(text=plain, content_type="text/plain")
+
+
+async def signed_body(request: web.Request) -> tuple[str, str, str, bytes]:
+    """The signature parameters and the (size-capped) body of a callback POST."""
+    signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
+    _check_timestamp(request, timestamp)
+    cap = request.app[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > cap:
+        raise Rejected(413, "body_too_large")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Rejected(413, "body_too_large") from None
+    return signature, timestamp, nonce, body
+
+
+def open_envelope(crypto: WeComCrypto, signature: str, timestamp: str, nonce: str, encrypted: str) -> str:
+    """Constant-time signature check, then decrypt; Rejected(403/400) otherwise."""
+    if not crypto.verify(signature, timestamp, nonce, encrypted):
+        raise Rejected(403, "bad_signature")
+    try:
+        return crypto.decrypt(encrypted)
+    except CryptoError as exc:
+        raise Rejected(400, exc.reason) from None
+
+
+async def verify_url(request: web.Request) -> web.Response:
+    """GET callback: the admin console's URL check."""
+    return await echo(request, request.app[CRYPTO])
 
 
 async def receive_callback(request: web.Request) -> web.Response:
     """POST callback: verify, decrypt, dedupe and apply in one transaction, then 200."""
     try:
-        signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
-        _check_timestamp(request, timestamp)
-        cap = request.app[CONFIG].server.max_body_bytes
-        if request.content_length is not None and request.content_length > cap:
-            raise Rejected(413, "body_too_large")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise Rejected(413, "body_too_large") from None
+        signature, timestamp, nonce, body = await signed_body(request)
         try:
             envelope = parse_xml(body)
         except BadXML as exc:
@@ -182,15 +197,10 @@ async def receive_callback(request: web.Request) -> web.Response:
         if not isinstance(encrypted, str) or not encrypted:
             raise Rejected(400, "no_encrypt")
         crypto = request.app[CRYPTO]
-        if not crypto.verify(signature, timestamp, nonce, encrypted):
-            raise Rejected(403, "bad_signature")
+        plain = open_envelope(crypto, signature, timestamp, nonce, encrypted)
         to_user = envelope.get("ToUserName")
         if isinstance(to_user, str) and to_user != crypto.receive_id:
             raise Rejected(400, "wrong_corp")
-        try:
-            plain = crypto.decrypt(encrypted)
-        except CryptoError as exc:
-            raise Rejected(400, exc.reason) from None
         try:
             inbound = parse_inbound(plain)
         except BadXML as exc:

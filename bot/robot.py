@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.crypto import CryptoError, WeComCrypto
+from bot.crypto import WeComCrypto
 from bot.inbound import Inbound
 from bot.logs import log, msg_id_var
 
@@ -56,34 +56,14 @@ def parse_robot(plain: str) -> Inbound | None:
 
 def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCrypto]) -> None:
     """GET (URL check) and POST (messages) on the robot's callback path."""
-    from bot.app import CONFIG, DISPATCHER, PIPELINE, Rejected, _check_timestamp, _query, _reject
+    from bot.app import DISPATCHER, PIPELINE, Rejected, _reject, echo, open_envelope, signed_body
 
     async def verify(request: web.Request) -> web.Response:
-        try:
-            signature, timestamp, nonce, echostr = _query(request, "msg_signature", "timestamp", "nonce", "echostr")
-            _check_timestamp(request, timestamp)
-            crypto = request.app[crypto_key]
-            if not crypto.verify(signature, timestamp, nonce, echostr):
-                raise Rejected(403, "bad_signature")
-            try:
-                plain = crypto.decrypt(echostr)
-            except CryptoError as exc:
-                raise Rejected(400, exc.reason) from None
-        except Rejected as exc:
-            return _reject(request, exc)
-        return web.Response(text=plain, content_type="text/plain")
+        return await echo(request, request.app[crypto_key])
 
     async def receive(request: web.Request) -> web.Response:
         try:
-            signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
-            _check_timestamp(request, timestamp)
-            cap = request.app[CONFIG].server.max_body_bytes
-            if request.content_length is not None and request.content_length > cap:
-                raise Rejected(413, "body_too_large")
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise Rejected(413, "body_too_large") from None
+            signature, timestamp, nonce, body = await signed_body(request)
             try:
                 envelope = json.loads(body)
             except ValueError:
@@ -91,13 +71,9 @@ def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCr
             encrypted = envelope.get("encrypt") if isinstance(envelope, dict) else None
             if not isinstance(encrypted, str) or not encrypted:
                 raise Rejected(400, "no_encrypt")
-            crypto = request.app[crypto_key]
-            if not crypto.verify(signature, timestamp, nonce, encrypted):
-                raise Rejected(403, "bad_signature")
+            plain = open_envelope(request.app[crypto_key], signature, timestamp, nonce, encrypted)
             try:
-                inbound = parse_robot(crypto.decrypt(encrypted))
-            except CryptoError as exc:
-                raise Rejected(400, exc.reason) from None
+                inbound = parse_robot(plain)
             except BadRobotMessage as exc:
                 raise Rejected(400, str(exc)) from None
         except Rejected as exc:

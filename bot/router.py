@@ -213,7 +213,7 @@ def parse_fields(cmd: Command, text: str) -> dict[str, str]:
         words = head.split(None, len(cmd.fields) - 1) if cmd.fields else [head]
         if len(words) > len(cmd.fields):
             raise MalformedFields("too_many_words")
-        return {f.key: w for f, w in zip(cmd.fields, words)}
+        return {f.key: w for f, w in zip(cmd.fields, words, strict=False)}  # fewer words: ask the rest
     if head:
         if re.match(r"^[^\s:]{1,8}:", head):
             raise MalformedFields("unknown_label")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import datetime, timezone
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import func, select, text
 
 from bot.app import DISPATCHER, PIPELINE, create_app
-from bot.clock import Clock
+from bot.clock import Clock, FakeClock
 from bot.config import Config, parse_config
 from bot.emulator.sender import CallbackSender
 from bot.emulator.server import Emulator
@@ -138,9 +139,31 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
+# Scenario tests run on a fake clock: 2026-11-25 09:00 in Shanghai, a Wednesday.
+SCENE_START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(SCENE_START)
+
+
+@pytest.fixture
+async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
+                clock: FakeClock) -> AsyncIterator[Scene]:
+    """A bot whose dispatcher and scheduler run when the test says, on a clock shared with WeCom."""
+    emulator.clock = lambda: clock.now().timestamp()
+    b = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    yield Scene(b, emulator)
+    await b.stop()
+
+
 @pytest.fixture
 async def bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession) -> AsyncIterator[Bot]:
     # Recurring jobs follow the wall clock; tests of them use a fake clock (tests/test_groups_http.py).
     b = await start_bot(make_config(emulator.base_url, db_url), http, run_jobs=False)
     yield b
     await b.stop()
+
+
+from tests.scene import Scene  # noqa: E402  (scene.py imports Bot from here)

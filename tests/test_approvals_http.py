@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
 from bot.app import PIPELINE
 from bot.clock import FakeClock
-from bot.emulator.server import Emulator
 from storage.models import ApprovalAudit, ComputerIssue, FootageLog, Request, Timer
-from tests.conftest import Bot, make_config, start_bot
+from tests.conftest import Bot
 from tests.scene import Scene
 
 # 2026-11-25 10:00 Asia/Shanghai, a Wednesday.
@@ -27,13 +24,6 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-@pytest.fixture
-async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-                clock: FakeClock) -> AsyncIterator[Scene]:
-    emulator.clock = lambda: clock.now().timestamp()
-    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
-    yield Scene(bot, emulator)
-    await bot.stop()
 
 
 async def request_row(bot: Bot, number: int) -> Request:

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
 from bot.app import PIPELINE
 from bot.clock import FakeClock
-from bot.emulator.server import Emulator
 from handlers.publishing import has_phone
 from storage.models import Draft, DraftVersion, Publication
-from tests.conftest import make_config, start_bot
 from tests.scene import Scene
 
 START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)  # Wednesday 09:00 in Shanghai
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-                clock: FakeClock) -> AsyncIterator[Scene]:
-    emulator.clock = lambda: clock.now().timestamp()
-    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
-    yield Scene(bot, emulator)
-    await bot.stop()
 
 
 async def versions(scene: Scene) -> list[DraftVersion]:

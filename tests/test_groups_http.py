@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
 import aiohttp
-import pytest
 from sqlalchemy import func, select
 
 from bot.app import PIPELINE, TIMERS
@@ -25,18 +23,6 @@ def shanghai(hour: int, minute: int = 0, day: int = 25) -> datetime:
     return datetime(2026, 11, day, hour - 8, minute, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-                clock: FakeClock) -> AsyncIterator[Scene]:
-    emulator.clock = lambda: clock.now().timestamp()
-    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
-    yield Scene(bot, emulator)
-    await bot.stop()
 
 
 def group_texts(emu: Emulator, to: str) -> list[str]:

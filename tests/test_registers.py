@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-import aiohttp
-import pytest
 from openpyxl import load_workbook
 
 from bot.app import PIPELINE
 from bot.clock import FakeClock
-from bot.emulator.server import Emulator
 from handlers.registers import REGISTERS, export, find_register
-from tests.conftest import ROOT, make_config, start_bot
+from tests.conftest import ROOT
 from tests.scene import Scene
 
 START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-                clock: FakeClock) -> AsyncIterator[Scene]:
-    emulator.clock = lambda: clock.now().timestamp()
-    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
-    yield Scene(bot, emulator)
-    await bot.stop()
 
 
 async def sheet(scene: Scene, name: str, tmp_path: Path) -> list[list[object]]:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
 from bot.app import PIPELINE
 from bot.clock import FakeClock
-from bot.emulator.server import Emulator
 from storage.models import Booking, Request, Ticket
-from tests.conftest import make_config, start_bot
 from tests.scene import Scene
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -23,18 +19,6 @@ START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)  # Wednesday 09:00 in 
 FLAGS = "户外:否 校外:否 重大活动:否"
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-                clock: FakeClock) -> AsyncIterator[Scene]:
-    emulator.clock = lambda: clock.now().timestamp()
-    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
-    yield Scene(bot, emulator)
-    await bot.stop()
 
 
 async def bookings(scene: Scene) -> list[Booking]:
