@@ -138,6 +138,31 @@ def content_row(ctx: Ctx, key: str, value: str) -> dict[str, Any]:
     return {"keyname": key[:5], "value": value[:30]}
 
 
+async def send_request_cards(
+    ctx: Ctx, req: Request, userids: Sequence[str], *, title: str, desc: str,
+    rows: Sequence[tuple[str, str]], buttons: Sequence[tuple[str, str, int]], purpose: str = "fulfil",
+) -> None:
+    """A workflow's own card about a request (retrieve, issue, check, condition) to each person.
+
+    `buttons` are (label, action, style); a click comes back to the workflow's FULFIL_CLICKS
+    handler as `op:<request>:0:<action>`.
+    """
+    for u in userids:
+        task_id = new_task_id(req.id, purpose[:4])
+        card = {
+            "card_type": "button_interaction",
+            "main_title": {"title": title, "desc": desc},
+            "horizontal_content_list": [content_row(ctx, k, v) for k, v in rows][:6],
+            "task_id": task_id,
+            "button_list": [{"text": label, "style": style, "key": f"op:{req.id}:0:{action}"}
+                            for label, action, style in buttons],
+        }
+        row = ctx.send_card(u, card)
+        await ctx.session.flush()
+        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose=purpose, step=0, userid=u,
+                             outbox_id=row.id, created_at=ctx.now()))
+
+
 async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) -> None:
     """A fresh card (new task_id) to each person, recorded so clicks can be checked."""
     flow = flow_of(req)

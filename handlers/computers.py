@@ -17,7 +17,7 @@ from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, local_now, parse_date
 from handlers.approval_commands import NUMBER, parse_required, visible_request
-from handlers.approvals import WorkflowSpec, audit, close_cards, flow_of, new_task_id, submit
+from handlers.approvals import WorkflowSpec, audit, close_cards, flow_of, send_request_cards, submit
 from storage.models import Card, ComputerIssue, Request, Timer
 
 router = Router("computers")
@@ -71,23 +71,13 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
     person = ctx.org.person(req.requester)
     techs = ctx.org.technicians("computer", person.campus if person else None)
     local = [t for t in techs if person and ctx.org.person(t).campus == person.campus]  # type: ignore[union-attr]
-    for tech in local or techs:
-        task_id = new_task_id(req.id, "op")
-        card = {
-            "card_type": "button_interaction",
-            "main_title": {"title": ctx.renderer.block("cards", "computer_issue_title", number=req.id),
-                           "desc": ctx.renderer.block("cards", "computer_issue_desc",
-                                                      requester=ctx.org.name(req.requester))},
-            "horizontal_content_list": [{"keyname": k, "value": v[:30]} for k, v in facts(ctx, req)],
-            "task_id": task_id,
-            "button_list": [{"text": ctx.renderer.block("cards", "computer_issue_button"), "style": 1,
-                             "key": f"op:{req.id}:0:issue"}],
-        }
-        row = ctx.send_card(tech, card)
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="fulfil", step=0, userid=tech,
-                             outbox_id=row.id, created_at=ctx.now()))
-
+    block = ctx.renderer.block
+    await send_request_cards(
+        ctx, req, local or techs,
+        title=block("cards", "computer_issue_title", number=req.id) or "",
+        desc=block("cards", "computer_issue_desc", requester=ctx.org.name(req.requester)) or "",
+        rows=facts(ctx, req), buttons=[(block("cards", "computer_issue_button") or "", "issue", 1)],
+    )
 
 SPEC = WorkflowSpec(key="computer", title="计算机领取申请", confidential=False, facts=facts,
                     on_approved=on_approved, viewers=viewers)

@@ -14,7 +14,7 @@ from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, local_now, parse_span
 from handlers.approval_commands import NUMBER, parse_required, visible_request
-from handlers.approvals import WorkflowSpec, close_cards, new_task_id, submit
+from handlers.approvals import WorkflowSpec, close_cards, send_request_cards, submit
 from storage.models import Card, FootageLog, Request
 
 router = Router("footage")
@@ -75,23 +75,13 @@ def viewers(ctx: Ctx, req: Request) -> list[str]:
 async def on_approved(ctx: Ctx, req: Request) -> None:
     """Approved: every CCTV operator gets a card to retrieve the footage and log the handover."""
     req.stage = "awaiting_retrieval"
-    for op in ctx.org.with_role("cctv_operator"):
-        task_id = new_task_id(req.id, "op")
-        card = {
-            "card_type": "button_interaction",
-            "main_title": {"title": ctx.renderer.block("cards", "footage_retrieve_title", number=req.id),
-                           "desc": ctx.renderer.block("cards", "footage_retrieve_desc",
-                                                      requester=ctx.org.name(req.requester))},
-            "horizontal_content_list": [{"keyname": k, "value": v[:30]} for k, v in facts(ctx, req)],
-            "task_id": task_id,
-            "button_list": [{"text": ctx.renderer.block("cards", "footage_log_button"), "style": 1,
-                             "key": f"op:{req.id}:0:log"}],
-        }
-        row = ctx.send_card(op, card)
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="fulfil", step=0, userid=op,
-                             outbox_id=row.id, created_at=ctx.now()))
-
+    block = ctx.renderer.block
+    await send_request_cards(
+        ctx, req, ctx.org.with_role("cctv_operator"),
+        title=block("cards", "footage_retrieve_title", number=req.id) or "",
+        desc=block("cards", "footage_retrieve_desc", requester=ctx.org.name(req.requester)) or "",
+        rows=facts(ctx, req), buttons=[(block("cards", "footage_log_button") or "", "log", 1)],
+    )
 
 SPEC = WorkflowSpec(key="footage", title="监控调取申请", confidential=True, facts=facts,
                     on_approved=on_approved, viewers=viewers)

@@ -10,7 +10,6 @@ both end approved: every check and write for a venue happens under that venue's 
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, find_date, local_now, parse_date, parse_span
 from handlers.approval_commands import NUMBER, parse_required, visible_request
 from handlers.approval_engine import SYSTEM, Action, Decision, FlowStatus
-from handlers.approvals import WorkflowSpec, audit, close_cards, decide, flow_of, submit
+from handlers.approvals import WorkflowSpec, audit, close_cards, decide, flow_of, send_request_cards, submit
 from storage.models import Booking, Card, Request, Timer, VenueLock
 
 router = Router("stage")
@@ -311,41 +310,25 @@ async def send_check_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
     campus = next((v.campus for v in ctx.config.venues if v.key == booking.venue), None)
     techs = ctx.org.technicians("stage", campus)
     local = [u for u in techs if (p := ctx.org.person(u)) is not None and p.campus == campus]
-    for u in local or techs:
-        task_id = f"r{req.id}_check_{secrets.token_hex(6)}"
-        card = {
-            "card_type": "button_interaction",
-            "main_title": {"title": ctx.renderer.block("cards", "stage_check_title", number=req.id),
-                           "desc": ctx.renderer.block("cards", "stage_check_desc")},
-            "horizontal_content_list": [{"keyname": k, "value": v[:30]} for k, v in facts(ctx, req)[:4]],
-            "task_id": task_id,
-            "button_list": [{"text": ctx.renderer.block("cards", "stage_check_button"), "style": 1,
-                             "key": f"op:{req.id}:0:check"}],
-        }
-        row = ctx.send_card(u, card)
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="fulfil", step=0, userid=u,
-                             outbox_id=row.id, created_at=ctx.now()))
-
+    block = ctx.renderer.block
+    await send_request_cards(
+        ctx, req, local or techs,
+        title=block("cards", "stage_check_title", number=req.id) or "",
+        desc=block("cards", "stage_check_desc") or "",
+        rows=facts(ctx, req)[:4], buttons=[(block("cards", "stage_check_button") or "", "check", 1)],
+    )
 
 async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
     """After the event: the user reports 设备运转情况 (正常 / 异常)."""
-    task_id = f"r{req.id}_cond_{secrets.token_hex(6)}"
-    card = {
-        "card_type": "button_interaction",
-        "main_title": {"title": ctx.renderer.block("cards", "stage_condition_title", number=req.id),
-                       "desc": ctx.renderer.block("cards", "stage_condition_desc", activity=booking.activity)},
-        "task_id": task_id,
-        "button_list": [
-            {"text": ctx.renderer.block("cards", "stage_condition_ok"), "style": 1, "key": f"op:{req.id}:0:ok"},
-            {"text": ctx.renderer.block("cards", "stage_condition_bad"), "style": 2, "key": f"op:{req.id}:0:bad"},
-        ],
-    }
-    row = ctx.send_card(req.requester, card)
-    await ctx.session.flush()
-    ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="condition", step=0, userid=req.requester,
-                         outbox_id=row.id, created_at=ctx.now()))
-
+    block = ctx.renderer.block
+    await send_request_cards(
+        ctx, req, [req.requester],
+        title=block("cards", "stage_condition_title", number=req.id) or "",
+        desc=block("cards", "stage_condition_desc", activity=booking.activity) or "",
+        rows=[], purpose="condition",
+        buttons=[(block("cards", "stage_condition_ok") or "", "ok", 1),
+                 (block("cards", "stage_condition_bad") or "", "bad", 2)],
+    )
 
 async def fulfil_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
     booking = await _booking(ctx, req)
