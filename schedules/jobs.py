@@ -4,8 +4,8 @@ APScheduler's `AsyncIOScheduler` wakes the bot at every cron time; what actually
 here from the jobs' triggers and the injected clock: every occurrence in the grace window that
 has no `job_runs` row is claimed by inserting that row in the same transaction as its messages.
 Two processes on one PostgreSQL both wake up; one insert wins, the other rolls back. After a
-restart, occurrences missed while down are sent if still within the grace window (configurable)
-and otherwise recorded and logged as missed.
+restart, an occurrence missed while down is sent if still within the grace window (configurable;
+when several are due only the latest is sent), otherwise recorded and logged as missed.
 """
 
 from __future__ import annotations
@@ -104,19 +104,20 @@ class Scheduler:
             if since is None:
                 since = await self._last_run(job.id) or (now - self._grace)
             due = occurrences(job.trigger, since, now)
-            for when in due:
-                if when < now - self._grace:
-                    await self._claim(job, when, "missed")
-                elif when != due[-1]:
-                    await self._claim(job, when, "coalesced")  # several due at once: send the latest only
-                elif await self._claim(job, when, "done"):
-                    fired += 1
+            late = [w for w in due if w < now - self._grace]
+            fresh = [w for w in due if w >= now - self._grace]
+            if late and not fresh:
+                # Too late to be useful: one row marks the latest as missed (the next run starts
+                # after it), one log line says how many there were.
+                await self._claim(job, late[-1], "missed", count=len(late))
+            elif fresh and await self._claim(job, fresh[-1], "done", count=len(due)):
+                fired += 1  # several due at once (after a restart): send the latest only
             self._checked[job.id] = now
         if fired and self._on_commit is not None:
             self._on_commit()
         return fired
 
-    async def _claim(self, job: Job, when: datetime, status: str) -> bool:
+    async def _claim(self, job: Job, when: datetime, status: str, count: int = 1) -> bool:
         now = self._p.clock.now()
         try:
             async with self._p.sessions() as s, s.begin():
@@ -135,7 +136,7 @@ class Scheduler:
             return False
         level = logging.INFO if status == "done" else logging.WARNING
         log(logger, level, "job_" + ("fired" if status == "done" else "missed"), job=job.id,
-            scheduled_at=when.isoformat(), late_s=round((now - when).total_seconds()))
+            scheduled_at=when.isoformat(), late_s=round((now - when).total_seconds()), due_occurrences=count)
         return status == "done"
 
     def start(self) -> None:

@@ -57,6 +57,10 @@ async def migrate(engine: AsyncEngine) -> None:
     """Apply every Alembic migration up to head (idempotent)."""
 
     def _upgrade(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            # Several replicas starting at once: one migrates, the others wait here and then find
+            # the schema at head (SQLite serialises on BEGIN IMMEDIATE already).
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7142003)")
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

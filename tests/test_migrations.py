@@ -22,3 +22,14 @@ async def test_migrations_match_models_and_are_idempotent(db_url: str) -> None:
             assert await conn.run_sync(diff) == []
     finally:
         await engine.dispose()
+
+
+async def test_replicas_starting_together_migrate_once(db_url: str) -> None:
+    import asyncio
+
+    engines = [make_engine(db_url) for _ in range(3)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(migrate(e) for e in engines)), 60)  # none trips on the others
+    finally:
+        for e in engines:
+            await e.dispose()
