@@ -119,20 +119,26 @@ class Dispatcher:
         """Send the head row of every recipient that is due and under its limits."""
         now = self._clock.now()
         async with self._sessions() as s:
+            # The oldest pending row of each recipient (its head): one busy or rate-limited member
+            # never hides the others, however many rows they have queued.
+            head_ids = (
+                select(func.min(OutboxMessage.id))
+                .where(OutboxMessage.status == OutboxStatus.PENDING)
+                .group_by(OutboxMessage.recipient)
+                .limit(BATCH)
+                .scalar_subquery()
+            )
             rows = (
                 await s.execute(
                     select(
                         OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.next_attempt_at,
                         OutboxMessage.lease_until,
                     )
-                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .where(OutboxMessage.id.in_(head_ids))
                     .order_by(OutboxMessage.id)
-                    .limit(BATCH)
                 )
             ).all()
-            heads: dict[str, Any] = {}
-            for row in rows:
-                heads.setdefault(row.recipient, row)  # in order per recipient: only the oldest
+            heads: dict[str, Any] = {row.recipient: row for row in rows}
             due = [
                 r for r in heads.values()
                 if r.next_attempt_at <= now and (r.lease_until is None or r.lease_until <= now)

@@ -261,3 +261,9 @@ async def test_invalid_card_fails_permanently_on_first_answer(quiet_bot: Bot, em
     await drain(quiet_bot)
     [row] = await rows(quiet_bot)
     assert row.status == OutboxStatus.FAILED and row.errcode == 40058
+
+
+async def test_a_long_queue_for_one_member_does_not_hide_others(quiet_bot: Bot, emulator: Emulator) -> None:
+    await queue_texts(quiet_bot, [("zhaolei", f"{i}") for i in range(600)] + [("majun", "轮到我了")])
+    await drain(quiet_bot, 1)
+    assert emulator.texts_to("majun") == ["轮到我了"]
