@@ -1,0 +1,135 @@
+"""Configuration of the workflows: approval chains, SLAs, venues, duties, publishing cadence."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bot.config_base import Role, Skill, _Strict
+
+
+class ChainStep(_Strict):
+    role: Role
+    mode: Literal["any", "all"] = "any"
+
+
+class Chain(_Strict):
+    """An approval chain: steps naming roles resolved relative to the requester and request."""
+
+    applies_to: Literal["all", "系部", "科室"] = "all"  # whose requests may use it
+    needs_class: bool = False  # resolved against the request's class (student matters)
+    steps: tuple[ChainStep, ...] = Field(min_length=1)
+
+
+class ApprovalConfig(_Strict):
+    remind_after_hours: float = Field(default=24, gt=0)
+    escalate_after_hours: float = Field(default=48, gt=0)
+    nudge_cooldown_hours: float = Field(default=4, gt=0)  # 催办 at most once per this
+    # Who is "the next level up" from each role: used when a step would resolve to the
+    # requester themself, and when an idle step escalates.
+    next_level: dict[Role, Role] = Field(default_factory=lambda: {
+        "class_teacher": "dept_head", "dept_deputy": "dept_head", "dept_head": "vp_supervising",
+        "office_lead": "vp_supervising", "vp_supervising": "principal", "vp_campus": "principal",
+        "vp_info_center": "principal", "director": "vp_info_center", "principal": "committee",
+    })
+
+    @model_validator(mode="after")
+    def _escalation_order(self) -> ApprovalConfig:
+        if self.escalate_after_hours <= self.remind_after_hours:
+            raise ValueError("escalate_after_hours must be longer than remind_after_hours")
+        return self
+
+
+class FootageConfig(_Strict):
+    retention_days: int = Field(default=30, ge=1)  # footage older than this is overwritten
+
+
+class ComputersConfig(_Strict):
+    # Term-end and holiday collection dates (计算机回收): holders of issued computers are reminded.
+    collection_dates: tuple[date, ...] = ()
+    reminder_hour: int = Field(default=9, ge=0, le=23)
+
+
+class FaultsConfig(_Strict):
+    # Repair deadline per equipment category; the manual fixes computers at 24 h.
+    sla_hours: dict[Skill, float] = Field(default_factory=lambda: {
+        "computer": 24, "projector": 24, "stage": 48, "cctv": 48, "network": 8})
+    warn_fraction: float = Field(default=0.75, gt=0, lt=1)  # warn at this share of the SLA
+    photo_window_minutes: int = Field(default=10, ge=1)  # photos sent this soon after a report attach
+
+    @field_validator("sla_hours")
+    @classmethod
+    def _computer_24(cls, v: dict[str, float]) -> dict[str, float]:
+        if v.get("computer", 24) > 24:
+            raise ValueError("computer must be at most 24 (计算机的维修周期不能超过 24 个小时)")
+        if any(h <= 0 for h in v.values()):
+            raise ValueError("every SLA must be a positive number of hours")
+        return v
+
+
+class Venue(_Strict):
+    key: str
+    name: str
+    campus: str
+
+
+class StageConfig(_Strict):
+    open_hour: int = Field(default=7, ge=0, le=23)   # free-slot suggestions stay within these hours
+    close_hour: int = Field(default=22, ge=1, le=24)
+    check_days_before: int = Field(default=15, ge=1)  # 重大活动: technicians test equipment this early
+    condition_delay_minutes: int = Field(default=30, ge=0)  # ask for 设备运转情况 after the end
+
+
+DUTY_KEYS = ("room_cleaning", "ups_check", "stage_maintenance", "platform_report", "photo_archive",
+             "cctv_inspection", "computer_collection", "inventory", "domain_fees")
+
+
+def check_cron(expr: str) -> str:
+    """A 5-field crontab expression; weekdays must be names (APScheduler reads 0 as Monday)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    parts = expr.split()
+    if len(parts) != 5:
+        raise ValueError("must be a 5-field crontab expression 'minute hour day month weekday', e.g. '0 8 * * mon-fri'")
+    if re.search(r"\d", parts[4]):
+        raise ValueError("write weekdays as names (mon-fri, sat, sun): APScheduler counts 0 as Monday, "
+                         "unlike crontab, so digits are ambiguous")
+    try:
+        CronTrigger.from_crontab(expr)
+    except ValueError as exc:
+        raise ValueError(f"is not a valid crontab expression: {exc}") from None
+    return expr
+
+
+class Duty(_Strict):
+    """A recurring reminder from the manual (W7); its text is templates/duties/<key>.j2."""
+
+    key: Literal[DUTY_KEYS]  # type: ignore[valid-type]
+    cron: str
+    roles: tuple[Role, ...] = ()
+    skills: tuple[Skill, ...] = ()  # with role technician: only these technicians
+    users: tuple[str, ...] = ()
+    note: str = ""  # shown in the reminder (e.g. which domain, the renewal date)
+
+    _cron = field_validator("cron")(classmethod(lambda cls, v: check_cron(v)))
+
+    @model_validator(mode="after")
+    def _someone(self) -> Duty:
+        if not self.roles and not self.users:
+            raise ValueError("needs roles or users to remind")
+        return self
+
+
+class PublishingConfig(_Strict):
+    oa_weekly_min: int = Field(default=4, ge=0)  # official-account posts a week (W4)
+    oa_check_cron: str = "0 10 * * thu"  # when the week's count is checked
+    website_check_cron: str = "0 16 * * mon-fri"  # a school day without a website post by then
+
+    _cron = field_validator("oa_check_cron", "website_check_cron")(classmethod(lambda cls, v: check_cron(v)))
+
+
+class SchedulesConfig(_Strict):
+    grace_minutes: int = Field(default=120, ge=1)  # an occurrence missed while down is still sent this late
