@@ -95,6 +95,50 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_groups(args: argparse.Namespace) -> int:
+    """Create the configured `appchat` groups that do not exist yet (appchat/get, appchat/create)."""
+    import aiohttp
+
+    from bot.clock import SystemClock
+    from bot.config import Secrets
+    from bot.wecom_api import WeComAPI, WeComError
+
+    cfg = _load(args.config)
+
+    async def run() -> int:
+        failures = 0
+        async with aiohttp.ClientSession() as session:
+            api = WeComAPI(session, api_base=cfg.wecom.api_base, corp_id=cfg.wecom.corp_id,
+                           secret=Secrets.of(cfg.wecom).secret, agent_id=cfg.wecom.agent_id, clock=SystemClock())
+            for g in (g for g in cfg.groups if g.channel == "appchat"):
+                try:
+                    await api.appchat_get(g.chat_id)
+                    print(f"{g.name} ({g.chat_id}): exists")
+                    continue
+                except WeComError as exc:
+                    if exc.transient:
+                        print(f"{g.name} ({g.chat_id}): WeCom unreachable ({exc}); try again", file=sys.stderr)
+                        failures += 1
+                        continue
+                members = list(dict.fromkeys(g.admins))
+                if len(members) < 2:
+                    print(f"{g.name} ({g.chat_id}): a group chat needs at least 2 members; "
+                          f"add another admin in [[groups]]", file=sys.stderr)
+                    failures += 1
+                    continue
+                try:
+                    await api.appchat_create({"name": g.name[:50], "owner": members[0], "userlist": members,
+                                              "chatid": g.chat_id})
+                    print(f"{g.name} ({g.chat_id}): created with {len(members)} members; add the audience "
+                          f"in WeCom")
+                except WeComError as exc:
+                    print(f"{g.name} ({g.chat_id}): not created: {exc}", file=sys.stderr)
+                    failures += 1
+        return 1 if failures else 0
+
+    return asyncio.run(run())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -120,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="the .xlsx file to write")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("create-groups", help="create the configured app group chats (appchat) in WeCom")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_create_groups)
     p = sub.add_parser("demo", help="play a scripted day against the bundled WeCom emulator")
     p.add_argument("--verbose", action="store_true", help="also print the bot's log lines")
     p.set_defaults(fn=cmd_demo)

@@ -168,3 +168,18 @@ async def test_two_bot_processes_fire_each_scheduled_occurrence_once(
     assert len(ups) >= 1
     assert len(ups) == len(fired)  # one delivery per claimed occurrence, whichever process claimed it
     assert len({f["scheduled_at"] for f in fired}) == len(fired)  # no occurrence claimed twice
+
+
+async def test_create_groups_cli_creates_missing_app_group_chats(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.chats.clear()
+    cfg = tmp_path / "bot.toml"
+    write_config(cfg, emulator.base_url, f"sqlite+aiosqlite:///{tmp_path}/x.db", free_port())
+    cmd = [sys.executable, "-m", "bot", "create-groups", "--config", str(cfg)]
+    first = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await first.communicate()
+    assert first.returncode == 0, err.decode()
+    assert set(emulator.chats) == {"itstudents2024", "parents2024"}  # the webhook groups need no chat
+    assert emulator.chats["parents2024"]["userlist"] == ["liyan", "guoqing"]
+    again = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = await again.communicate()
+    assert again.returncode == 0 and out.decode().count("exists") == 2
