@@ -87,6 +87,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self.owner = uuid.uuid4().hex[:12]
+        self._claims = 0
         self._lease = timedelta(seconds=config.request_timeout_seconds + 5)
 
     def wake(self) -> None:
@@ -147,13 +148,14 @@ class Dispatcher:
         due = [r for r in due if r.recipient in allowed]
         if not due:
             return 0
+        claimed = await self._claim_many([r.id for r in due])  # one transaction for the whole batch
         sem = asyncio.Semaphore(self._cfg.concurrency)
 
-        async def one(row_id: int) -> bool:
+        async def one(row: OutboxMessage) -> bool:
             async with sem:
-                return await self._deliver(row_id)
+                return await self._deliver(row)
 
-        results = await asyncio.gather(*(one(r.id) for r in due))
+        results = await asyncio.gather(*(one(r) for r in claimed))
         return sum(results)
 
     async def _under_limits(self, s: AsyncSession, recipients: list[str], now: datetime) -> set[str]:
@@ -186,30 +188,39 @@ class Dispatcher:
                 ok.add(r)
         return ok
 
-    async def _claim(self, row_id: int) -> OutboxMessage | None:
+    async def _claim_many(self, row_ids: list[int]) -> list[OutboxMessage]:
+        """Lease the rows no other process holds; return those this process now owns."""
+        if not row_ids:
+            return []
         now = self._clock.now()
+        lease = now + self._lease
+        self._claims += 1
+        token = f"{self.owner}:{self._claims}"  # unique per claim, even within one process
         async with self._sessions() as s, s.begin():
-            res = await s.execute(
+            await s.execute(
                 update(OutboxMessage)
                 .where(
-                    OutboxMessage.id == row_id,
+                    OutboxMessage.id.in_(row_ids),
                     OutboxMessage.status == OutboxStatus.PENDING,
                     or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
                 )
-                .values(
-                    lease_until=now + self._lease,
-                    lease_owner=self.owner,
-                    attempts=OutboxMessage.attempts + 1,
-                )
+                .values(lease_until=lease, lease_owner=token, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False)
             )
-            if res.rowcount != 1:
-                return None  # another process took it
-            return await s.get(OutboxMessage, row_id)
+            # Rows another claim took a moment earlier carry its token, not ours.
+            rows = (await s.execute(
+                select(OutboxMessage).where(
+                    OutboxMessage.id.in_(row_ids), OutboxMessage.lease_owner == token,
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                ).order_by(OutboxMessage.id)
+            )).scalars().all()
+            return list(rows)
 
-    async def _deliver(self, row_id: int) -> bool:
-        row = await self._claim(row_id)
-        if row is None:
-            return False
+    async def _claim(self, row_id: int) -> OutboxMessage | None:
+        rows = await self._claim_many([row_id])
+        return rows[0] if rows else None
+
+    async def _deliver(self, row: OutboxMessage) -> bool:
         try:
             result = await self._call(row)
         except WeComError as exc:
@@ -224,7 +235,7 @@ class Dispatcher:
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
-                .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner))
+                .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
                 .values(
                     status=OutboxStatus.SENT, sent_at=self._clock.now(), lease_until=None,
                     result={k: v for k, v in result.items() if k not in ("errcode", "errmsg")},
@@ -290,7 +301,7 @@ class Dispatcher:
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
-                .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner))
+                .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
                 .values(lease_until=None, errcode=exc.errcode, last_error=exc.errmsg[:500], **values)
             )
         log(logger, level, event, id=row.id, kind=row.kind, recipient=row.recipient,

@@ -267,3 +267,13 @@ async def test_a_long_queue_for_one_member_does_not_hide_others(quiet_bot: Bot, 
     await queue_texts(quiet_bot, [("zhaolei", f"{i}") for i in range(600)] + [("majun", "轮到我了")])
     await drain(quiet_bot, 1)
     assert emulator.texts_to("majun") == ["轮到我了"]
+
+
+async def test_concurrent_drains_in_one_process_send_each_row_once(quiet_bot: Bot, emulator: Emulator) -> None:
+    users = sorted(emulator.known_users or [])[:10]
+    await queue_texts(quiet_bot, [(u, f"{u}-{i}") for i in range(3) for u in users])
+    dispatcher = quiet_bot.app[DISPATCHER]
+    for _ in range(4):  # the clock is frozen: both drains compute the same lease time
+        await asyncio.gather(dispatcher.drain_once(), dispatcher.drain_once())
+    assert all(emulator.texts_to(u) == [f"{u}-{i}" for i in range(3)] for u in users)
+    assert len(emulator.calls_to("message/send")) == 30
