@@ -145,6 +145,7 @@ class OutboxConfig(_Strict):
     max_backoff_seconds: float = Field(default=300.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=64)
     request_timeout_seconds: float = Field(default=10.0, gt=0)
+    keep_sent_days: int = Field(default=30, ge=1)  # sent rows are deleted after this (failed ones stay)
 
 
 class ConversationConfig(_Strict):

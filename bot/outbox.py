@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -343,3 +343,13 @@ async def outbox_health(s: AsyncSession, now: datetime) -> dict[str, Any]:
             for f in failures
         ],
     }
+
+
+async def purge_sent(sessions: async_sessionmaker[AsyncSession], now: datetime, keep_days: int) -> int:
+    """Delete rows WeCom acknowledged more than `keep_days` ago (pending and failed rows stay)."""
+    async with sessions() as s, s.begin():
+        res = await s.execute(
+            delete(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENT,
+                                        OutboxMessage.sent_at < now - timedelta(days=keep_days))
+        )
+    return int(res.rowcount or 0)

@@ -31,6 +31,7 @@ class TimerRunner:
                  jobs: object = None) -> None:
         self._p = pipeline
         self.jobs = jobs  # schedules.jobs.Scheduler: recurring jobs, checked on every tick too
+        self._purged_at: object = None
         self._tick = tick_seconds
         self._stopping = False
         self._wake = asyncio.Event()
@@ -57,11 +58,26 @@ class TimerRunner:
         """Fire every due timer and sweep idle approvals once; return how many acted."""
         fired = await self.fire_due()
         fired += await self.sweep()
+        await self._purge()
         if self.jobs is not None:
             fired += await self.jobs.run_due()  # type: ignore[attr-defined]
         if fired and callable(self._on_commit):
             self._on_commit()
         return fired
+
+    async def _purge(self) -> None:
+        """Once an hour: drop sent outbox rows past their retention, so the table stays small."""
+        from datetime import timedelta
+
+        from bot.outbox import purge_sent
+
+        now = self._p.clock.now()
+        if self._purged_at is not None and now - self._purged_at < timedelta(hours=1):
+            return
+        self._purged_at = now
+        removed = await purge_sent(self._p.sessions, now, self._p.config.outbox.keep_sent_days)
+        if removed:
+            log(logger, logging.INFO, "outbox_purged", rows=removed)
 
     async def fire_due(self) -> int:
         from handlers import TIMER_HANDLERS

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import API, DISPATCHER, PIPELINE
+from bot.app import API, DISPATCHER, PIPELINE, TIMERS
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
 from bot.outbox import Dispatcher, enqueue
@@ -277,3 +277,13 @@ async def test_concurrent_drains_in_one_process_send_each_row_once(quiet_bot: Bo
         await asyncio.gather(dispatcher.drain_once(), dispatcher.drain_once())
     assert all(emulator.texts_to(u) == [f"{u}-{i}" for i in range(3)] for u in users)
     assert len(emulator.calls_to("message/send")) == 30
+
+
+async def test_sent_rows_are_purged_after_retention(quiet_bot: Bot, emulator: Emulator, clock: FakeClock) -> None:
+    await queue_texts(quiet_bot, [("zhaolei", "旧消息"), ("ghost_user", "发不出去")])
+    await drain(quiet_bot)
+    clock.advance(31 * 24 * 3600)
+    await queue_texts(quiet_bot, [("zhaolei", "新消息")])
+    await quiet_bot.app[TIMERS].tick()  # type: ignore[attr-defined]
+    kept = [(r.status, r.payload["text"]["content"]) for r in await rows(quiet_bot)]
+    assert ("sent", "旧消息") not in kept and ("failed", "发不出去") in kept and ("pending", "新消息") in kept
