@@ -83,23 +83,30 @@ async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
     local = [u for u in techs if (p := ctx.org.person(u)) is not None and p.campus == t.campus]
     # Nobody is asked to claim their own report, unless nobody else could.
     targets = [u for u in local if u != t.reporter] or [u for u in techs if u != t.reporter] or techs
-    for u in targets:
-        task_id = f"t{t.id}_claim_{secrets.token_hex(6)}"
+    block = ctx.renderer.block
+    await _send_ticket_cards(ctx, t, targets, purpose="claim", action="claim",
+                             title=block("cards", "ticket_title", number=t.id, category=CATEGORY_NAMES[t.category]) or "",
+                             desc="", button=block("cards", "ticket_claim") or "")
+    return targets
+
+
+async def _send_ticket_cards(ctx: Ctx, t: Ticket, userids: list[str], *, purpose: str, action: str,
+                             title: str, desc: str, button: str) -> None:
+    """A card about a ticket to each person; its one button comes back as `tk:<id>:<action>`."""
+    for u in userids:
+        task_id = f"t{t.id}_{purpose[:5]}_{secrets.token_hex(6)}"
         card = {
             "card_type": "button_interaction",
             "source": {"desc": ctx.renderer.block("cards", "source"), "desc_color": 0},
-            "main_title": {"title": ctx.renderer.block("cards", "ticket_title", number=t.id,
-                                                       category=CATEGORY_NAMES[t.category])},
+            "main_title": {"title": title, **({"desc": desc} if desc else {})},
             "horizontal_content_list": _facts(ctx, t),
             "task_id": task_id,
-            "button_list": [{"text": ctx.renderer.block("cards", "ticket_claim"), "style": 1,
-                             "key": f"tk:{t.id}:claim"}],
+            "button_list": [{"text": button, "style": 1, "key": f"tk:{t.id}:{action}"}],
         }
         row = ctx.send_card(u, card)
         await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, subject="ticket", request_id=t.id, purpose="claim", step=0,
+        ctx.session.add(Card(task_id=task_id, subject="ticket", request_id=t.id, purpose=purpose, step=0,
                              userid=u, outbox_id=row.id, created_at=ctx.now()))
-    return targets
 
 
 async def _close_ticket_cards(ctx: Ctx, t: Ticket, label: str) -> None:
@@ -352,22 +359,13 @@ async def fire_sla_due(ctx: Ctx, timer: Timer) -> None:
     if t is None or t.status == TicketStatus.DONE or t.deadline is None or \
             t.deadline.isoformat() != timer.payload.get("deadline"):
         return
-    for d in ctx.org.with_role("director"):
-        task_id = f"t{t.id}_sla_{secrets.token_hex(6)}"
-        card = {
-            "card_type": "button_interaction",
-            "main_title": {"title": ctx.renderer.block("cards", "ticket_overdue_title", number=t.id),
-                           "desc": ctx.renderer.block("cards", "ticket_overdue_desc",
-                                                      owner=ctx.org.name(t.owner) if t.owner else "",
-                                                      hours=ctx.config.faults.sla_hours.get(t.category, 24))},
-            "horizontal_content_list": _facts(ctx, t),
-            "task_id": task_id,
-            "button_list": [{"text": ctx.renderer.block("cards", "ticket_progress_button"), "style": 1,
-                             "key": f"tk:{t.id}:progress"}],
-        }
-        row = ctx.send_card(d, card)
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, subject="ticket", request_id=t.id, purpose="escalation", step=0,
-                             userid=d, outbox_id=row.id, created_at=ctx.now()))
+    block = ctx.renderer.block
+    await _send_ticket_cards(
+        ctx, t, ctx.org.with_role("director"), purpose="escalation", action="progress",
+        title=block("cards", "ticket_overdue_title", number=t.id) or "",
+        desc=block("cards", "ticket_overdue_desc", owner=ctx.org.name(t.owner) if t.owner else "",
+                   hours=ctx.config.faults.sla_hours.get(t.category, 24)) or "",
+        button=block("cards", "ticket_progress_button") or "",
+    )
     if t.owner:
         ctx.tell(t.owner, "ticket_overdue_owner", number=t.id)
