@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import func, select
 
 from bot.clock import Clock, SystemClock
 from bot.config import Config, Secrets
@@ -22,6 +24,7 @@ from bot.wecom_api import WeComAPI
 from schedules.jobs import Scheduler, build_jobs
 from schedules.runner import TimerRunner
 from storage.db import make_engine, make_sessionmaker, migrate, ping
+from storage.models import Timer
 
 logger = logging.getLogger("infodesk.http")
 
@@ -224,7 +227,13 @@ async def healthz(request: web.Request) -> web.Response:
     db_ok = await ping(engine)  # type: ignore[arg-type]
     body: dict[str, object] = {"database": "ok" if db_ok else "unreachable"}
     if db_ok:
+        now = request.app[CLOCK].now()  # type: ignore[attr-defined]
         async with request.app[PIPELINE].sessions() as s:
-            body["outbox"] = await outbox_health(s, request.app[CLOCK].now())  # type: ignore[attr-defined]
+            body["outbox"] = await outbox_health(s, now)
+            # Timers that should have fired minutes ago mean the scheduler is stuck or failing.
+            body["overdue_timers"] = int((await s.execute(
+                select(func.count()).select_from(Timer).where(
+                    Timer.fired_at.is_(None), Timer.due_at < now - timedelta(minutes=5))
+            )).scalar_one())
     body["status"] = "ok" if db_ok else "degraded"
     return web.json_response(body, status=200 if db_ok else 503)

@@ -200,6 +200,7 @@ async def test_healthz_reports_database_and_backlog(bot: Bot) -> None:
     health = await bot.health()
     assert health["status"] == "ok" and health["database"] == "ok"
     assert health["outbox"]["pending"] == 0 and health["outbox"]["failed"] == 0
+    assert health["overdue_timers"] == 0
 
 
 @pytest.mark.parametrize("path", ["/wecom/callback"])

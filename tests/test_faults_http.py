@@ -115,3 +115,11 @@ async def test_sla_warning_and_escalation_across_a_restart(
     finally:
         await bot.stop()
         scene.bot.runner = bot.runner  # the fixture's stop() is now a no-op on a cleaned runner
+
+
+async def test_health_shows_timers_the_scheduler_has_not_fired(scene: Scene, clock: FakeClock) -> None:
+    await scene.say("zhaolei", "报修 地点:机房A 设备:电脑 描述:无法开机")
+    clock.advance(25 * 3600)
+    assert (await scene.bot.health())["overdue_timers"] == 2  # the 75 % warning and the deadline
+    await scene.tick()
+    assert (await scene.bot.health())["overdue_timers"] == 0
