@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
+from handlers.approval_commands import NUMBER
 from storage.models import Card, Ticket, TicketStatus, Timer
 
 router = Router("faults")
@@ -58,15 +59,6 @@ def parse_text(limit: int):  # type: ignore[no-untyped-def]
         return value
 
     return parse
-
-
-def parse_number(value: str, ctx: Ctx) -> str:
-    from handlers.approval_commands import parse_number as parse
-
-    return parse(value, ctx)
-
-
-NUMBER = Field("number", ("编号", "編號", "number", "no"), parse=parse_number)
 
 
 def _facts(ctx: Ctx, t: Ticket) -> list[dict[str, str]]:

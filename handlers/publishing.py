@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
-from handlers.approval_commands import parse_required
+from handlers.approval_commands import NUMBER, parse_number, parse_required
 from handlers.approvals import WorkflowSpec, refresh_card, submit
 from storage.models import Card, Draft, DraftVersion, Publication, Request
 
@@ -38,12 +38,6 @@ PHONE_RE = re.compile(
 def has_phone(*texts: str) -> bool:
     """True if the text carries a phone number the homepage rule is about."""
     return any(PHONE_RE.search(t) for t in texts)
-
-
-def parse_number(value: str, ctx: Ctx) -> str:
-    from handlers.approval_commands import parse_number as parse
-
-    return parse(value, ctx)
 
 
 def parse_part(value: str, ctx: Ctx) -> str:
@@ -64,9 +58,6 @@ def parse_link(value: str, ctx: Ctx) -> str:
     if not re.fullmatch(r"https?://\S{3,490}", value.strip()):
         raise FieldError("invalid_link")
     return value.strip()
-
-
-NUMBER = Field("number", ("编号", "編號", "number"), parse=parse_number)
 
 
 async def _draft(ctx: Ctx, number: str) -> Draft | None:
