@@ -12,7 +12,7 @@ import tempfile
 import textwrap
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 from typing import Any
@@ -219,14 +219,26 @@ class Demo:
         return status
 
 
-async def run_demo(verbose: bool = False) -> int:
-    """Play the script; return 0 when every step behaved as expected."""
+def demo_day(today: date) -> date:
+    """The school day the demo plays: today when it is Monday to Friday, else the next Monday.
+
+    The script expects weekday duties (the 07:30 room cleaning runs mon-fri), so the demo must
+    not take the machine's weekday as it is.
+    """
+    return today + timedelta(days=(7 - today.weekday()) % 7 if today.weekday() >= 5 else 0)
+
+
+async def run_demo(verbose: bool = False, today: date | None = None) -> int:
+    """Play the script; return 0 when every step behaved as expected.
+
+    `today` is the wall-clock date to start from (the machine's, in Shanghai, by default); the
+    demo itself runs on a fake clock set to 07:00 of `demo_day(today)` and moved by the script.
+    """
     setup_logging("INFO" if verbose else "CRITICAL")
     if not verbose:
         logging.getLogger().setLevel(logging.CRITICAL)
-    # The demo day starts at 07:00 in Shanghai, on a clock the script moves forward itself.
-    today = datetime.now(SHANGHAI).date()
-    clock = FakeClock(datetime.combine(today, time(7, 0), SHANGHAI).astimezone(timezone.utc))
+    day = demo_day(today or datetime.now(SHANGHAI).date())
+    clock = FakeClock(datetime.combine(day, time(7, 0), SHANGHAI).astimezone(timezone.utc))
     emulator = Emulator(clock=lambda: clock.now().timestamp())
     with tempfile.TemporaryDirectory(prefix="infodesk-demo-") as tmp:
         api_base = await emulator.start()
