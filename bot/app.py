@@ -1,75 +1,79 @@
-"""aiohttp application factory: callback transport, health check, dispatcher lifecycle."""
+"""The kernel's aiohttp application: callback transport, health check, database and outbox.
+
+`create_app` knows nothing of any workflow or scheduler: the composition root
+(`infodesk.app`) passes the routers to include and the background services to run (the
+schedulers), so `bot/` never imports `handlers/` or `schedules/`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
+from bot.appkeys import (
+    API,
+    CLOCK,
+    CONFIG,
+    CRYPTO,
+    DISPATCHER,
+    ENGINE,
+    PIPELINE,
+    REGISTRY,
+    RENDERER,
+    ROBOT_CRYPTO,
+)
 from bot.clock import Clock, SystemClock
-from bot.config import Config, Secrets
-from bot.crypto import CryptoError, WeComCrypto
+from bot.config import Config, ConfigError, Secrets
+from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
-from bot.logs import log, msg_id_var
+from bot.logs import msg_id_var
+from bot.org import required_chain_problems
 from bot.outbox import Dispatcher, outbox_health
 from bot.pipeline import Outcome, Pipeline
 from bot.render import Renderer
+from bot.robot import robot_routes
 from bot.router import Registry, Router
+from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
-from schedules.jobs import Scheduler, build_jobs
-from schedules.runner import TimerRunner
 from storage.db import make_engine, make_sessionmaker, migrate, ping
 from storage.models import Timer
 
-logger = logging.getLogger("infodesk.http")
-
-CONFIG = web.AppKey("config", Config)
-CLOCK = web.AppKey("clock", object)
-CRYPTO = web.AppKey("crypto", WeComCrypto)
-PIPELINE = web.AppKey("pipeline", Pipeline)
-DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-API = web.AppKey("api", WeComAPI)
-ENGINE = web.AppKey("engine", object)
-REGISTRY = web.AppKey("registry", Registry)
-TIMERS = web.AppKey("timers", object)
-ROBOT_CRYPTO = web.AppKey("robot_crypto", WeComCrypto)
-RENDERER = web.AppKey("renderer", Renderer)
+# A background service runs beside the server (after the database and the outbox are up) and
+# stops before them: an aiohttp cleanup context.
+Service = Callable[[web.Application], AsyncIterator[None]]
 
 
-class Rejected(Exception):
-    """A request refused before it touched the database; `status` and `reason` for the log."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+def check_registry(config: Config, registry: Registry) -> None:
+    """The chains the included workflows submit to must be configured (ConfigError otherwise)."""
+    problems = required_chain_problems(config, registry.required_chains)
+    if problems:
+        raise ConfigError(problems)
 
 
 def create_app(
     config: Config,
     *,
+    routers: Iterable[Router],
     clock: Clock | None = None,
-    routers: Iterable[Router] | None = None,
+    services: Sequence[Service] = (),
     run_dispatcher: bool = True,
-    run_jobs: bool = True,
 ) -> web.Application:
-    """Build the bot's web app; database, HTTP client and dispatcher live in cleanup_ctx."""
-    if routers is None:
-        from handlers import ROUTERS
-
-        routers = ROUTERS
+    """Build the bot's web app; database, HTTP client, dispatcher and services live in cleanup_ctx."""
+    registry = Registry(routers)
+    check_registry(config, registry)
     app = web.Application(client_max_size=config.server.max_body_bytes)
     secrets = Secrets.of(config.wecom)
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app[CRYPTO] = WeComCrypto(secrets.token, secrets.aes_key, config.wecom.corp_id)
-    app[REGISTRY] = Registry(routers)
-    app[RENDERER] = Renderer()
+    app[REGISTRY] = registry
+    app[RENDERER] = Renderer(registry.template_dirs)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         engine = make_engine(config.database.url)
@@ -92,95 +96,25 @@ def create_app(
             }
             dispatcher = Dispatcher(app[PIPELINE].sessions, api, app[CLOCK], config.outbox, webhook_keys)
             app[DISPATCHER] = dispatcher
-            jobs = Scheduler(app[PIPELINE], build_jobs(config), on_commit=dispatcher.wake)
-            timers = TimerRunner(app[PIPELINE], config.scheduler.tick_seconds, on_commit=dispatcher.wake,
-                                 jobs=jobs if run_jobs else None)
-            app[TIMERS] = timers
-            if run_dispatcher and run_jobs:
-                jobs.start()
-            tasks = [
-                asyncio.create_task(dispatcher.run(), name="outbox-dispatcher"),
-                asyncio.create_task(timers.run(), name="timers"),
-            ] if run_dispatcher else []
+            task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher") if run_dispatcher else None
             yield
             dispatcher.stop()
-            timers.stop()
-            jobs.shutdown()
-            for task in tasks:
+            if task is not None:
                 try:
                     await asyncio.wait_for(task, timeout=config.outbox.request_timeout_seconds + 1)
                 except asyncio.TimeoutError:
                     task.cancel()
 
-    app.cleanup_ctx.extend([database, outbound])
+    app.cleanup_ctx.extend([database, outbound, *services])
     app.router.add_get(config.server.callback_path, verify_url)
     app.router.add_post(config.server.callback_path, receive_callback)
     app.router.add_get("/healthz", healthz)
     if config.robot is not None:
-        from bot.robot import robot_routes
-
         robot = Secrets.of(config.robot)
         # Smart robots encrypt with an empty receive id (doc 101033).
         app[ROBOT_CRYPTO] = WeComCrypto(robot.token, robot.aes_key, "")
         robot_routes(app, config.server.robot_path, ROBOT_CRYPTO)
     return app
-
-
-def _query(request: web.Request, *names: str) -> list[str]:
-    values = [request.query.get(n, "") for n in names]
-    if not all(values):
-        raise Rejected(400, "missing_query_params")
-    return values
-
-
-def _check_timestamp(request: web.Request, timestamp: str) -> None:
-    if not timestamp.isdigit():
-        raise Rejected(400, "bad_timestamp")
-    now = request.app[CLOCK].now().timestamp()  # type: ignore[attr-defined]
-    if abs(now - int(timestamp)) > request.app[CONFIG].wecom.timestamp_window_seconds:
-        raise Rejected(403, "stale_timestamp")
-
-
-def _reject(request: web.Request, exc: Rejected) -> web.Response:
-    log(logger, logging.WARNING, "callback_rejected", status=exc.status, reason=exc.reason,
-        method=request.method, remote=request.remote)
-    return web.Response(status=exc.status, text=exc.reason)
-
-
-async def echo(request: web.Request, crypto: WeComCrypto) -> web.Response:
-    """URL verification (GET): check the signature, reply with the decrypted echostr (within 1 s)."""
-    try:
-        signature, timestamp, nonce, echostr = _query(request, "msg_signature", "timestamp", "nonce", "echostr")
-        _check_timestamp(request, timestamp)
-        plain = open_envelope(crypto, signature, timestamp, nonce, echostr)
-    except Rejected as exc:
-        return _reject(request, exc)
-    log(logger, logging.INFO, "url_verified", path=request.path)
-    return web.Response(text=plain, content_type="text/plain")
-
-
-async def signed_body(request: web.Request) -> tuple[str, str, str, bytes]:
-    """The signature parameters and the (size-capped) body of a callback POST."""
-    signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
-    _check_timestamp(request, timestamp)
-    cap = request.app[CONFIG].server.max_body_bytes
-    if request.content_length is not None and request.content_length > cap:
-        raise Rejected(413, "body_too_large")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise Rejected(413, "body_too_large") from None
-    return signature, timestamp, nonce, body
-
-
-def open_envelope(crypto: WeComCrypto, signature: str, timestamp: str, nonce: str, encrypted: str) -> str:
-    """Constant-time signature check, then decrypt; Rejected(403/400) otherwise."""
-    if not crypto.verify(signature, timestamp, nonce, encrypted):
-        raise Rejected(403, "bad_signature")
-    try:
-        return crypto.decrypt(encrypted)
-    except CryptoError as exc:
-        raise Rejected(400, exc.reason) from None
 
 
 async def verify_url(request: web.Request) -> web.Response:
@@ -209,7 +143,7 @@ async def receive_callback(request: web.Request) -> web.Response:
         except BadXML as exc:
             raise Rejected(400, f"bad_message:{exc}") from None
     except Rejected as exc:
-        return _reject(request, exc)
+        return reject(request, exc)
     token = msg_id_var.set(inbound.msg_id or inbound.dedupe_key)
     try:
         outcome = await request.app[PIPELINE].apply(inbound)
@@ -224,10 +158,10 @@ async def receive_callback(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """Database reachability and the outbox backlog, as JSON."""
     engine = request.app[ENGINE]
-    db_ok = await ping(engine)  # type: ignore[arg-type]
+    db_ok = await ping(engine)
     body: dict[str, object] = {"database": "ok" if db_ok else "unreachable"}
     if db_ok:
-        now = request.app[CLOCK].now()  # type: ignore[attr-defined]
+        now = request.app[CLOCK].now()
         async with request.app[PIPELINE].sessions() as s:
             body["outbox"] = await outbox_health(s, now)
             # Timers that should have fired minutes ago mean the scheduler is stuck or failing.

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.org import chain_problems
 from bot.config_base import ROLES, SKILLS, Role, Skill, _Strict  # noqa: F401  (re-exported)
 from bot.config_workflows import (  # noqa: F401  (re-exported)
     DUTY_KEYS,
@@ -342,8 +343,6 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None) -> 
                 msg = "is not a known key (check the spelling against config.example.toml)"
             problems.append(f"{key or '(top level)'}: {msg}" if key else msg)
         raise ConfigError(problems) from None
-    from handlers.org import chain_problems  # the org model lives with the workflows
-
     problems = chain_problems(config)
     if problems:
         raise ConfigError(problems)

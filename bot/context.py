@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config, Person
 from bot.inbound import Inbound
+from bot.org import Org
 from bot.outbox import enqueue
-from storage.models import OutboxMessage
 from bot.render import Renderer
 from bot.router import Registry
-
-if TYPE_CHECKING:
-    from handlers.org import Org
+from storage.models import OutboxMessage
 
 TEXT_LIMIT = 2000  # message/send text content is at most 2048 bytes (doc 90236)
 

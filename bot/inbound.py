@@ -57,6 +57,11 @@ class Inbound:
     chat_id: str | None = None  # group chat (smart robot) or None for one-to-one
     response_url: str | None = None
 
+    @classmethod
+    def system(cls, ref: str, now_ts: int) -> Inbound:
+        """The 'message' a scheduled action (timer, job, tick) acts on behalf of: actor 'system'."""
+        return cls(kind="timer", msg_type="timer", from_user="system", create_time=now_ts, event=ref)
+
     @property
     def dedupe_key(self) -> str:
         """MsgId for messages; sender + CreateTime + event key / TaskId for events (doc 90930)."""

@@ -10,12 +10,15 @@ from enum import StrEnum
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cards import handle_click
 from bot.clock import Clock
 from bot.config import Config
 from bot.context import Ctx
 from bot.conversation import handle_text
 from bot.inbound import Inbound
 from bot.logs import log
+from bot.org import Org
+from bot.outbox import enqueue
 from bot.render import Renderer
 from bot.router import Registry
 from storage.models import InboundEvent
@@ -38,8 +41,6 @@ class Pipeline:
     registry: Registry
 
     def __post_init__(self) -> None:
-        from handlers.org import Org
-
         self.org = Org(self.config)
 
     def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
@@ -105,14 +106,12 @@ class Pipeline:
         if inbound.kind == "text":
             await handle_text(ctx, inbound.content)
         elif inbound.kind == "card_click":
-            from handlers.clicks import handle_click
-
             await handle_click(ctx)
-        elif inbound.kind == "image":
-            from handlers import faults, publishing
-
-            if not await publishing.attach_photo(ctx) and not await faults.attach_photo(ctx):
-                ctx.reply("photo_unattached")
+        elif inbound.kind in ATTACHMENT_KINDS:
+            for route in self.registry.attachments:  # in their declared order; the first taker wins
+                if inbound.kind in route.kinds and await route.handler(ctx):
+                    return
+            ctx.reply("photo_unattached")
         # Other events (enter_agent, unknown types) are recorded, deduped and acknowledged.
 
     async def _apologise(self, inbound: Inbound, channel: str, error_id: str) -> None:
@@ -134,13 +133,14 @@ def _robot_answer(ctx: Ctx) -> None:
     """The one reply a smart-robot callback allows, through its response_url, via the outbox."""
     if not ctx.robot_replies or not ctx.inbound.response_url:
         return
-    from bot.outbox import enqueue
-
     where = ctx.inbound.chat_id or ctx.user
     enqueue(ctx.session, ctx.now(), f"robot:{where}", "robot_response",
             {"url": ctx.inbound.response_url,
              "body": {"msgtype": "markdown", "markdown": {"content": "\n\n".join(ctx.robot_replies)}}},
             caused_by=ctx.event_id)
+
+
+ATTACHMENT_KINDS = frozenset({"image", "file", "voice", "video"})
 
 
 class _Duplicate(Exception):

@@ -15,9 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.appkeys import DISPATCHER, PIPELINE
 from bot.crypto import WeComCrypto
 from bot.inbound import Inbound
 from bot.logs import log, msg_id_var
+from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 
 logger = logging.getLogger("infodesk.robot")
 MENTION_RE = re.compile(r"^(?:\s*@\S+)+\s*")
@@ -56,7 +58,6 @@ def parse_robot(plain: str) -> Inbound | None:
 
 def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCrypto]) -> None:
     """GET (URL check) and POST (messages) on the robot's callback path."""
-    from bot.app import DISPATCHER, PIPELINE, Rejected, _reject, echo, open_envelope, signed_body
 
     async def verify(request: web.Request) -> web.Response:
         return await echo(request, request.app[crypto_key])
@@ -77,7 +78,7 @@ def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCr
             except BadRobotMessage as exc:
                 raise Rejected(400, str(exc)) from None
         except Rejected as exc:
-            return _reject(request, exc)
+            return reject(request, exc)
         if inbound is None or inbound.kind == "unknown" and not inbound.msg_id:
             return web.Response(status=200, text="")
         token = msg_id_var.set(inbound.msg_id)

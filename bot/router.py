@@ -11,13 +11,23 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import opencc
+from apscheduler.triggers.cron import CronTrigger
 
-if TYPE_CHECKING:
+from bot.cardkeys import BadCardKey, CardAction
+
+if TYPE_CHECKING:  # the handler signatures name these; they import this module
+    from bot.config import Config, Person
     from bot.context import Ctx
+    from storage.models import Card, Timer
+
+A = TypeVar("A", bound=CardAction)
+S = TypeVar("S")
 
 Handler = Callable[["Ctx", dict[str, str]], Awaitable[None]]
 # A whole-form check run before the handler: (field to ask again, template block, its context).
@@ -64,9 +74,12 @@ class Command:
     default_field: str | None = None  # unlabelled text after the command goes here
     in_help: bool = True
     positional: bool = False  # `驳回 #12 原因`: unlabelled words fill the fields in order
-    roles: tuple[str, ...] = ()  # shown in 帮助 only to people holding one of these (if any)
+    # Who may use it, checked before any question is asked: holders of one of `roles` (if any),
+    # and only people in the directory when `members_only`.
+    roles: tuple[str, ...] = ()
     validate: Validator | None = None
     confidential: bool = False  # typed in a group chat: answered one-to-one, the group only told so
+    members_only: bool = False
 
     @property
     def name(self) -> str:
@@ -88,12 +101,72 @@ class Command:
         return out
 
 
+def allowed(roles: tuple[str, ...], members_only: bool, person: Person | None) -> bool:
+    """May this person use something declared for `roles` (any of them) / members only?"""
+    if (roles or members_only) and person is None:
+        return False
+    return not roles or person is not None and bool(set(roles) & set(person.roles))
+
+
+# What else a workflow registers besides commands.
+ActionHandler = Callable[["Ctx", "Card", Any], Awaitable[None]]
+RefusalHook = Callable[["Ctx", "Card", str], Awaitable[None]]
+AttachmentHandler = Callable[["Ctx"], Awaitable[bool]]
+TimerHandler = Callable[["Ctx", "Timer"], Awaitable[None]]
+JobAction = Callable[["Ctx", datetime], Awaitable[None]]
+TickHandler = Callable[["Ctx"], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class ActionRoute:
+    """A card button: its typed key class, the handler and who may press it."""
+
+    cls: type[CardAction]
+    handler: ActionHandler
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttachmentRoute:
+    """A photo/file handler; tried in `order`, the first that takes the attachment wins."""
+
+    kinds: tuple[str, ...]
+    handler: AttachmentHandler
+    order: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """One recurring job: a stable id (its occurrences are claimed under it), a cron trigger."""
+
+    id: str
+    trigger: CronTrigger
+    action: JobAction
+
+
+JobSource = Callable[["Config"], Iterable[Job]]
+
+
 @dataclass
 class Router:
-    """One router per workflow module; `handlers/__init__.py` lists them explicitly."""
+    """Everything one workflow module has, registered on one object.
+
+    `handlers/__init__.py` only lists the routers; the pipeline, the click dispatcher and the
+    schedulers find commands, card actions, attachments, timers, jobs and approval workflows
+    through the `Registry` built from them, and the renderer finds the router's templates.
+    """
 
     name: str
+    templates: Path | None = None  # this workflow's template folder (forms/, replies, cards)
     commands: list[Command] = field(default_factory=list)
+    actions: list[ActionRoute] = field(default_factory=list)
+    refusal_hooks: dict[str, RefusalHook] = field(default_factory=dict)  # card subject → audit hook
+    attachments: list[AttachmentRoute] = field(default_factory=list)
+    timers: dict[str, TimerHandler] = field(default_factory=dict)
+    jobs: list[JobSource] = field(default_factory=list)
+    ticks: list[TickHandler] = field(default_factory=list)
+    chains: dict[str, str] = field(default_factory=dict)  # approval chain key → who needs it
+    approvals: list[Any] = field(default_factory=list)  # approval workflow specs (handlers.approvals)
 
     def command(
         self,
@@ -106,15 +179,75 @@ class Router:
         roles: Iterable[str] = (),
         validate: Validator | None = None,
         confidential: bool = False,
+        members_only: bool = False,
     ) -> Callable[[Handler], Handler]:
+        """A text command with its aliases and form."""
+
         def register(fn: Handler) -> Handler:
             self.commands.append(
                 Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help, positional,
-                        tuple(roles), validate, confidential)
+                        tuple(roles), validate, confidential, members_only)
             )
             return fn
 
         return register
+
+    def action(self, cls: type[A], roles: Iterable[str] = ()) -> Callable[[Callable[[Ctx, Card, A], Awaitable[None]]], Callable[[Ctx, Card, A], Awaitable[None]]]:
+        """A card button whose key is a `cls` (a typed CardAction); the handler gets it unpacked."""
+
+        def register(fn: Callable[[Ctx, Card, A], Awaitable[None]]) -> Callable[[Ctx, Card, A], Awaitable[None]]:
+            self.actions.append(ActionRoute(cls, fn, tuple(roles)))
+            return fn
+
+        return register
+
+    def on_refused_click(self, subject: str) -> Callable[[RefusalHook], RefusalHook]:
+        """Called (in the refusing transaction) when a click on a `subject` card is refused."""
+
+        def register(fn: RefusalHook) -> RefusalHook:
+            self.refusal_hooks[subject] = fn
+            return fn
+
+        return register
+
+    def attachment(self, kinds: Iterable[str] = ("image",), order: int = 100) -> Callable[[AttachmentHandler], AttachmentHandler]:
+        """A photo/file handler: returns True when it took the attachment."""
+
+        def register(fn: AttachmentHandler) -> AttachmentHandler:
+            self.attachments.append(AttachmentRoute(tuple(kinds), fn, order))
+            return fn
+
+        return register
+
+    def timer(self, kind: str) -> Callable[[TimerHandler], TimerHandler]:
+        """The handler of database timers (`timers` rows) of this kind."""
+
+        def register(fn: TimerHandler) -> TimerHandler:
+            if kind in self.timers:
+                raise ValueError(f"timer kind {kind!r} registered twice in {self.name}")
+            self.timers[kind] = fn
+            return fn
+
+        return register
+
+    def jobs_from(self, source: JobSource) -> JobSource:
+        """Recurring jobs, built from the configuration at start (e.g. one per [[duties]])."""
+        self.jobs.append(source)
+        return source
+
+    def every_tick(self, fn: TickHandler) -> TickHandler:
+        """Run on every scheduler tick in its own transaction; returns how many things it did."""
+        self.ticks.append(fn)
+        return fn
+
+    def requires_chain(self, key: str, label: str) -> None:
+        """An approval chain (`[chains.<key>]`) this workflow submits to; checked at start."""
+        self.chains[key] = label
+
+    def approval(self, spec: S) -> S:
+        """An approval workflow spec (see handlers.approvals.WorkflowSpec), found by its key."""
+        self.approvals.append(spec)
+        return spec
 
 
 @lru_cache(maxsize=1)
@@ -140,13 +273,44 @@ def _norm_alias(alias: str) -> str:
 
 
 class Registry:
-    """All commands, matched by their (normalised) aliases, longest alias first."""
+    """What every included router registered; commands matched by alias, longest first.
+
+    Built once at start; a clash (two commands with one alias or key, two actions with one
+    prefix, two handlers for one timer kind, two approval specs with one key) is an error then.
+    """
 
     def __init__(self, routers: Iterable[Router]) -> None:
-        self.commands: list[Command] = [c for r in routers for c in r.commands]
+        self.routers: tuple[Router, ...] = tuple(routers)
+        rs = self.routers
+        if len({r.name for r in rs}) != len(rs):
+            raise ValueError("two routers share a name")
+        self.commands: list[Command] = [c for r in rs for c in r.commands]
         self._by_key = {c.key: c for c in self.commands}
         if len(self._by_key) != len(self.commands):
             raise ValueError("duplicate command key")
+        self._actions: dict[str, ActionRoute] = {}
+        for route in (a for r in rs for a in r.actions):
+            if route.cls.prefix in self._actions:
+                raise ValueError(f"card action prefix {route.cls.prefix!r} registered twice")
+            self._actions[route.cls.prefix] = route
+        self.refusal_hooks: dict[str, RefusalHook] = {k: v for r in rs for k, v in r.refusal_hooks.items()}
+        self.attachments: list[AttachmentRoute] = sorted((a for r in rs for a in r.attachments),
+                                                         key=lambda a: a.order)
+        self.timers: dict[str, TimerHandler] = {}
+        for r in rs:
+            for kind, fn in r.timers.items():
+                if kind in self.timers:
+                    raise ValueError(f"timer kind {kind!r} registered twice")
+                self.timers[kind] = fn
+        self.job_sources: list[JobSource] = [j for r in rs for j in r.jobs]
+        self.ticks: list[TickHandler] = [t for r in rs for t in r.ticks]
+        self.required_chains: dict[str, str] = {k: v for r in rs for k, v in r.chains.items()}
+        self._approvals: dict[str, Any] = {}
+        for spec in (s for r in rs for s in r.approvals):
+            if spec.key in self._approvals:
+                raise ValueError(f"approval workflow {spec.key!r} registered twice")
+            self._approvals[spec.key] = spec
+        self.template_dirs: list[Path] = [r.templates for r in rs if r.templates is not None]
         self._aliases: list[tuple[str, Command]] = sorted(
             ((_norm_alias(a), c) for c in self.commands for a in c.aliases),
             key=lambda p: -len(p[0]),
@@ -158,6 +322,27 @@ class Registry:
 
     def get(self, key: str) -> Command | None:
         return self._by_key.get(key)
+
+    def action(self, key: str) -> tuple[ActionRoute, CardAction] | None:
+        """The route of a card button key and the key unpacked; None if unknown or malformed."""
+        route = self._actions.get(key.split(":", 1)[0])
+        if route is None:
+            return None
+        try:
+            return route, route.cls.unpack(key)
+        except BadCardKey:
+            return None
+
+    def approval(self, key: str) -> Any:
+        """The approval workflow spec stored in `requests.workflow` as `key`."""
+        return self._approvals[key]
+
+    def jobs(self, config: Config) -> list[Job]:
+        """Every recurring job the configuration asks for, from every router."""
+        jobs = [job for source in self.job_sources for job in source(config)]
+        if len({j.id for j in jobs}) != len(jobs):
+            raise ValueError("two recurring jobs share an id")
+        return jobs
 
     def match(self, text: str) -> tuple[Command, str] | None:
         """The command a normalised message starts with, and the rest of the message."""

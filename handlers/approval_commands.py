@@ -12,18 +12,25 @@ from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, find_date, local_now
 from handlers.approval_engine import Action, Decision, FlowStatus
 from handlers.approvals import (
+    ApprovalClick,
+    approval_click,
     audit,
     can_see,
     card_for,
     decide,
     flow_of,
     load_for_update,
+    refused_click,
     send_approval_cards,
     spec_for,
+    sweep_idle,
 )
 from storage.models import Away, Request
 
 router = Router("approvals")
+router.action(ApprovalClick)(approval_click)
+router.on_refused_click("request")(refused_click)
+router.every_tick(sweep_idle)
 
 
 def parse_number(value: str, ctx: Ctx) -> str:
@@ -110,7 +117,7 @@ async def nudge(ctx: Ctx, values: dict[str, str]) -> None:
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
-    spec = spec_for(req.workflow)
+    spec = spec_for(ctx, req.workflow)
     if req.requester != ctx.user or req.status != FlowStatus.PENDING:
         ctx.reply("nudge_refused", title=spec.title, number=req.id, status=req.status)
         audit(ctx, req, "refused_nudge", req.status)
@@ -139,7 +146,7 @@ async def comment(ctx: Ctx, values: dict[str, str]) -> None:
     flow = flow_of(req)
     audit(ctx, req, "comment", req.status, step=flow.current, text=values["text"])
     others = {req.requester, *flow.pending_approvers()} - {ctx.user}
-    spec = spec_for(req.workflow)
+    spec = spec_for(ctx, req.workflow)
     for u in sorted(others):
         ctx.tell(u, "comment_added", title=spec.title, number=req.id, author=ctx.org.name(ctx.user),
                  text=values["text"])
@@ -154,7 +161,7 @@ async def pending(ctx: Ctx, values: dict[str, str]) -> None:
     )).scalars()
     mine = [r for r in rows if ctx.user in flow_of(r).pending_approvers()]
     ctx.reply("pending_list", items=[
-        {"number": r.id, "title": spec_for(r.workflow).title, "requester": ctx.org.name(r.requester),
+        {"number": r.id, "title": spec_for(ctx, r.workflow).title, "requester": ctx.org.name(r.requester),
          "since": local_now(r.step_started_at, ctx.config.scheduler.timezone).strftime("%m-%d %H:%M")}
         for r in mine
     ])
@@ -172,7 +179,7 @@ async def progress(ctx: Ctx, values: dict[str, str]) -> None:
          "status": s.status.value, "by": [ctx.org.name(a) for a in s.approved_by]}
         for s in flow.steps
     ]
-    ctx.reply("progress", title=spec_for(req.workflow).title, number=req.id, status=req.status,
+    ctx.reply("progress", title=spec_for(ctx, req.workflow).title, number=req.id, status=req.status,
               stage=req.stage, steps=steps, current=flow.current,
               next=[ctx.org.name(u) for u in flow.pending_approvers()])
 
@@ -184,7 +191,7 @@ async def my_requests(ctx: Ctx, values: dict[str, str]) -> None:
         select(Request).where(Request.requester == ctx.user).order_by(Request.id.desc()).limit(20)
     )).scalars()
     ctx.reply("my_requests", items=[
-        {"number": r.id, "title": spec_for(r.workflow).title, "status": r.status, "stage": r.stage,
+        {"number": r.id, "title": spec_for(ctx, r.workflow).title, "status": r.status, "stage": r.stage,
          "next": [ctx.org.name(u) for u in flow_of(r).pending_approvers()]}
         for r in rows
     ])

@@ -8,16 +8,18 @@ all in the caller's transaction.
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, select
 
+from bot.cardkeys import CardAction
+from bot.cards import Button, close_cards, refresh_card, send_card, send_cards
 from bot.context import Ctx
+from bot.conversation import start_form
 from handlers.approval_engine import (
     SYSTEM,
     Action,
@@ -49,15 +51,26 @@ class WorkflowSpec:
     on_closed: Callable[[Ctx, Request], Awaitable[None]] | None = None  # rejected or withdrawn
 
 
-def spec_for(key: str) -> WorkflowSpec:
-    from handlers import WORKFLOWS
+def spec_for(ctx: Ctx, key: str) -> WorkflowSpec:
+    """The registered workflow a request belongs to (`requests.workflow`)."""
+    spec = ctx.registry.approval(key)
+    assert isinstance(spec, WorkflowSpec)
+    return spec
 
-    return next(w for w in WORKFLOWS if w.key == key)
+
+class ApprovalChoice(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    TRANSFER = "transfer"
 
 
-def new_task_id(request_id: int, purpose: str) -> str:
-    """Unique per app, only [A-Za-z0-9_@-], at most 128 bytes (doc 90236)."""
-    return f"r{request_id}_{purpose}_{secrets.token_hex(6)}"
+@dataclass(frozen=True)
+class ApprovalClick(CardAction, prefix="ap", subject="request"):
+    """A button on an approver's card: the request, the step it was sent for, the choice."""
+
+    request: int
+    step: int
+    choice: ApprovalChoice
 
 
 def flow_of(req: Request) -> Flow:
@@ -98,110 +111,45 @@ def _block(ctx: Ctx, name: str, /, **kw: Any) -> str:
     return text
 
 
-def approval_card(ctx: Ctx, req: Request, task_id: str, userid: str) -> dict[str, Any]:
-    """The button_interaction card an approver of the current step receives."""
-    spec = spec_for(req.workflow)
+async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) -> None:
+    """A fresh card (new task_id) to each approver of the current step."""
+    spec = spec_for(ctx, req.workflow)
     flow = flow_of(req)
     step = flow.step
-    assert step is not None
+    assert step is not None or not userids
     requester = ctx.org.person(req.requester)
     unit = ctx.org.unit_of(req.requester)
     facts = spec.facts(ctx, req)[:6]
-    on_behalf = step.on_behalf.get(userid)
-    return {
-        "card_type": "button_interaction",
-        "source": {"desc": _block(ctx, "source"), "desc_color": 0},
-        "main_title": {
-            "title": _block(ctx, "title", title=spec.title, number=req.id),
-            "desc": _block(ctx, "desc", requester=requester.name if requester else req.requester,
-                           unit=unit.name if unit else ""),
-        },
-        "sub_title_text": _block(ctx, "step", no=flow.current + 1, total=len(flow.steps),
-                                 role=ctx.render("role_name", role=step.role),
-                                 on_behalf=ctx.org.name(on_behalf) if on_behalf else None),
-        "horizontal_content_list": [content_row(ctx, k, v) for k, v in facts],
-        "task_id": task_id,
-        "button_list": [
-            {"text": _block(ctx, "approve"), "style": 1, "key": f"ap:{req.id}:{flow.current}:approve"},
-            {"text": _block(ctx, "reject"), "style": 2, "key": f"ap:{req.id}:{flow.current}:reject"},
-            {"text": _block(ctx, "transfer"), "style": 3, "key": f"ap:{req.id}:{flow.current}:transfer"},
-        ],
-    }
-
-
-def content_row(ctx: Ctx, key: str, value: str) -> dict[str, Any]:
-    """One card row: keyname ≤ 5 chars, value ≤ 30 (doc 90236); a link becomes a tappable row."""
-    value = str(value)
-    if re.fullmatch(r"https?://\S+", value):
-        return {"type": 1, "keyname": key[:5], "value": ctx.renderer.block("cards", "open_link") or value[:30],
-                "url": value}
-    return {"keyname": key[:5], "value": value[:30]}
-
-
-async def send_request_cards(
-    ctx: Ctx, req: Request, userids: Sequence[str], *, title: str, desc: str,
-    rows: Sequence[tuple[str, str]], buttons: Sequence[tuple[str, str, int]], purpose: str = "fulfil",
-) -> None:
-    """A workflow's own card about a request (retrieve, issue, check, condition) to each person.
-
-    `buttons` are (label, action, style); a click comes back to the workflow's FULFIL_CLICKS
-    handler as `op:<request>:0:<action>`.
-    """
     for u in userids:
-        task_id = new_task_id(req.id, purpose[:4])
-        card = {
-            "card_type": "button_interaction",
-            "main_title": {"title": title, "desc": desc},
-            "horizontal_content_list": [content_row(ctx, k, v) for k, v in rows][:6],
-            "task_id": task_id,
-            "button_list": [{"text": label, "style": style, "key": f"op:{req.id}:0:{action}"}
-                            for label, action, style in buttons],
-        }
-        row = ctx.send_card(u, card)
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose=purpose, step=0, userid=u,
-                             outbox_id=row.id, created_at=ctx.now()))
+        assert step is not None
+        on_behalf = step.on_behalf.get(u)
+        await send_card(
+            ctx, u, subject_id=req.id, purpose="approve", step=flow.current,
+            title=_block(ctx, "title", title=spec.title, number=req.id),
+            desc=_block(ctx, "desc", requester=requester.name if requester else req.requester,
+                        unit=unit.name if unit else ""),
+            sub_title=_block(ctx, "step", no=flow.current + 1, total=len(flow.steps),
+                             role=ctx.render("role_name", role=step.role),
+                             on_behalf=ctx.org.name(on_behalf) if on_behalf else None),
+            rows=facts,
+            buttons=[Button(_block(ctx, c.value), ApprovalClick(req.id, flow.current, c), style)
+                     for c, style in ((ApprovalChoice.APPROVE, 1), (ApprovalChoice.REJECT, 2),
+                                      (ApprovalChoice.TRANSFER, 3))],
+        )
 
 
-async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) -> None:
-    """A fresh card (new task_id) to each person, recorded so clicks can be checked."""
-    flow = flow_of(req)
-    for u in userids:
-        task_id = new_task_id(req.id, "ap")
-        row = ctx.send_card(u, approval_card(ctx, req, task_id, u))
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, request_id=req.id, purpose="approve", step=flow.current,
-                             userid=u, outbox_id=row.id, created_at=ctx.now()))
+async def send_request_cards(ctx: Ctx, req: Request, userids: Sequence[str], *, title: str, desc: str,
+                             rows: Sequence[tuple[str, str]], buttons: Sequence[Button],
+                             purpose: str = "fulfil") -> None:
+    """A workflow's own card about a request (retrieve, issue, check, condition) to each person."""
+    await send_cards(ctx, userids, subject_id=req.id, purpose=purpose, title=title, desc=desc, rows=rows,
+                     buttons=buttons)
 
 
-async def close_cards(ctx: Ctx, req: Request, label: str, userids: Sequence[str] | None = None,
-                      purpose: str = "approve") -> None:
+async def close_request_cards(ctx: Ctx, req: Request, label: str, userids: Sequence[str] | None = None,
+                              purpose: str = "approve") -> None:
     """Grey out the active cards of a request (for some people) with `label` on the button."""
-    q = select(Card).where(Card.request_id == req.id, Card.active.is_(True), Card.purpose == purpose)
-    if userids is not None:
-        q = q.where(Card.userid.in_(list(userids)))
-    for card in (await ctx.session.execute(q)).scalars():
-        refresh_card(ctx, card, label)
-        card.active = False
-
-
-# A response code is valid for 72 h (doc 94945); an older card cannot be updated any more.
-RESPONSE_CODE_LIFETIME = timedelta(hours=71)
-
-
-def refresh_card(ctx: Ctx, card: Card, label: str) -> None:
-    """Replace the card's buttons with `label` (response codes are single-use: use a fresh one)."""
-    body: dict[str, Any] = {"userids": [card.userid], "button": {"replace_name": label[:10]}}
-    if card.click_code:
-        body["response_code"] = card.click_code
-        card.click_code = None
-    elif not card.send_code_used and card.outbox_id is not None and \
-            ctx.now() - card.created_at < RESPONSE_CODE_LIFETIME:
-        body["card_outbox_id"] = card.outbox_id  # the dispatcher reads the send's response_code
-        card.send_code_used = True
-    else:
-        return  # no unused code left: the card stays as it is; the server refuses stale clicks
-    ctx.update_card(card.userid, body)
+    await close_cards(ctx, "request", req.id, label, purpose=purpose, userids=userids)
 
 
 # -- submit and decide -----------------------------------------------------------------------
@@ -241,7 +189,7 @@ def can_see(ctx: Ctx, req: Request, userid: str) -> bool:
     for s in flow.steps:
         if userid in s.approvers or userid in s.on_behalf.values():
             return True
-    return userid in spec_for(req.workflow).viewers(ctx, req)
+    return userid in spec_for(ctx, req.workflow).viewers(ctx, req)
 
 
 # Refusals that mean the card no longer shows something its holder can act on.
@@ -250,7 +198,7 @@ STALE_REFUSALS = frozenset({Refusal.NOT_PENDING, Refusal.STALE_STEP, Refusal.NOT
 
 async def decide(ctx: Ctx, req: Request, decision: Decision, card: Card | None = None) -> bool:
     """Apply a decision; on refusal tell the actor why, audit it, refresh the card. True if applied."""
-    spec = spec_for(req.workflow)
+    spec = spec_for(ctx, req.workflow)
     flow = flow_of(req)
     prev = req.status
     try:
@@ -293,16 +241,16 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
     actor_name = ctx.org.name(decision.actor)
     label_ctx = {"name": actor_name}
     if decision.action is Action.APPROVE:
-        await close_cards(ctx, req, _block(ctx, "done_approved", **label_ctx), outcome.retired)
+        await close_request_cards(ctx, req, _block(ctx, "done_approved", **label_ctx), outcome.retired)
     elif decision.action is Action.REJECT:
-        await close_cards(ctx, req, _block(ctx, "done_rejected", **label_ctx), outcome.retired)
+        await close_request_cards(ctx, req, _block(ctx, "done_rejected", **label_ctx), outcome.retired)
     elif decision.action is Action.CLOSE:
-        await close_cards(ctx, req, _block(ctx, "state_rejected"), outcome.retired)
+        await close_request_cards(ctx, req, _block(ctx, "state_rejected"), outcome.retired)
     elif decision.action is Action.TRANSFER:
-        await close_cards(ctx, req, _block(ctx, "done_transferred", to=ctx.org.name(decision.target or "")),
+        await close_request_cards(ctx, req, _block(ctx, "done_transferred", to=ctx.org.name(decision.target or "")),
                           outcome.retired)
     elif decision.action is Action.WITHDRAW:
-        await close_cards(ctx, req, _block(ctx, "state_withdrawn"))
+        await close_request_cards(ctx, req, _block(ctx, "state_withdrawn"))
     await send_approval_cards(ctx, req, outcome.new_approvers)
     info = {"title": spec.title, "workflow": req.workflow, "number": req.id, "actor": actor_name, "reason": decision.reason,
             "role": ctx.render("role_name", role=before.steps[before.current].role),
@@ -336,50 +284,38 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
 
 
 # -- card clicks -----------------------------------------------------------------------------
-async def request_click(ctx: Ctx, card: Card, parts: list[str]) -> None:
-    """A click on a request's card (approval, or the workflow's own fulfilment card)."""
-    # Lock order everywhere: the request row first, then its cards (two approvers clicking at
-    # once would otherwise each hold their own card and wait for the other's).
+async def request_of(ctx: Ctx, card: Card) -> Request | None:
+    """The clicked card's request, locked (lock order everywhere: the request row, then cards)."""
     req = await load_for_update(ctx, card.request_id)
-    if req is None or str(req.id) != parts[1]:
+    if req is None:
         ctx.reply("card_unknown")
+    return req
+
+
+async def refused_click(ctx: Ctx, card: Card, reason: str) -> None:
+    """Audit a refused click on a request's card (someone else's card, a forged key, …)."""
+    req = await ctx.session.get(Request, card.request_id)
+    if req is not None:
+        audit(ctx, req, "refused_click", req.status, refusal=Refusal.NOT_APPROVER.value, reason=reason,
+              key=(ctx.inbound.event_key or "")[:100])
+
+
+async def approval_click(ctx: Ctx, card: Card, click: ApprovalClick) -> None:
+    """同意 decides at once; 驳回 and 转审 ask for the reason / the new approver in a conversation."""
+    req = await request_of(ctx, card)
+    if req is None:
         return
-    if ctx.inbound.response_code:
-        card.click_code = ctx.inbound.response_code  # fresh, single-use: for this card's next update
-    if parts[0] == "ap":
-        await _approval_click(ctx, req, card, parts)
+    if click.choice is ApprovalChoice.APPROVE:
+        await decide(ctx, req, Decision(ctx.user, Action.APPROVE, step=click.step), card)
         return
-    from handlers import FULFIL_CLICKS
-
-    handler = FULFIL_CLICKS.get(req.workflow)
-    if handler is None:
-        ctx.reply("card_unknown")
+    flow = flow_of(req)
+    action = Action.REJECT if click.choice is ApprovalChoice.REJECT else Action.TRANSFER
+    if flow.status is not FlowStatus.PENDING or click.step != flow.current or \
+            ctx.user not in flow.pending_approvers():
+        await decide(ctx, req, Decision(ctx.user, action, reason="-", target="-", step=click.step), card)
         return
-    await handler(ctx, req, card, parts)
-
-
-def refused_click(ctx: Ctx, req: Request) -> None:
-    """Audit a click on a request's card by someone it was not sent to."""
-    audit(ctx, req, "refused_click", req.status, refusal=Refusal.NOT_APPROVER.value, key=ctx.inbound.event_key)
-
-
-async def _approval_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
-    action = parts[3] if len(parts) > 3 else ""
-    step = int(parts[2]) if parts[2].isdigit() else -1
-    if action == "approve":
-        await decide(ctx, req, Decision(ctx.user, Action.APPROVE, step=step), card)
-        return
-    if action in ("reject", "transfer"):
-        flow = flow_of(req)
-        if flow.status is not FlowStatus.PENDING or step != flow.current or ctx.user not in flow.pending_approvers():
-            await decide(ctx, req, Decision(ctx.user, Action(action), reason="-", target="-", step=step), card)
-            return
-        # A button cannot carry text: ask for the reason / the new approver in a conversation.
-        from bot.conversation import start_form
-
-        await start_form(ctx, "reject" if action == "reject" else "transfer", {"number": str(req.id)})
-        return
-    ctx.reply("card_unknown")
+    # A button cannot carry text: ask for the reason / the new approver in a conversation.
+    await start_form(ctx, "reject" if action is Action.REJECT else "transfer", {"number": str(req.id)})
 
 
 async def card_for(ctx: Ctx, req: Request) -> Card | None:
@@ -431,7 +367,7 @@ async def sweep_idle(ctx: Ctx) -> int:
             pending = flow.pending_approvers()
             audit(ctx, req, "auto_remind", req.status, step=flow.current, to=list(pending))
             await send_approval_cards(ctx, req, pending)
-            spec = spec_for(req.workflow)
+            spec = spec_for(ctx, req.workflow)
             for u in pending:
                 ctx.tell(u, "auto_reminder", title=spec.title, number=req.id, hours=int(age))
             acted += 1

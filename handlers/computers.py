@@ -9,18 +9,46 @@ term-end / holiday collection reminders (dates from `[computers] collection_date
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, time
+from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.cardkeys import CardAction
+from bot.cards import Button
 from bot.context import Ctx
+from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, local_now, parse_date
 from handlers.approval_commands import NUMBER, parse_required, visible_request
-from handlers.approvals import WorkflowSpec, audit, close_cards, flow_of, send_request_cards, submit
+from handlers.approvals import (
+    WorkflowSpec,
+    audit,
+    close_request_cards,
+    flow_of,
+    request_of,
+    send_request_cards,
+    submit,
+)
 from storage.models import Card, ComputerIssue, Request, Timer
 
 router = Router("computers")
+router.requires_chain("computer_office", "领电脑 (科室)")
+router.requires_chain("computer_department", "领电脑 (系部)")
+
+
+class ComputerButton(StrEnum):
+    ISSUE = "issue"
+
+
+@dataclass(frozen=True)
+class ComputerClick(CardAction, prefix="pc", subject="request"):
+    """A technician's button on an approved computer requisition."""
+
+    request: int
+    button: ComputerButton
 PURPOSES = {"科室办公": ("科室办公", "办公", "office"), "系部备课": ("系部备课", "备课", "lesson", "teaching"),
             "临时借用": ("临时借用", "借用", "临时", "借", "loan", "borrow")}
 
@@ -76,11 +104,12 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
         ctx, req, local or techs,
         title=block("cards", "computer_issue_title", number=req.id) or "",
         desc=block("cards", "computer_issue_desc", requester=ctx.org.name(req.requester)) or "",
-        rows=facts(ctx, req), buttons=[(block("cards", "computer_issue_button") or "", "issue", 1)],
+        rows=facts(ctx, req),
+        buttons=[Button(block("cards", "computer_issue_button") or "", ComputerClick(req.id, ComputerButton.ISSUE))],
     )
 
-SPEC = WorkflowSpec(key="computer", title="计算机领取申请", confidential=False, facts=facts,
-                    on_approved=on_approved, viewers=viewers)
+SPEC = router.approval(WorkflowSpec(key="computer", title="计算机领取申请", confidential=False, facts=facts,
+                                   on_approved=on_approved, viewers=viewers))
 
 
 @router.command(
@@ -110,10 +139,12 @@ async def request_computer(ctx: Ctx, values: dict[str, str]) -> None:
               chain=[ctx.render("role_name", role=s.role) for s in flow.steps])
 
 
-async def fulfil_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
+@router.action(ComputerClick, roles=("technician",))
+async def fulfil_click(ctx: Ctx, card: Card, click: ComputerClick) -> None:
     """A technician's 登记发放 button: ask for the asset numbers."""
-    from bot.conversation import start_form
-
+    req = await request_of(ctx, card)
+    if req is None:
+        return
     if req.stage != "awaiting_issue":
         ctx.reply("computer_already_issued", number=req.id)
         return
@@ -153,16 +184,14 @@ async def issue_computer(ctx: Ctx, values: dict[str, str]) -> None:
     await ctx.session.flush()
     req.stage = "awaiting_receipt"
     audit(ctx, req, "computer_issued", req.status, assets=assets, note=values.get("note", ""))
-    await close_cards(ctx, req, ctx.renderer.block("cards", "computer_issued", name=ctx.org.name(ctx.user)) or "",
-                      purpose="fulfil")
+    await close_request_cards(ctx, req, ctx.renderer.block("cards", "computer_issued", name=ctx.org.name(ctx.user)) or "",
+                              purpose="fulfil")
     ctx.tell(req.requester, "computer_ready", number=req.id, assets=assets, tech=ctx.org.name(ctx.user))
     ctx.reply("computer_issue_saved", number=req.id, assets=assets)
     _schedule_reminders(ctx, issue)
 
 
 def _at_hour(ctx: Ctx, day: date) -> datetime:
-    from zoneinfo import ZoneInfo
-
     tz = ZoneInfo(ctx.config.scheduler.timezone)
     return datetime.combine(day, time(ctx.config.computers.reminder_hour), tz)
 
@@ -196,6 +225,7 @@ async def confirm_computer(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.tell(issue.issued_by, "computer_receipt_notice", number=req.id, name=ctx.org.name(ctx.user))
 
 
+@router.timer("loan_return")
 async def fire_loan_return(ctx: Ctx, timer: Timer) -> None:
     issue = await ctx.session.get(ComputerIssue, int(timer.payload["issue"]))
     if issue is None or issue.returned_at is not None:
@@ -206,6 +236,7 @@ async def fire_loan_return(ctx: Ctx, timer: Timer) -> None:
              name=ctx.org.name(issue.recipient), assets=issue.assets["numbers"], due_back=issue.due_back)
 
 
+@router.timer("computer_collection")
 async def fire_collection(ctx: Ctx, timer: Timer) -> None:
     issue = await ctx.session.get(ComputerIssue, int(timer.payload["issue"]))
     if issue is None or issue.returned_at is not None:

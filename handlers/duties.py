@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from bot.config import Duty
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.config import Config, Duty
 from bot.context import Ctx
+from bot.router import Job, Router
 from bot.timeparse import local_now
+
+router = Router("duties")
 
 
 def recipients(ctx: Ctx, duty: Duty) -> list[str]:
@@ -30,3 +36,11 @@ def remind(duty: Duty) -> Callable[[Ctx, datetime], Awaitable[None]]:
                      note=duty.note)
 
     return action
+
+
+@router.jobs_from
+def duty_jobs(config: Config) -> Iterable[Job]:
+    """One recurring job per [[duties]] entry, at its cron time."""
+    tz = ZoneInfo(config.scheduler.timezone)
+    for d in config.duties:
+        yield Job(f"duty:{d.key}", CronTrigger.from_crontab(d.cron, timezone=tz), remind(d))

@@ -9,19 +9,33 @@ the director gets a card. Photos sent within 10 minutes of a report attach to it
 
 from __future__ import annotations
 
-import secrets
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
 
+from bot.cardkeys import CardAction
+from bot.cards import Button, close_cards, send_cards
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
-from handlers.approval_commands import NUMBER
+from handlers.approval_commands import NUMBER, resolve_person
 from storage.models import Card, Ticket, TicketStatus, Timer
 
 router = Router("faults")
+
+
+class TicketButton(StrEnum):
+    CLAIM = "claim"
+    PROGRESS = "progress"
+
+
+@dataclass(frozen=True)
+class TicketClick(CardAction, prefix="tk", subject="ticket"):
+    ticket: int
+    button: TicketButton
 
 # Equipment categories (technician skills) and the words staff use for them.
 CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
@@ -61,12 +75,11 @@ def parse_text(limit: int):  # type: ignore[no-untyped-def]
     return parse
 
 
-def _facts(ctx: Ctx, t: Ticket) -> list[dict[str, str]]:
+def _facts(ctx: Ctx, t: Ticket) -> list[tuple[str, str]]:
     tz = ctx.config.scheduler.timezone
     deadline = local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else ""
-    rows = [("地点", t.location), ("设备", CATEGORY_NAMES[t.category]), ("描述", t.description),
+    return [("地点", t.location), ("设备", CATEGORY_NAMES[t.category]), ("描述", t.description),
             ("报修人", f"{ctx.org.name(t.reporter)} {t.unit}".strip()), ("时限", deadline)]
-    return [{"keyname": k, "value": v[:30]} for k, v in rows]
 
 
 async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
@@ -76,40 +89,14 @@ async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
     # Nobody is asked to claim their own report, unless nobody else could.
     targets = [u for u in local if u != t.reporter] or [u for u in techs if u != t.reporter] or techs
     block = ctx.renderer.block
-    await _send_ticket_cards(ctx, t, targets, purpose="claim", action="claim",
-                             title=block("cards", "ticket_title", number=t.id, category=CATEGORY_NAMES[t.category]) or "",
-                             desc="", button=block("cards", "ticket_claim") or "")
+    await send_cards(ctx, targets, subject_id=t.id, purpose="claim", rows=_facts(ctx, t),
+                     title=block("cards", "ticket_title", number=t.id, category=CATEGORY_NAMES[t.category]) or "",
+                     buttons=[Button(block("cards", "ticket_claim") or "", TicketClick(t.id, TicketButton.CLAIM))])
     return targets
 
 
-async def _send_ticket_cards(ctx: Ctx, t: Ticket, userids: list[str], *, purpose: str, action: str,
-                             title: str, desc: str, button: str) -> None:
-    """A card about a ticket to each person; its one button comes back as `tk:<id>:<action>`."""
-    for u in userids:
-        task_id = f"t{t.id}_{purpose[:5]}_{secrets.token_hex(6)}"
-        card = {
-            "card_type": "button_interaction",
-            "source": {"desc": ctx.renderer.block("cards", "source"), "desc_color": 0},
-            "main_title": {"title": title, **({"desc": desc} if desc else {})},
-            "horizontal_content_list": _facts(ctx, t),
-            "task_id": task_id,
-            "button_list": [{"text": button, "style": 1, "key": f"tk:{t.id}:{action}"}],
-        }
-        row = ctx.send_card(u, card)
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=task_id, subject="ticket", request_id=t.id, purpose=purpose, step=0,
-                             userid=u, outbox_id=row.id, created_at=ctx.now()))
-
-
 async def _close_ticket_cards(ctx: Ctx, t: Ticket, label: str) -> None:
-    from handlers.approvals import refresh_card
-
-    cards = (await ctx.session.execute(
-        select(Card).where(Card.subject == "ticket", Card.request_id == t.id, Card.active.is_(True))
-    )).scalars()
-    for card in cards:
-        refresh_card(ctx, card, label)
-        card.active = False
+    await close_cards(ctx, "ticket", t.id, label)
 
 
 def _schedule_sla(ctx: Ctx, t: Ticket) -> None:
@@ -189,18 +176,15 @@ async def claim(ctx: Ctx, t: Ticket) -> None:
     ctx.tell(t.reporter, "ticket_claimed_reporter", number=t.id, name=ctx.org.name(ctx.user))
 
 
-async def ticket_click(ctx: Ctx, card: Card, parts: list[str]) -> None:
-    t = await _ticket(ctx, parts[1])
+@router.action(TicketClick)
+async def ticket_click(ctx: Ctx, card: Card, click: TicketClick) -> None:
+    t = await _ticket(ctx, str(click.ticket))
     if t is None:
         return
-    if ctx.inbound.response_code:
-        card.click_code = ctx.inbound.response_code
-    if parts[2] == "claim":
+    if click.button is TicketButton.CLAIM:
         await claim(ctx, t)
-    elif parts[2] == "progress":
-        await _progress(ctx, t)
     else:
-        ctx.reply("card_unknown")
+        await _progress(ctx, t)
 
 
 @router.command("claim_ticket", aliases=("接单", "接單", "claim"), positional=True, fields=(NUMBER,),
@@ -216,8 +200,6 @@ async def claim_ticket(ctx: Ctx, values: dict[str, str]) -> None:
                 fields=(NUMBER, Field("target", ("转给", "技术员", "to"), parse=parse_text(64))))
 async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
     """转交 #编号 userid或姓名 — hand your ticket to another technician."""
-    from handlers.approval_commands import resolve_person
-
     t = await _ticket(ctx, values["number"])
     if t is None:
         return
@@ -316,6 +298,7 @@ async def my_tickets(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply("my_tickets", reported=[row(t) for t in reported], owned=[row(t) for t in owned])
 
 
+@router.attachment(order=20)  # after a draft being written (publishing, order 10)
 async def attach_photo(ctx: Ctx) -> bool:
     """An image soon after the member's latest report attaches to that ticket."""
     window = timedelta(minutes=ctx.config.faults.photo_window_minutes)
@@ -334,6 +317,7 @@ async def attach_photo(ctx: Ctx) -> bool:
     return True
 
 
+@router.timer("ticket_sla_warn")
 async def fire_sla_warn(ctx: Ctx, timer: Timer) -> None:
     t = await ctx.session.get(Ticket, int(timer.ref))
     if t is None or t.status == TicketStatus.DONE or t.deadline is None or \
@@ -346,18 +330,19 @@ async def fire_sla_warn(ctx: Ctx, timer: Timer) -> None:
         ctx.tell(u, "ticket_sla_warning", **info)
 
 
+@router.timer("ticket_sla_due")
 async def fire_sla_due(ctx: Ctx, timer: Timer) -> None:
     t = await ctx.session.get(Ticket, int(timer.ref))
     if t is None or t.status == TicketStatus.DONE or t.deadline is None or \
             t.deadline.isoformat() != timer.payload.get("deadline"):
         return
     block = ctx.renderer.block
-    await _send_ticket_cards(
-        ctx, t, ctx.org.with_role("director"), purpose="escalation", action="progress",
+    await send_cards(
+        ctx, ctx.org.with_role("director"), subject_id=t.id, purpose="escalation", rows=_facts(ctx, t),
         title=block("cards", "ticket_overdue_title", number=t.id) or "",
         desc=block("cards", "ticket_overdue_desc", owner=ctx.org.name(t.owner) if t.owner else "",
                    hours=ctx.config.faults.sla_hours.get(t.category, 24)) or "",
-        button=block("cards", "ticket_progress_button") or "",
+        buttons=[Button(block("cards", "ticket_progress_button") or "", TicketClick(t.id, TicketButton.PROGRESS))],
     )
     if t.owner:
         ctx.tell(t.owner, "ticket_overdue_owner", number=t.id)

@@ -8,16 +8,44 @@ only the requester, the approvers and the operators ever see a request.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
 
+from bot.cardkeys import CardAction
+from bot.cards import Button
 from bot.context import Ctx
+from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, local_now, parse_span
 from handlers.approval_commands import NUMBER, parse_required, visible_request
-from handlers.approvals import WorkflowSpec, close_cards, send_request_cards, submit
+from handlers.approvals import (
+    WorkflowSpec,
+    audit,
+    close_request_cards,
+    flow_of,
+    request_of,
+    send_request_cards,
+    submit,
+)
 from storage.models import Card, FootageLog, Request
 
 router = Router("footage")
+router.requires_chain("footage_student", "调监控 (学生)")
+router.requires_chain("footage_staff", "调监控 (教职工)")
+
+
+class FootageButton(StrEnum):
+    LOG = "log"
+
+
+@dataclass(frozen=True)
+class FootageClick(CardAction, prefix="ft", subject="request"):
+    """An operator's button on an approved footage request."""
+
+    request: int
+    button: FootageButton
 KIND_WORDS = {"学生": ("学生", "student", "学员"), "教职工": ("教职工", "教师", "老师", "员工", "职工", "staff", "teacher")}
 
 
@@ -48,8 +76,6 @@ def parse_time(value: str, ctx: Ctx) -> str:
 
 
 def footage_start(fields: dict[str, str], tz: str) -> datetime:
-    from zoneinfo import ZoneInfo
-
     return datetime.strptime(fields["time"][:16], "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(tz))
 
 
@@ -80,11 +106,12 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
         ctx, req, ctx.org.with_role("cctv_operator"),
         title=block("cards", "footage_retrieve_title", number=req.id) or "",
         desc=block("cards", "footage_retrieve_desc", requester=ctx.org.name(req.requester)) or "",
-        rows=facts(ctx, req), buttons=[(block("cards", "footage_log_button") or "", "log", 1)],
+        rows=facts(ctx, req),
+        buttons=[Button(block("cards", "footage_log_button") or "", FootageClick(req.id, FootageButton.LOG))],
     )
 
-SPEC = WorkflowSpec(key="footage", title="监控调取申请", confidential=True, facts=facts,
-                    on_approved=on_approved, viewers=viewers)
+SPEC = router.approval(WorkflowSpec(key="footage", title="监控调取申请", confidential=True, facts=facts,
+                                   on_approved=on_approved, viewers=viewers))
 
 
 @router.command(
@@ -111,17 +138,17 @@ async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:
         fields["class"] = values["class"]
     req = await submit(ctx, SPEC, "footage_student" if student else "footage_staff", fields,
                        class_key=values.get("class") if student else None)
-    from handlers.approvals import flow_of
-
     ctx.reply("footage_submitted", number=req.id, days_left=days_left(ctx, fields),
               next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
               chain=[ctx.render("role_name", role=s.role) for s in flow_of(req).steps])
 
 
-async def fulfil_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
+@router.action(FootageClick, roles=("cctv_operator",))
+async def fulfil_click(ctx: Ctx, card: Card, click: FootageClick) -> None:
     """An operator's 登记 button: ask for the handover details."""
-    from bot.conversation import start_form
-
+    req = await request_of(ctx, card)
+    if req is None:
+        return
     if req.stage != "awaiting_retrieval":
         ctx.reply("footage_already_logged", number=req.id)
         return
@@ -159,11 +186,9 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
         location=req.fields["location"], reason=req.fields["reason"], created_at=ctx.now(),
     ))
     req.stage = "done"
-    from handlers.approvals import audit
-
     audit(ctx, req, "footage_logged", req.status, retriever=values["retriever"], delivery=values["delivery"])
-    await close_cards(ctx, req, ctx.renderer.block("cards", "footage_logged", name=ctx.org.name(ctx.user)) or "",
-                      purpose="fulfil")
+    await close_request_cards(ctx, req, ctx.renderer.block("cards", "footage_logged", name=ctx.org.name(ctx.user)) or "",
+                              purpose="fulfil")
     ctx.tell(req.requester, "footage_ready", number=req.id, delivery=values["delivery"],
              operator=ctx.org.name(ctx.user))
     ctx.reply("footage_log_saved", number=req.id)

@@ -9,15 +9,17 @@ pushed: when content is missing or still unapproved the admins are told instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
-from bot.config import ManagedGroup
+from bot.config import Config, ManagedGroup
 from bot.context import Ctx
 from bot.outbox import enqueue
-from bot.router import Field, FieldError, Router
+from bot.router import Field, FieldError, Job, Router
 from bot.timeparse import TimeParseError, local_now, parse_date
 from handlers.approval_commands import parse_required
 from handlers.approval_engine import FlowStatus
@@ -25,6 +27,7 @@ from handlers.approvals import WorkflowSpec, flow_of, submit
 from storage.models import AudioClass, Request
 
 router = Router("groups")
+router.requires_chain("audio_class", "音频课堂")
 
 
 def parse_day(value: str, ctx: Ctx) -> str:
@@ -78,8 +81,9 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
     req.stage = "scheduled"
 
 
-SPEC = WorkflowSpec(key="audio", title="音频课堂推送", confidential=False, facts=facts, on_approved=on_approved,
-                    viewers=lambda ctx, req: ctx.org.with_role("platform_editor"))
+SPEC = router.approval(WorkflowSpec(key="audio", title="音频课堂推送", confidential=False, facts=facts,
+                                   on_approved=on_approved,
+                                   viewers=lambda ctx, req: ctx.org.with_role("platform_editor")))
 
 
 @router.command(
@@ -173,3 +177,15 @@ def send_to_group(ctx: Ctx, g: ManagedGroup, markdown: str) -> None:
     else:
         enqueue(ctx.session, ctx.now(), f"webhook:{g.chat_id}", "webhook",
                 {"msgtype": "markdown", "markdown": {"content": markdown}}, caused_by=ctx.event_id)
+
+
+@router.jobs_from
+def audio_jobs(config: Config) -> Iterable[Job]:
+    """Per managed group: the admins' prompt before the push time, and the push itself."""
+    tz = ZoneInfo(config.scheduler.timezone)
+    for g in config.groups:
+        hh, mm = (int(x) for x in g.push_time.split(":"))
+        prompt = datetime(2000, 1, 1, hh, mm) - timedelta(minutes=g.prompt_minutes_before)
+        yield Job(f"audio_prompt:{g.chat_id}", CronTrigger(hour=prompt.hour, minute=prompt.minute, timezone=tz),
+                  prompt_admins(g))
+        yield Job(f"audio_push:{g.chat_id}", CronTrigger(hour=hh, minute=mm, timezone=tz), push(g))

@@ -10,21 +10,51 @@ a platform editor previews both versions to the author and records each publicat
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
+from bot.cardkeys import CardAction
+from bot.cards import Button, close_cards, send_cards
+from bot.config import Config
 from bot.context import Ctx
-from bot.router import Field, FieldError, Router
+from bot.conversation import start_form
+from bot.router import Field, FieldError, Job, Router
 from bot.timeparse import local_now
 from handlers.approval_commands import NUMBER, parse_number, parse_required
-from handlers.approvals import WorkflowSpec, refresh_card, submit
+from handlers.approvals import WorkflowSpec, submit
 from storage.models import Card, Draft, DraftVersion, Publication, Request
 
 router = Router("publishing")
+router.requires_chain("draft_phone", "投稿 (含联系电话)")
+
+
+class DraftPart(StrEnum):
+    TEXT = "text"
+    PHOTO = "photo"
+    EDIT = "edit"
+
+
+class DraftButton(StrEnum):
+    PASS = "pass"
+    RETURN = "return"
+    HOWTO = "howto"
+
+
+@dataclass(frozen=True)
+class DraftClick(CardAction, prefix="dr", subject="draft"):
+    """A reviewer's or editor's button on a draft: which version, which part, which verdict."""
+
+    draft: int
+    version: int
+    part: DraftPart
+    button: DraftButton
 PLATFORMS = {"网站": "website", "官网": "website", "website": "website", "web": "website",
              "公众号": "oa", "微信": "oa", "公众平台": "oa", "oa": "oa", "wechat": "oa"}
 PLATFORM_NAMES = {"website": "网站", "oa": "公众号"}
@@ -90,6 +120,7 @@ async def new_draft(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply("draft_started", number=d.id, title=values["title"])
 
 
+@router.attachment(order=10)  # before faults: a draft being written takes the photo first
 async def attach_photo(ctx: Ctx) -> bool:
     """A photo from an author with a draft being written attaches to its current version."""
     d = (await ctx.session.execute(
@@ -108,41 +139,25 @@ async def attach_photo(ctx: Ctx) -> bool:
     return True
 
 
-def _review_card(ctx: Ctx, d: Draft, v: DraftVersion, part: str) -> dict[str, Any]:
+async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPart, userids: list[str]) -> None:
     author = ctx.org.name(d.author)
     unit = ctx.org.unit_of(d.author)
     rows = [("版本", f"第{v.version}版"), ("作者", f"{author} {unit.name if unit else ''}".strip()),
             ("标题", v.title)]
-    rows.append(("正文", v.body) if part == "text" else ("照片", f"{len(v.photos.get('items', []))}张"))
-    return {
-        "card_type": "button_interaction",
-        "main_title": {"title": ctx.renderer.block("cards", f"draft_review_{part}", number=d.id),
-                       "desc": ctx.renderer.block("cards", "draft_review_desc", title=v.title)},
-        "horizontal_content_list": [{"keyname": k, "value": val[:30]} for k, val in rows],
-        "task_id": f"d{d.id}_{part}_{secrets.token_hex(6)}",
-        "button_list": [
-            {"text": ctx.renderer.block("cards", "draft_pass"), "style": 1, "key": f"dr:{d.id}:{v.version}:{part}:pass"},
-            {"text": ctx.renderer.block("cards", "draft_return"), "style": 2,
-             "key": f"dr:{d.id}:{v.version}:{part}:return"},
-        ],
-    }
-
-
-async def _send_cards(ctx: Ctx, d: Draft, userids: Sequence[str], card_for: Any, purpose: str) -> None:
-    for u in userids:
-        card = card_for(u)
-        row = ctx.send_card(u, card)
-        await ctx.session.flush()
-        ctx.session.add(Card(task_id=card["task_id"], subject="draft", request_id=d.id, purpose=purpose,
-                             step=d.version, userid=u, outbox_id=row.id, created_at=ctx.now()))
+    rows.append(("正文", v.body) if part is DraftPart.TEXT else ("照片", f"{len(v.photos.get('items', []))}张"))
+    block = ctx.renderer.block
+    await send_cards(
+        ctx, userids, subject_id=d.id, purpose=f"review_{part.value}", step=d.version, rows=rows,
+        title=block("cards", f"draft_review_{part.value}", number=d.id) or "",
+        desc=block("cards", "draft_review_desc", title=v.title) or "",
+        buttons=[Button(block("cards", "draft_pass") or "", DraftClick(d.id, v.version, part, DraftButton.PASS)),
+                 Button(block("cards", "draft_return") or "", DraftClick(d.id, v.version, part, DraftButton.RETURN),
+                        style=2)],
+    )
 
 
 async def _close(ctx: Ctx, d: Draft, purpose: str, label: str) -> None:
-    cards = (await ctx.session.execute(select(Card).where(
-        Card.subject == "draft", Card.request_id == d.id, Card.purpose == purpose, Card.active.is_(True)))).scalars()
-    for c in cards:
-        refresh_card(ctx, c, label)
-        c.active = False
+    await close_cards(ctx, "draft", d.id, label, purpose=purpose)
 
 
 @router.command("submit_draft", aliases=("提交", "提交稿件", "submit"), positional=True,
@@ -182,11 +197,11 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     reviewers: list[str] = []
     if v.text_review["status"] == "pending":
         people = ctx.org.with_role("publicity_reviewer")
-        await _send_cards(ctx, d, people, lambda u: _review_card(ctx, d, v, "text"), "review_text")
+        await _send_review_cards(ctx, d, v, DraftPart.TEXT, people)
         reviewers += people
     if v.photo_review["status"] == "pending":
         people = ctx.org.with_role("photo_reviewer")
-        await _send_cards(ctx, d, people, lambda u: _review_card(ctx, d, v, "photo"), "review_photo")
+        await _send_review_cards(ctx, d, v, DraftPart.PHOTO, people)
         reviewers += people
     ctx.reply("draft_submitted", number=d.id, version=v.version, reviewers=[ctx.org.name(u) for u in reviewers],
               phone=d.phone)
@@ -238,8 +253,6 @@ async def _after_review(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
 
 async def _submit_for_author(ctx: Ctx, d: Draft, v: DraftVersion) -> Request:
     """The committee request is the author's, even when the last reviewer's click triggers it."""
-    from dataclasses import replace as dc_replace
-
     author_ctx = Ctx(ctx.session, ctx.clock, ctx.config, ctx.renderer, ctx.registry,
                      dc_replace(ctx.inbound, from_user=d.author), ctx.event_id, ctx.org)
     return await submit(author_ctx, COMMITTEE_SPEC, "draft_phone", {"draft": d.id, "title": v.title,
@@ -249,20 +262,15 @@ async def _submit_for_author(ctx: Ctx, d: Draft, v: DraftVersion) -> Request:
 async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
     d.status, d.updated_at = "editing", ctx.now()
     editors = ctx.org.with_role("platform_editor")
-
-    def card(u: str) -> dict[str, Any]:
-        return {
-            "card_type": "button_interaction",
-            "main_title": {"title": ctx.renderer.block("cards", "draft_edit_title", number=d.id),
-                           "desc": ctx.renderer.block("cards", "draft_review_desc", title=v.title)},
-            "horizontal_content_list": [{"keyname": k, "value": val[:30]} for k, val in (
-                ("作者", ctx.org.name(d.author)), ("标题", v.title), ("照片", f"{len(v.photos.get('items', []))}张"))],
-            "task_id": f"d{d.id}_edit_{secrets.token_hex(6)}",
-            "button_list": [{"text": ctx.renderer.block("cards", "draft_edit_button"), "style": 1,
-                             "key": f"dr:{d.id}:{v.version}:edit:howto"}],
-        }
-
-    await _send_cards(ctx, d, editors, card, "edit")
+    block = ctx.renderer.block
+    await send_cards(
+        ctx, editors, subject_id=d.id, purpose="edit", step=d.version,
+        title=block("cards", "draft_edit_title", number=d.id) or "",
+        desc=block("cards", "draft_review_desc", title=v.title) or "",
+        rows=[("作者", ctx.org.name(d.author)), ("标题", v.title), ("照片", f"{len(v.photos.get('items', []))}张")],
+        buttons=[Button(block("cards", "draft_edit_button") or "",
+                        DraftClick(d.id, v.version, DraftPart.EDIT, DraftButton.HOWTO))],
+    )
     ctx.tell(d.author, "draft_passed", number=d.id, editors=[ctx.org.name(u) for u in editors])
 
 
@@ -278,30 +286,26 @@ async def on_committee_closed(ctx: Ctx, req: Request) -> None:
         d.status = "revising"  # the author removes the number (or argues) and submits again
 
 
-COMMITTEE_SPEC = WorkflowSpec(
+COMMITTEE_SPEC = router.approval(WorkflowSpec(
     key="draft_phone", title="含联系电话稿件审批", confidential=False,
     facts=lambda ctx, req: [("稿件", f"#{req.fields['draft']}"), ("标题", req.fields["title"]),
                             ("正文", req.fields["body"])],
     on_approved=on_committee_approved, on_closed=on_committee_closed,
-    viewers=lambda ctx, req: ctx.org.with_role("platform_editor"))
+    viewers=lambda ctx, req: ctx.org.with_role("platform_editor")))
 
 
-async def draft_click(ctx: Ctx, card: Card, parts: list[str]) -> None:
-    d = await _draft(ctx, parts[1])
+@router.action(DraftClick)
+async def draft_click(ctx: Ctx, card: Card, click: DraftClick) -> None:
+    d = await _draft(ctx, str(click.draft))
     if d is None:
         return
-    if ctx.inbound.response_code:
-        card.click_code = ctx.inbound.response_code
-    version = int(parts[2]) if parts[2].isdigit() else None
-    part, action = (parts[3], parts[4]) if len(parts) > 4 else ("", "")
-    if part in ("text", "photo") and action == "pass":
-        await review(ctx, d, part, "pass", "", version)
-    elif part in ("text", "photo") and action == "return":
-        from bot.conversation import start_form
-
-        await start_form(ctx, "return_draft", {"number": str(d.id), "part": "文字" if part == "text" else "照片"})
-    elif part == "edit":
+    if click.part is DraftPart.EDIT:
         ctx.reply("draft_edit_howto", number=d.id)
+    elif click.button is DraftButton.PASS:
+        await review(ctx, d, click.part.value, "pass", "", click.version)
+    elif click.button is DraftButton.RETURN:
+        await start_form(ctx, "return_draft", {"number": str(d.id),
+                                               "part": "文字" if click.part is DraftPart.TEXT else "照片"})
     else:
         ctx.reply("card_unknown")
 
@@ -433,3 +437,12 @@ async def check_oa(ctx: Ctx, when: datetime) -> None:
     if count < target:
         for u in ctx.org.with_role("platform_editor"):
             ctx.tell(u, "cadence_oa", count=count, target=target)
+
+
+@router.jobs_from
+def cadence_jobs(config: Config) -> Iterable[Job]:
+    """The publishing cadence checks (daily website post, weekly official-account minimum)."""
+    tz = ZoneInfo(config.scheduler.timezone)
+    pub = config.publishing
+    yield Job("cadence:website", CronTrigger.from_crontab(pub.website_check_cron, timezone=tz), check_website)
+    yield Job("cadence:oa", CronTrigger.from_crontab(pub.oa_check_cron, timezone=tz), check_oa)

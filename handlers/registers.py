@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config
 from handlers.approval_engine import Flow
 from handlers.faults import CATEGORY_NAMES, repair_hours
-from handlers.org import Org
+from bot.org import Org
 from storage.models import ApprovalAudit, Booking, ComputerIssue, FootageLog, Request, Ticket
 
 Rows = Callable[["Ctx", datetime, datetime], Awaitable[list[list[Any]]]]

@@ -10,7 +10,9 @@ both end approved: every check and write for a venue happens under that venue's 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,16 +20,44 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bot.cardkeys import CardAction
+from bot.cards import Button
 from bot.config import Venue
 from bot.context import Ctx
+from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, find_date, local_now, parse_date, parse_span
 from handlers.approval_commands import NUMBER, parse_required, visible_request
 from handlers.approval_engine import SYSTEM, Action, Decision, FlowStatus
-from handlers.approvals import WorkflowSpec, audit, close_cards, decide, flow_of, send_request_cards, submit
+from handlers.approvals import (
+    WorkflowSpec,
+    audit,
+    close_request_cards,
+    decide,
+    flow_of,
+    request_of,
+    send_request_cards,
+    submit,
+)
+from handlers.faults import open_ticket
 from storage.models import Booking, Card, Request, Timer, VenueLock
 
 router = Router("stage")
+for _key, _label in (("stage", "借舞台"), ("stage_outdoor", "借舞台 (户外)"), ("stage_offsite", "借舞台 (校外)"),
+                     ("stage_outdoor_offsite", "借舞台 (户外且校外)")):
+    router.requires_chain(_key, _label)
+
+
+class StageButton(StrEnum):
+    CHECKED = "check"      # 重大活动: the technician has checked the equipment
+    CONDITION_OK = "ok"    # after the event: the equipment ran normally
+    CONDITION_BAD = "bad"  # … it did not (asks what went wrong, opens a ticket)
+
+
+@dataclass(frozen=True)
+class StageClick(CardAction, prefix="sg", subject="request"):
+    request: int
+    button: StageButton
 YES = ("是", "要", "需要", "对", "有", "yes", "y", "true", "户外", "校外")
 NO = ("否", "不", "没有", "无", "no", "n", "false")
 
@@ -232,8 +262,8 @@ def viewers(ctx: Ctx, req: Request) -> list[str]:
     return ctx.org.technicians("stage")
 
 
-SPEC = WorkflowSpec(key="stage", title="舞台使用申请", confidential=False, facts=facts, on_approved=on_approved,
-                    viewers=viewers, guard=guard, on_closed=on_closed)
+SPEC = router.approval(WorkflowSpec(key="stage", title="舞台使用申请", confidential=False, facts=facts,
+                                   on_approved=on_approved, viewers=viewers, guard=guard, on_closed=on_closed))
 
 
 @router.command(
@@ -315,7 +345,8 @@ async def send_check_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
         ctx, req, local or techs,
         title=block("cards", "stage_check_title", number=req.id) or "",
         desc=block("cards", "stage_check_desc") or "",
-        rows=facts(ctx, req)[:4], buttons=[(block("cards", "stage_check_button") or "", "check", 1)],
+        rows=facts(ctx, req)[:4],
+        buttons=[Button(block("cards", "stage_check_button") or "", StageClick(req.id, StageButton.CHECKED))],
     )
 
 async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
@@ -326,31 +357,31 @@ async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
         title=block("cards", "stage_condition_title", number=req.id) or "",
         desc=block("cards", "stage_condition_desc", activity=booking.activity) or "",
         rows=[], purpose="condition",
-        buttons=[(block("cards", "stage_condition_ok") or "", "ok", 1),
-                 (block("cards", "stage_condition_bad") or "", "bad", 2)],
+        buttons=[Button(block("cards", "stage_condition_ok") or "", StageClick(req.id, StageButton.CONDITION_OK)),
+                 Button(block("cards", "stage_condition_bad") or "", StageClick(req.id, StageButton.CONDITION_BAD),
+                        style=2)],
     )
 
-async def fulfil_click(ctx: Ctx, req: Request, card: Card, parts: list[str]) -> None:
+@router.action(StageClick)
+async def fulfil_click(ctx: Ctx, card: Card, click: StageClick) -> None:
+    req = await request_of(ctx, card)
+    if req is None:
+        return
     booking = await _booking(ctx, req)
-    action = parts[3] if len(parts) > 3 else ""
-    if action == "check":
+    if click.button is StageButton.CHECKED:
         if booking.checked_by:
             ctx.reply("stage_check_done_already", number=req.id, name=ctx.org.name(booking.checked_by))
             return
         booking.checked_by = ctx.user
         audit(ctx, req, "stage_checked", req.status)
-        await close_cards(ctx, req, ctx.renderer.block("cards", "stage_checked", name=ctx.org.name(ctx.user)) or "",
-                          purpose="fulfil")
+        await close_request_cards(ctx, req, ctx.renderer.block("cards", "stage_checked",
+                                                               name=ctx.org.name(ctx.user)) or "", purpose="fulfil")
         ctx.reply("stage_check_saved", number=req.id)
         ctx.tell(req.requester, "stage_check_requester", number=req.id, name=ctx.org.name(ctx.user))
-    elif action == "ok":
+    elif click.button is StageButton.CONDITION_OK:
         await record_condition(ctx, req, booking, "正常", "")
-    elif action == "bad":
-        from bot.conversation import start_form
-
-        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": "异常"})
     else:
-        ctx.reply("card_unknown")
+        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": "异常"})
 
 
 async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: str, note: str) -> None:
@@ -359,11 +390,9 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: str,
         return
     booking.condition, booking.condition_note = state, note
     req.stage = "done"
-    await close_cards(ctx, req, ctx.renderer.block("cards", "stage_condition_recorded", state=state) or "",
-                      purpose="condition")
+    await close_request_cards(ctx, req, ctx.renderer.block("cards", "stage_condition_recorded", state=state) or "",
+                              purpose="condition")
     if state == "异常":
-        from handlers.faults import open_ticket
-
         ticket = await open_ticket(ctx, venue_name(ctx, booking.venue), "stage",
                                    ctx.render("stage_fault_description", number=req.id, note=note),
                                    booking_id=booking.id)
@@ -399,6 +428,7 @@ def _state(value: str) -> str:
     raise FieldError("invalid_state")
 
 
+@router.timer("stage_check")
 async def fire_check(ctx: Ctx, timer: Timer) -> None:
     booking = await ctx.session.get(Booking, int(timer.ref))
     if booking is None or not booking.holds or booking.checked_by:
@@ -408,6 +438,7 @@ async def fire_check(ctx: Ctx, timer: Timer) -> None:
         await send_check_cards(ctx, req, booking)
 
 
+@router.timer("stage_condition")
 async def fire_condition(ctx: Ctx, timer: Timer) -> None:
     booking = await ctx.session.get(Booking, int(timer.ref))
     if booking is None or not booking.holds or booking.condition is not None:

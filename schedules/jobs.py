@@ -11,9 +11,8 @@ when several are due only the latest is sent), otherwise recorded and logged as 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,45 +21,19 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.config import Config
-from bot.context import Ctx
+from bot.inbound import Inbound
 from bot.logs import log
 from bot.pipeline import Pipeline
-from schedules.runner import system_event
+from bot.router import Job
 from storage.models import JobRun
 
 logger = logging.getLogger("infodesk.jobs")
-Action = Callable[[Ctx, datetime], Awaitable[None]]
 MAX_CATCH_UP = 500  # occurrences looked at per job and run (a long outage is summarised)
 
 
-@dataclass(frozen=True)
-class Job:
-    id: str
-    trigger: CronTrigger
-    action: Action
-
-
-def build_jobs(config: Config) -> list[Job]:
-    """Every recurring job the configuration asks for."""
-    from handlers import duties, groups, publishing
-
-    tz = ZoneInfo(config.scheduler.timezone)
-    jobs: list[Job] = []
-    for d in config.duties:
-        jobs.append(Job(f"duty:{d.key}", CronTrigger.from_crontab(d.cron, timezone=tz), duties.remind(d)))
-    for g in config.groups:
-        hh, mm = (int(x) for x in g.push_time.split(":"))
-        push = datetime(2000, 1, 1, hh, mm)
-        prompt = push - timedelta(minutes=g.prompt_minutes_before)
-        jobs.append(Job(f"audio_prompt:{g.chat_id}",
-                        CronTrigger(hour=prompt.hour, minute=prompt.minute, timezone=tz), groups.prompt_admins(g)))
-        jobs.append(Job(f"audio_push:{g.chat_id}", CronTrigger(hour=hh, minute=mm, timezone=tz), groups.push(g)))
-    pub = config.publishing
-    jobs.append(Job("cadence:website", CronTrigger.from_crontab(pub.website_check_cron, timezone=tz),
-                    publishing.check_website))
-    jobs.append(Job("cadence:oa", CronTrigger.from_crontab(pub.oa_check_cron, timezone=tz), publishing.check_oa))
-    return jobs
+def build_jobs(pipeline: Pipeline) -> list[Job]:
+    """Every recurring job the configuration asks for, from the routers that registered them."""
+    return pipeline.registry.jobs(pipeline.config)
 
 
 def occurrences(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
@@ -90,8 +63,6 @@ class Scheduler:
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         if value is not None and value.tzinfo is None:
-            from datetime import timezone
-
             value = value.replace(tzinfo=timezone.utc)
         return value
 
@@ -127,7 +98,7 @@ class Scheduler:
                 except IntegrityError:
                     raise _Taken() from None
                 if status == "done":
-                    ctx = self._p.ctx(s, system_event(f"job:{job.id}", int(now.timestamp())), None)
+                    ctx = self._p.ctx(s, Inbound.system(f"job:{job.id}", int(now.timestamp())), None)
                     await job.action(ctx, when)
         except _Taken:
             return False  # another process (or an earlier run of this one) has it

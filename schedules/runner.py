@@ -10,28 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from bot.inbound import Inbound
 from bot.logs import log
+from bot.outbox import purge_sent
 from bot.pipeline import Pipeline
+from schedules.jobs import Scheduler
 from storage.models import Timer
 
 logger = logging.getLogger("infodesk.schedules")
 
 
-def system_event(ref: str, now_ts: int) -> Inbound:
-    """The 'message' a scheduled action acts on behalf of (actor 'system')."""
-    return Inbound(kind="timer", msg_type="timer", from_user="system", create_time=now_ts, event=ref)
-
-
 class TimerRunner:
-    def __init__(self, pipeline: Pipeline, tick_seconds: float, on_commit: object = None,
-                 jobs: object = None) -> None:
+    def __init__(self, pipeline: Pipeline, tick_seconds: float, on_commit: Callable[[], None] | None = None,
+                 jobs: Scheduler | None = None) -> None:
         self._p = pipeline
-        self.jobs = jobs  # schedules.jobs.Scheduler: recurring jobs, checked on every tick too
-        self._purged_at: object = None
+        self.jobs = jobs  # recurring jobs, checked on every tick too
+        self._purged_at: datetime | None = None
         self._tick = tick_seconds
         self._stopping = False
         self._wake = asyncio.Event()
@@ -60,17 +59,13 @@ class TimerRunner:
         fired += await self.sweep()
         await self._purge()
         if self.jobs is not None:
-            fired += await self.jobs.run_due()  # type: ignore[attr-defined]
-        if fired and callable(self._on_commit):
+            fired += await self.jobs.run_due()
+        if fired and self._on_commit is not None:
             self._on_commit()
         return fired
 
     async def _purge(self) -> None:
         """Once an hour: drop sent outbox rows past their retention, so the table stays small."""
-        from datetime import timedelta
-
-        from bot.outbox import purge_sent
-
         now = self._p.clock.now()
         if self._purged_at is not None and now - self._purged_at < timedelta(hours=1):
             return
@@ -80,8 +75,8 @@ class TimerRunner:
             log(logger, logging.INFO, "outbox_purged", rows=removed)
 
     async def fire_due(self) -> int:
-        from handlers import TIMER_HANDLERS
-
+        """Fire due timers through the handlers the routers registered for their kinds."""
+        handlers = self._p.registry.timers
         now = self._p.clock.now()
         async with self._p.sessions() as s:
             due = list((await s.execute(
@@ -90,7 +85,7 @@ class TimerRunner:
             )).all())
         fired = 0
         for timer_id, kind in due:
-            handler = TIMER_HANDLERS.get(kind)
+            handler = handlers.get(kind)
             try:
                 async with self._p.sessions() as s, s.begin():
                     claimed = await s.execute(
@@ -101,7 +96,7 @@ class TimerRunner:
                     timer = await s.get(Timer, timer_id)
                     assert timer is not None
                     if handler is not None:
-                        ctx = self._p.ctx(s, system_event(f"timer:{timer_id}", int(now.timestamp())), None)
+                        ctx = self._p.ctx(s, Inbound.system(f"timer:{timer_id}", int(now.timestamp())), None)
                         await handler(ctx, timer)
                 fired += 1
                 log(logger, logging.INFO, "timer_fired", id=timer_id, kind=kind, known=handler is not None)
@@ -110,12 +105,19 @@ class TimerRunner:
         return fired
 
     async def sweep(self) -> int:
-        from handlers.approvals import sweep_idle
-
-        now = self._p.clock.now()
-        async with self._p.sessions() as s, s.begin():
-            ctx = self._p.ctx(s, system_event("sweep", int(now.timestamp())), None)
-            acted = await sweep_idle(ctx)
-        if acted:
-            log(logger, logging.INFO, "approvals_swept", acted=acted)
+        """Run every registered per-tick handler (e.g. idle approvals), each in its own transaction."""
+        acted = 0
+        for handler in self._p.registry.ticks:
+            now = self._p.clock.now()
+            name = getattr(handler, "__qualname__", "tick")
+            try:
+                async with self._p.sessions() as s, s.begin():
+                    ctx = self._p.ctx(s, Inbound.system(f"tick:{name}", int(now.timestamp())), None)
+                    done = await handler(ctx)
+            except Exception:
+                logger.exception("tick_failed", extra={"fields": {"handler": name}})
+                continue
+            if done:
+                log(logger, logging.INFO, "tick_acted", handler=name, acted=done)
+            acted += done
         return acted

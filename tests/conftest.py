@@ -16,7 +16,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select, text
 
-from bot.app import DISPATCHER, PIPELINE, create_app
+from bot.appkeys import DISPATCHER, PIPELINE
+from infodesk.app import create_app
 from bot.clock import Clock, FakeClock
 from bot.config import Config, parse_config
 from bot.emulator.sender import CallbackSender

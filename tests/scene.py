@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.app import TIMERS
+from infodesk.app import TIMERS
 from bot.emulator.server import Delivered, Emulator
 from tests.conftest import Bot
 
@@ -61,7 +61,7 @@ class Scene:
 
     async def tick(self) -> None:
         """Let the scheduler run once (timers, idle approvals) and deliver what it sent."""
-        await self.bot.app[TIMERS].tick()  # type: ignore[attr-defined]
+        await self.bot.app[TIMERS].tick()
         await self.bot.settle()
 
     def group_deliveries(self) -> list[Delivered]:

@@ -17,7 +17,7 @@ from handlers.approval_engine import (
     advance,
     start,
 )
-from handlers.org import Org
+from bot.org import Org
 from tests.conftest import ROOT, example_raw
 
 CONFIG = load_config(ROOT / "config.example.toml", environ={})

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.app import PIPELINE
+from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from storage.models import ApprovalAudit, ComputerIssue, FootageLog, Request, Timer
 from tests.conftest import Bot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from sqlalchemy import select
 
-from bot.app import PIPELINE
+from bot.appkeys import PIPELINE
 from bot.context import Ctx
 from bot.emulator.server import Emulator
 from bot.router import Router

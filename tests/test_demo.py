@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from bot.demo import demo_day, run_demo
+from infodesk.demo import demo_day, run_demo
 
 
 @pytest.mark.parametrize(("today", "played"), [

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.app import PIPELINE
+from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from handlers.publishing import has_phone
 from storage.models import Draft, DraftVersion, Publication

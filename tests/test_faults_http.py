@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import aiohttp
 from sqlalchemy import select
 
-from bot.app import PIPELINE
+from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
 from storage.models import Ticket

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import aiohttp
 from sqlalchemy import func, select
 
-from bot.app import PIPELINE, TIMERS
+from bot.appkeys import PIPELINE
+from infodesk.app import TIMERS
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
 from schedules.jobs import Scheduler, build_jobs
@@ -107,11 +108,11 @@ async def test_restart_across_a_scheduled_time_sends_once_at_start_up(
 
 async def test_two_schedulers_on_one_database_fire_each_occurrence_once(scene: Scene, clock: FakeClock) -> None:
     pipeline = scene.bot.app[PIPELINE]
-    other = Scheduler(pipeline, build_jobs(scene.bot.config))  # a second bot process's scheduler
+    other = Scheduler(pipeline, build_jobs(pipeline))  # a second bot process's scheduler
     clock.advance((shanghai(10) - START).total_seconds())
     import asyncio
 
-    fired = await asyncio.gather(scene.bot.app[TIMERS].jobs.run_due(), other.run_due())  # type: ignore[attr-defined]
+    fired = await asyncio.gather(scene.bot.app[TIMERS].jobs.run_due(), other.run_due())
     await scene.bot.settle()
     assert sum("UPS" in t for t in scene.texts("lihua")) == 1
     async with pipeline.sessions() as s:

@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import API, DISPATCHER, PIPELINE, TIMERS
+from bot.appkeys import API, DISPATCHER, PIPELINE
+from infodesk.app import TIMERS
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
 from bot.outbox import Dispatcher, enqueue
@@ -284,6 +285,6 @@ async def test_sent_rows_are_purged_after_retention(quiet_bot: Bot, emulator: Em
     await drain(quiet_bot)
     clock.advance(31 * 24 * 3600)
     await queue_texts(quiet_bot, [("zhaolei", "新消息")])
-    await quiet_bot.app[TIMERS].tick()  # type: ignore[attr-defined]
+    await quiet_bot.app[TIMERS].tick()
     kept = [(r.status, r.payload["text"]["content"]) for r in await rows(quiet_bot)]
     assert ("sent", "旧消息") not in kept and ("failed", "发不出去") in kept and ("pending", "新消息") in kept

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from bot.app import PIPELINE
+from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from handlers.registers import REGISTERS, export, find_register
 from tests.conftest import ROOT

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.app import PIPELINE
+from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from storage.models import Booking, Request, Ticket
 from tests.scene import Scene

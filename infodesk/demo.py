@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.app import TIMERS, create_app
+from infodesk.app import TIMERS, create_app
 from bot.clock import FakeClock
 from bot.config import Config, parse_config
 from bot.emulator.sender import CallbackSender, RobotSender
@@ -213,7 +213,7 @@ class Demo:
             if target > self.clock.now():
                 self.clock.advance((target - self.clock.now()).total_seconds())
             print(f"\n[时钟] {who}")
-            await self.app[TIMERS].tick()  # type: ignore[attr-defined]
+            await self.app[TIMERS].tick()
             status = 200
         await self.settle()
         return status

@@ -7,24 +7,14 @@ the next level up (`[approval] next_level`); so does an idle step when it escala
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from bot.config import Chain, Config, Person, SchoolClass, Unit
+if TYPE_CHECKING:  # bot.config validates chains with this module; annotations only here
+    from bot.config import Chain, Config, Person, SchoolClass, Unit
 
-# Chains the workflows use; each must be configured and resolvable for everyone it applies to.
-REQUIRED_CHAINS: dict[str, str] = {
-    "footage_student": "调监控 (学生)",
-    "footage_staff": "调监控 (教职工)",
-    "computer_office": "领电脑 (科室)",
-    "computer_department": "领电脑 (系部)",
-    "stage": "借舞台",
-    "stage_outdoor": "借舞台 (户外)",
-    "stage_offsite": "借舞台 (校外)",
-    "stage_outdoor_offsite": "借舞台 (户外且校外)",
-    "audio_class": "音频课堂",
-    "draft_phone": "投稿 (含联系电话)",
-}
 GLOBAL_ROLES = frozenset({"director", "vp_info_center", "principal", "committee", "cctv_operator",
                           "platform_editor", "publicity_reviewer", "photo_reviewer", "technician",
                           "sysadmin", "group_admin"})
@@ -165,15 +155,20 @@ class Org:
         return tuple(steps)
 
 
+def required_chain_problems(config: Config, required: Mapping[str, str]) -> list[str]:
+    """The chains the registered workflows need (key → who needs it) that the config lacks."""
+    if not config.people:
+        return []  # an organisation-less config (URL checks, tooling) has no chains to run
+    return [f"chains.{key}: is required by {label}; see config.example.toml"
+            for key, label in required.items() if key not in config.chains]
+
+
 def chain_problems(config: Config) -> list[str]:
     """Every (chain, person[, class]) whose chain cannot resolve, naming the person and role."""
     org = Org(config)
     problems: list[str] = []
     if not config.people:
         return problems  # an organisation-less config (URL checks, tooling) has no chains to run
-    for key, label in REQUIRED_CHAINS.items():
-        if key not in config.chains:
-            problems.append(f"chains.{key}: is required by {label}; see config.example.toml")
     for key, chain in config.chains.items():
         failing: dict[tuple[int, str], list[str]] = {}
         for i, person in enumerate(config.people):

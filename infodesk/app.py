@@ -1,0 +1,31 @@
+"""The full bot: the kernel's app with every workflow's router and the schedulers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from bot.app import create_app as create_kernel_app
+from bot.clock import Clock
+from bot.config import Config
+from bot.router import Router
+from handlers import ROUTERS
+from schedules.service import TIMERS, scheduling
+
+__all__ = ["ROUTERS", "TIMERS", "create_app"]
+
+
+def create_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    routers: Iterable[Router] = ROUTERS,
+    run_dispatcher: bool = True,
+    run_jobs: bool = True,
+) -> web.Application:
+    """The bot as `infodesk serve` runs it; `routers` replaces the workflow list (tests)."""
+    return create_kernel_app(
+        config, routers=routers, clock=clock, run_dispatcher=run_dispatcher,
+        services=[scheduling(run_loop=run_dispatcher, run_jobs=run_jobs)],
+    )

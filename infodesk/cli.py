@@ -1,0 +1,184 @@
+"""Command line: serve, demo, check-config, migrate, export, create-groups."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bot.app import check_registry
+from bot.config import Config, ConfigError, load_config
+from bot.router import Registry
+from handlers import ROUTERS
+
+
+def _load(path: str) -> Config:
+    """The config, checked like the bot checks it at start (including the workflows' chains)."""
+    try:
+        config = load_config(path)
+        check_registry(config, Registry(ROUTERS))
+        return config
+    except ConfigError as exc:
+        print(f"{path}: configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args.file)
+    print(f"{args.file}: OK ({len(cfg.people)} people, {len(cfg.units)} units, "
+          f"{len(cfg.campuses)} campuses, {len(cfg.groups)} managed groups)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from infodesk.app import create_app
+    from bot.logs import setup_logging
+
+    cfg = _load(args.config)
+    setup_logging(cfg.logging.level)
+    app = create_app(cfg)
+    # run_app turns SIGTERM/SIGINT into a graceful shutdown: stop accepting, let in-flight
+    # requests finish (up to shutdown_timeout), then run cleanup_ctx (dispatcher, database).
+    web.run_app(app, host=cfg.server.host, port=cfg.server.port,
+                shutdown_timeout=cfg.server.shutdown_timeout_seconds, access_log=None,
+                print=lambda *_: None)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from storage.db import make_engine, migrate
+
+    cfg = _load(args.config)
+
+    async def run() -> None:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from handlers.registers import REGISTERS, export, find_register
+    from storage.db import make_engine, make_sessionmaker, migrate
+
+    cfg = _load(args.config)
+    register = find_register(args.register)
+    if register is None:
+        names = "、".join(f"{r.title} ({r.key})" for r in REGISTERS)
+        print(f"unknown register {args.register!r}; one of: {names}", file=sys.stderr)
+        return 2
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError:
+        print("--from and --to take dates like 2026-11-01", file=sys.stderr)
+        return 2
+    if last < first:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            async with make_sessionmaker(engine)() as s:
+                return await export(s, cfg, register, first, last, args.output)
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    print(f"{register.title}: {count} rows written to {args.output}")
+    return 0
+
+
+def cmd_create_groups(args: argparse.Namespace) -> int:
+    """Create the configured `appchat` groups that do not exist yet (appchat/get, appchat/create)."""
+    import aiohttp
+
+    from bot.clock import SystemClock
+    from bot.config import Secrets
+    from bot.wecom_api import WeComAPI, WeComError
+
+    cfg = _load(args.config)
+
+    async def run() -> int:
+        failures = 0
+        async with aiohttp.ClientSession() as session:
+            api = WeComAPI(session, api_base=cfg.wecom.api_base, corp_id=cfg.wecom.corp_id,
+                           secret=Secrets.of(cfg.wecom).secret, agent_id=cfg.wecom.agent_id, clock=SystemClock())
+            for g in (g for g in cfg.groups if g.channel == "appchat"):
+                try:
+                    await api.appchat_get(g.chat_id)
+                    print(f"{g.name} ({g.chat_id}): exists")
+                    continue
+                except WeComError as exc:
+                    if exc.transient:
+                        print(f"{g.name} ({g.chat_id}): WeCom unreachable ({exc}); try again", file=sys.stderr)
+                        failures += 1
+                        continue
+                members = list(dict.fromkeys(g.admins))
+                if len(members) < 2:
+                    print(f"{g.name} ({g.chat_id}): a group chat needs at least 2 members; "
+                          f"add another admin in [[groups]]", file=sys.stderr)
+                    failures += 1
+                    continue
+                try:
+                    await api.appchat_create({"name": g.name[:50], "owner": members[0], "userlist": members,
+                                              "chatid": g.chat_id})
+                    print(f"{g.name} ({g.chat_id}): created with {len(members)} members; add the audience "
+                          f"in WeCom")
+                except WeComError as exc:
+                    print(f"{g.name} ({g.chat_id}): not created: {exc}", file=sys.stderr)
+                    failures += 1
+        return 1 if failures else 0
+
+    return asyncio.run(run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from infodesk.demo import run_demo
+
+    return asyncio.run(run_demo(verbose=args.verbose))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infodesk", description="Infodesk WeCom bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the bot")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_check_config)
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser("export", help="write a register as an .xlsx spreadsheet")
+    p.add_argument("register", help="the form's name (设备维修登记表) or key (repairs)")
+    p.add_argument("--from", dest="date_from", required=True, help="first day, e.g. 2026-11-01")
+    p.add_argument("--to", dest="date_to", required=True, help="last day (inclusive)")
+    p.add_argument("-o", "--output", required=True, help="the .xlsx file to write")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("create-groups", help="create the configured app group chats (appchat) in WeCom")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_create_groups)
+    p = sub.add_parser("demo", help="play a scripted day against the bundled WeCom emulator")
+    p.add_argument("--verbose", action="store_true", help="also print the bot's log lines")
+    p.set_defaults(fn=cmd_demo)
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
