@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -32,6 +32,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value
+
+
+def _fk(target: str, name: str, ondelete: str, **kw: Any) -> ForeignKey:
+    """A named foreign key (migration 0006 adds it by this name; downgrade drops it by name).
+
+    SET NULL where the referring row outlives its parent (inbound events may be purged like the
+    outbox; cross-links between records); RESTRICT where the column is NOT NULL: a request or a
+    draft with records hanging off it cannot be deleted, and nothing official is cascade-deleted.
+    `cards.request_id` is polymorphic (its table depends on `subject`) and `timers.ref` is a
+    string, so neither has a foreign key.
+    """
+    return ForeignKey(target, name=name, ondelete=ondelete, **kw)
 
 
 class Base(DeclarativeBase):
@@ -78,7 +90,8 @@ class OutboxMessage(Base):
     errcode: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    caused_by: Mapped[int | None] = mapped_column(BigId, default=None)
+    caused_by: Mapped[int | None] = mapped_column(
+        BigId, _fk("inbound_events.id", "fk_outbox_caused_by_inbound_events", "SET NULL"), default=None)
 
     __table_args__ = (
         Index("ix_outbox_status_id", "status", "id"),
@@ -116,7 +129,8 @@ class Ticket(Base):
     description: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN)
     created_at: Mapped[datetime]
-    source_event: Mapped[int | None] = mapped_column(BigId, default=None)
+    source_event: Mapped[int | None] = mapped_column(
+        BigId, _fk("inbound_events.id", "fk_tickets_source_event_inbound_events", "SET NULL"), default=None)
     campus: Mapped[str] = mapped_column(String(32), default="")
     unit: Mapped[str] = mapped_column(String(100), default="")  # 部门 at report time
     owner: Mapped[str | None] = mapped_column(String(64), default=None)  # 技术员
@@ -126,7 +140,8 @@ class Ticket(Base):
     damage: Mapped[bool] = mapped_column(default=False)  # 人为损坏: flagged for 追责
     deadline: Mapped[datetime | None] = mapped_column(default=None)  # SLA
     photos: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"items": [{media_id, pic_url, at}]}
-    booking_id: Mapped[int | None] = mapped_column(BigId, default=None)  # opened from a stage booking
+    booking_id: Mapped[int | None] = mapped_column(  # opened from a stage booking
+        BigId, _fk("bookings.id", "fk_tickets_booking_id_bookings", "SET NULL"), default=None)
 
 
 class Request(Base):
@@ -158,7 +173,8 @@ class ApprovalAudit(Base):
     __tablename__ = "approval_audit"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    request_id: Mapped[int] = mapped_column(BigId, index=True)
+    request_id: Mapped[int] = mapped_column(
+        BigId, _fk("requests.id", "fk_approval_audit_request_id_requests", "RESTRICT"), index=True)
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     step: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -225,7 +241,8 @@ class FootageLog(Base):
     __tablename__ = "footage_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    request_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    request_id: Mapped[int | None] = mapped_column(
+        BigId, _fk("requests.id", "fk_footage_log_request_id_requests", "SET NULL"), default=None)
     police: Mapped[bool] = mapped_column(default=False)
     operator: Mapped[str] = mapped_column(String(64))
     retriever: Mapped[str] = mapped_column(String(100))  # 调取人
@@ -243,7 +260,8 @@ class ComputerIssue(Base):
     __tablename__ = "computer_issues"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    request_id: Mapped[int] = mapped_column(BigId, unique=True)
+    request_id: Mapped[int] = mapped_column(
+        BigId, _fk("requests.id", "fk_computer_issues_request_id_requests", "RESTRICT"), unique=True)
     recipient: Mapped[str] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(100))
     purpose: Mapped[str] = mapped_column(String(32))
@@ -262,7 +280,8 @@ class Booking(Base):
     __tablename__ = "bookings"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    request_id: Mapped[int] = mapped_column(BigId, unique=True)
+    request_id: Mapped[int] = mapped_column(
+        BigId, _fk("requests.id", "fk_bookings_request_id_requests", "RESTRICT"), unique=True)
     venue: Mapped[str] = mapped_column(String(64))
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
@@ -275,7 +294,9 @@ class Booking(Base):
     checked_by: Mapped[str | None] = mapped_column(String(64), default=None)  # 重大活动 15-day check
     condition: Mapped[str | None] = mapped_column(String(16), default=None)  # 正常 | 异常
     condition_note: Mapped[str] = mapped_column(Text, default="")
-    ticket_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    # tickets.booking_id points back here: use_alter breaks the cycle when sorting tables.
+    ticket_id: Mapped[int | None] = mapped_column(
+        BigId, _fk("tickets.id", "fk_bookings_ticket_id_tickets", "SET NULL", use_alter=True), default=None)
 
     __table_args__ = (Index("ix_bookings_venue_time", "venue", "holds", "start_at"),)
 
@@ -308,7 +329,8 @@ class AudioClass(Base):
     __tablename__ = "audio_classes"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    request_id: Mapped[int] = mapped_column(BigId, unique=True)
+    request_id: Mapped[int] = mapped_column(
+        BigId, _fk("requests.id", "fk_audio_classes_request_id_requests", "RESTRICT"), unique=True)
     day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (local)
     class_time: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(200))
@@ -330,7 +352,8 @@ class Draft(Base):
     status: Mapped[str] = mapped_column(String(16))  # collecting|in_review|revising|committee|editing|published
     version: Mapped[int] = mapped_column(Integer, default=1)  # the current version
     phone: Mapped[bool] = mapped_column(default=False)  # contains a phone number: committee must approve
-    committee_request: Mapped[int | None] = mapped_column(BigId, default=None)
+    committee_request: Mapped[int | None] = mapped_column(
+        BigId, _fk("requests.id", "fk_drafts_committee_request_requests", "SET NULL"), default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -339,7 +362,8 @@ class DraftVersion(Base):
     __tablename__ = "draft_versions"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    draft_id: Mapped[int] = mapped_column(BigId)
+    draft_id: Mapped[int] = mapped_column(
+        BigId, _fk("drafts.id", "fk_draft_versions_draft_id_drafts", "RESTRICT"))
     version: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
@@ -358,7 +382,8 @@ class Publication(Base):
     __tablename__ = "publications"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    draft_id: Mapped[int] = mapped_column(BigId)
+    draft_id: Mapped[int] = mapped_column(
+        BigId, _fk("drafts.id", "fk_publications_draft_id_drafts", "RESTRICT"))
     platform: Mapped[str] = mapped_column(String(16))
     link: Mapped[str] = mapped_column(String(500))
     editor: Mapped[str] = mapped_column(String(64))

@@ -90,6 +90,9 @@ async def test_cadence_reminders(scene: Scene, clock: FakeClock) -> None:
     assert scene.got("zhouyan", "今天（11月25日）网站还没有发布新内容")
     async with scene.bot.app[PIPELINE].sessions() as s, s.begin():
         for i in range(4):
+            s.add(Draft(id=100 + i, author="zhouyan", status="published", created_at=clock.now(),
+                        updated_at=clock.now()))
+            await s.flush()
             s.add(Publication(draft_id=100 + i, platform="oa", link=f"https://mp/{i}", editor="zhouyan",
                               published_at=clock.now()))
     clock.advance(18 * 3600)  # Thursday 10:00: four official-account posts this week → no reminder

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
-from storage.db import make_engine, migrate
+from storage.db import alembic_config, make_engine, migrate
 from storage.models import Base
+
+
+def _diff(conn):  # type: ignore[no-untyped-def]
+    return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
 
 
 async def test_migrations_match_models_and_are_idempotent(db_url: str) -> None:
@@ -15,11 +25,8 @@ async def test_migrations_match_models_and_are_idempotent(db_url: str) -> None:
         await migrate(engine)
         await migrate(engine)  # a second start changes nothing
 
-        def diff(conn):  # type: ignore[no-untyped-def]
-            return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
-
         async with engine.connect() as conn:
-            assert await conn.run_sync(diff) == []
+            assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
 
@@ -33,3 +40,170 @@ async def test_replicas_starting_together_migrate_once(db_url: str) -> None:
     finally:
         for e in engines:
             await e.dispose()
+
+
+# Every reference between tables (migration 0006): (table, constraint, column, referred table, ondelete).
+# None on cards.request_id (its table depends on cards.subject) nor on timers.ref (a string).
+FOREIGN_KEYS = {
+    ("outbox", "fk_outbox_caused_by_inbound_events", "caused_by", "inbound_events", "SET NULL"),
+    ("tickets", "fk_tickets_source_event_inbound_events", "source_event", "inbound_events", "SET NULL"),
+    ("tickets", "fk_tickets_booking_id_bookings", "booking_id", "bookings", "SET NULL"),
+    ("bookings", "fk_bookings_ticket_id_tickets", "ticket_id", "tickets", "SET NULL"),
+    ("bookings", "fk_bookings_request_id_requests", "request_id", "requests", "RESTRICT"),
+    ("approval_audit", "fk_approval_audit_request_id_requests", "request_id", "requests", "RESTRICT"),
+    ("footage_log", "fk_footage_log_request_id_requests", "request_id", "requests", "SET NULL"),
+    ("computer_issues", "fk_computer_issues_request_id_requests", "request_id", "requests", "RESTRICT"),
+    ("audio_classes", "fk_audio_classes_request_id_requests", "request_id", "requests", "RESTRICT"),
+    ("drafts", "fk_drafts_committee_request_requests", "committee_request", "requests", "SET NULL"),
+    ("draft_versions", "fk_draft_versions_draft_id_drafts", "draft_id", "drafts", "RESTRICT"),
+    ("publications", "fk_publications_draft_id_drafts", "draft_id", "drafts", "RESTRICT"),
+}
+# The value each seeded row holds in each of those columns (_seed).
+LINKS = {(t, c): 2 if (t, c) == ("drafts", "committee_request") else 1 for t, _n, c, _r, _o in FOREIGN_KEYS}
+BEFORE_FOREIGN_KEYS = "63b51f392664"  # 0005
+AT = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
+
+
+def _foreign_keys(conn):  # type: ignore[no-untyped-def]
+    """The foreign keys the database has, in FOREIGN_KEYS' shape (all of them reference `id`)."""
+    insp = inspect(conn)
+    found = set()
+    for table in insp.get_table_names():
+        for fk in insp.get_foreign_keys(table):
+            assert fk["referred_columns"] == ["id"] and len(fk["constrained_columns"]) == 1, fk
+            found.add((table, fk["name"], fk["constrained_columns"][0], fk["referred_table"],
+                       (fk.get("options") or {}).get("ondelete", "").upper()))
+    return found
+
+
+def _column(conn, table: str, column: str) -> list[object]:  # type: ignore[no-untyped-def]
+    t = Base.metadata.tables[table]
+    return list(conn.execute(select(t.c[column]).order_by(t.c.id)).scalars())
+
+
+def _links(conn):  # type: ignore[no-untyped-def]
+    return {(t, c): _column(conn, t, c)[0] for t, c in LINKS}
+
+
+def _seed(conn) -> None:  # type: ignore[no-untyped-def]
+    """One row (id 1) in every table that has a foreign key, and what they point at, all linked."""
+    m = Base.metadata.tables
+    conn.execute(insert(m["inbound_events"]).values(id=1, dedupe_key="k1", channel="app", msg_type="text",
+                                                     from_user="u", received_at=AT))
+    for rid in (1, 2):
+        conn.execute(insert(m["requests"]).values(
+            id=rid, workflow="footage", chain="c", requester="u", fields={}, flow={}, status="approved",
+            stage="", confidential=False, created_at=AT, updated_at=AT, step_started_at=AT))
+    conn.execute(insert(m["outbox"]).values(
+        id=1, recipient="user:u", kind="message", payload={}, status="sent", attempts=1, created_at=AT,
+        next_attempt_at=AT, caused_by=1))
+    conn.execute(insert(m["tickets"]).values(
+        id=1, reporter="u", location="l", category="stage", description="d", status="open", created_at=AT,
+        source_event=1, campus="", unit="", resolution="", damage=False, photos={}))
+    conn.execute(insert(m["bookings"]).values(
+        id=1, request_id=1, venue="hall", start_at=AT, end_at=AT, activity="a", outdoor=False, offsite=False,
+        major=False, holds=True, condition_note="", ticket_id=1))
+    conn.execute(update(m["tickets"]).where(m["tickets"].c.id == 1).values(booking_id=1))
+    conn.execute(insert(m["approval_audit"]).values(
+        id=1, request_id=1, actor="u", action="approve", prev_status="pending", new_status="approved",
+        detail={}, source="msg:1", at=AT))
+    conn.execute(insert(m["footage_log"]).values(
+        id=1, request_id=1, police=False, operator="u", retriever="r", retrieved_at="t", content="c",
+        delivery="usb", location="", reason="", created_at=AT))
+    conn.execute(insert(m["computer_issues"]).values(
+        id=1, request_id=1, recipient="u", unit="x", purpose="loan", spec="s", assets={"numbers": []},
+        issued_by="u", issued_at=AT))
+    conn.execute(insert(m["audio_classes"]).values(
+        id=1, request_id=1, day="2026-11-25", class_time="t", title="t", speaker="s", link="l", groups={},
+        pushed={}))
+    conn.execute(insert(m["drafts"]).values(
+        id=1, author="u", status="committee", version=1, phone=True, committee_request=2, created_at=AT,
+        updated_at=AT))
+    conn.execute(insert(m["draft_versions"]).values(
+        id=1, draft_id=1, version=1, title="t", body="b", photos={}, text_review={}, photo_review={},
+        created_at=AT))
+    conn.execute(insert(m["publications"]).values(
+        id=1, draft_id=1, platform="website", link="l", editor="u", published_at=AT))
+
+
+async def _alembic(engine, action: str, revision: str) -> None:  # type: ignore[no-untyped-def]
+    """`alembic upgrade|downgrade revision` on one transaction, as storage.db.migrate runs it."""
+    def run(conn):  # type: ignore[no-untyped-def]
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
+
+
+async def test_foreign_keys_exist_and_refuse_orphans(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_foreign_keys) == FOREIGN_KEYS
+
+        # A row pointing at nothing is refused, on insert and on update, by every key
+        # (on SQLite too: storage.db turns PRAGMA foreign_keys on).
+        async with engine.connect() as conn:
+            with pytest.raises(IntegrityError):
+                await conn.execute(insert(Base.metadata.tables["approval_audit"]).values(
+                    request_id=424_242, actor="u", action="approve", prev_status="pending",
+                    new_status="approved", detail={}, source="msg:1", at=AT))
+            await conn.rollback()
+        async with engine.begin() as conn:
+            await conn.run_sync(_seed)
+        for table, _name, column, _referred, _ondelete in sorted(FOREIGN_KEYS):
+            t = Base.metadata.tables[table]
+            async with engine.connect() as conn:
+                with pytest.raises(IntegrityError):
+                    await conn.execute(update(t).where(t.c.id == 1).values({column: 424_242}))
+                await conn.rollback()
+
+        # ondelete: the event goes and what it caused stays; a request with records cannot go.
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM inbound_events WHERE id = 1"))
+            assert await conn.run_sync(_column, "outbox", "caused_by") == [None]
+            assert await conn.run_sync(_column, "tickets", "source_event") == [None]
+        for table in ("requests", "drafts"):
+            async with engine.connect() as conn:
+                with pytest.raises(IntegrityError):
+                    await conn.execute(text(f"DELETE FROM {table} WHERE id = 1"))
+                await conn.rollback()
+    finally:
+        await engine.dispose()
+
+
+async def test_foreign_key_migration_keeps_rows_both_ways(db_url: str) -> None:
+    """Rows written before 0006 keep their references through upgrade and downgrade.
+
+    On SQLite each table is rebuilt with PRAGMA foreign_keys on: rebuilding tickets once
+    bookings.ticket_id points at it sets that column to NULL unless the migration keeps it.
+    """
+    engine = make_engine(db_url)
+    try:
+        await _alembic(engine, "upgrade", BEFORE_FOREIGN_KEYS)
+        async with engine.begin() as conn:
+            await conn.run_sync(_seed)
+            await conn.execute(insert(Base.metadata.tables["outbox"]).values(  # its event was deleted by hand
+                id=2, recipient="user:u", kind="message", payload={}, status="sent", attempts=1, created_at=AT,
+                next_attempt_at=AT, caused_by=77))
+
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_links) == LINKS
+            assert await conn.run_sync(_column, "outbox", "caused_by") == [1, None]  # as SET NULL would have
+            assert await conn.run_sync(_foreign_keys) == FOREIGN_KEYS
+
+        await _alembic(engine, "downgrade", BEFORE_FOREIGN_KEYS)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_links) == LINKS
+            assert await conn.run_sync(_foreign_keys) == set()
+
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_links) == LINKS
+            assert await conn.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
