@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from bot.context import Ctx
-from bot.router import Command, FieldError, MalformedFields, normalise, parse_fields
+from bot.router import Command, FieldError, MalformedFields, allowed, normalise, parse_fields
 from storage.models import Conversation
 
 CANCEL_WORDS = frozenset({"取消", "cancel", "算了", "退出", "quit"})
@@ -38,6 +38,8 @@ async def handle_text(ctx: Ctx, text: str) -> None:
         cmd, rest = match
         if cmd.confidential:
             ctx.go_private()
+        if not permitted(ctx, cmd):
+            return  # refused before any question; a form already open stays open
         if not cmd.fields:
             await cmd.handler(ctx, {})
             if conv is not None:
@@ -68,6 +70,18 @@ async def handle_text(ctx: Ctx, text: str) -> None:
         suggestion=suggestion.name if suggestion else None,
         example=ctx.renderer.block(suggestion.template, "example") if suggestion else None,
     )
+
+
+def permitted(ctx: Ctx, cmd: Command) -> bool:
+    """Whether the sender may use `cmd`; if not, one reply says who may (nothing else happens)."""
+    if allowed(cmd.roles, cmd.members_only, ctx.person):
+        return True
+    if ctx.person is None:
+        ctx.reply("not_in_directory", command=cmd.name)
+    else:
+        ctx.reply("not_allowed", command=cmd.name,
+                  roles=[ctx.render("role_name", role=r) for r in cmd.roles])
+    return False
 
 
 def _labelled(cmd: Command, text: str) -> bool:
@@ -168,5 +182,7 @@ async def start_form(ctx: Ctx, command: str, values: dict[str, str]) -> None:
     cmd = ctx.registry.get(command)
     if cmd is None:
         raise KeyError(command)
+    if not permitted(ctx, cmd):
+        return
     await _drop(ctx)
     await _advance(ctx, cmd, {}, values)

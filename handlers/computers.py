@@ -122,6 +122,7 @@ SPEC = router.approval(WorkflowSpec(key="computer", title="计算机领取申请
         Field("return_date", ("归还日期", "歸還日期", "归还", "return"), parse=parse_return_date,
               required_if=lambda v: v.get("purpose") == "临时借用"),
     ),
+    members_only=True,
 )
 async def request_computer(ctx: Ctx, values: dict[str, str]) -> None:
     """Request computers; the chain depends on whether you are in an office or a department."""
@@ -163,9 +164,6 @@ def parse_assets(value: str, ctx: Ctx) -> str:
                         Field("note", ("备注", "備註", "note"), required=False)))
 async def issue_computer(ctx: Ctx, values: dict[str, str]) -> None:
     """发放 #编号 资产号:A001 A002 (technicians)"""
-    if ctx.person is None or "technician" not in ctx.person.roles:
-        ctx.reply("technicians_only")
-        return
     req = await visible_request(ctx, values["number"])
     if req is None:
         return

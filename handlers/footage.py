@@ -118,6 +118,7 @@ SPEC = router.approval(WorkflowSpec(key="footage", title="监控调取申请", c
     "request_footage",
     aliases=("调监控", "調監控", "调取监控", "查监控", "footage", "cctv"),
     confidential=True,
+    members_only=True,
     fields=(
         Field("location", ("地点", "地點", "位置", "摄像头", "location", "camera"), parse=parse_required),
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
@@ -129,9 +130,6 @@ SPEC = router.approval(WorkflowSpec(key="footage", title="监控调取申请", c
 )
 async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """Ask for CCTV footage; it goes through the footage approval chain."""
-    if ctx.person is None:
-        ctx.reply("not_in_directory")
-        return
     student = values["kind"] == "学生"
     fields = {k: values[k] for k in ("location", "time", "reason", "kind")}
     if student:
@@ -155,10 +153,6 @@ async def fulfil_click(ctx: Ctx, card: Card, click: FootageClick) -> None:
     await start_form(ctx, "log_footage", {"number": str(req.id)})
 
 
-def _is_operator(ctx: Ctx) -> bool:
-    return ctx.person is not None and "cctv_operator" in ctx.person.roles
-
-
 LOG_FIELDS = (
     Field("retriever", ("调取人", "調取人", "retriever"), parse=parse_required),
     Field("retrieved_at", ("调取时间", "時間", "时间", "when"), parse=parse_required),
@@ -171,9 +165,6 @@ LOG_FIELDS = (
                 default_field="number", roles=("cctv_operator",), confidential=True)
 async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """登记 #编号 调取人:… 时间:… 内容:… 交付方式:… (CCTV operators)"""
-    if not _is_operator(ctx):
-        ctx.reply("operators_only")
-        return
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
@@ -210,9 +201,6 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
 )
 async def police_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """公安调取 — a police retrieval, logged by a CCTV operator without the approval chain."""
-    if not _is_operator(ctx):
-        ctx.reply("operators_only")
-        return
     row = FootageLog(
         request_id=None, police=True, operator=ctx.user, retriever=values["unit"],
         retrieved_at=values["time"], content=values["content"], delivery=values["delivery"],

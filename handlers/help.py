@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.context import Ctx
-from bot.router import Router
+from bot.router import Router, allowed
 
 router = Router("help")
 
@@ -15,6 +15,6 @@ async def show_help(ctx: Ctx, values: dict[str, str]) -> None:
         {"name": c.name, "aliases": [a for a in c.aliases[1:] if a.isascii() and len(a) > 1],
          "example": ctx.renderer.block(c.template, "example")}
         for c in ctx.registry.commands
-        if c.in_help and (not c.roles or (ctx.person is not None and set(c.roles) & set(ctx.person.roles)))
+        if c.in_help and allowed(c.roles, c.members_only, ctx.person)
     ]
     ctx.reply("help", commands=commands, name=ctx.person.name if ctx.person else None)

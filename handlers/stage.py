@@ -282,12 +282,10 @@ SPEC = router.approval(WorkflowSpec(key="stage", title="舞台使用申请", con
         Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False),
     ),
     validate=check_booking,
+    members_only=True,
 )
 async def book_stage(ctx: Ctx, values: dict[str, str]) -> None:
     """Book a stage or hall; the director approves (plus VP / principal for outdoor / off-campus)."""
-    if ctx.person is None:
-        ctx.reply("not_in_directory")
-        return
     if values.get("insist") == "否":
         ctx.reply("stage_not_insisting")
         return
