@@ -290,8 +290,8 @@ class Config(_Strict):
             for a in g.admins:
                 need_user(f"groups[{i}].admins", a)
         for i, d in enumerate(self.duties):
-            for u in d.users:
-                need_user(f"duties[{i}].users", u)
+            for userid in d.users:
+                need_user(f"duties[{i}].users", userid)
         if errors:
             raise ValueError("; ".join(errors))
         return self

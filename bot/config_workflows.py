@@ -56,7 +56,7 @@ class ComputersConfig(_Strict):
 class FaultsConfig(_Strict):
     # Repair deadline per equipment category; the manual fixes computers at 24 h.
     sla_hours: dict[Skill, float] = Field(default_factory=lambda: {
-        "computer": 24, "projector": 24, "stage": 48, "cctv": 48, "network": 8})
+        "computer": 24.0, "projector": 24.0, "stage": 48.0, "cctv": 48.0, "network": 8.0})
     warn_fraction: float = Field(default=0.75, gt=0, lt=1)  # warn at this share of the SLA
     photo_window_minutes: int = Field(default=10, ge=1)  # photos sent this soon after a report attach
 

@@ -110,11 +110,11 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
             values.pop(key, None)
             problem = problem or (key, raw, err)  # keep the other values; ask about the first bad one
     if problem is not None:
-        key, raw, err = problem
-        msg = ctx.renderer.block(cmd.template, err.block, value=raw, **err.context) or \
-            ctx.renderer.block("forms/_common", err.block, value=raw, **err.context)
-        await _save(ctx, cmd, values, key)
-        ctx.send_text(ctx.user, msg or ctx.render("invalid_value", label=cmd.field(key).label, value=raw))
+        bad_key, bad_raw, bad = problem
+        msg = ctx.renderer.block(cmd.template, bad.block, value=bad_raw, **bad.context) or \
+            ctx.renderer.block("forms/_common", bad.block, value=bad_raw, **bad.context)
+        await _save(ctx, cmd, values, bad_key)
+        ctx.send_text(ctx.user, msg or ctx.render("invalid_value", label=cmd.field(bad_key).label, value=bad_raw))
         return
     for field in cmd.fields:
         if field.key not in values and field.infer is not None:
@@ -127,9 +127,9 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
         await _ask(ctx, cmd.key, values, missing[0].key)
         return
     if cmd.validate is not None:
-        problem = await cmd.validate(ctx, values)
-        if problem is not None:
-            key, block, context = problem
+        refusal = await cmd.validate(ctx, values)
+        if refusal is not None:
+            key, block, context = refusal
             values.pop(key, None)
             await _save(ctx, cmd, values, key)
             ctx.send_text(ctx.user, ctx.renderer.block(cmd.template, block, **context)

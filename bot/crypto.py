@@ -75,9 +75,10 @@ class WeComCrypto:
         if not hmac.compare_digest(receive_id, self.receive_id.encode()):
             raise CryptoError("bad_receive_id")
         try:
-            return msg.decode("utf-8")
+            text: str = msg.decode("utf-8")
         except UnicodeDecodeError:
             raise CryptoError("bad_utf8") from None
+        return text
 
     def encrypt(self, msg: str, random_prefix: bytes | None = None) -> str:
         """Encrypt as WeCom does; `random_prefix` (16 bytes) only to reproduce official vectors."""

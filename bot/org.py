@@ -13,7 +13,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # bot.config validates chains with this module; annotations only here
-    from bot.config import Chain, Config, Person, SchoolClass, Unit
+    from bot.config import Config, Person, SchoolClass, Unit
+    from bot.config_workflows import Chain
 
 GLOBAL_ROLES = frozenset({"director", "vp_info_center", "principal", "committee", "cctv_operator",
                           "platform_editor", "publicity_reviewer", "photo_reviewer", "technician",

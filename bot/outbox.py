@@ -352,4 +352,4 @@ async def purge_sent(sessions: async_sessionmaker[AsyncSession], now: datetime, 
             delete(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENT,
                                         OutboxMessage.sent_at < now - timedelta(days=keep_days))
         )
-    return int(res.rowcount or 0)
+    return int(getattr(res, "rowcount", 0) or 0)

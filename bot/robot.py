@@ -37,7 +37,7 @@ def parse_robot(plain: str) -> Inbound | None:
         raise BadRobotMessage("not_json") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("msgid"), str) or not doc["msgid"]:
         raise BadRobotMessage("no_msgid")
-    sender = doc.get("from") if isinstance(doc.get("from"), dict) else {}
+    sender: dict[str, Any] = doc["from"] if isinstance(doc.get("from"), dict) else {}
     userid = str(sender.get("userid") or "")
     if not userid:
         raise BadRobotMessage("no_sender")

@@ -45,9 +45,9 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
     """A delivered message as readable text; cards with their buttons."""
     body = d.body
     if d.msgtype == "text":
-        return body["text"]["content"]
+        return str(body["text"]["content"])
     if d.msgtype == "markdown":
-        return body["markdown"]["content"]
+        return str(body["markdown"]["content"])
     if d.msgtype == "update_template_card":
         return f"（卡片更新：按钮变为「{body.get('button', {}).get('replace_name', '')}」）"
     if d.msgtype == "template_card":

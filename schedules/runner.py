@@ -91,7 +91,7 @@ class TimerRunner:
                     claimed = await s.execute(
                         update(Timer).where(Timer.id == timer_id, Timer.fired_at.is_(None)).values(fired_at=now)
                     )
-                    if claimed.rowcount != 1:
+                    if getattr(claimed, "rowcount", 0) != 1:
                         continue  # another process fired it
                     timer = await s.get(Timer, timer_id)
                     assert timer is not None

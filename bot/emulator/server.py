@@ -15,9 +15,10 @@ import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_@-]{1,128}$")
 CARD_TYPES = {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
@@ -146,16 +147,20 @@ class Emulator:
     # -- server --------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=25 * 1024 * 1024)
-        r = app.router
-        r.add_get("/cgi-bin/gettoken", self._gettoken)
-        r.add_post("/cgi-bin/message/send", self._message_send)
-        r.add_post("/cgi-bin/message/update_template_card", self._update_card)
-        r.add_post("/cgi-bin/appchat/create", self._appchat_create)
-        r.add_get("/cgi-bin/appchat/get", self._appchat_get)
-        r.add_post("/cgi-bin/appchat/send", self._appchat_send)
-        r.add_post("/cgi-bin/media/upload", self._media_upload)
-        r.add_post("/cgi-bin/webhook/send", self._webhook_send)
-        r.add_post("/cgi-bin/aibot/response", self._aibot_response)
+        routes = [
+            ("GET", "/cgi-bin/gettoken", self._gettoken),
+            ("POST", "/cgi-bin/message/send", self._message_send),
+            ("POST", "/cgi-bin/message/update_template_card", self._update_card),
+            ("POST", "/cgi-bin/appchat/create", self._appchat_create),
+            ("GET", "/cgi-bin/appchat/get", self._appchat_get),
+            ("POST", "/cgi-bin/appchat/send", self._appchat_send),
+            ("POST", "/cgi-bin/media/upload", self._media_upload),
+            ("POST", "/cgi-bin/webhook/send", self._webhook_send),
+            ("POST", "/cgi-bin/aibot/response", self._aibot_response),
+        ]
+        for method, path, handler in routes:
+            # The handlers return the JSON body as a dict; the middleware records and sends it.
+            app.router.add_route(method, path, cast(Handler, handler))
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int | None = None) -> str:
@@ -205,7 +210,7 @@ class Emulator:
             if isinstance(result, dict):
                 call.errcode = int(result.get("errcode", 0))
                 return web.json_response(result)
-            return result
+            return cast(web.StreamResponse, result)
         finally:
             self.changed.set()
 

@@ -71,8 +71,8 @@ def _rebuild(table: str, alter) -> None:  # type: ignore[no-untyped-def]
     saved: list[tuple[str, str, list[tuple[int, int]]]] = []
     if bind.dialect.name == "sqlite":
         for other, column in _referrers(bind, table):
-            rows = bind.execute(sa.text(f"SELECT id, {column} FROM {other} WHERE {column} IS NOT NULL")).all()
-            saved.append((other, column, [(r[0], r[1]) for r in rows]))
+            found = bind.execute(sa.text(f"SELECT id, {column} FROM {other} WHERE {column} IS NOT NULL")).all()
+            saved.append((other, column, [(r[0], r[1]) for r in found]))
     with op.batch_alter_table(table, schema=None) as batch_op:
         alter(batch_op)
     for other, column, rows in saved:
