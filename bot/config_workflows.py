@@ -6,6 +6,7 @@ import re
 from datetime import date
 from typing import Literal
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
 from bot.config_base import Role, Skill, _Strict
@@ -89,8 +90,6 @@ DUTY_KEYS = ("room_cleaning", "ups_check", "stage_maintenance", "platform_report
 
 def check_cron(expr: str) -> str:
     """A 5-field crontab expression; weekdays must be names (APScheduler reads 0 as Monday)."""
-    from apscheduler.triggers.cron import CronTrigger
-
     parts = expr.split()
     if len(parts) != 5:
         raise ValueError("must be a 5-field crontab expression 'minute hour day month weekday', e.g. '0 8 * * mon-fri'")

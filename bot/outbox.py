@@ -15,7 +15,7 @@ import logging
 import random
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
@@ -321,8 +321,6 @@ async def outbox_health(s: AsyncSession, now: datetime) -> dict[str, Any]:
     if isinstance(oldest, str):  # SQLite aggregate returns the raw text
         oldest = datetime.fromisoformat(oldest)
     if oldest is not None and oldest.tzinfo is None:
-        from datetime import timezone
-
         oldest = oldest.replace(tzinfo=timezone.utc)
     failures = (
         await s.execute(

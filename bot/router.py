@@ -20,11 +20,11 @@ import opencc
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.cardkeys import BadCardKey, CardAction
+from bot.config import Config, Person
+from storage.models import Card, Timer
 
-if TYPE_CHECKING:  # the handler signatures name these; they import this module
-    from bot.config import Config, Person
+if TYPE_CHECKING:  # bot.context builds on the registry defined here; handlers receive a Ctx
     from bot.context import Ctx
-    from storage.models import Card, Timer
 
 A = TypeVar("A", bound=CardAction)
 S = TypeVar("S")

@@ -5,11 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import date
+
+import aiohttp
+from aiohttp import web
 
 from bot.app import check_registry
-from bot.config import Config, ConfigError, load_config
+from bot.clock import SystemClock
+from bot.config import Config, ConfigError, Secrets, load_config
+from bot.logs import setup_logging
 from bot.router import Registry
+from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
+from handlers.registers import REGISTERS, export, find_register
+from infodesk.app import create_app
+from infodesk.demo import run_demo
+from storage.db import make_engine, make_sessionmaker, migrate
 
 
 def _load(path: str) -> Config:
@@ -33,10 +44,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
 
-    from infodesk.app import create_app
-    from bot.logs import setup_logging
 
     cfg = _load(args.config)
     setup_logging(cfg.logging.level)
@@ -50,7 +58,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from storage.db import make_engine, migrate
 
     cfg = _load(args.config)
 
@@ -67,10 +74,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from datetime import date
 
-    from handlers.registers import REGISTERS, export, find_register
-    from storage.db import make_engine, make_sessionmaker, migrate
 
     cfg = _load(args.config)
     register = find_register(args.register)
@@ -103,11 +107,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_create_groups(args: argparse.Namespace) -> int:
     """Create the configured `appchat` groups that do not exist yet (appchat/get, appchat/create)."""
-    import aiohttp
 
-    from bot.clock import SystemClock
-    from bot.config import Secrets
-    from bot.wecom_api import WeComAPI, WeComError
 
     cfg = _load(args.config)
 
@@ -146,7 +146,6 @@ def cmd_create_groups(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from infodesk.demo import run_demo
 
     return asyncio.run(run_demo(verbose=args.verbose))
 
