@@ -149,6 +149,8 @@ async def receive_callback(request: web.Request) -> web.Response:
         outcome = await request.app[PIPELINE].apply(inbound)
     finally:
         msg_id_var.reset(token)
+    if outcome is Outcome.UNAVAILABLE:
+        return web.Response(status=503, text="try_later")
     if outcome is not Outcome.DUPLICATE:
         request.app[DISPATCHER].wake()
     # An empty 200 acknowledges without a passive reply (doc 90930); answers go via the outbox.

@@ -6,6 +6,7 @@ wechatpy returns as UnknownMessage) has its own parser here (doc 90240 模板卡
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,15 +68,41 @@ class Inbound:
         """MsgId for messages; sender + CreateTime + event key / TaskId for events (doc 90930)."""
         if self.msg_id:
             return f"msg:{self.msg_id}"
-        return f"evt:{self.from_user}:{self.create_time}:{self.event}:{self.event_key or ''}:{self.task_id or ''}"[:300]
+        key = f"evt:{self.from_user}:{self.create_time}:{self.event}:{self.event_key or ''}:{self.task_id or ''}"
+        # The column holds 300 characters; a longer key is hashed whole (cutting it could make two
+        # different clicks look like one).
+        return key if len(key) <= 300 else f"evt#{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def _text(v: Any) -> str:
+# The longest value each field may carry; longer is not WeCom (and would not fit its column).
+LIMITS: dict[str, int] = {
+    "ToUserName": 64, "FromUserName": 64, "CreateTime": 12, "MsgType": 32, "MsgId": 64, "AgentID": 12,
+    "Content": 4096, "MediaId": 256, "PicUrl": 1024, "Event": 64, "EventKey": 1024, "TaskId": 128,
+    "CardType": 64, "ResponseCode": 256, "QuestionKey": 1024, "OptionId": 1024,
+}
+
+
+def _text(v: Any, name: str = "") -> str:
+    """One XML element's text; a repeated element or an over-long value is not a WeCom message."""
     if v is None:
         return ""
-    if isinstance(v, dict):
-        return str(v.get("#text", ""))
-    return str(v)
+    if isinstance(v, list):
+        raise BadXML(f"repeated_{name or 'element'}")
+    text = str(v.get("#text", "")) if isinstance(v, dict) else str(v)
+    if name and len(text) > LIMITS.get(name, 4096):
+        raise BadXML(f"too_long_{name}")
+    return text
+
+
+def _field(root: dict[str, Any], name: str) -> str:
+    return _text(root.get(name), name)
+
+
+def _create_time(root: dict[str, Any]) -> int:
+    raw = _field(root, "CreateTime")
+    if not (0 < len(raw) <= 12 and raw.isascii() and raw.isdigit()):
+        raise BadXML("bad_create_time")
+    return int(raw)
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -91,17 +118,17 @@ def _card_event(root: dict[str, Any]) -> Inbound:
         if isinstance(item, dict):
             opts = item.get("OptionIds") or {}
             ids = _as_list(opts.get("OptionId") if isinstance(opts, dict) else None)
-            selected[_text(item.get("QuestionKey"))] = [_text(i) for i in ids]
+            selected[_text(item.get("QuestionKey"), "QuestionKey")] = [_text(i, "OptionId") for i in ids]
     return Inbound(
         kind="card_click",
         msg_type="event",
-        from_user=_text(root.get("FromUserName")),
-        create_time=int(_text(root.get("CreateTime")) or 0),
-        event=_text(root.get("Event")),
-        event_key=_text(root.get("EventKey")),
-        task_id=_text(root.get("TaskId")),
-        card_type=_text(root.get("CardType")),
-        response_code=_text(root.get("ResponseCode")) or None,
+        from_user=_field(root, "FromUserName"),
+        create_time=_create_time(root),
+        event=_field(root, "Event"),
+        event_key=_field(root, "EventKey"),
+        task_id=_field(root, "TaskId"),
+        card_type=_field(root, "CardType"),
+        response_code=_field(root, "ResponseCode") or None,
         selected=selected,
     )
 
@@ -109,26 +136,33 @@ def _card_event(root: dict[str, Any]) -> Inbound:
 def parse_inbound(plain: str) -> Inbound:
     """Turn decrypted plaintext XML into an Inbound; raise BadXML when it is not a message."""
     root = parse_xml(plain)
-    if not _text(root.get("FromUserName")) or not _text(root.get("MsgType")):
+    for name in LIMITS:  # every known field: one element, not too long
+        _field(root, name)
+    if not _field(root, "FromUserName") or not _field(root, "MsgType"):
         raise BadXML("missing_fields")
-    if not _text(root.get("CreateTime")).isdigit():
-        raise BadXML("bad_create_time")
-    if _text(root.get("MsgType")) == "event" and _text(root.get("Event")) in CARD_EVENTS:
+    create_time = _create_time(root)
+    msg_type = _field(root, "MsgType")
+    if msg_type == "event" and not _field(root, "Event"):
+        raise BadXML("no_event")
+    msg_id = _field(root, "MsgId")
+    if msg_id and not (msg_id.isascii() and msg_id.isdigit()):
+        raise BadXML("bad_msg_id")
+    if msg_type == "event" and _field(root, "Event") in CARD_EVENTS:
         return _card_event(root)
-    msg = parse_message(plain)
+    try:
+        msg = parse_message(plain)
+    except Exception:  # wechatpy's own parse of what passed the checks above
+        raise BadXML("unparseable") from None
     base = dict(
         msg_type=msg.type,
-        from_user=str(msg.source),
-        create_time=int(_text(root.get("CreateTime"))),
-        msg_id=_text(root.get("MsgId")) or None,
+        from_user=_field(root, "FromUserName"),
+        create_time=create_time,
+        msg_id=msg_id or None,
     )
     if msg.type == "text":
         return Inbound(kind="text", content=str(msg.content or ""), **base)
     if msg.type == "image":
         return Inbound(kind="image", media_id=msg.media_id, pic_url=msg.image, **base)
     if msg.type == "event":
-        return Inbound(
-            kind="event", event=_text(root.get("Event")), event_key=_text(root.get("EventKey")) or None,
-            **base,
-        )
+        return Inbound(kind="event", event=_field(root, "Event"), event_key=_field(root, "EventKey") or None, **base)
     return Inbound(kind="unknown", **base)

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     FAILED = "failed"
+    UNAVAILABLE = "unavailable"  # nothing could be recorded: answer 503 so that WeCom retries
 
 
 @dataclass
@@ -86,13 +87,15 @@ class Pipeline:
         error_id = uuid.uuid4().hex[:8]
         logger.exception("handler_failed", extra={"fields": {"error_id": error_id,
                                                                "from_user": inbound.from_user}})
-        await self._apologise(inbound, channel, error_id)
-        return Outcome.FAILED
+        return await self._apologise(inbound, channel, error_id)
 
     async def _record(self, s: AsyncSession, inbound: Inbound, channel: str, error_id: str | None) -> InboundEvent:
+        # The transport bounds every value; the cuts below only make sure the apology for an event
+        # that failed can never fail again on the same values.
         event = InboundEvent(
-            dedupe_key=inbound.dedupe_key, channel=channel, msg_type=inbound.event or inbound.msg_type,
-            from_user=inbound.from_user, received_at=self.clock.now(), error_id=error_id,
+            dedupe_key=inbound.dedupe_key[:300], channel=channel[:16],
+            msg_type=(inbound.event or inbound.msg_type)[:64], from_user=inbound.from_user[:64],
+            received_at=self.clock.now(), error_id=error_id,
         )
         s.add(event)
         try:
@@ -103,6 +106,10 @@ class Pipeline:
 
     async def _route(self, ctx: Ctx) -> None:
         inbound = ctx.inbound
+        if ctx.person is None and inbound.kind in ("text", "card_click", *ATTACHMENT_KINDS):
+            # Someone WeCom knows but the organisation does not: one reply, nothing recorded.
+            ctx.reply("not_in_directory", contacts=[ctx.org.name(u) for u in ctx.org.with_role("director")])
+            return
         if inbound.kind == "text":
             await handle_text(ctx, inbound.content)
         elif inbound.kind == "card_click":
@@ -114,7 +121,7 @@ class Pipeline:
             ctx.reply("photo_unattached")
         # Other events (enter_agent, unknown types) are recorded, deduped and acknowledged.
 
-    async def _apologise(self, inbound: Inbound, channel: str, error_id: str) -> None:
+    async def _apologise(self, inbound: Inbound, channel: str, error_id: str) -> Outcome:
         """Record the failed event (so WeCom's retries do not repeat it) and tell the user."""
         try:
             async with self.sessions() as s, s.begin():
@@ -125,8 +132,10 @@ class Pipeline:
         except _Duplicate:
             pass
         except Exception:
+            # Not even the failure could be recorded (the database is down): WeCom should retry.
             logger.exception("apology_failed", extra={"fields": {"error_id": error_id}})
-            raise
+            return Outcome.UNAVAILABLE
+        return Outcome.FAILED
 
 
 def _robot_answer(ctx: Ctx) -> None:

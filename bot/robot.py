@@ -19,6 +19,7 @@ from bot.appkeys import DISPATCHER, PIPELINE
 from bot.crypto import WeComCrypto
 from bot.inbound import Inbound
 from bot.logs import log, msg_id_var
+from bot.pipeline import Outcome
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 
 logger = logging.getLogger("infodesk.robot")
@@ -29,30 +30,72 @@ class BadRobotMessage(Exception):
     pass
 
 
+def _string(doc: dict[str, Any], key: str, limit: int, required: bool = False) -> str:
+    """A string member of the JSON body; anything else (a number, an object, too long) is refused."""
+    value = doc.get(key)
+    if value is None or value == "":
+        if required:
+            raise BadRobotMessage(f"no_{key}")
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise BadRobotMessage(f"bad_{key}")
+    return value
+
+
+def _object(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRobotMessage(f"bad_{key}")
+    return value
+
+
+def _create_time(doc: dict[str, Any]) -> int:
+    value = doc.get("create_time")
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRobotMessage("bad_create_time")
+    text = str(value)
+    if not (0 < len(text) <= 12 and text.isascii() and text.isdigit()):
+        raise BadRobotMessage("bad_create_time")
+    return int(text)
+
+
 def parse_robot(plain: str) -> Inbound | None:
-    """A decrypted robot callback as an Inbound; None for events we only acknowledge."""
+    """A decrypted robot callback as an Inbound; None for events we only acknowledge.
+
+    Every member is type- and length-checked: a body WeCom would not send is a 400, never an
+    exception further in.
+    """
     try:
         doc = json.loads(plain)
     except ValueError:
         raise BadRobotMessage("not_json") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("msgid"), str) or not doc["msgid"]:
-        raise BadRobotMessage("no_msgid")
-    sender: dict[str, Any] = doc["from"] if isinstance(doc.get("from"), dict) else {}
-    userid = str(sender.get("userid") or "")
+    if not isinstance(doc, dict):
+        raise BadRobotMessage("not_an_object")
+    msgid = _string(doc, "msgid", 128, required=True)
+    userid = _string(_object(doc, "from"), "userid", 64)
     if not userid:
         raise BadRobotMessage("no_sender")
-    msgtype = str(doc.get("msgtype") or "")
-    chat_id = str(doc["chatid"]) if doc.get("chattype") == "group" and doc.get("chatid") else None
-    base: dict[str, Any] = dict(msg_type=msgtype, from_user=userid, create_time=int(doc.get("create_time") or 0),
-                                msg_id=f"robot:{doc['msgid']}", chat_id=chat_id,
-                                response_url=str(doc.get("response_url") or "") or None)
+    msgtype = _string(doc, "msgtype", 32)
+    chat = _string(doc, "chatid", 128)
+    chat_id = chat if _string(doc, "chattype", 16) == "group" and chat else None
+    response_url = _string(doc, "response_url", 2048)
+    if response_url and not response_url.startswith(("https://", "http://")):
+        raise BadRobotMessage("bad_response_url")
+    base: dict[str, Any] = dict(msg_type=msgtype, from_user=userid, create_time=_create_time(doc),
+                                msg_id=f"robot:{msgid}", chat_id=chat_id, response_url=response_url or None)
     if msgtype == "text":
-        content = str((doc.get("text") or {}).get("content") or "")
+        content = _string(_object(doc, "text"), "content", 4096)
         return Inbound(kind="text", content=MENTION_RE.sub("", content), **base)
     if msgtype == "mixed":  # 图文混排: take the text items
-        items = (doc.get("mixed") or {}).get("msg_item") or []
-        text = " ".join(str((i.get("text") or {}).get("content") or "") for i in items if i.get("msgtype") == "text")
-        return Inbound(kind="text", content=MENTION_RE.sub("", text), **base)
+        items = _object(doc, "mixed").get("msg_item") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise BadRobotMessage("bad_msg_item")
+        texts = [_string(_object(i, "text"), "content", 4096) for i in items if i.get("msgtype") == "text"]
+        return Inbound(kind="text", content=MENTION_RE.sub("", " ".join(texts)), **base)
     return Inbound(kind="unknown", **base)
 
 
@@ -87,6 +130,8 @@ def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCr
         finally:
             msg_id_var.reset(token)
         log(logger, logging.INFO, "robot_message", outcome=outcome.value, group=inbound.chat_id is not None)
+        if outcome is Outcome.UNAVAILABLE:
+            return web.Response(status=503, text="try_later")
         request.app[DISPATCHER].wake()
         return web.Response(status=200, text="")  # an empty acknowledgement; the answer goes via response_url
 

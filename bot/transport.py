@@ -8,6 +8,9 @@ A failure is a `Rejected` with the HTTP status and a short reason for the one lo
 from __future__ import annotations
 
 import logging
+import re
+import time
+from collections import OrderedDict
 
 from aiohttp import web
 
@@ -27,24 +30,80 @@ class Rejected(Exception):
         self.reason = reason
 
 
+# What each query parameter may look like (ASCII only: `str.isdigit()` accepts '²³' and '①②',
+# which `int()` then refuses or turns into numbers nobody sent). Anything else is a 400.
+QUERY_SHAPES: dict[str, re.Pattern[str]] = {
+    "msg_signature": re.compile(r"[0-9a-fA-F]{40}"),
+    "timestamp": re.compile(r"[0-9]{1,12}"),
+    "nonce": re.compile(r"[\x21-\x7e]{1,64}"),
+    "echostr": re.compile(r"[A-Za-z0-9+/=]{1,4096}"),
+}
+
+
+def ascii_int(text: str, max_digits: int = 12) -> int | None:
+    """`text` as a non-negative integer if it is 1..max_digits ASCII digits, else None."""
+    if not isinstance(text, str) or not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def query_params(request: web.Request, *names: str) -> list[str]:
     values = [request.query.get(n, "") for n in names]
     if not all(values):
         raise Rejected(400, "missing_query_params")
+    for name, value in zip(names, values, strict=True):
+        if not QUERY_SHAPES[name].fullmatch(value):
+            raise Rejected(400, f"bad_{name}")
     return values
 
 
 def check_timestamp(request: web.Request, timestamp: str) -> None:
-    if not timestamp.isdigit():
+    stamp = ascii_int(timestamp)
+    if stamp is None:
         raise Rejected(400, "bad_timestamp")
     now = request.app[CLOCK].now().timestamp()
-    if abs(now - int(timestamp)) > request.app[CONFIG].wecom.timestamp_window_seconds:
+    if abs(now - stamp) > request.app[CONFIG].wecom.timestamp_window_seconds:
         raise Rejected(403, "stale_timestamp")
 
 
+class RefusalLog:
+    """One log line per refused request, but a flood from one source is summarised.
+
+    The first `burst` refusals of a (source, reason) within `window` seconds are logged one by
+    one; the rest are counted and reported in one `callback_rejected_summary` line when the
+    window ends (at the next refusal from that source), so an attack cannot drown the log.
+    """
+
+    def __init__(self, window: float = 60.0, burst: int = 5, keep: int = 1024) -> None:
+        self.window, self.burst, self.keep = window, burst, keep
+        self._seen: OrderedDict[tuple[str, str], list[float]] = OrderedDict()  # key → [start, count]
+
+    def refused(self, source: str, reason: str, **fields: object) -> None:
+        now = time.monotonic()
+        key = (source, reason.split(":", 1)[0])
+        entry = self._seen.get(key)
+        if entry is not None and now - entry[0] >= self.window:
+            if entry[1] > self.burst:
+                log(logger, logging.WARNING, "callback_rejected_summary", remote=source, reason=key[1],
+                    suppressed=int(entry[1] - self.burst), window_s=self.window)
+            entry = None
+        if entry is None:
+            entry = [now, 0]
+            self._seen[key] = entry
+            self._seen.move_to_end(key)
+            while len(self._seen) > self.keep:
+                self._seen.popitem(last=False)
+        entry[1] += 1
+        if entry[1] <= self.burst:
+            log(logger, logging.WARNING, "callback_rejected", remote=source, reason=reason, **fields)
+
+
+REFUSALS = RefusalLog()
+
+
 def reject(request: web.Request, exc: Rejected) -> web.Response:
-    log(logger, logging.WARNING, "callback_rejected", status=exc.status, reason=exc.reason,
-        method=request.method, remote=request.remote)
+    REFUSALS.refused(request.remote or "", exc.reason, status=exc.status, method=request.method,
+                     path=request.path[:100])
     return web.Response(status=exc.status, text=exc.reason)
 
 

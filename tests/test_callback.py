@@ -60,9 +60,10 @@ async def test_official_vector_a_get_and_post(db_url: str, http: aiohttp.ClientS
         assert await bot.count(InboundEvent, InboundEvent.dedupe_key == "msg:4561255354251345929",
                                InboundEvent.from_user == "mycreate") == 1
         await bot.settle()
-        # 'hello' is not a command: mycreate is told so, through message/send.
+        # 'mycreate' (the official vector's sender) is not in the organisation: one clear reply,
+        # through message/send, saying whom to ask.
         replies = emu.texts_to("mycreate")
-        assert len(replies) == 1 and "hello" in replies[0] and "帮助" in replies[0]
+        assert len(replies) == 1 and "不在信息中心的人员名单里" in replies[0] and "陈浩" in replies[0]
     finally:
         await bot.stop()
         await emu.stop()
@@ -86,7 +87,7 @@ async def test_official_vector_b_get_and_post(db_url: str, http: aiohttp.ClientS
         assert await bot.count(InboundEvent, InboundEvent.dedupe_key == "msg:1456453720",
                                InboundEvent.from_user == "ChenJiaShun") == 1
         await bot.settle()
-        assert "你好" in emu.texts_to("ChenJiaShun")[0]
+        assert "不在信息中心的人员名单里" in emu.texts_to("ChenJiaShun")[0]  # not in the organisation either
     finally:
         await bot.stop()
         await emu.stop()
