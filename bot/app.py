@@ -32,7 +32,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError, Secrets
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
-from bot.logs import msg_id_var
+from bot.logs import msg_id_var, quiet_protocol_errors
 from bot.org import required_chain_problems
 from bot.outbox import Dispatcher, outbox_health
 from bot.pipeline import Outcome, Pipeline
@@ -67,6 +67,7 @@ def create_app(
     """Build the bot's web app; database, HTTP client, dispatcher and services live in cleanup_ctx."""
     registry = Registry(routers)
     check_registry(config, registry)
+    quiet_protocol_errors()
     app = web.Application(client_max_size=config.server.max_body_bytes)
     secrets = Secrets.of(config.wecom)
     app[CONFIG] = config

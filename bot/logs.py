@@ -10,6 +10,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 msg_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("msg_id", default=None)
 
 # Anything that looks like a credential in a URL or a message is masked before it is written.
@@ -52,6 +54,29 @@ def setup_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class ProtocolErrors(logging.Filter):
+    """aiohttp answers a malformed request (over-long request line, bad headers) with a 4xx and logs
+    an ERROR with a traceback; for us that is a refused request: one WARNING line with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args, record.exc_info, record.exc_text = "http_request_refused", (), None, None
+            record.fields = {"reason": type(exc).__name__, "status": exc.code}
+        return True
+
+
+PROTOCOL_ERRORS = ProtocolErrors()
+
+
+def quiet_protocol_errors() -> None:
+    """Install the filter on aiohttp's server logger (idempotent)."""
+    server = logging.getLogger("aiohttp.server")
+    if PROTOCOL_ERRORS not in server.filters:
+        server.addFilter(PROTOCOL_ERRORS)
 
 
 def log(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
