@@ -37,6 +37,15 @@ RATE_LIMITS: dict[str, tuple[tuple[int, int], ...]] = {
 }
 DUPLICATE_CHECK_SECONDS = 1800
 BATCH = 500
+# "taskid has existed or empty or exceed max len": a card's task_id is single-use per app.
+TASK_ID_USED = 42014
+
+
+def outcome_unknown(errcode: int | None) -> bool:
+    """Whether the last attempt may have reached WeCom although no answer said so: the process
+    died mid-call (None), a timeout (-2), a dropped connection (-3), an unreadable answer (-4),
+    or an HTTP 5xx from WeCom or a proxy in front of it (-5xx)."""
+    return errcode is None or errcode in (-2, -3, -4) or -599 <= errcode <= -500
 
 
 def enqueue(
@@ -248,9 +257,9 @@ class Dispatcher:
 
     @staticmethod
     def _delivered_earlier(row: OutboxMessage, exc: WeComError) -> bool:
-        unknown_before = row.attempts > 1 and row.errcode in (None, -2, -3)  # crash, timeout, connection
+        """A card re-sent after an attempt whose outcome is unknown, refused for its used task_id."""
         is_card = row.kind == "message" and row.payload.get("msgtype") == "template_card"
-        return is_card and unknown_before and not exc.transient
+        return is_card and row.attempts > 1 and outcome_unknown(row.errcode) and exc.errcode == TASK_ID_USED
 
     async def _call(self, row: OutboxMessage) -> dict[str, Any]:
         payload = dict(row.payload)

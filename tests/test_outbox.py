@@ -253,6 +253,40 @@ async def test_card_resent_after_crash_is_not_delivered_twice(quiet_bot: Bot, em
     assert len([d for d in emulator.messages_to("lihua") if d.msgtype == "template_card"]) == 1
 
 
+@pytest.mark.parametrize("lost", [502, 504])
+async def test_card_whose_answer_came_back_as_5xx_is_not_a_false_failure(quiet_bot: Bot, emulator: Emulator,
+                                                                        clock: FakeClock, lost: int) -> None:
+    """WeCom sent the card but the answer was a 5xx: the retry's 42014 (task_id used) means delivered."""
+    card = {"card_type": "button_interaction", "main_title": {"title": "报修 #1"}, "task_id": "t1_claim_y",
+            "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}]}
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, clock.now(), "user:lihua", "message", {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    emulator.inject_lost_answers("message/send", lost)
+    await drain(quiet_bot, 1)
+    [row] = await rows(quiet_bot)
+    assert row.status == OutboxStatus.PENDING and row.errcode == -lost  # unknown: retried later
+    clock.advance(600)
+    await drain(quiet_bot)
+    [row] = await rows(quiet_bot)
+    assert row.status == OutboxStatus.SENT and row.result["assumed_delivered"] is True
+    assert row.result["errcode_on_retry"] == 42014
+    assert len([d for d in emulator.messages_to("lihua") if d.msgtype == "template_card"]) == 1
+    health = await quiet_bot.health()
+    assert health["outbox"]["failed"] == 0 and health["outbox"]["pending"] == 0
+
+
+async def test_reused_task_id_on_a_first_attempt_is_a_real_failure(quiet_bot: Bot, emulator: Emulator,
+                                                                   clock: FakeClock) -> None:
+    card = {"card_type": "button_interaction", "main_title": {"title": "x"}, "task_id": "t9_once",
+            "button_list": [{"text": "ok", "key": "tk:9:claim"}]}
+    await quiet_bot.app[API].send_message({"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, clock.now(), "user:lihua", "message", {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    await drain(quiet_bot)
+    [row] = await rows(quiet_bot)
+    assert row.status == OutboxStatus.FAILED and row.errcode == 42014  # nothing suggests we sent it
+
+
 async def test_invalid_card_fails_permanently_on_first_answer(quiet_bot: Bot, emulator: Emulator) -> None:
     card = {"card_type": "button_interaction", "main_title": {"title": "x"}, "task_id": "bad id with spaces",
             "button_list": [{"text": "ok", "key": "k"}]}
@@ -261,7 +295,7 @@ async def test_invalid_card_fails_permanently_on_first_answer(quiet_bot: Bot, em
                 {"touser": "lihua", "msgtype": "template_card", "template_card": card})
     await drain(quiet_bot)
     [row] = await rows(quiet_bot)
-    assert row.status == OutboxStatus.FAILED and row.errcode == 40058
+    assert row.status == OutboxStatus.FAILED and row.errcode == 42014
 
 
 async def test_a_long_queue_for_one_member_does_not_hide_others(quiet_bot: Bot, emulator: Emulator) -> None:

@@ -54,6 +54,7 @@ class _Faults:
     errcodes: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     statuses: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     delays: dict[str, float] = field(default_factory=dict)
+    lost: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))  # done, answer lost
 
 
 async def _json(request: web.Request) -> Any:
@@ -111,6 +112,11 @@ class Emulator:
     def inject_statuses(self, path: str, *statuses: int) -> None:
         """The next calls to `path` answer these HTTP statuses, in order."""
         self._faults.statuses[path].extend(statuses)
+
+    def inject_lost_answers(self, path: str, *statuses: int) -> None:
+        """The next calls to `path` are carried out, but the caller gets these HTTP statuses instead
+        of the answer (a proxy or WeCom failing after the work was done)."""
+        self._faults.lost[path].extend(statuses)
 
     def set_delay(self, path: str, seconds: float) -> None:
         """Every call to `path` waits this long before answering."""
@@ -207,6 +213,10 @@ class Emulator:
                     call.errcode = bad["errcode"]
                     return web.json_response(bad)
             result = await handler(request)
+            lost = self._faults.lost.get(path)
+            if lost:
+                call.status = lost.popleft()
+                return web.Response(status=call.status, text="injected after the work was done")
             if isinstance(result, dict):
                 call.errcode = int(result.get("errcode", 0))
                 return web.json_response(result)
@@ -246,10 +256,11 @@ class Emulator:
             return "invalid card_type"
         task_id = card.get("task_id")
         if card["card_type"] in INTERACTIVE or card.get("action_menu"):
+            # WeCom answers both with 42014 "taskid has existed or empty or exceed max len".
             if not isinstance(task_id, str) or not TASK_ID_RE.match(task_id) or len(task_id.encode()) > 128:
-                return "invalid task_id"
+                return "taskid has existed or empty or exceed max len"
             if task_id in self._task_ids:
-                return "task_id already used"  # task_id must be unique per app (doc 90236)
+                return "taskid has existed or empty or exceed max len"  # unique per app (doc 90236)
         if len(card.get("horizontal_content_list") or []) > 6:
             return "horizontal_content_list has more than 6 items"
         buttons = card.get("button_list") or []
@@ -287,7 +298,7 @@ class Emulator:
         if msgtype == "template_card":
             problem = self._validate_card(content)
             if problem:
-                return _err(40058, problem)
+                return _err(42014 if problem.startswith("taskid") else 40058, problem)
         users = [u for u in str(body.get("touser", "")).split("|") if u]
         if not users:
             return _err(40058, "touser empty")
