@@ -15,6 +15,9 @@ from bot.router import Command, FieldError, MalformedFields, allowed, normalise,
 from storage.models import Conversation
 
 CANCEL_WORDS = frozenset({"取消", "cancel", "算了", "退出", "quit"})
+YES_WORDS = frozenset({"是", "是的", "对", "好", "好的", "确认", "开始", "y", "yes", "ok"})
+NO_WORDS = frozenset({"否", "不", "不是", "不用", "继续", "n", "no"})
+SWITCH = "__switch__"  # `awaiting` while the member decides between the open form and a new command
 
 
 async def handle_text(ctx: Ctx, text: str) -> None:
@@ -29,7 +32,13 @@ async def handle_text(ctx: Ctx, text: str) -> None:
         else:
             ctx.reply("nothing_to_cancel")
         return
+    if conv is not None and conv.awaiting == SWITCH:
+        await _decide_switch(ctx, conv, norm)
+        return
     match = ctx.registry.match(norm)
+    if conv is not None and (switch := _new_command(ctx, conv, norm, match)) is not None:
+        await _ask_switch(ctx, conv, *switch)
+        return
     if match is None and conv is not None:
         current = ctx.registry.get(conv.command)
         if current is not None and current.confidential:
@@ -70,6 +79,55 @@ async def handle_text(ctx: Ctx, text: str) -> None:
         suggestion=suggestion.name if suggestion else None,
         example=ctx.renderer.block(suggestion.template, "example") if suggestion else None,
     )
+
+
+def _new_command(ctx: Ctx, conv: Conversation, norm: str,
+                 match: tuple[Command, str] | None) -> tuple[str, Command, bool] | None:
+    """While a form waits: the message is another command with a form (or one typo away from a
+    command word). Returns (the command text to run, the command, whether it was a typo)."""
+    if match is not None:
+        cmd = match[0]
+        if cmd.key == conv.command or not cmd.fields or not allowed(cmd.roles, cmd.members_only, ctx.person):
+            return None  # the same form again, a command that answers at once, or one refused anyway
+        return norm, cmd, False
+    fixed = ctx.registry.typo(norm)
+    if fixed is None or not allowed(fixed[0].roles, fixed[0].members_only, ctx.person):
+        return None
+    cmd, alias, rest = fixed
+    return f"{alias} {rest}".strip(), cmd, True
+
+
+async def _ask_switch(ctx: Ctx, conv: Conversation, text: str, cmd: Command, typo: bool) -> None:
+    """Never write a command into a field: ask whether to drop the open form for the new one."""
+    current = ctx.registry.get(conv.command)
+    values = dict(conv.values)
+    values[SWITCH] = {"text": text, "awaiting": conv.awaiting}
+    conv.values, conv.awaiting, conv.updated_at = values, SWITCH, ctx.now()
+    ctx.reply("switch_form", current=current.name if current else conv.command, new=cmd.name, typo=typo,
+              typed=text[:20], filled=current.shown(_fields(values), ctx) if current else [])
+
+
+async def _decide_switch(ctx: Ctx, conv: Conversation, norm: str) -> None:
+    pending = conv.values.get(SWITCH) or {}
+    answer = norm.strip().lower().rstrip("。.!！")
+    if answer in YES_WORDS:
+        await _drop(ctx)
+        await handle_text(ctx, str(pending.get("text", "")))
+        return
+    values = _fields(conv.values)
+    if answer in NO_WORDS:
+        conv.values, conv.awaiting, conv.updated_at = values, str(pending.get("awaiting", "")), ctx.now()
+        await _ask(ctx, conv.command, values, conv.awaiting, still_open=True)
+        return
+    current = ctx.registry.get(conv.command)
+    new = ctx.registry.match(str(pending.get("text", "")))
+    ctx.reply("switch_form", current=current.name if current else conv.command,
+              new=new[0].name if new else "", typo=False, typed="", filled=[], again=True)
+
+
+def _fields(values: dict[str, object]) -> dict[str, str]:
+    """The form's own values (without the switch question's bookkeeping)."""
+    return {k: str(v) for k, v in values.items() if k != SWITCH}
 
 
 def permitted(ctx: Ctx, cmd: Command) -> bool:

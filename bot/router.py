@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import opencc
+from pypinyin import lazy_pinyin
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.cardkeys import BadCardKey, CardAction
@@ -356,6 +357,25 @@ class Registry:
                 return cmd, rest.strip()
         return None
 
+    def typo(self, text: str) -> tuple[Command, str, str] | None:
+        """A message whose first word is one typo (a wrong, missing, extra or swapped character)
+        away from a command word: (the command, its alias, the rest). Stricter than `suggest`: it
+        decides whether an answer to a form question was really meant as a command."""
+        low = text.lower()
+        token = re.split(r"[\s:]", low, maxsplit=1)[0]
+        for alias, cmd in self._aliases:
+            if len(alias) < (4 if alias.isascii() else 2) or " " in alias:
+                continue
+            candidates = [token]
+            # Glued to its fields ("保修地点:302"): the same length as the alias, then a label.
+            head, tail = low[: len(alias)], low[len(alias):]
+            if any(tail.startswith(_norm_alias(lbl)) for f in cmd.fields for lbl in f.labels):
+                candidates.append(head)
+            for word in candidates:
+                if word != alias and _typo_of(word, alias):
+                    return cmd, cmd.name, text[len(word):].strip().lstrip(":").strip()
+        return None
+
     def suggest(self, text: str) -> Command | None:
         """The command whose alias is closest to the first word of an unknown message."""
         word = text.split()[0].lower() if text.split() else ""
@@ -369,31 +389,89 @@ class Registry:
         return next(c for a, c in self._aliases if a == best[0])
 
 
+def _typo_of(word: str, alias: str) -> bool:
+    """Is `word` a slip for the command word `alias`? Chinese is typed through a pinyin IME, so the
+    usual slip is a homophone (保修 for 报修); a wrong character counts in words of three or more
+    characters, a missing or extra one from four. English words: one edit, four letters or more."""
+    if alias.isascii():
+        return len(alias) >= 4 and _one_edit(word, alias)
+    if len(word) == len(alias) and lazy_pinyin(word) == lazy_pinyin(alias):
+        return True
+    if len(alias) >= 3 and len(word) == len(alias) and _one_edit(word, alias):
+        return True
+    return len(alias) >= 4 and _one_edit(word, alias)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether a and b differ by exactly one substitution, insertion, deletion or adjacent swap."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                   and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
 class MalformedFields(Exception):
     """Labelled input that does not fit the command's form."""
 
 
+# Between two fields people put spaces, newlines, Chinese or ASCII commas, enumeration commas,
+# semicolons — or nothing at all.
+SEPARATORS = " \t\n，、；,;"
+
+
+def _label_hits(labels: dict[str, str], text: str) -> list[tuple[int, int, str, bool]]:
+    """Every place a known label starts in `text`: (start, end, field key, colon follows)."""
+    alt = "|".join(re.escape(lbl) for lbl in sorted(labels, key=len, reverse=True))
+    hits = []
+    for m in re.finditer(rf"({alt})", text, re.IGNORECASE):
+        colon = re.match(r"\s*:", text[m.end():]) is not None
+        hits.append((m.start(), m.end(), labels[m.group(1).lower()], colon))
+    return hits
+
+
 def parse_fields(cmd: Command, text: str) -> dict[str, str]:
-    """Split `字段:值 字段:值` (spaces or newlines between) into {field key: raw value}."""
+    """Split a command's fields out of what people type, into {field key: raw value}.
+
+    `地点:302 设备:投影`, `地点：302，设备：投影`, `地点 302 设备 投影`, `地点302设备投影` and
+    `地点:302设备:投影描述:不亮` all give the same fields. Labels are known words: when any label in the
+    message is followed by a colon, only labels followed by a colon count (so a description may say
+    "设备" freely); without colons a label counts after a separator, or — when the message starts
+    with a label and has no separators at all — wherever it stands. A value keeps its inner
+    punctuation; separators around it are dropped. A colon right after the command is ignored.
+    """
+    text = text.strip().lstrip(":").strip()
     if not text:
         return {}
     labels = {_norm_alias(lbl): f.key for f in cmd.fields for lbl in f.labels}
-    if labels:
-        alt = "|".join(re.escape(lbl) for lbl in sorted(labels, key=len, reverse=True))
-        pattern = re.compile(rf"(?:^|(?<=\s))({alt})\s*:\s*", re.IGNORECASE)
-        matches = list(pattern.finditer(text))
+    hits = _label_hits(labels, text) if labels else []
+    if any(colon for *_, colon in hits):
+        chosen = [h for h in hits if h[3]]
     else:
-        matches = []
+        after_sep = [h for h in hits if (h[0] == 0 or text[h[0] - 1] in SEPARATORS)
+                     and (h[1] < len(text) and text[h[1]] in SEPARATORS)]
+        compact = bool(hits) and hits[0][0] == 0 and not any(c in SEPARATORS for c in text)
+        chosen = hits if compact else after_sep
+    # Overlapping hits (a label inside a longer one) and repeats of a field already seen at the
+    # same place are dropped; the longest label at a position wins.
+    matches: list[tuple[int, int, str]] = []
+    for start, end, key, _ in sorted(chosen, key=lambda h: (h[0], -(h[1] - h[0]))):
+        if matches and start < matches[-1][1]:
+            continue
+        matches.append((start, end, key))
+    if not any(colon for *_, colon in hits) and cmd.positional:
+        matches = []  # `驳回 #12 原因很长…`: words in order, not labels
     values: dict[str, str] = {}
-    head = text[: matches[0].start()] if matches else text
-    for i, m in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        key = labels[m.group(1).lower()]
-        value = text[m.end():end].strip()
+    for i, (start, end, key) in enumerate(matches):
+        stop = matches[i + 1][0] if i + 1 < len(matches) else len(text)
+        value = text[end:stop].lstrip().lstrip(":").strip(SEPARATORS)
         if key in values:
             raise MalformedFields(f"duplicate:{key}")
         values[key] = value
-    head = head.strip()
+    head = (text[: matches[0][0]] if matches else text).strip(SEPARATORS)
     if head and cmd.positional and not matches:
         words = head.split(None, len(cmd.fields) - 1) if cmd.fields else [head]
         if len(words) > len(cmd.fields):
@@ -406,4 +484,3 @@ def parse_fields(cmd: Command, text: str) -> dict[str, str]:
             raise MalformedFields("unlabelled")
         values[cmd.default_field] = head
     return values
-

@@ -147,3 +147,32 @@ async def test_handler_error_rolls_back_and_apologises(
 async def _only_event(bot: Bot) -> InboundEvent:
     async with bot.app[PIPELINE].sessions() as s:
         return (await s.execute(select(InboundEvent))).scalar_one()
+
+
+async def test_a_typed_command_while_a_question_waits_is_never_written_into_a_field(
+        bot: Bot, emulator: Emulator) -> None:
+    assert "在哪里" in await say(bot, emulator, "liyan", "报修 设备:电脑 描述:不开机")
+    # A typo'd new report while the bot waits for the place: asked, not taken as the place.
+    reply = await say(bot, emulator, "liyan", "保修 地点:302 设备:投影 描述:投影仪不亮")
+    assert "看起来是一条新的“报修”" in reply and "回复“是”" in reply and "描述=不开机" in reply
+    assert await bot.count(Ticket) == 0
+    reply = await say(bot, emulator, "liyan", "是")
+    assert "编号 #1" in reply and "302" in reply and "投影" in reply
+    async with bot.app[PIPELINE].sessions() as s:
+        ticket = (await s.execute(select(Ticket))).scalar_one()
+    assert (ticket.location, ticket.category, ticket.description) == ("302", "projector", "投影仪不亮")
+    assert await bot.count(Conversation) == 0
+
+
+async def test_keeping_the_open_form_asks_its_question_again(bot: Bot, emulator: Emulator) -> None:
+    await say(bot, emulator, "liyan", "报修 设备:音响 描述:没声音")
+    assert "回复“是”" in await say(bot, emulator, "liyan", "借舞台 场地:本部礼堂")
+    assert "请回复“是”或“否”" in await say(bot, emulator, "liyan", "嗯？")
+    reply = await say(bot, emulator, "liyan", "否")
+    assert "在哪里" in reply and "还在填写“报修”" in reply
+    assert "编号 #1" in await say(bot, emulator, "liyan", "学前楼钢琴室")
+
+
+async def test_plain_answers_still_fill_the_field(bot: Bot, emulator: Emulator) -> None:
+    await say(bot, emulator, "liyan", "报修 地点:学前楼 描述:没声音")
+    assert "编号 #1" in await say(bot, emulator, "liyan", "音响")  # not mistaken for a command
