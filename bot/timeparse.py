@@ -80,9 +80,16 @@ def find_date(text: str, today: date, prefer: str = "future") -> tuple[date, tup
             elif kind == "md":
                 d = _year_for(cn_number(m.group(1)), cn_number(m.group(2)), today, prefer)
             elif kind == "weekday":
-                shift = {"上上": -2, "上": -1, "下下": 2, "下": 1}.get(m.group(1) or "", 0)
-                monday = today - timedelta(days=today.weekday())
-                d = monday + timedelta(weeks=shift, days=WEEKDAYS[m.group(2)])
+                wd = WEEKDAYS[m.group(2)]
+                if m.group(1) is None:  # a bare 周五: the next one (the last one, for past events)
+                    if prefer == "past":
+                        d = today - timedelta(days=(today.weekday() - wd) % 7)
+                    else:
+                        d = today + timedelta(days=(wd - today.weekday()) % 7)
+                else:  # 这周五 / 本周五 / 下周五 / 上周五: by calendar week (Monday first)
+                    shift = {"上上": -2, "上": -1, "下下": 2, "下": 1}.get(m.group(1), 0)
+                    monday = today - timedelta(days=today.weekday())
+                    d = monday + timedelta(weeks=shift, days=wd)
             else:
                 d = today + timedelta(days=RELATIVE_DAYS[m.group(0)])
         except ValueError:
@@ -137,8 +144,36 @@ def _to_time(c: _Clock, period: str | None) -> time:
     return time(hour % 24, c.minute)
 
 
+def _bare_weekday(text: str, found: tuple[date, tuple[int, int]] | None) -> bool:
+    if found is None:
+        return False
+    m = _DATE_RES[3][0].fullmatch(text[found[1][0]:found[1][1]])
+    return m is not None and m.group(1) is None
+
+
+def parse_moment(text: str, now: datetime, prefer: str = "future") -> datetime:
+    """One date (default today) and one time: '明天下午三点', '周五 14:30' → a datetime in now's zone.
+
+    A bare weekday that is today means today only while that time is still ahead.
+    """
+    found = find_date(text, now.date(), prefer)
+    day = found[0] if found else now.date()
+    rest = text if found is None else text[:found[1][0]] + " " + text[found[1][1]:]
+    times = list(_TIME_RE.finditer(rest))
+    if len(times) != 1:
+        raise TimeParseError("no_time")
+    c = _clock(times[0])
+    moment = datetime.combine(day, _to_time(c, c.period), now.tzinfo)
+    if prefer == "future" and _bare_weekday(text, found) and moment <= now:
+        moment += timedelta(days=7)
+    return moment
+
+
 def parse_span(text: str, now: datetime, prefer: str = "future") -> tuple[datetime, datetime]:
-    """A date (default today) and a time range 'HH:MM-HH:MM' → (start, end) in now's zone."""
+    """A date (default today) and a time range 'HH:MM-HH:MM' → (start, end) in now's zone.
+
+    A bare weekday that is today means today only while the range is still ahead (future).
+    """
     tz = now.tzinfo
     today = now.date()
     found = find_date(text, today, prefer)
@@ -154,6 +189,8 @@ def parse_span(text: str, now: datetime, prefer: str = "future") -> tuple[dateti
     end_dt = datetime.combine(day, end, tz)
     if end_dt <= start_dt:
         raise TimeParseError("end_before_start")
+    if prefer == "future" and _bare_weekday(text, found) and start_dt <= now:
+        start_dt, end_dt = start_dt + timedelta(days=7), end_dt + timedelta(days=7)
     return start_dt, end_dt
 
 

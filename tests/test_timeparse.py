@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.timeparse import TimeParseError, parse_date, parse_span
+from bot.timeparse import TimeParseError, parse_date, parse_moment, parse_span
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TZ)  # a Wednesday
@@ -54,3 +54,41 @@ def test_refused(text: str, code: str) -> None:
     with pytest.raises(TimeParseError) as err:
         parse_span(text, NOW, prefer="past")
     assert err.value.code == code
+
+
+SATURDAY = date(2026, 11, 28)
+
+
+@pytest.mark.parametrize(("text", "today", "prefer", "expected"), [
+    ("周五", SATURDAY, "future", date(2026, 12, 4)),     # typed on a Saturday: the coming Friday
+    ("星期五", TODAY, "future", date(2026, 11, 27)),      # Wednesday → this Friday
+    ("周三", TODAY, "future", date(2026, 11, 25)),        # today is Wednesday: today
+    ("周五", SATURDAY, "past", date(2026, 11, 27)),       # footage: the Friday just gone
+    ("周一", TODAY, "past", date(2026, 11, 23)),
+    ("这周五", SATURDAY, "future", date(2026, 11, 27)),   # this calendar week's Friday, even if gone
+    ("本周五", TODAY, "future", date(2026, 11, 27)),
+    ("下周五", TODAY, "future", date(2026, 12, 4)),
+    ("下周五", SATURDAY, "future", date(2026, 12, 4)),
+    ("下下周一", TODAY, "future", date(2026, 12, 7)),
+    ("12/5", TODAY, "future", date(2026, 12, 5)),
+    ("1/5", TODAY, "future", date(2027, 1, 5)),          # January is next year's
+])
+def test_weekdays_and_short_dates(text: str, today: date, prefer: str, expected: date) -> None:
+    assert parse_date(text, today, prefer=prefer) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("明天下午三点", datetime(2026, 11, 26, 15, 0, tzinfo=TZ)),
+    ("明天 15:00", datetime(2026, 11, 26, 15, 0, tzinfo=TZ)),
+    ("周五上午九点半", datetime(2026, 11, 27, 9, 30, tzinfo=TZ)),
+    ("周三 上午9点", datetime(2026, 12, 2, 9, 0, tzinfo=TZ)),   # today's 9:00 is gone: next Wednesday
+    ("周三 下午2点", datetime(2026, 11, 25, 14, 0, tzinfo=TZ)),  # still ahead today
+])
+def test_moments(text: str, expected: datetime) -> None:
+    assert parse_moment(text, NOW) == expected
+
+
+def test_bare_weekday_range_today_only_while_ahead() -> None:
+    assert parse_span("周三 8:00-9:00", NOW)[0] == datetime(2026, 12, 2, 8, 0, tzinfo=TZ)
+    assert parse_span("周三 15:00-16:00", NOW)[0] == datetime(2026, 11, 25, 15, 0, tzinfo=TZ)
+    assert parse_span("这周三 8:00-9:00", NOW)[0] == datetime(2026, 11, 25, 8, 0, tzinfo=TZ)
