@@ -56,7 +56,13 @@ def enqueue(
     payload: dict[str, Any],
     caused_by: int | None = None,
 ) -> OutboxMessage:
-    """Add an outbound message to the caller's transaction (never sent if it rolls back)."""
+    """Add an outbound message to the caller's transaction (never sent if it rolls back).
+
+    A `message/send` row carries WeCom's duplicate check from its first attempt on: WeCom compares
+    the whole request JSON, so a retry after a lost answer only matches an identical first send.
+    """
+    if kind == "message":
+        payload = {**payload, "enable_duplicate_check": 1, "duplicate_check_interval": DUPLICATE_CHECK_SECONDS}
     row = OutboxMessage(
         recipient=recipient,
         kind=kind,
@@ -264,10 +270,7 @@ class Dispatcher:
     async def _call(self, row: OutboxMessage) -> dict[str, Any]:
         payload = dict(row.payload)
         if row.kind == "message":
-            if row.attempts > 1:
-                # An earlier attempt may have reached WeCom; let WeCom drop an exact repeat.
-                payload.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_SECONDS)
-            return await self._api.send_message(payload)
+            return await self._api.send_message(payload)  # the same JSON on every attempt
         if row.kind == "update_card":
             if payload.get("response_code") is None and "card_outbox_id" in payload:
                 payload["response_code"] = await self._send_code(int(payload.pop("card_outbox_id")))

@@ -93,8 +93,11 @@ class Emulator:
         self.chats: dict[str, dict[str, Any]] = {}
         self.media: dict[str, bytes] = {}
         self.response_urls: dict[str, bool] = {}  # smart-robot response codes -> used
+        self._response_url_issued: dict[str, float] = {}
         self._tokens: dict[str, float] = {}
         self._task_ids: set[str] = set()
+        self._requests: list[tuple[str, float]] = []  # accepted message/send bodies (duplicate check)
+        self.dropped: list[Delivered] = []  # messages WeCom accepted but silently did not deliver
         self._sent_to: dict[str, deque[float]] = defaultdict(deque)
         self._webhook_sent: dict[str, deque[float]] = defaultdict(deque)
         self.webhook_keys: set[str] = set()
@@ -271,16 +274,6 @@ class Emulator:
                 return "button key longer than 1024 bytes"
         return None
 
-    def _duplicate(self, to: str, msgtype: str, content: Any, interval: int) -> bool:
-        # WeCom documents enable_duplicate_check without saying what it compares against; we
-        # assume identical content to the same member within the interval, whatever the flag
-        # of the earlier message.
-        now = self.clock()
-        return any(
-            d.to == to and d.msgtype == msgtype and d.body.get(msgtype) == content and d.at > now - interval
-            for d in self.delivered
-        )
-
     async def _message_send(self, request: web.Request) -> dict[str, Any]:
         body = await _json(request)
         if not isinstance(body, dict):
@@ -306,23 +299,27 @@ class Emulator:
         valid = [u for u in users if u not in invalid]
         if not valid:
             return _err(81013, "user & party & tag all invalid", invaliduser="|".join(invalid))
-        for u in valid:
-            if self._limited(self._sent_to[u], ((60, 30), (3600, 1000))):
-                return _err(45009, "api freq out of limit")
         result: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
                                   "msgid": secrets.token_hex(12)}
-        if body.get("enable_duplicate_check") and all(
-            self._duplicate(f"user:{u}", msgtype, content, int(body.get("duplicate_check_interval", 1800)))
-            for u in valid
-        ):
-            return result
         now = self.clock()
+        whole = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        if body.get("enable_duplicate_check"):
+            # The whole request JSON, within the interval (corrections in WECOM.md; doc 90236).
+            interval = int(body.get("duplicate_check_interval", 1800))
+            if any(b == whole and t > now - interval for b, t in self._requests):
+                return result
+        self._requests.append((whole, now))
+        if msgtype == "template_card" and content.get("task_id"):
+            self._task_ids.add(content["task_id"])
         for u in valid:
+            if self._limited(self._sent_to[u], ((60, 30), (3600, 1000))):
+                # Past 30/min or 1000/h per member, WeCom drops the excess without saying so.
+                self.dropped.append(Delivered(f"user:{u}", msgtype, dict(body), now))
+                continue
             self._sent_to[u].append(now)
             self.delivered.append(Delivered(f"user:{u}", msgtype, dict(body), now))
-        if msgtype == "template_card":
-            if content.get("task_id"):
-                self._task_ids.add(content["task_id"])
+        if msgtype == "template_card" and content.get("card_type") in INTERACTIVE:
+            # Only the interactive card types come back with a response_code (doc 94945).
             code = "rc_" + secrets.token_hex(12)
             self.cards[code] = {"card": content, "users": valid, "issued": now, "used": False}
             result["response_code"] = code
@@ -410,14 +407,16 @@ class Emulator:
         return _err(0, "ok")
 
     def new_response_url(self) -> str:
-        """A one-shot smart-robot response_url pointing at this emulator."""
+        """A one-shot smart-robot response_url pointing at this emulator (usable once, for 1 h)."""
         code = secrets.token_hex(12)
         self.response_urls[code] = False
+        self._response_url_issued[code] = self.clock()
         return f"{self.base_url}/cgi-bin/aibot/response?response_code={code}"
 
     async def _aibot_response(self, request: web.Request) -> dict[str, Any]:
         code = request.query.get("response_code", "")
-        if self.response_urls.get(code) is not False:
+        if self.response_urls.get(code) is not False or \
+                self._response_url_issued.get(code, 0) < self.clock() - 3600:
             return _err(40058, "invalid response_code")  # usable once, 1 h (doc 101138)
         self.response_urls[code] = True
         body = await _json(request) or {}
