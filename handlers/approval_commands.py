@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from handlers.approvals import (
 )
 from storage.models import Away, Request
 
-router = Router("approvals")
+router = Router("approvals", templates=Path(__file__).with_name("templates") / "approvals")
 router.action(ApprovalClick)(approval_click)
 router.on_refused_click("request")(refused_click)
 router.every_tick(sweep_idle)
@@ -119,7 +120,7 @@ async def nudge(ctx: Ctx, values: dict[str, str]) -> None:
         return
     spec = spec_for(ctx, req.workflow)
     if req.requester != ctx.user or req.status != FlowStatus.PENDING:
-        ctx.reply("nudge_refused", title=spec.title, number=req.id, status=req.status)
+        ctx.reply("nudge_refused", title=spec.title(ctx), number=req.id, status=req.status)
         audit(ctx, req, "refused_nudge", req.status)
         return
     cooldown = timedelta(hours=ctx.config.approval.nudge_cooldown_hours)
@@ -132,7 +133,7 @@ async def nudge(ctx: Ctx, values: dict[str, str]) -> None:
     audit(ctx, req, "nudge", req.status, step=flow_of(req).current, to=list(pending))
     await send_approval_cards(ctx, req, pending)  # a fresh card: the old one may have scrolled away
     for u in pending:
-        ctx.tell(u, "nudged", title=spec.title, number=req.id, requester=ctx.org.name(req.requester))
+        ctx.tell(u, "nudged", title=spec.title(ctx), number=req.id, requester=ctx.org.name(req.requester))
     ctx.reply("nudge_sent", number=req.id, names=[ctx.org.name(u) for u in pending])
 
 
@@ -148,7 +149,7 @@ async def comment(ctx: Ctx, values: dict[str, str]) -> None:
     others = {req.requester, *flow.pending_approvers()} - {ctx.user}
     spec = spec_for(ctx, req.workflow)
     for u in sorted(others):
-        ctx.tell(u, "comment_added", title=spec.title, number=req.id, author=ctx.org.name(ctx.user),
+        ctx.tell(u, "comment_added", title=spec.title(ctx), number=req.id, author=ctx.org.name(ctx.user),
                  text=values["text"])
     ctx.reply("comment_saved", number=req.id)
 
@@ -161,7 +162,7 @@ async def pending(ctx: Ctx, values: dict[str, str]) -> None:
     )).scalars()
     mine = [r for r in rows if ctx.user in flow_of(r).pending_approvers()]
     ctx.reply("pending_list", items=[
-        {"number": r.id, "title": spec_for(ctx, r.workflow).title, "requester": ctx.org.name(r.requester),
+        {"number": r.id, "title": spec_for(ctx, r.workflow).title(ctx), "requester": ctx.org.name(r.requester),
          "since": local_now(r.step_started_at, ctx.config.scheduler.timezone).strftime("%m-%d %H:%M")}
         for r in mine
     ])
@@ -179,8 +180,9 @@ async def progress(ctx: Ctx, values: dict[str, str]) -> None:
          "status": s.status.value, "by": [ctx.org.name(a) for a in s.approved_by]}
         for s in flow.steps
     ]
-    ctx.reply("progress", title=spec_for(ctx, req.workflow).title, number=req.id, status=req.status,
-              stage=req.stage, steps=steps, current=flow.current,
+    spec = spec_for(ctx, req.workflow)
+    ctx.reply("progress", title=spec.title(ctx), number=req.id, status=req.status,
+              stage=spec.stage_name(ctx, req.stage), steps=steps, current=flow.current,
               next=[ctx.org.name(u) for u in flow.pending_approvers()])
 
 
@@ -191,7 +193,7 @@ async def my_requests(ctx: Ctx, values: dict[str, str]) -> None:
         select(Request).where(Request.requester == ctx.user).order_by(Request.id.desc()).limit(20)
     )).scalars()
     ctx.reply("my_requests", items=[
-        {"number": r.id, "title": spec_for(ctx, r.workflow).title, "status": r.status, "stage": r.stage,
+        {"number": r.id, "title": spec_for(ctx, r.workflow).title(ctx), "status": r.status,
          "next": [ctx.org.name(u) for u in flow_of(r).pending_approvers()]}
         for r in rows
     ])

@@ -33,15 +33,24 @@ from handlers.approval_engine import (
     advance,
     start,
 )
+from handlers.labels import Labels
 from storage.models import ApprovalAudit, Away, Card, Request
+
+# The approval service's own display words (not a workflow's: those are in each WorkflowSpec's labels).
+APPROVAL_LABELS = Labels("labels_approvals")
 
 
 @dataclass(frozen=True)
 class WorkflowSpec:
-    """What a workflow tells the engine about itself."""
+    """What a workflow tells the engine about itself.
+
+    Its words are in its labels template: block `title` (监控调取申请, on cards and messages),
+    `approved_note` (told to the requester with the approval) and `stage_<stage>` for each
+    `requests.stage` value shown in 进度 once approved.
+    """
 
     key: str                      # stored in requests.workflow
-    title: str                    # 监控调取申请 — shown on cards and messages
+    labels: Labels
     confidential: bool
     facts: Callable[[Ctx, Request], list[tuple[str, str]]]  # up to 6 card rows
     on_approved: Callable[[Ctx, Request], Awaitable[None]]
@@ -49,6 +58,13 @@ class WorkflowSpec:
     # Checked (in the deciding transaction) before a final approval; a text refuses it.
     guard: Callable[[Ctx, Request], Awaitable[str | None]] | None = None
     on_closed: Callable[[Ctx, Request], Awaitable[None]] | None = None  # rejected or withdrawn
+
+    def title(self, ctx: Ctx) -> str:
+        return self.labels(ctx, "title")
+
+    def stage_name(self, ctx: Ctx, stage: str) -> str:
+        """What an approved request's `stage` reads as ("" when it has none)."""
+        return self.labels.name(ctx, "stage", stage) if stage else ""
 
 
 def spec_for(ctx: Ctx, key: str) -> WorkflowSpec:
@@ -106,7 +122,7 @@ def _source(ctx: Ctx) -> str:
 
 # -- cards -----------------------------------------------------------------------------------
 def _block(ctx: Ctx, name: str, /, **kw: Any) -> str:
-    text = ctx.renderer.block("cards", name, **kw)
+    text = ctx.renderer.block("cards_approvals", name, **kw)
     assert text is not None, name
     return text
 
@@ -125,7 +141,7 @@ async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) ->
         on_behalf = step.on_behalf.get(u)
         await send_card(
             ctx, u, subject_id=req.id, purpose="approve", step=flow.current,
-            title=_block(ctx, "title", title=spec.title, number=req.id),
+            title=_block(ctx, "title", title=spec.title(ctx), number=req.id),
             desc=_block(ctx, "desc", requester=requester.name if requester else req.requester,
                         unit=unit.name if unit else ""),
             sub_title=_block(ctx, "step", no=flow.current + 1, total=len(flow.steps),
@@ -205,7 +221,7 @@ async def decide(ctx: Ctx, req: Request, decision: Decision, card: Card | None =
         outcome = advance(flow, decision, await away_now(ctx))
     except NotAllowed as exc:
         audit(ctx, req, f"refused_{decision.action.value}", prev, step=flow.current, refusal=exc.refusal.value)
-        ctx.reply("approval_refused", refusal=exc.refusal.value, title=spec.title, number=req.id,
+        ctx.reply("approval_refused", refusal=exc.refusal.value, title=spec.title(ctx), number=req.id,
                   status=req.status)
         if card is not None and exc.refusal in STALE_REFUSALS:
             refresh_card(ctx, card, _block(ctx, f"state_{_card_state(req, card)}"))
@@ -215,7 +231,7 @@ async def decide(ctx: Ctx, req: Request, decision: Decision, card: Card | None =
         problem = await spec.guard(ctx, req)
         if problem is not None:
             audit(ctx, req, f"refused_{decision.action.value}", prev, step=flow.current, refusal=problem)
-            ctx.reply(problem, title=spec.title, number=req.id)
+            ctx.reply(problem, title=spec.title(ctx), number=req.id)
             return False
     await _apply(ctx, req, spec, flow, outcome, decision, prev)
     return True
@@ -252,12 +268,13 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
     elif decision.action is Action.WITHDRAW:
         await close_request_cards(ctx, req, _block(ctx, "state_withdrawn"))
     await send_approval_cards(ctx, req, outcome.new_approvers)
-    info = {"title": spec.title, "workflow": req.workflow, "number": req.id, "actor": actor_name, "reason": decision.reason,
+    info = {"title": spec.title(ctx), "workflow": req.workflow, "number": req.id, "actor": actor_name,
+            "reason": decision.reason,
             "role": ctx.render("role_name", role=before.steps[before.current].role),
             "next": [ctx.org.name(u) for u in flow.pending_approvers()],
             "target": ctx.org.name(decision.target) if decision.target else ""}
     if "approved" in outcome.events:
-        ctx.tell(req.requester, "request_approved", **info)
+        ctx.tell(req.requester, "request_approved", **info, note=spec.labels(ctx, "approved_note", number=req.id))
         await spec.on_approved(ctx, req)
     elif "rejected" in outcome.events:
         if spec.on_closed is not None:
@@ -369,6 +386,6 @@ async def sweep_idle(ctx: Ctx) -> int:
             await send_approval_cards(ctx, req, pending)
             spec = spec_for(ctx, req.workflow)
             for u in pending:
-                ctx.tell(u, "auto_reminder", title=spec.title, number=req.id, hours=int(age))
+                ctx.tell(u, "auto_reminder", title=spec.title(ctx), number=req.id, hours=int(age))
             acted += 1
     return acted

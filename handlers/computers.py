@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,9 +33,10 @@ from handlers.approvals import (
     send_request_cards,
     submit,
 )
-from storage.models import Card, ComputerIssue, Request, Timer
+from handlers.labels import HasRenderer, Labels
+from storage.models import Card, ComputerIssue, ComputerPurpose, Request, Timer
 
-router = Router("computers")
+router = Router("computers", templates=Path(__file__).with_name("templates") / "computers")
 router.requires_chain("computer_office", "领电脑 (科室)")
 router.requires_chain("computer_department", "领电脑 (系部)")
 
@@ -49,11 +51,28 @@ class ComputerClick(CardAction, prefix="pc", subject="request"):
 
     request: int
     button: ComputerButton
-PURPOSES = {"科室办公": ("科室办公", "办公", "office"), "系部备课": ("系部备课", "备课", "lesson", "teaching"),
-            "临时借用": ("临时借用", "借用", "临时", "借", "loan", "borrow")}
 
 
-def parse_purpose(value: str, ctx: Ctx) -> str:
+class ComputerStage(StrEnum):
+    """`requests.stage` of an approved requisition."""
+
+    AWAITING_ISSUE = "awaiting_issue"      # a technician records the asset numbers
+    AWAITING_RECEIPT = "awaiting_receipt"  # the recipient confirms (使用人签字)
+    DONE = "done"
+
+
+LABELS = Labels("labels_computers", purpose=ComputerPurpose, stage=ComputerStage)
+
+PURPOSES = {ComputerPurpose.OFFICE: ("科室办公", "办公", "office"),
+            ComputerPurpose.TEACHING: ("系部备课", "备课", "lesson", "teaching"),
+            ComputerPurpose.LOAN: ("临时借用", "借用", "临时", "借", "loan", "borrow")}
+
+
+def purpose_name(ctx: HasRenderer, purpose: str) -> str:
+    return LABELS.name(ctx, "purpose", purpose)
+
+
+def parse_purpose(value: str, ctx: Ctx) -> ComputerPurpose:
     low = value.strip().lower()
     for purpose, words in PURPOSES.items():
         if any(w in low for w in words):
@@ -82,10 +101,12 @@ def parse_return_date(value: str, ctx: Ctx) -> str:
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
     unit = ctx.org.unit_of(req.requester)
-    rows = [("部门", unit.name if unit else ""), ("用途", f["purpose"]), ("数量", f"{f['count']}台"),
-            ("配置", f["spec"])]
+    rows = [(LABELS(ctx, "row_unit"), unit.name if unit else ""),
+            (LABELS(ctx, "row_purpose"), purpose_name(ctx, f["purpose"])),
+            (LABELS(ctx, "row_count"), LABELS(ctx, "count", count=f["count"])),
+            (LABELS(ctx, "row_spec"), f["spec"])]
     if f.get("return_date"):
-        rows.append(("归还", f["return_date"]))
+        rows.append((LABELS(ctx, "row_return_date"), f["return_date"]))
     return rows
 
 
@@ -95,20 +116,21 @@ def viewers(ctx: Ctx, req: Request) -> list[str]:
 
 async def on_approved(ctx: Ctx, req: Request) -> None:
     """Approved by the principal: computer technicians (same campus first) get an issue card."""
-    req.stage = "awaiting_issue"
+    req.stage = ComputerStage.AWAITING_ISSUE
     person = ctx.org.person(req.requester)
     techs = ctx.org.technicians("computer", person.campus if person else None)
     local = [t for t in techs if person and ctx.org.person(t).campus == person.campus]  # type: ignore[union-attr]
     block = ctx.renderer.block
     await send_request_cards(
         ctx, req, local or techs,
-        title=block("cards", "computer_issue_title", number=req.id) or "",
-        desc=block("cards", "computer_issue_desc", requester=ctx.org.name(req.requester)) or "",
+        title=block("cards_computers", "computer_issue_title", number=req.id) or "",
+        desc=block("cards_computers", "computer_issue_desc", requester=ctx.org.name(req.requester)) or "",
         rows=facts(ctx, req),
-        buttons=[Button(block("cards", "computer_issue_button") or "", ComputerClick(req.id, ComputerButton.ISSUE))],
+        buttons=[Button(block("cards_computers", "computer_issue_button") or "",
+                        ComputerClick(req.id, ComputerButton.ISSUE))],
     )
 
-SPEC = router.approval(WorkflowSpec(key="computer", title="计算机领取申请", confidential=False, facts=facts,
+SPEC = router.approval(WorkflowSpec(key="computer", labels=LABELS, confidential=False, facts=facts,
                                    on_approved=on_approved, viewers=viewers))
 
 
@@ -116,11 +138,11 @@ SPEC = router.approval(WorkflowSpec(key="computer", title="计算机领取申请
     "request_computer",
     aliases=("领电脑", "領電腦", "申请电脑", "领取电脑", "computer"),
     fields=(
-        Field("purpose", ("用途", "purpose"), parse=parse_purpose),
+        Field("purpose", ("用途", "purpose"), parse=parse_purpose, show=LABELS.show("purpose")),
         Field("count", ("数量", "數量", "count"), parse=parse_count),
         Field("spec", ("配置", "要求", "spec"), parse=parse_required),
         Field("return_date", ("归还日期", "歸還日期", "归还", "return"), parse=parse_return_date,
-              required_if=lambda v: v.get("purpose") == "临时借用"),
+              required_if=lambda v: v.get("purpose") == ComputerPurpose.LOAN),
     ),
     members_only=True,
 )
@@ -131,9 +153,11 @@ async def request_computer(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("not_in_directory")
         return
     fields = {k: values[k] for k in ("purpose", "count", "spec")}
-    if values.get("return_date") and values["purpose"] == "临时借用":
+    if values.get("return_date") and values["purpose"] == ComputerPurpose.LOAN:
         fields["return_date"] = values["return_date"]
-    chain = "computer_office" if unit.kind == "科室" else "computer_department"
+    # Offices and departments have their own chains; each chain says whose requests it takes.
+    office = ctx.config.chains["computer_office"].applies_to == unit.kind
+    chain = "computer_office" if office else "computer_department"
     req = await submit(ctx, SPEC, chain, fields)
     flow = flow_of(req)
     ctx.reply("computer_submitted", number=req.id, next=[ctx.org.name(u) for u in flow.pending_approvers()],
@@ -146,7 +170,7 @@ async def fulfil_click(ctx: Ctx, card: Card, click: ComputerClick) -> None:
     req = await request_of(ctx, card)
     if req is None:
         return
-    if req.stage != "awaiting_issue":
+    if req.stage != ComputerStage.AWAITING_ISSUE:
         ctx.reply("computer_already_issued", number=req.id)
         return
     await start_form(ctx, "issue_computer", {"number": str(req.id)})
@@ -167,7 +191,7 @@ async def issue_computer(ctx: Ctx, values: dict[str, str]) -> None:
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
-    if req.workflow != "computer" or req.stage != "awaiting_issue":
+    if req.workflow != SPEC.key or req.stage != ComputerStage.AWAITING_ISSUE:
         ctx.reply("computer_already_issued", number=req.id)
         return
     assets = values["assets"].split()
@@ -180,10 +204,10 @@ async def issue_computer(ctx: Ctx, values: dict[str, str]) -> None:
                           issued_by=ctx.user, issued_at=ctx.now(), due_back=req.fields.get("return_date"))
     ctx.session.add(issue)
     await ctx.session.flush()
-    req.stage = "awaiting_receipt"
+    req.stage = ComputerStage.AWAITING_RECEIPT
     audit(ctx, req, "computer_issued", req.status, assets=assets, note=values.get("note", ""))
-    await close_request_cards(ctx, req, ctx.renderer.block("cards", "computer_issued", name=ctx.org.name(ctx.user)) or "",
-                              purpose="fulfil")
+    label = ctx.renderer.block("cards_computers", "computer_issued", name=ctx.org.name(ctx.user)) or ""
+    await close_request_cards(ctx, req, label, purpose="fulfil")
     ctx.tell(req.requester, "computer_ready", number=req.id, assets=assets, tech=ctx.org.name(ctx.user))
     ctx.reply("computer_issue_saved", number=req.id, assets=assets)
     _schedule_reminders(ctx, issue)
@@ -212,12 +236,12 @@ async def confirm_computer(ctx: Ctx, values: dict[str, str]) -> None:
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
-    if req.requester != ctx.user or req.stage != "awaiting_receipt":
+    if req.requester != ctx.user or req.stage != ComputerStage.AWAITING_RECEIPT:
         ctx.reply("computer_confirm_refused", number=req.id, stage=req.stage)
         return
     issue = (await ctx.session.execute(select(ComputerIssue).where(ComputerIssue.request_id == req.id))).scalar_one()
     issue.confirmed_at = ctx.now()
-    req.stage = "done"
+    req.stage = ComputerStage.DONE
     audit(ctx, req, "computer_received", req.status)
     ctx.reply("computer_confirmed", number=req.id, assets=issue.assets["numbers"], due_back=issue.due_back)
     ctx.tell(issue.issued_by, "computer_receipt_notice", number=req.id, name=ctx.org.name(ctx.user))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -13,7 +14,7 @@ from bot.context import Ctx
 from bot.router import Job, Router
 from bot.timeparse import local_now
 
-router = Router("duties")
+router = Router("duties", templates=Path(__file__).with_name("templates") / "duties")
 
 
 def recipients(ctx: Ctx, duty: Duty) -> list[str]:
@@ -32,8 +33,7 @@ def remind(duty: Duty) -> Callable[[Ctx, datetime], Awaitable[None]]:
     async def action(ctx: Ctx, when: datetime) -> None:
         local = local_now(when, ctx.config.scheduler.timezone)
         for userid in recipients(ctx, duty):
-            ctx.tell(userid, f"duties/{duty.key}", name=ctx.org.name(userid), date=local.strftime("%m月%d日"),
-                     note=duty.note)
+            ctx.tell(userid, f"duties/{duty.key}", name=ctx.org.name(userid), date=local, note=duty.note)
 
     return action
 

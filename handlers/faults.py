@@ -12,19 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_cards
+from bot.config_base import SKILLS
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
 from handlers.approval_commands import NUMBER, resolve_person
+from handlers.labels import HasRenderer, Labels
 from storage.models import Card, Ticket, TicketStatus, Timer
 
-router = Router("faults")
+router = Router("faults", templates=Path(__file__).with_name("templates") / "faults")
+LABELS = Labels("labels_faults", category=SKILLS)
 
 
 class TicketButton(StrEnum):
@@ -45,7 +49,6 @@ CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
     "cctv": ("监控", "摄像头", "录像", "cctv", "camera"),
     "network": ("网络", "网线", "wifi", "无线", "路由", "交换机", "断网", "上网", "network"),
 }
-CATEGORY_NAMES = {"computer": "电脑", "projector": "投影", "stage": "舞台音响", "cctv": "监控", "network": "网络"}
 DAMAGE_WORDS = ("人为损坏", "人为", "damage")
 
 
@@ -59,8 +62,13 @@ def category_of(text: str) -> str | None:
 def parse_category(value: str, ctx: Ctx) -> str:
     cat = category_of(value)
     if cat is None:
-        raise FieldError("invalid_category", choices=list(CATEGORY_NAMES.values()))
+        raise FieldError("invalid_category", choices=[category_name(ctx, c) for c in CATEGORY_WORDS])
     return cat
+
+
+def category_name(ctx: HasRenderer, category: str) -> str:
+    """The category's display name (电脑, 舞台音响, …)."""
+    return LABELS.name(ctx, "category", category)
 
 
 def parse_text(limit: int):  # type: ignore[no-untyped-def]
@@ -78,8 +86,10 @@ def parse_text(limit: int):  # type: ignore[no-untyped-def]
 def _facts(ctx: Ctx, t: Ticket) -> list[tuple[str, str]]:
     tz = ctx.config.scheduler.timezone
     deadline = local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else ""
-    return [("地点", t.location), ("设备", CATEGORY_NAMES[t.category]), ("描述", t.description),
-            ("报修人", f"{ctx.org.name(t.reporter)} {t.unit}".strip()), ("时限", deadline)]
+    return [(LABELS(ctx, "row_location"), t.location), (LABELS(ctx, "row_category"), category_name(ctx, t.category)),
+            (LABELS(ctx, "row_description"), t.description),
+            (LABELS(ctx, "row_reporter"), f"{ctx.org.name(t.reporter)} {t.unit}".strip()),
+            (LABELS(ctx, "row_deadline"), deadline)]
 
 
 async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
@@ -90,8 +100,10 @@ async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
     targets = [u for u in local if u != t.reporter] or [u for u in techs if u != t.reporter] or techs
     block = ctx.renderer.block
     await send_cards(ctx, targets, subject_id=t.id, purpose="claim", rows=_facts(ctx, t),
-                     title=block("cards", "ticket_title", number=t.id, category=CATEGORY_NAMES[t.category]) or "",
-                     buttons=[Button(block("cards", "ticket_claim") or "", TicketClick(t.id, TicketButton.CLAIM))])
+                     title=block("cards_faults", "ticket_title", number=t.id,
+                                 category=category_name(ctx, t.category)) or "",
+                     buttons=[Button(block("cards_faults", "ticket_claim") or "",
+                                     TicketClick(t.id, TicketButton.CLAIM))])
     return targets
 
 
@@ -130,7 +142,7 @@ async def open_ticket(ctx: Ctx, location: str, category: str, description: str,
     fields=(
         Field("location", ("地点", "地點", "位置", "location", "where"), parse=parse_text(100)),
         Field("category", ("设备", "設備", "类别", "equipment", "device"), parse=parse_category,
-              infer=lambda v: category_of(v.get("description", "")), show=lambda v, c: CATEGORY_NAMES.get(v, v)),
+              infer=lambda v: category_of(v.get("description", "")), show=LABELS.show("category")),
         Field("description", ("描述", "问题", "問題", "故障", "description", "problem"), parse=parse_text(500)),
     ),
     default_field="description",
@@ -139,7 +151,7 @@ async def report_fault(ctx: Ctx, values: dict[str, str]) -> None:
     """Record a fault ticket, send it to the technicians, and confirm its number."""
     t = await open_ticket(ctx, values["location"], values["category"], values["description"])
     tz = ctx.config.scheduler.timezone
-    ctx.reply("fault_recorded", number=t.id, location=t.location, category=CATEGORY_NAMES[t.category],
+    ctx.reply("fault_recorded", number=t.id, location=t.location, category=category_name(ctx, t.category),
               description=t.description, deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M"),  # type: ignore[arg-type]
               hours=ctx.config.faults.sla_hours.get(t.category, 24))
 
@@ -171,7 +183,8 @@ async def claim(ctx: Ctx, t: Ticket) -> None:
     if not won:
         ctx.reply("ticket_taken", number=t.id, owner=ctx.org.name(t.owner or ""), status=t.status)
         return
-    await _close_ticket_cards(ctx, t, ctx.renderer.block("cards", "ticket_claimed", name=ctx.org.name(ctx.user)) or "")
+    await _close_ticket_cards(ctx, t, ctx.renderer.block("cards_faults", "ticket_claimed",
+                                                         name=ctx.org.name(ctx.user)) or "")
     ctx.reply("ticket_claimed_you", number=t.id, location=t.location, description=t.description)
     ctx.tell(t.reporter, "ticket_claimed_reporter", number=t.id, name=ctx.org.name(ctx.user))
 
@@ -251,7 +264,7 @@ def repair_hours(t: Ticket) -> float:
 
 @router.command("recategorise", aliases=("改类别", "改類別", "更正设备", "recategorise"), positional=True,
                 fields=(NUMBER, Field("category", ("设备", "類別", "类别", "category"), parse=parse_category,
-                                      show=lambda v, c: CATEGORY_NAMES.get(v, v))))
+                                      show=LABELS.show("category"))))
 async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
     """改类别 #编号 类别 — correct a ticket's equipment category (re-routes it)."""
     t = await _ticket(ctx, values["number"])
@@ -264,19 +277,19 @@ async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("ticket_taken", number=t.id, owner=ctx.org.name(t.owner or ""), status=t.status)
         return
     if values["category"] == t.category:
-        ctx.reply("ticket_recategorised", number=t.id, category=CATEGORY_NAMES[t.category], names=[])
+        ctx.reply("ticket_recategorised", number=t.id, category=category_name(ctx, t.category), names=[])
         return
-    await _close_ticket_cards(ctx, t, ctx.renderer.block("cards", "ticket_rerouted") or "")
+    await _close_ticket_cards(ctx, t, ctx.renderer.block("cards_faults", "ticket_rerouted") or "")
     t.category = values["category"]
     _schedule_sla(ctx, t)  # old timers see a different deadline and stay silent
     names = [ctx.org.name(u) for u in await _send_claim_cards(ctx, t)]
-    ctx.reply("ticket_recategorised", number=t.id, category=CATEGORY_NAMES[t.category], names=names)
+    ctx.reply("ticket_recategorised", number=t.id, category=category_name(ctx, t.category), names=names)
 
 
 async def _progress(ctx: Ctx, t: Ticket) -> None:
     tz = ctx.config.scheduler.timezone
     ctx.reply("ticket_progress", number=t.id, status=t.status, owner=ctx.org.name(t.owner or ""),
-              location=t.location, category=CATEGORY_NAMES[t.category], description=t.description,
+              location=t.location, category=category_name(ctx, t.category), description=t.description,
               deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else "",
               hours=repair_hours(t) if t.resolved_at else None)
 
@@ -292,7 +305,7 @@ async def my_tickets(ctx: Ctx, values: dict[str, str]) -> None:
     )).scalars())
 
     def row(t: Ticket) -> dict[str, Any]:
-        return {"number": t.id, "category": CATEGORY_NAMES[t.category], "location": t.location,
+        return {"number": t.id, "category": category_name(ctx, t.category), "location": t.location,
                 "status": t.status, "owner": ctx.org.name(t.owner) if t.owner else ""}
 
     ctx.reply("my_tickets", reported=[row(t) for t in reported], owned=[row(t) for t in owned])
@@ -324,7 +337,7 @@ async def fire_sla_warn(ctx: Ctx, timer: Timer) -> None:
             t.deadline.isoformat() != timer.payload.get("deadline"):
         return
     tz = ctx.config.scheduler.timezone
-    info = {"number": t.id, "location": t.location, "category": CATEGORY_NAMES[t.category],
+    info = {"number": t.id, "location": t.location, "category": category_name(ctx, t.category),
             "deadline": local_now(t.deadline, tz).strftime("%m-%d %H:%M"), "claimed": bool(t.owner)}
     for u in [t.owner] if t.owner else ctx.org.technicians(t.category):
         ctx.tell(u, "ticket_sla_warning", **info)
@@ -339,10 +352,11 @@ async def fire_sla_due(ctx: Ctx, timer: Timer) -> None:
     block = ctx.renderer.block
     await send_cards(
         ctx, ctx.org.with_role("director"), subject_id=t.id, purpose="escalation", rows=_facts(ctx, t),
-        title=block("cards", "ticket_overdue_title", number=t.id) or "",
-        desc=block("cards", "ticket_overdue_desc", owner=ctx.org.name(t.owner) if t.owner else "",
+        title=block("cards_faults", "ticket_overdue_title", number=t.id) or "",
+        desc=block("cards_faults", "ticket_overdue_desc", owner=ctx.org.name(t.owner) if t.owner else "",
                    hours=ctx.config.faults.sla_hours.get(t.category, 24)) or "",
-        buttons=[Button(block("cards", "ticket_progress_button") or "", TicketClick(t.id, TicketButton.PROGRESS))],
+        buttons=[Button(block("cards_faults", "ticket_progress_button") or "",
+                        TicketClick(t.id, TicketButton.PROGRESS))],
     )
     if t.owner:
         ctx.tell(t.owner, "ticket_overdue_owner", number=t.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.cardkeys import CardAction
@@ -29,9 +30,10 @@ from handlers.approvals import (
     send_request_cards,
     submit,
 )
+from handlers.labels import HasRenderer, Labels
 from storage.models import Card, FootageLog, Request
 
-router = Router("footage")
+router = Router("footage", templates=Path(__file__).with_name("templates") / "footage")
 router.requires_chain("footage_student", "调监控 (学生)")
 router.requires_chain("footage_staff", "调监控 (教职工)")
 
@@ -46,10 +48,29 @@ class FootageClick(CardAction, prefix="ft", subject="request"):
 
     request: int
     button: FootageButton
-KIND_WORDS = {"学生": ("学生", "student", "学员"), "教职工": ("教职工", "教师", "老师", "员工", "职工", "staff", "teacher")}
 
 
-def parse_kind(value: str, ctx: Ctx) -> str:
+class FootageKind(StrEnum):
+    """Whom the footage is about (类型): it picks the approval chain."""
+
+    STUDENT = "student"
+    STAFF = "staff"
+
+
+class FootageStage(StrEnum):
+    """`requests.stage` of an approved footage request."""
+
+    AWAITING_RETRIEVAL = "awaiting_retrieval"  # the operators retrieve and log the handover
+    DONE = "done"
+
+
+LABELS = Labels("labels_footage", kind=FootageKind, stage=FootageStage)
+
+KIND_WORDS = {FootageKind.STUDENT: ("学生", "student", "学员"),
+              FootageKind.STAFF: ("教职工", "教师", "老师", "员工", "职工", "staff", "teacher")}
+
+
+def parse_kind(value: str, ctx: Ctx) -> FootageKind:
     low = value.strip().lower()
     for kind, words in KIND_WORDS.items():
         if any(w in low for w in words):
@@ -86,12 +107,23 @@ def days_left(ctx: Ctx, fields: dict[str, str]) -> int:
     return ctx.config.footage.retention_days - age
 
 
+def kind_name(ctx: HasRenderer, kind: str) -> str:
+    return LABELS.name(ctx, "kind", kind)
+
+
+def class_name(ctx: Ctx, key: str) -> str:
+    klass = ctx.org.school_class(key)
+    return klass.name if klass else key
+
+
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
-    who = f["kind"] + (f"（{ctx.org.school_class(f['class']).name}）" if f.get("class") else "")  # type: ignore[union-attr]
+    who = LABELS(ctx, "subject", kind=kind_name(ctx, f["kind"]),
+                 klass=class_name(ctx, f["class"]) if f.get("class") else "")
     left = days_left(ctx, f)
-    return [("地点", f["location"]), ("时段", f["time"]), ("对象", who), ("原因", f["reason"]),
-            ("保留", ctx.render("footage_days_left", days=left))]
+    return [(LABELS(ctx, "row_location"), f["location"]), (LABELS(ctx, "row_time"), f["time"]),
+            (LABELS(ctx, "row_subject"), who), (LABELS(ctx, "row_reason"), f["reason"]),
+            (LABELS(ctx, "row_retention"), ctx.render("footage_days_left", days=left))]
 
 
 def viewers(ctx: Ctx, req: Request) -> list[str]:
@@ -100,17 +132,17 @@ def viewers(ctx: Ctx, req: Request) -> list[str]:
 
 async def on_approved(ctx: Ctx, req: Request) -> None:
     """Approved: every CCTV operator gets a card to retrieve the footage and log the handover."""
-    req.stage = "awaiting_retrieval"
+    req.stage = FootageStage.AWAITING_RETRIEVAL
     block = ctx.renderer.block
     await send_request_cards(
         ctx, req, ctx.org.with_role("cctv_operator"),
-        title=block("cards", "footage_retrieve_title", number=req.id) or "",
-        desc=block("cards", "footage_retrieve_desc", requester=ctx.org.name(req.requester)) or "",
+        title=block("cards_footage", "footage_retrieve_title", number=req.id) or "",
+        desc=block("cards_footage", "footage_retrieve_desc", requester=ctx.org.name(req.requester)) or "",
         rows=facts(ctx, req),
-        buttons=[Button(block("cards", "footage_log_button") or "", FootageClick(req.id, FootageButton.LOG))],
+        buttons=[Button(block("cards_footage", "footage_log_button") or "", FootageClick(req.id, FootageButton.LOG))],
     )
 
-SPEC = router.approval(WorkflowSpec(key="footage", title="监控调取申请", confidential=True, facts=facts,
+SPEC = router.approval(WorkflowSpec(key="footage", labels=LABELS, confidential=True, facts=facts,
                                    on_approved=on_approved, viewers=viewers))
 
 
@@ -123,14 +155,14 @@ SPEC = router.approval(WorkflowSpec(key="footage", title="监控调取申请", c
         Field("location", ("地点", "地點", "位置", "摄像头", "location", "camera"), parse=parse_required),
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
         Field("reason", ("原因", "理由", "事由", "reason"), parse=parse_required),
-        Field("kind", ("类型", "類型", "对象", "type"), parse=parse_kind),
-        Field("class", ("班级", "班級", "class"), parse=parse_class, required_if=lambda v: v.get("kind") == "学生",
-              show=lambda v, c: c.org.school_class(v).name if c.org.school_class(v) else v),
+        Field("kind", ("类型", "類型", "对象", "type"), parse=parse_kind, show=LABELS.show("kind")),
+        Field("class", ("班级", "班級", "class"), parse=parse_class,
+              required_if=lambda v: v.get("kind") == FootageKind.STUDENT, show=lambda v, c: class_name(c, v)),
     ),
 )
 async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """Ask for CCTV footage; it goes through the footage approval chain."""
-    student = values["kind"] == "学生"
+    student = values["kind"] == FootageKind.STUDENT
     fields = {k: values[k] for k in ("location", "time", "reason", "kind")}
     if student:
         fields["class"] = values["class"]
@@ -147,7 +179,7 @@ async def fulfil_click(ctx: Ctx, card: Card, click: FootageClick) -> None:
     req = await request_of(ctx, card)
     if req is None:
         return
-    if req.stage != "awaiting_retrieval":
+    if req.stage != FootageStage.AWAITING_RETRIEVAL:
         ctx.reply("footage_already_logged", number=req.id)
         return
     await start_form(ctx, "log_footage", {"number": str(req.id)})
@@ -168,7 +200,7 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
-    if req.workflow != "footage" or req.stage != "awaiting_retrieval":
+    if req.workflow != SPEC.key or req.stage != FootageStage.AWAITING_RETRIEVAL:
         ctx.reply("footage_already_logged", number=req.id)
         return
     ctx.session.add(FootageLog(
@@ -176,10 +208,10 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
         retrieved_at=values["retrieved_at"], content=values["content"], delivery=values["delivery"],
         location=req.fields["location"], reason=req.fields["reason"], created_at=ctx.now(),
     ))
-    req.stage = "done"
+    req.stage = FootageStage.DONE
     audit(ctx, req, "footage_logged", req.status, retriever=values["retriever"], delivery=values["delivery"])
-    await close_request_cards(ctx, req, ctx.renderer.block("cards", "footage_logged", name=ctx.org.name(ctx.user)) or "",
-                              purpose="fulfil")
+    label = ctx.renderer.block("cards_footage", "footage_logged", name=ctx.org.name(ctx.user)) or ""
+    await close_request_cards(ctx, req, label, purpose="fulfil")
     ctx.tell(req.requester, "footage_ready", number=req.id, delivery=values["delivery"],
              operator=ctx.org.name(ctx.user))
     ctx.reply("footage_log_saved", number=req.id)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -24,10 +26,21 @@ from bot.timeparse import TimeParseError, local_now, parse_date
 from handlers.approval_commands import parse_required
 from handlers.approval_engine import FlowStatus
 from handlers.approvals import WorkflowSpec, flow_of, submit
+from handlers.labels import Labels
 from storage.models import AudioClass, Request
 
-router = Router("groups")
+router = Router("groups", templates=Path(__file__).with_name("templates") / "groups")
 router.requires_chain("audio_class", "音频课堂")
+
+
+class AudioStage(StrEnum):
+    """`requests.stage` of an audio class notice."""
+
+    AWAITING_APPROVAL = "awaiting_approval"
+    SCHEDULED = "scheduled"  # approved: pushed at the groups' push time
+
+
+LABELS = Labels("labels_groups", stage=AudioStage)
 
 
 def parse_day(value: str, ctx: Ctx) -> str:
@@ -72,16 +85,17 @@ async def _audio(ctx: Ctx, req: Request) -> AudioClass:
 
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
-    names = "、".join(g.name for c in f["groups"].split() if (g := group(ctx, c)) is not None)
-    return [("日期", f["day"]), ("时间", f["class_time"]), ("标题", f["title"]), ("主讲", f["speaker"]),
-            ("链接", f["link"]), ("推送群", names)]
+    names = LABELS(ctx, "group_names", names=[g.name for c in f["groups"].split() if (g := group(ctx, c)) is not None])
+    return [(LABELS(ctx, "row_day"), f["day"]), (LABELS(ctx, "row_time"), f["class_time"]),
+            (LABELS(ctx, "row_title"), f["title"]), (LABELS(ctx, "row_speaker"), f["speaker"]),
+            (LABELS(ctx, "row_link"), f["link"]), (LABELS(ctx, "row_groups"), names)]
 
 
 async def on_approved(ctx: Ctx, req: Request) -> None:
-    req.stage = "scheduled"
+    req.stage = AudioStage.SCHEDULED
 
 
-SPEC = router.approval(WorkflowSpec(key="audio", title="音频课堂推送", confidential=False, facts=facts,
+SPEC = router.approval(WorkflowSpec(key="audio", labels=LABELS, confidential=False, facts=facts,
                                    on_approved=on_approved,
                                    viewers=lambda ctx, req: ctx.org.with_role("platform_editor")))
 
@@ -109,7 +123,7 @@ async def audio_class(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("audio_not_admin")
         return
     fields = {k: values[k] for k in ("day", "class_time", "title", "speaker", "link", "groups")}
-    req = await submit(ctx, SPEC, "audio_class", fields, stage="awaiting_approval")
+    req = await submit(ctx, SPEC, "audio_class", fields, stage=AudioStage.AWAITING_APPROVAL)
     ctx.session.add(AudioClass(request_id=req.id, day=values["day"], class_time=values["class_time"],
                                title=values["title"], speaker=values["speaker"], link=values["link"],
                                groups={"chats": chats}, pushed={}))

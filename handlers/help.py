@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.context import Ctx
 from bot.router import Router, allowed
 
-router = Router("help")
+router = Router("help", templates=Path(__file__).with_name("templates") / "help")
 
 
 @router.command("help", aliases=("帮助", "幫助", "help", "?", "菜单", "menu"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -29,9 +30,10 @@ from bot.router import Field, FieldError, Job, Router
 from bot.timeparse import local_now
 from handlers.approval_commands import NUMBER, parse_number, parse_required
 from handlers.approvals import WorkflowSpec, submit
-from storage.models import Card, Draft, DraftVersion, Publication, Request
+from handlers.labels import Labels
+from storage.models import Card, Draft, DraftStatus, DraftVersion, Platform, Publication, Request
 
-router = Router("publishing")
+router = Router("publishing", templates=Path(__file__).with_name("templates") / "publishing")
 router.requires_chain("draft_phone", "投稿 (含联系电话)")
 
 
@@ -55,10 +57,33 @@ class DraftClick(CardAction, prefix="dr", subject="draft"):
     version: int
     part: DraftPart
     button: DraftButton
-PLATFORMS = {"网站": "website", "官网": "website", "website": "website", "web": "website",
-             "公众号": "oa", "微信": "oa", "公众平台": "oa", "oa": "oa", "wechat": "oa"}
-PLATFORM_NAMES = {"website": "网站", "oa": "公众号"}
-PARTS = {"文字": "text", "文稿": "text", "text": "text", "照片": "photo", "图片": "photo", "photo": "photo"}
+
+
+class ReviewStatus(StrEnum):
+    """`draft_versions.text_review` / `photo_review` status."""
+
+    PENDING = "pending"
+    PASSED = "passed"
+    RETURNED = "returned"
+
+
+class Verdict(StrEnum):
+    """A reviewer's decision on one part."""
+
+    PASS = "pass"
+    RETURN = "return"
+
+
+LABELS = Labels("labels_publishing", platform=Platform, part=(DraftPart.TEXT, DraftPart.PHOTO))
+
+# Drafts an author is still writing: new photos attach to them, 提交 sends them.
+OPEN = (DraftStatus.COLLECTING, DraftStatus.REVISING)
+
+PLATFORMS = {"网站": Platform.WEBSITE, "官网": Platform.WEBSITE, "website": Platform.WEBSITE, "web": Platform.WEBSITE,
+             "公众号": Platform.OA, "微信": Platform.OA, "公众平台": Platform.OA, "oa": Platform.OA,
+             "wechat": Platform.OA}
+PARTS = {"文字": DraftPart.TEXT, "文稿": DraftPart.TEXT, "text": DraftPart.TEXT,
+         "照片": DraftPart.PHOTO, "图片": DraftPart.PHOTO, "photo": DraftPart.PHOTO}
 # Mainland mobiles, landlines with area code, and 400/800 numbers, with or without separators.
 PHONE_RE = re.compile(
     r"(?<!\d)(?:1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}|0\d{2,3}[\s-]?\d{7,8}|[48]00[\s-]?\d{3}[\s-]?\d{4})(?!\d)"
@@ -70,14 +95,14 @@ def has_phone(*texts: str) -> bool:
     return any(PHONE_RE.search(t) for t in texts)
 
 
-def parse_part(value: str, ctx: Ctx) -> str:
+def parse_part(value: str, ctx: Ctx) -> DraftPart:
     part = PARTS.get(value.strip().lower())
     if part is None:
         raise FieldError("invalid_part")
     return part
 
 
-def parse_platform(value: str, ctx: Ctx) -> str:
+def parse_platform(value: str, ctx: Ctx) -> Platform:
     p = PLATFORMS.get(value.strip().lower())
     if p is None:
         raise FieldError("invalid_platform")
@@ -106,13 +131,21 @@ def _has_role(ctx: Ctx, role: str) -> bool:
     return ctx.person is not None and role in ctx.person.roles
 
 
+def platform_name(ctx: Ctx, platform: str) -> str:
+    return LABELS.name(ctx, "platform", platform)
+
+
+def _photos(ctx: Ctx, v: DraftVersion) -> str:
+    return LABELS(ctx, "photos", count=len(v.photos.get("items", [])))
+
+
 @router.command("submit_draft_new", aliases=("投稿", "投稿件", "draft"),
                 fields=(Field("title", ("标题", "標題", "title"), parse=parse_required),
                         Field("body", ("正文", "内容", "內容", "body"), parse=parse_required)))
 async def new_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """投稿 标题:… 正文:… — start a news draft; then send photos and 提交."""
     now = ctx.now()
-    d = Draft(author=ctx.user, status="collecting", version=1, created_at=now, updated_at=now)
+    d = Draft(author=ctx.user, status=DraftStatus.COLLECTING, version=1, created_at=now, updated_at=now)
     ctx.session.add(d)
     await ctx.session.flush()
     ctx.session.add(DraftVersion(draft_id=d.id, version=1, title=values["title"], body=values["body"],
@@ -124,7 +157,7 @@ async def new_draft(ctx: Ctx, values: dict[str, str]) -> None:
 async def attach_photo(ctx: Ctx) -> bool:
     """A photo from an author with a draft being written attaches to its current version."""
     d = (await ctx.session.execute(
-        select(Draft).where(Draft.author == ctx.user, Draft.status.in_(("collecting", "revising")),
+        select(Draft).where(Draft.author == ctx.user, Draft.status.in_(OPEN),
                             Draft.updated_at >= ctx.now() - timedelta(hours=2))
         .order_by(Draft.updated_at.desc()).limit(1).with_for_update()
     )).scalar_one_or_none()
@@ -142,17 +175,20 @@ async def attach_photo(ctx: Ctx) -> bool:
 async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPart, userids: list[str]) -> None:
     author = ctx.org.name(d.author)
     unit = ctx.org.unit_of(d.author)
-    rows = [("版本", f"第{v.version}版"), ("作者", f"{author} {unit.name if unit else ''}".strip()),
-            ("标题", v.title)]
-    rows.append(("正文", v.body) if part is DraftPart.TEXT else ("照片", f"{len(v.photos.get('items', []))}张"))
+    rows = [(LABELS(ctx, "row_version"), LABELS(ctx, "version", version=v.version)),
+            (LABELS(ctx, "row_author"), f"{author} {unit.name if unit else ''}".strip()),
+            (LABELS(ctx, "row_title"), v.title)]
+    rows.append((LABELS(ctx, "row_body"), v.body) if part is DraftPart.TEXT else
+                (LABELS(ctx, "row_photos"), _photos(ctx, v)))
     block = ctx.renderer.block
     await send_cards(
         ctx, userids, subject_id=d.id, purpose=f"review_{part.value}", step=d.version, rows=rows,
-        title=block("cards", f"draft_review_{part.value}", number=d.id) or "",
-        desc=block("cards", "draft_review_desc", title=v.title) or "",
-        buttons=[Button(block("cards", "draft_pass") or "", DraftClick(d.id, v.version, part, DraftButton.PASS)),
-                 Button(block("cards", "draft_return") or "", DraftClick(d.id, v.version, part, DraftButton.RETURN),
-                        style=2)],
+        title=block("cards_publishing", f"draft_review_{part.value}", number=d.id) or "",
+        desc=block("cards_publishing", "draft_review_desc", title=v.title) or "",
+        buttons=[Button(block("cards_publishing", "draft_pass") or "",
+                        DraftClick(d.id, v.version, part, DraftButton.PASS)),
+                 Button(block("cards_publishing", "draft_return") or "",
+                        DraftClick(d.id, v.version, part, DraftButton.RETURN), style=2)],
     )
 
 
@@ -168,38 +204,38 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
         d = await _draft(ctx, values["number"])
     else:
         d = (await ctx.session.execute(select(Draft).where(
-            Draft.author == ctx.user, Draft.status.in_(("collecting", "revising")))
+            Draft.author == ctx.user, Draft.status.in_(OPEN))
             .order_by(Draft.updated_at.desc()).limit(1).with_for_update())).scalar_one_or_none()
         if d is None:
             ctx.reply("draft_none_open")
             return
     if d is None:
         return
-    if d.author != ctx.user or d.status not in ("collecting", "revising"):
+    if d.author != ctx.user or d.status not in OPEN:
         ctx.reply("draft_cannot_submit", number=d.id, status=d.status)
         return
     v = await _version(ctx, d)
     previous = await _version(ctx, d, d.version - 1) if d.version > 1 else None
     # A part passed in the previous round and unchanged keeps its pass; the rest is reviewed.
-    keep_text = previous is not None and previous.text_review.get("status") == "passed" and \
+    keep_text = previous is not None and previous.text_review.get("status") == ReviewStatus.PASSED and \
         (previous.title, previous.body) == (v.title, v.body)
-    keep_photo = previous is not None and previous.photo_review.get("status") == "passed" and \
+    keep_photo = previous is not None and previous.photo_review.get("status") == ReviewStatus.PASSED and \
         previous.photos == v.photos
     now = ctx.now()
     v.submitted_at = now
-    v.text_review = dict(previous.text_review) if keep_text and previous else {"status": "pending"}
+    v.text_review = dict(previous.text_review) if keep_text and previous else {"status": ReviewStatus.PENDING}
     if not v.photos.get("items"):
-        v.photo_review = {"status": "passed", "by": "", "comment": "no photos"}
+        v.photo_review = {"status": ReviewStatus.PASSED, "by": "", "comment": "no photos"}
     else:
-        v.photo_review = dict(previous.photo_review) if keep_photo and previous else {"status": "pending"}
-    d.status, d.updated_at = "in_review", now
+        v.photo_review = dict(previous.photo_review) if keep_photo and previous else {"status": ReviewStatus.PENDING}
+    d.status, d.updated_at = DraftStatus.IN_REVIEW, now
     d.phone = has_phone(v.title, v.body)
     reviewers: list[str] = []
-    if v.text_review["status"] == "pending":
+    if v.text_review["status"] == ReviewStatus.PENDING:
         people = ctx.org.with_role("publicity_reviewer")
         await _send_review_cards(ctx, d, v, DraftPart.TEXT, people)
         reviewers += people
-    if v.photo_review["status"] == "pending":
+    if v.photo_review["status"] == ReviewStatus.PENDING:
         people = ctx.org.with_role("photo_reviewer")
         await _send_review_cards(ctx, d, v, DraftPart.PHOTO, people)
         reviewers += people
@@ -208,30 +244,34 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     await _after_review(ctx, d, v)
 
 
-async def review(ctx: Ctx, d: Draft, part: str, verdict: str, comment: str, version: int | None = None) -> None:
+async def review(ctx: Ctx, d: Draft, part: DraftPart, verdict: Verdict, comment: str,
+                 version: int | None = None) -> None:
     """通过/退回 one part of the current version."""
-    role = "publicity_reviewer" if part == "text" else "photo_reviewer"
+    role = "publicity_reviewer" if part is DraftPart.TEXT else "photo_reviewer"
     if not _has_role(ctx, role):
         ctx.reply("draft_not_reviewer", part=part)
         return
     v = await _version(ctx, d)
-    state = v.text_review if part == "text" else v.photo_review
-    if d.status != "in_review" or (version is not None and version != d.version) or state.get("status") != "pending":
+    state = v.text_review if part is DraftPart.TEXT else v.photo_review
+    if d.status != DraftStatus.IN_REVIEW or (version is not None and version != d.version) or \
+            state.get("status") != ReviewStatus.PENDING:
         ctx.reply("draft_review_stale", number=d.id, status=d.status)
         return
-    result = {"status": "passed" if verdict == "pass" else "returned", "by": ctx.user, "comment": comment,
+    passed = verdict is Verdict.PASS
+    result = {"status": ReviewStatus.PASSED if passed else ReviewStatus.RETURNED, "by": ctx.user, "comment": comment,
               "at": ctx.now().isoformat()}
-    if part == "text":
+    if part is DraftPart.TEXT:
         v.text_review = result
     else:
         v.photo_review = result
-    label = ctx.renderer.block("cards", f"draft_done_{verdict}", name=ctx.org.name(ctx.user)) or ""
+    label = ctx.renderer.block("cards_publishing", f"draft_done_{verdict}", name=ctx.org.name(ctx.user)) or ""
     await _close(ctx, d, f"review_{part}", label)
     ctx.reply("draft_review_saved", number=d.id, part=part, verdict=verdict)
-    if verdict == "return":
-        d.status, d.updated_at = "revising", ctx.now()
-        other = "photo" if part == "text" else "text"
-        await _close(ctx, d, f"review_{other}", ctx.renderer.block("cards", "draft_returned_elsewhere") or "")
+    if not passed:
+        d.status, d.updated_at = DraftStatus.REVISING, ctx.now()
+        other = DraftPart.PHOTO if part is DraftPart.TEXT else DraftPart.TEXT
+        await _close(ctx, d, f"review_{other}",
+                     ctx.renderer.block("cards_publishing", "draft_returned_elsewhere") or "")
         ctx.tell(d.author, "draft_returned", number=d.id, part=part, name=ctx.org.name(ctx.user), comment=comment,
                  version=v.version)
         return
@@ -240,10 +280,11 @@ async def review(ctx: Ctx, d: Draft, part: str, verdict: str, comment: str, vers
 
 async def _after_review(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
     """Both parts passed: the committee if there is a phone number, else the editors."""
-    if d.status != "in_review" or v.text_review.get("status") != "passed" or v.photo_review.get("status") != "passed":
+    if d.status != DraftStatus.IN_REVIEW or v.text_review.get("status") != ReviewStatus.PASSED or \
+            v.photo_review.get("status") != ReviewStatus.PASSED:
         return
     if d.phone:
-        d.status = "committee"
+        d.status = DraftStatus.COMMITTEE
         req = await _submit_for_author(ctx, d, v)
         d.committee_request = req.id
         ctx.tell(d.author, "draft_to_committee", number=d.id)
@@ -260,15 +301,16 @@ async def _submit_for_author(ctx: Ctx, d: Draft, v: DraftVersion) -> Request:
 
 
 async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
-    d.status, d.updated_at = "editing", ctx.now()
+    d.status, d.updated_at = DraftStatus.EDITING, ctx.now()
     editors = ctx.org.with_role("platform_editor")
     block = ctx.renderer.block
     await send_cards(
         ctx, editors, subject_id=d.id, purpose="edit", step=d.version,
-        title=block("cards", "draft_edit_title", number=d.id) or "",
-        desc=block("cards", "draft_review_desc", title=v.title) or "",
-        rows=[("作者", ctx.org.name(d.author)), ("标题", v.title), ("照片", f"{len(v.photos.get('items', []))}张")],
-        buttons=[Button(block("cards", "draft_edit_button") or "",
+        title=block("cards_publishing", "draft_edit_title", number=d.id) or "",
+        desc=block("cards_publishing", "draft_review_desc", title=v.title) or "",
+        rows=[(LABELS(ctx, "row_author"), ctx.org.name(d.author)), (LABELS(ctx, "row_title"), v.title),
+              (LABELS(ctx, "row_photos"), _photos(ctx, v))],
+        buttons=[Button(block("cards_publishing", "draft_edit_button") or "",
                         DraftClick(d.id, v.version, DraftPart.EDIT, DraftButton.HOWTO))],
     )
     ctx.tell(d.author, "draft_passed", number=d.id, editors=[ctx.org.name(u) for u in editors])
@@ -276,20 +318,21 @@ async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
 
 async def on_committee_approved(ctx: Ctx, req: Request) -> None:
     d = await ctx.session.get(Draft, int(req.fields["draft"]))
-    if d is not None and d.status == "committee":
+    if d is not None and d.status == DraftStatus.COMMITTEE:
         await _to_editors(ctx, d, await _version(ctx, d))
 
 
 async def on_committee_closed(ctx: Ctx, req: Request) -> None:
     d = await ctx.session.get(Draft, int(req.fields["draft"]))
-    if d is not None and d.status == "committee":
-        d.status = "revising"  # the author removes the number (or argues) and submits again
+    if d is not None and d.status == DraftStatus.COMMITTEE:
+        d.status = DraftStatus.REVISING  # the author removes the number (or argues) and submits again
 
 
 COMMITTEE_SPEC = router.approval(WorkflowSpec(
-    key="draft_phone", title="含联系电话稿件审批", confidential=False,
-    facts=lambda ctx, req: [("稿件", f"#{req.fields['draft']}"), ("标题", req.fields["title"]),
-                            ("正文", req.fields["body"])],
+    key="draft_phone", labels=LABELS, confidential=False,
+    facts=lambda ctx, req: [(LABELS(ctx, "row_draft"), f"#{req.fields['draft']}"),
+                            (LABELS(ctx, "row_title"), req.fields["title"]),
+                            (LABELS(ctx, "row_body"), req.fields["body"])],
     on_approved=on_committee_approved, on_closed=on_committee_closed,
     viewers=lambda ctx, req: ctx.org.with_role("platform_editor")))
 
@@ -302,33 +345,32 @@ async def draft_click(ctx: Ctx, card: Card, click: DraftClick) -> None:
     if click.part is DraftPart.EDIT:
         ctx.reply("draft_edit_howto", number=d.id)
     elif click.button is DraftButton.PASS:
-        await review(ctx, d, click.part.value, "pass", "", click.version)
+        await review(ctx, d, click.part, Verdict.PASS, "", click.version)
     elif click.button is DraftButton.RETURN:
-        await start_form(ctx, "return_draft", {"number": str(d.id),
-                                               "part": "文字" if click.part is DraftPart.TEXT else "照片"})
+        await start_form(ctx, "return_draft", {"number": str(d.id), "part": click.part})
     else:
         ctx.reply("card_unknown")
 
 
 @router.command("pass_draft", aliases=("通过", "通過", "pass"), positional=True,
                 roles=("publicity_reviewer", "photo_reviewer"),
-                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part)))
+                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part"))))
 async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """通过 #编号 文字|照片"""
     d = await _draft(ctx, values["number"])
     if d is not None:
-        await review(ctx, d, values["part"], "pass", "")
+        await review(ctx, d, DraftPart(values["part"]), Verdict.PASS, "")
 
 
 @router.command("return_draft", aliases=("退回", "return"), positional=True,
                 roles=("publicity_reviewer", "photo_reviewer"),
-                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part),
+                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part")),
                         Field("comment", ("意见", "意見", "comment"), parse=parse_required)))
 async def return_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """退回 #编号 文字|照片 意见"""
     d = await _draft(ctx, values["number"])
     if d is not None:
-        await review(ctx, d, values["part"], "return", values["comment"])
+        await review(ctx, d, DraftPart(values["part"]), Verdict.RETURN, values["comment"])
 
 
 @router.command("revise_draft", aliases=("修改", "修改稿件", "revise"), default_field="number",
@@ -339,7 +381,7 @@ async def revise_draft(ctx: Ctx, values: dict[str, str]) -> None:
     d = await _draft(ctx, values["number"])
     if d is None:
         return
-    if d.author != ctx.user or d.status != "revising":
+    if d.author != ctx.user or d.status != DraftStatus.REVISING:
         ctx.reply("draft_cannot_revise", number=d.id, status=d.status)
         return
     old = await _version(ctx, d)
@@ -359,7 +401,7 @@ async def preview_draft(ctx: Ctx, values: dict[str, str]) -> None:
     d = await _draft(ctx, values["number"])
     if d is None:
         return
-    if not _has_role(ctx, "platform_editor") or d.status != "editing":
+    if not _has_role(ctx, "platform_editor") or d.status != DraftStatus.EDITING:
         ctx.reply("draft_cannot_publish", number=d.id, status=d.status)
         return
     for u in dict.fromkeys([d.author, ctx.user]):
@@ -368,7 +410,8 @@ async def preview_draft(ctx: Ctx, values: dict[str, str]) -> None:
 
 @router.command("publish_draft", aliases=("发布", "發佈", "發布", "publish"), positional=True,
                 roles=("platform_editor",),
-                fields=(NUMBER, Field("platform", ("平台", "platform"), parse=parse_platform),
+                fields=(NUMBER,
+                        Field("platform", ("平台", "platform"), parse=parse_platform, show=LABELS.show("platform")),
                         Field("link", ("链接", "link"), parse=parse_link)))
 async def publish_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """发布 #编号 网站|公众号 链接 — record a publication on one platform."""
@@ -378,29 +421,30 @@ async def publish_draft(ctx: Ctx, values: dict[str, str]) -> None:
     if not _has_role(ctx, "platform_editor"):
         ctx.reply("draft_cannot_publish", number=d.id, status=d.status)
         return
-    if d.phone and d.status == "committee":
+    if d.phone and d.status == DraftStatus.COMMITTEE:
         ctx.reply("draft_needs_committee", number=d.id)
         return
-    if d.status not in ("editing", "published"):
+    if d.status not in (DraftStatus.EDITING, DraftStatus.PUBLISHED):
         ctx.reply("draft_cannot_publish", number=d.id, status=d.status)
         return
     platform = values["platform"]
     exists = (await ctx.session.execute(select(Publication).where(
         Publication.draft_id == d.id, Publication.platform == platform))).scalar_one_or_none()
     if exists is not None:
-        ctx.reply("draft_already_published", number=d.id, platform=PLATFORM_NAMES[platform], link=exists.link)
+        ctx.reply("draft_already_published", number=d.id, platform=platform_name(ctx, platform), link=exists.link)
         return
     ctx.session.add(Publication(draft_id=d.id, platform=platform, link=values["link"], editor=ctx.user,
                                 published_at=ctx.now()))
     await ctx.session.flush()
     done = {p for (p,) in (await ctx.session.execute(
         select(Publication.platform).where(Publication.draft_id == d.id))).all()}
-    if done >= {"website", "oa"}:
-        d.status = "published"
-        await _close(ctx, d, "edit", ctx.renderer.block("cards", "draft_published") or "")
-    ctx.reply("draft_publish_saved", number=d.id, platform=PLATFORM_NAMES[platform],
-              remaining=[PLATFORM_NAMES[p] for p in ("website", "oa") if p not in done])
-    ctx.tell(d.author, "draft_published_author", number=d.id, platform=PLATFORM_NAMES[platform], link=values["link"])
+    if done >= set(Platform):
+        d.status = DraftStatus.PUBLISHED
+        await _close(ctx, d, "edit", ctx.renderer.block("cards_publishing", "draft_published") or "")
+    ctx.reply("draft_publish_saved", number=d.id, platform=platform_name(ctx, platform),
+              remaining=[platform_name(ctx, p) for p in Platform if p not in done])
+    ctx.tell(d.author, "draft_published_author", number=d.id, platform=platform_name(ctx, platform),
+             link=values["link"])
 
 
 @router.command("my_drafts", aliases=("我的投稿", "my drafts"))
@@ -425,14 +469,14 @@ async def check_website(ctx: Ctx, when: datetime) -> None:
     """A school day without a new website post by 16:00: remind the platform team."""
     local = local_now(when, ctx.config.scheduler.timezone)
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    if await _count(ctx, "website", start) == 0:
+    if await _count(ctx, Platform.WEBSITE, start) == 0:
         for u in ctx.org.with_role("platform_editor"):
-            ctx.tell(u, "cadence_website", date=local.strftime("%m月%d日"))
+            ctx.tell(u, "cadence_website", date=local)
 
 
 async def check_oa(ctx: Ctx, when: datetime) -> None:
     """Fewer official-account posts this week than the target: remind the platform team."""
-    count = await _count(ctx, "oa", _week_start(ctx, when))
+    count = await _count(ctx, Platform.OA, _week_start(ctx, when))
     target = ctx.config.publishing.oa_weekly_min
     if count < target:
         for u in ctx.org.with_role("platform_editor"):

@@ -18,19 +18,34 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
-from handlers.approval_engine import Flow
-from handlers.faults import CATEGORY_NAMES, repair_hours
 from bot.org import Org
-from storage.models import ApprovalAudit, Booking, ComputerIssue, FootageLog, Request, Ticket
+from bot.render import Renderer
+from bot.router import Registry
+from handlers import ROUTERS
+from handlers.approval_engine import Flow, FlowStatus
+from handlers.approvals import APPROVAL_LABELS
+from handlers.computers import LABELS as COMPUTERS
+from handlers.computers import SPEC as COMPUTERS_SPEC
+from handlers.computers import purpose_name
+from handlers.faults import LABELS as FAULTS
+from handlers.faults import category_name, repair_hours
+from handlers.footage import LABELS as FOOTAGE
+from handlers.footage import SPEC as FOOTAGE_SPEC
+from handlers.stage import LABELS as STAGE
+from handlers.stage import YesNo
+from storage.models import ApprovalAudit, Booking, ComputerIssue, FootageLog, Request, Ticket, TicketStatus
 
 Rows = Callable[["Ctx", datetime, datetime], Awaitable[list[list[Any]]]]
 
 
 @dataclass(frozen=True)
 class Ctx:
+    """What a register's rows are read with; the words in its cells come from the workflows' labels."""
+
     session: AsyncSession
     org: Org
     config: Config
+    renderer: Renderer
 
     def local(self, t: datetime | None) -> str:
         if t is None:
@@ -44,6 +59,7 @@ class Register:
     title: str
     columns: tuple[str, ...]
     rows: Rows
+    numbered: bool = True  # the first column is the row's 序号
 
 
 async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
@@ -51,11 +67,11 @@ async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
                                          .order_by(Ticket.id))).scalars()
     out = []
     for t in tickets:
-        note = " ".join(x for x in (t.resolution, "人为损坏·追责" if t.damage else "",
-                                    f"报修单 #{t.id} {t.location}") if x)
+        note = FAULTS(ctx, "register_note", resolution=t.resolution, damage=t.damage, number=t.id, location=t.location)
         out.append([None, ctx.local(t.created_at)[:10], t.unit, ctx.org.name(t.reporter),
-                    f"{CATEGORY_NAMES.get(t.category, t.category)}：{t.description}",
-                    "是" if t.status == "done" else "否", f"{repair_hours(t)}小时" if t.resolved_at else "",
+                    FAULTS(ctx, "register_item", category=category_name(ctx, t.category), description=t.description),
+                    FAULTS(ctx, "register_handled", done=t.status == TicketStatus.DONE),
+                    FAULTS(ctx, "register_hours", hours=repair_hours(t)) if t.resolved_at else "",
                     ctx.org.name(t.owner) if t.owner else "", note])
     return out
 
@@ -63,16 +79,17 @@ async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
 async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
     rows = (await ctx.session.execute(
         select(Booking, Request).join(Request, Request.id == Booking.request_id)
-        .where(Booking.start_at >= start, Booking.start_at < end, Request.status == "approved")
+        .where(Booking.start_at >= start, Booking.start_at < end, Request.status == FlowStatus.APPROVED)
         .order_by(Booking.start_at))).all()
     out = []
     for b, r in rows:
         unit = ctx.org.unit_of(r.requester)
-        note = " ".join(x for x in (b.activity, "已取消" if b.cancelled_at else "", "校外" if b.offsite else "",
-                                    b.condition_note, f"报修 #{b.ticket_id}" if b.ticket_id else "") if x)
+        note = STAGE(ctx, "register_note", activity=b.activity, cancelled=b.cancelled_at is not None,
+                      offsite=b.offsite, condition_note=b.condition_note, ticket=b.ticket_id)
         out.append([None, ctx.local(b.start_at)[:10], unit.name if unit else "", ctx.org.name(r.requester),
-                    f"{ctx.local(b.start_at)[11:]}-{ctx.local(b.end_at)[11:]}", "是" if b.outdoor else "否",
-                    b.condition or "", note])
+                    f"{ctx.local(b.start_at)[11:]}-{ctx.local(b.end_at)[11:]}",
+                    STAGE.name(ctx, "yes_no", YesNo.YES if b.outdoor else YesNo.NO),
+                    STAGE.name(ctx, "condition", b.condition) if b.condition else "", note])
     return out
 
 
@@ -81,24 +98,24 @@ async def _approvals(ctx: Ctx, req: Request) -> list[str]:
     audits = (await ctx.session.execute(select(ApprovalAudit).where(
         ApprovalAudit.request_id == req.id, ApprovalAudit.action == "approve").order_by(ApprovalAudit.id))).scalars()
     when = {a.actor: ctx.local(a.at) for a in audits}
-    out = []
-    for s in Flow.from_json(req.flow).steps:
-        out.append("、".join(f"{ctx.org.name(u)} {when.get(u, '')}".strip() for u in s.approved_by))
-    return out
+    return [APPROVAL_LABELS(ctx, "register_step", signatures=[f"{ctx.org.name(u)} {when.get(u, '')}".strip()
+                                                              for u in s.approved_by])
+            for s in Flow.from_json(req.flow).steps]
 
 
 async def _footage_requests(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
     reqs = (await ctx.session.execute(select(Request).where(
-        Request.workflow == "footage", Request.created_at >= start, Request.created_at < end).order_by(Request.id)
-    )).scalars()
+        Request.workflow == FOOTAGE_SPEC.key, Request.created_at >= start, Request.created_at < end)
+        .order_by(Request.id))).scalars()
     out = []
     for r in reqs:
         f = r.fields
         klass = ctx.org.school_class(f["class"]).name if f.get("class") and ctx.org.school_class(f["class"]) else ""
         unit = ctx.org.unit_of(r.requester)
         out.append([None, ctx.local(r.created_at)[:10], ctx.org.name(r.requester), unit.name if unit else "",
-                    f["location"], f["time"], f["reason"], f["kind"], klass, "；".join(await _approvals(ctx, r)),
-                    {"approved": "已批准", "rejected": "已驳回", "withdrawn": "已撤销"}.get(r.status, "审批中")])
+                    f["location"], f["time"], f["reason"], FOOTAGE.name(ctx, "kind", f["kind"]), klass,
+                    FOOTAGE(ctx, "register_signatures", signatures=await _approvals(ctx, r)),
+                    FOOTAGE(ctx, "register_result", status=r.status)])
     return out
 
 
@@ -107,13 +124,14 @@ async def _footage_log(ctx: Ctx, start: datetime, end: datetime) -> list[list[An
         FootageLog.created_at >= start, FootageLog.created_at < end).order_by(FootageLog.id))).scalars()
     return [[None, ctx.local(x.created_at)[:10], x.retriever, x.retrieved_at, x.content, x.delivery,
              ctx.org.name(x.operator),
-             ("公安调取：" + x.reason) if x.police else f"申请 #{x.request_id}"] for x in logs]
+             FOOTAGE(ctx, "register_log_note", police=x.police, reason=x.reason, number=x.request_id)]
+            for x in logs]
 
 
 async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
     reqs = (await ctx.session.execute(select(Request).where(
-        Request.workflow == "computer", Request.created_at >= start, Request.created_at < end).order_by(Request.id)
-    )).scalars()
+        Request.workflow == COMPUTERS_SPEC.key, Request.created_at >= start, Request.created_at < end)
+        .order_by(Request.id))).scalars()
     out = []
     for r in reqs:
         signs = await _approvals(ctx, r)
@@ -123,7 +141,8 @@ async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[l
         vp = by_role.get("vp_supervising") or by_role.get("vp_campus") or ""
         issue = (await ctx.session.execute(select(ComputerIssue).where(ComputerIssue.request_id == r.id))).scalar_one_or_none()
         unit = ctx.org.unit_of(r.requester)
-        out.append([ctx.org.name(r.requester), r.fields["purpose"], unit.name if unit else "", first, vp,
+        out.append([ctx.org.name(r.requester), purpose_name(ctx, r.fields["purpose"]),
+                    unit.name if unit else "", first, vp,
                     by_role.get("principal", ""),
                     f"{ctx.org.name(issue.issued_by)} {ctx.local(issue.issued_at)}" if issue else "",
                     ctx.local(issue.confirmed_at)[:10] if issue and issue.confirmed_at else ""])
@@ -133,11 +152,10 @@ async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[l
 async def _computer_issues(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
     issues = (await ctx.session.execute(select(ComputerIssue).where(
         ComputerIssue.issued_at >= start, ComputerIssue.issued_at < end).order_by(ComputerIssue.id))).scalars()
-    return [[None, ctx.local(i.issued_at), i.unit, i.purpose, i.spec,
+    return [[None, ctx.local(i.issued_at), i.unit, purpose_name(ctx, i.purpose), i.spec,
              f"{ctx.org.name(i.recipient)} {ctx.local(i.confirmed_at)}" if i.confirmed_at else "",
-             " ".join(x for x in ("资产号 " + "、".join(i.assets.get("numbers", [])),
-                                  f"借用至 {i.due_back}" if i.due_back else "",
-                                  f"已归还 {ctx.local(i.returned_at)}" if i.returned_at else "") if x)]
+             COMPUTERS(ctx, "register_issue_note", assets=i.assets.get("numbers", []), due_back=i.due_back,
+                              returned=ctx.local(i.returned_at) if i.returned_at else "")]
             for i in issues]
 
 
@@ -153,7 +171,7 @@ REGISTERS: tuple[Register, ...] = (
              ("序号", "日期", "调取人", "时间", "内容", "交付方式", "经办人", "备注"), _footage_log),
     Register("computer-requests", "计算机领取申请表",
              ("领取人", "领取用途", "所属部门", "直属领导签字", "主管副校长签字", "校长签字", "信息中心主任签字",
-              "领取日期"), _computer_requests),
+              "领取日期"), _computer_requests, numbered=False),
     Register("computer-issues", "计算机领取/发放登记表",
              ("序号", "时间", "部门", "用途", "计算机配置", "使用人签字", "备注"), _computer_issues),
 )
@@ -165,12 +183,13 @@ def find_register(name: str) -> Register | None:
 
 
 async def export(session: AsyncSession, config: Config, register: Register, first: date, last: date,
-                 path: str | Path) -> int:
+                 path: str | Path, renderer: Renderer | None = None) -> int:
     """Write the register's rows for first..last (inclusive, local dates) to an .xlsx; return the count."""
     tz = ZoneInfo(config.scheduler.timezone)
     start = datetime.combine(first, time(0), tz)
     end = datetime.combine(last + timedelta(days=1), time(0), tz)
-    rows = await register.rows(Ctx(session, Org(config), config), start, end)
+    renderer = renderer or Renderer(Registry(ROUTERS).template_dirs)
+    rows = await register.rows(Ctx(session, Org(config), config, renderer), start, end)
     wb = Workbook()
     ws = wb.active
     ws.title = register.title.replace("/", "-")[:31]
@@ -182,7 +201,7 @@ async def export(session: AsyncSession, config: Config, register: Register, firs
     for cell in ws[2]:
         cell.font = Font(bold=True)
     for n, row in enumerate(rows, start=1):
-        if register.columns[0] == "序号":
+        if register.numbered:
             row[0] = n
         ws.append(row)
     for i, name in enumerate(register.columns, start=1):

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,9 +41,10 @@ from handlers.approvals import (
     submit,
 )
 from handlers.faults import open_ticket
-from storage.models import Booking, Card, Request, Timer, VenueLock
+from handlers.labels import Labels
+from storage.models import Booking, BookingCondition, Card, Request, Timer, VenueLock
 
-router = Router("stage")
+router = Router("stage", templates=Path(__file__).with_name("templates") / "stage")
 for _key, _label in (("stage", "借舞台"), ("stage_outdoor", "借舞台 (户外)"), ("stage_offsite", "借舞台 (校外)"),
                      ("stage_outdoor_offsite", "借舞台 (户外且校外)")):
     router.requires_chain(_key, _label)
@@ -58,17 +60,43 @@ class StageButton(StrEnum):
 class StageClick(CardAction, prefix="sg", subject="request"):
     request: int
     button: StageButton
+
+
+class YesNo(StrEnum):
+    """A 是/否 answer (户外, 校外, 重大活动, 仍要申请) as the form and `requests.fields` keep it."""
+
+    YES = "yes"
+    NO = "no"
+
+
+class BookingStage(StrEnum):
+    """`requests.stage` of a booking."""
+
+    HELD = "held"            # pending: the slot is held for it
+    BOOKED = "booked"        # approved
+    CANCELLED = "cancelled"  # approved, then given back by the requester
+    DONE = "done"            # the equipment's condition was reported after the event
+
+
+LABELS = Labels("labels_stage", yes_no=YesNo, condition=BookingCondition, stage=BookingStage)
+
 YES = ("是", "要", "需要", "对", "有", "yes", "y", "true", "户外", "校外")
 NO = ("否", "不", "没有", "无", "no", "n", "false")
+NORMAL_WORDS = ("正常", "好", "ok", "OK", "没问题", "normal")
+ABNORMAL_WORDS = ("异常", "有问题", "坏", "bad", "abnormal")
 
 
-def parse_yes_no(value: str, ctx: Ctx) -> str:
+def parse_yes_no(value: str, ctx: Ctx) -> YesNo:
     low = value.strip().lower()
     if any(low.startswith(w) for w in NO):
-        return "否"
+        return YesNo.NO
     if any(low.startswith(w) for w in YES):
-        return "是"
+        return YesNo.YES
     raise FieldError("invalid_yes_no")
+
+
+def condition_name(ctx: Ctx, value: str) -> str:
+    return LABELS.name(ctx, "condition", value)
 
 
 def find_venue(ctx: Ctx, text: str) -> Venue | None:
@@ -171,13 +199,13 @@ async def free_slots(ctx: Ctx, venue: str, start: datetime, end: datetime, count
 
 
 def _chain(values: dict[str, str]) -> str:
-    outdoor, offsite = values["outdoor"] == "是", values["offsite"] == "是"
+    outdoor, offsite = values["outdoor"] == YesNo.YES, values["offsite"] == YesNo.YES
     return {(False, False): "stage", (True, False): "stage_outdoor", (False, True): "stage_offsite",
             (True, True): "stage_outdoor_offsite"}[(outdoor, offsite)]
 
 
-def _slot_text(s: datetime, e: datetime) -> str:
-    return f"{s:%m月%d日} {s:%H:%M}-{e:%H:%M}"
+def _slot_text(ctx: Ctx, s: datetime, e: datetime) -> str:
+    return LABELS(ctx, "slot", start=s, end=e)
 
 
 async def check_booking(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
@@ -187,15 +215,15 @@ async def check_booking(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dic
         return ("time", "invalid_past", {})
     await lock_venue(ctx, values["venue"])
     clashes = await holding(ctx, values["venue"], start, end)
-    if clashes and values.get("insist") != "是":
+    if clashes and values.get("insist") != YesNo.YES:
         first = clashes[0]
         req = await ctx.session.get(Request, first.request_id)
         unit = ctx.org.unit_of(req.requester) if req else None
         slots = await free_slots(ctx, values["venue"], start, end)
         return ("insist", "clash", {
             "number": first.request_id, "activity": first.activity, "unit": unit.name if unit else "",
-            "slot": _slot_text(first.start_at.astimezone(start.tzinfo), first.end_at.astimezone(start.tzinfo)),
-            "status": req.status if req else "", "free": [_slot_text(s, e) for s, e in slots]})
+            "slot": _slot_text(ctx, first.start_at.astimezone(start.tzinfo), first.end_at.astimezone(start.tzinfo)),
+            "status": req.status if req else "", "free": [_slot_text(ctx, s, e) for s, e in slots]})
     return None
 
 
@@ -209,13 +237,12 @@ async def _booking(ctx: Ctx, req: Request) -> Booking:
 
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
-    flags = "、".join(k for k, key in (("户外", "outdoor"), ("校外", "offsite"), ("重大活动", "major"))
-                     if f.get(key) == "是") or "否"
-    rows = [("场地", venue_name(ctx, f["venue"])), ("时间", f["slot"]), ("活动", f["activity"]),
-            ("特殊", flags)]
+    flags = LABELS(ctx, "flags", **{key: f.get(key) == YesNo.YES for key in ("outdoor", "offsite", "major")})
+    rows = [(LABELS(ctx, "row_venue"), venue_name(ctx, f["venue"])), (LABELS(ctx, "row_time"), f["slot"]),
+            (LABELS(ctx, "row_activity"), f["activity"]), (LABELS(ctx, "row_flags"), flags)]
     competing = f.get("competing")
     if competing:
-        rows.append(("冲突", competing))
+        rows.append((LABELS(ctx, "row_competing"), competing))
     return rows
 
 
@@ -237,7 +264,7 @@ async def guard(ctx: Ctx, req: Request) -> str | None:
 async def on_approved(ctx: Ctx, req: Request) -> None:
     """Approved: close the competitors, schedule the 重大活动 check and the condition question."""
     booking = await _booking(ctx, req)
-    req.stage = "booked"
+    req.stage = BookingStage.BOOKED
     for other in await _competitors(ctx, booking):
         other_req = await ctx.session.get(Request, other.request_id)
         if other_req is not None and other_req.status == FlowStatus.PENDING:
@@ -262,7 +289,7 @@ def viewers(ctx: Ctx, req: Request) -> list[str]:
     return ctx.org.technicians("stage")
 
 
-SPEC = router.approval(WorkflowSpec(key="stage", title="舞台使用申请", confidential=False, facts=facts,
+SPEC = router.approval(WorkflowSpec(key="stage", labels=LABELS, confidential=False, facts=facts,
                                    on_approved=on_approved, viewers=viewers, guard=guard, on_closed=on_closed))
 
 
@@ -276,29 +303,29 @@ SPEC = router.approval(WorkflowSpec(key="stage", title="舞台使用申请", con
               required_if=lambda v: not re.match(r"\d{4}-", v.get("time", ""))),
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
         Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
-        Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no),
-        Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no),
-        Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no),
-        Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False),
+        Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+        Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+        Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+        Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False, show=LABELS.show("yes_no")),
     ),
     validate=check_booking,
     members_only=True,
 )
 async def book_stage(ctx: Ctx, values: dict[str, str]) -> None:
     """Book a stage or hall; the director approves (plus VP / principal for outdoor / off-campus)."""
-    if values.get("insist") == "否":
+    if values.get("insist") == YesNo.NO:
         ctx.reply("stage_not_insisting")
         return
     start, end = _span(ctx, values)
     await lock_venue(ctx, values["venue"])
     clashes = await holding(ctx, values["venue"], start, end)
-    competing = "、".join(f"#{b.request_id} {b.activity}" for b in clashes)
+    competing = LABELS(ctx, "competing", clashes=[{"number": b.request_id, "activity": b.activity} for b in clashes])
     fields = {k: values[k] for k in ("venue", "activity", "outdoor", "offsite", "major")}
-    fields.update(slot=_slot_text(start, end), competing=competing)
-    req = await submit(ctx, SPEC, _chain(values), fields, stage="held")
+    fields.update(slot=_slot_text(ctx, start, end), competing=competing)
+    req = await submit(ctx, SPEC, _chain(values), fields, stage=BookingStage.HELD)
     booking = Booking(request_id=req.id, venue=values["venue"], start_at=start, end_at=end,
-                      activity=values["activity"], outdoor=values["outdoor"] == "是",
-                      offsite=values["offsite"] == "是", major=values["major"] == "是", holds=True)
+                      activity=values["activity"], outdoor=values["outdoor"] == YesNo.YES,
+                      offsite=values["offsite"] == YesNo.YES, major=values["major"] == YesNo.YES, holds=True)
     ctx.session.add(booking)
     flow = flow_of(req)
     ctx.reply("stage_submitted", number=req.id, venue=venue_name(ctx, values["venue"]), slot=fields["slot"],
@@ -313,7 +340,7 @@ async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
-    if req.workflow != "stage" or req.requester != ctx.user:
+    if req.workflow != SPEC.key or req.requester != ctx.user:
         ctx.reply("stage_cancel_refused", number=req.id)
         return
     booking = await _booking(ctx, req)
@@ -325,7 +352,7 @@ async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
         return
     booking.holds = False
     booking.cancelled_at = ctx.now()
-    req.stage = "cancelled"
+    req.stage = BookingStage.CANCELLED
     audit(ctx, req, "booking_cancelled", req.status)
     ctx.reply("stage_cancelled", number=req.id, slot=req.fields["slot"])
     for d in ctx.org.with_role("director"):
@@ -341,23 +368,24 @@ async def send_check_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
     block = ctx.renderer.block
     await send_request_cards(
         ctx, req, local or techs,
-        title=block("cards", "stage_check_title", number=req.id) or "",
-        desc=block("cards", "stage_check_desc") or "",
+        title=block("cards_stage", "stage_check_title", number=req.id) or "",
+        desc=block("cards_stage", "stage_check_desc") or "",
         rows=facts(ctx, req)[:4],
-        buttons=[Button(block("cards", "stage_check_button") or "", StageClick(req.id, StageButton.CHECKED))],
+        buttons=[Button(block("cards_stage", "stage_check_button") or "", StageClick(req.id, StageButton.CHECKED))],
     )
 
 async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
-    """After the event: the user reports 设备运转情况 (正常 / 异常)."""
+    """After the event: the user reports 设备运转情况 (normal / abnormal)."""
     block = ctx.renderer.block
     await send_request_cards(
         ctx, req, [req.requester],
-        title=block("cards", "stage_condition_title", number=req.id) or "",
-        desc=block("cards", "stage_condition_desc", activity=booking.activity) or "",
+        title=block("cards_stage", "stage_condition_title", number=req.id) or "",
+        desc=block("cards_stage", "stage_condition_desc", activity=booking.activity) or "",
         rows=[], purpose="condition",
-        buttons=[Button(block("cards", "stage_condition_ok") or "", StageClick(req.id, StageButton.CONDITION_OK)),
-                 Button(block("cards", "stage_condition_bad") or "", StageClick(req.id, StageButton.CONDITION_BAD),
-                        style=2)],
+        buttons=[Button(block("cards_stage", "stage_condition_ok") or "",
+                        StageClick(req.id, StageButton.CONDITION_OK)),
+                 Button(block("cards_stage", "stage_condition_bad") or "",
+                        StageClick(req.id, StageButton.CONDITION_BAD), style=2)],
     )
 
 @router.action(StageClick)
@@ -372,25 +400,26 @@ async def fulfil_click(ctx: Ctx, card: Card, click: StageClick) -> None:
             return
         booking.checked_by = ctx.user
         audit(ctx, req, "stage_checked", req.status)
-        await close_request_cards(ctx, req, ctx.renderer.block("cards", "stage_checked",
+        await close_request_cards(ctx, req, ctx.renderer.block("cards_stage", "stage_checked",
                                                                name=ctx.org.name(ctx.user)) or "", purpose="fulfil")
         ctx.reply("stage_check_saved", number=req.id)
         ctx.tell(req.requester, "stage_check_requester", number=req.id, name=ctx.org.name(ctx.user))
     elif click.button is StageButton.CONDITION_OK:
-        await record_condition(ctx, req, booking, "正常", "")
+        await record_condition(ctx, req, booking, BookingCondition.NORMAL, "")
     else:
-        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": "异常"})
+        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": BookingCondition.ABNORMAL})
 
 
-async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: str, note: str) -> None:
+async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: BookingCondition, note: str) -> None:
     if booking.condition is not None:
-        ctx.reply("stage_condition_already", number=req.id, state=booking.condition)
+        ctx.reply("stage_condition_already", number=req.id, state=condition_name(ctx, booking.condition))
         return
     booking.condition, booking.condition_note = state, note
-    req.stage = "done"
-    await close_request_cards(ctx, req, ctx.renderer.block("cards", "stage_condition_recorded", state=state) or "",
+    req.stage = BookingStage.DONE
+    await close_request_cards(ctx, req, ctx.renderer.block("cards_stage", "stage_condition_recorded",
+                                                           state=condition_name(ctx, state)) or "",
                               purpose="condition")
-    if state == "异常":
+    if state is BookingCondition.ABNORMAL:
         ticket = await open_ticket(ctx, venue_name(ctx, booking.venue), "stage",
                                    ctx.render("stage_fault_description", number=req.id, note=note),
                                    booking_id=booking.id)
@@ -402,27 +431,28 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: str,
 
 
 @router.command("stage_condition", aliases=("设备情况", "設備情況", "condition"), positional=True,
-                fields=(NUMBER, Field("state", ("情况", "情況", "state"), parse=lambda v, c: _state(v)),
+                fields=(NUMBER, Field("state", ("情况", "情況", "state"), parse=lambda v, c: _state(v),
+                                      show=LABELS.show("condition")),
                         Field("note", ("说明", "說明", "note"), parse=parse_required,
-                              required_if=lambda v: v.get("state") == "异常")))
+                              required_if=lambda v: v.get("state") == BookingCondition.ABNORMAL)))
 async def stage_condition(ctx: Ctx, values: dict[str, str]) -> None:
     """设备情况 #编号 正常|异常 [说明] — after the event, how the equipment ran."""
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
-    if req.workflow != "stage" or req.requester != ctx.user or req.status != FlowStatus.APPROVED:
+    if req.workflow != SPEC.key or req.requester != ctx.user or req.status != FlowStatus.APPROVED:
         ctx.reply("stage_cancel_refused", number=req.id)
         return
     booking = await _booking(ctx, req)
-    await record_condition(ctx, req, booking, values["state"], values.get("note", ""))
+    await record_condition(ctx, req, booking, BookingCondition(values["state"]), values.get("note", ""))
 
 
-def _state(value: str) -> str:
+def _state(value: str) -> BookingCondition:
     low = value.strip()
-    if low.startswith(("正常", "好", "ok", "OK", "没问题")):
-        return "正常"
-    if low.startswith(("异常", "有问题", "坏", "bad")):
-        return "异常"
+    if low.startswith(NORMAL_WORDS):
+        return BookingCondition.NORMAL
+    if low.startswith(ABNORMAL_WORDS):
+        return BookingCondition.ABNORMAL
     raise FieldError("invalid_state")
 
 

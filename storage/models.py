@@ -254,6 +254,14 @@ class FootageLog(Base):
     created_at: Mapped[datetime]
 
 
+class ComputerPurpose(StrEnum):
+    """领取用途 (a requisition's `purpose` field and `computer_issues.purpose`)."""
+
+    OFFICE = "office"      # 科室办公
+    TEACHING = "teaching"  # 系部备课
+    LOAN = "loan"          # 临时借用: has a return date
+
+
 class ComputerIssue(Base):
     """计算机领取/发放登记表: computers issued against an approved requisition."""
 
@@ -264,7 +272,7 @@ class ComputerIssue(Base):
         BigId, _fk("requests.id", "fk_computer_issues_request_id_requests", "RESTRICT"), unique=True)
     recipient: Mapped[str] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(100))
-    purpose: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(32))  # ComputerPurpose
     spec: Mapped[str] = mapped_column(Text)  # 计算机配置
     assets: Mapped[dict[str, Any]]  # {"numbers": [...]}
     issued_by: Mapped[str] = mapped_column(String(64))
@@ -272,6 +280,13 @@ class ComputerIssue(Base):
     due_back: Mapped[str | None] = mapped_column(String(10), default=None)  # YYYY-MM-DD for loans
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)  # 使用人签字
     returned_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class BookingCondition(StrEnum):
+    """设备运转情况 reported after the event."""
+
+    NORMAL = "normal"      # 正常
+    ABNORMAL = "abnormal"  # 异常: a ticket is opened
 
 
 class Booking(Base):
@@ -292,7 +307,7 @@ class Booking(Base):
     holds: Mapped[bool] = mapped_column(default=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
     checked_by: Mapped[str | None] = mapped_column(String(64), default=None)  # 重大活动 15-day check
-    condition: Mapped[str | None] = mapped_column(String(16), default=None)  # 正常 | 异常
+    condition: Mapped[str | None] = mapped_column(String(16), default=None)  # BookingCondition
     condition_note: Mapped[str] = mapped_column(Text, default="")
     # tickets.booking_id points back here: use_alter breaks the cycle when sorting tables.
     ticket_id: Mapped[int | None] = mapped_column(
@@ -342,6 +357,15 @@ class AudioClass(Base):
     __table_args__ = (Index("ix_audio_classes_day", "day"),)
 
 
+class DraftStatus(StrEnum):
+    COLLECTING = "collecting"  # being written: photos attach to it
+    IN_REVIEW = "in_review"    # text and photos with the reviewers
+    REVISING = "revising"      # returned to the author
+    COMMITTEE = "committee"    # has a phone number: waiting for the committee's approval
+    EDITING = "editing"        # with the platform editors
+    PUBLISHED = "published"    # on every platform
+
+
 class Draft(Base):
     """A news draft (投稿) for the website and the official account; every version is kept."""
 
@@ -349,7 +373,7 @@ class Draft(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     author: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # collecting|in_review|revising|committee|editing|published
+    status: Mapped[str] = mapped_column(String(16))  # DraftStatus
     version: Mapped[int] = mapped_column(Integer, default=1)  # the current version
     phone: Mapped[bool] = mapped_column(default=False)  # contains a phone number: committee must approve
     committee_request: Mapped[int | None] = mapped_column(
@@ -376,15 +400,20 @@ class DraftVersion(Base):
     __table_args__ = (Index("uq_draft_versions", "draft_id", "version", unique=True),)
 
 
+class Platform(StrEnum):
+    WEBSITE = "website"  # 网站
+    OA = "oa"            # 公众号 (the official account)
+
+
 class Publication(Base):
-    """A draft published on one platform (website | oa), with its link and preview."""
+    """A draft published on one platform, with its link and preview."""
 
     __tablename__ = "publications"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     draft_id: Mapped[int] = mapped_column(
         BigId, _fk("drafts.id", "fk_publications_draft_id_drafts", "RESTRICT"))
-    platform: Mapped[str] = mapped_column(String(16))
+    platform: Mapped[str] = mapped_column(String(16))  # Platform
     link: Mapped[str] = mapped_column(String(500))
     editor: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime]

@@ -68,7 +68,20 @@ async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> N
     assert "PC-9" in issues[2][6]
 
 
+async def test_stage_register_prints_flags_and_condition_in_chinese(scene: Scene, tmp_path: Path) -> None:
+    """Stored as yes/no and abnormal; the register reads 是 and 异常 (from the stage workflow's labels)."""
+    await scene.say("zhaolei", "借舞台 场地:本部礼堂 日期:明天 时间:14:00-16:00 活动:运动会 "
+                               "户外:是 校外:否 重大活动:否")
+    await scene.say("chenhao", "同意 #1")
+    await scene.say("liuyang", "同意 #1")
+    await scene.say("zhaolei", "设备情况 #1 异常 左侧音箱有杂音")
+    rows = await sheet(scene, "舞台设备使用登记表", tmp_path)
+    assert rows[2][1:7] == ["2026-11-26", "信息技术系", "赵磊", "14:00-16:00", "是", "异常"]
+    assert rows[2][7] == "运动会 左侧音箱有杂音 报修 #1"
+
+
 def test_every_register_has_the_manual_title() -> None:
+    assert all(r.numbered == (r.columns[0] == "序号") for r in REGISTERS)
     titles = {r.title for r in REGISTERS}
     assert {"设备维修登记表", "舞台设备使用登记表", "监控调取申请表", "监控调取登记表", "计算机领取申请表",
             "计算机领取/发放登记表"} <= titles

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
-from storage.models import Booking, Request, Ticket
+from storage.models import Booking, BookingCondition, Request, Ticket
 from tests.scene import Scene
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -132,7 +132,7 @@ async def test_major_event_check_and_condition_opening_a_ticket(scene: Scene, cl
     assert "左侧音箱有杂音" in t.description
     assert scene.card("zhanglei")["main_title"]["title"] == "报修 #1 · 舞台音响"
     [b] = await bookings(scene)
-    assert (b.condition, b.ticket_id, b.checked_by) == ("异常", 1, "zhanglei")
+    assert (b.condition, b.ticket_id, b.checked_by) == (BookingCondition.ABNORMAL, 1, "zhanglei")
 
 
 async def test_cancel_frees_the_slot(scene: Scene) -> None:
