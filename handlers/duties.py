@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.config import Config, Duty
+from bot.config import Config
+from bot.config_workflows import Duty
 from bot.context import Ctx
 from bot.router import Job, Router
 from bot.timeparse import local_now

@@ -174,11 +174,12 @@ async def claim(ctx: Ctx, t: Ticket) -> None:
     if not _is_technician(ctx):
         ctx.reply("technicians_only")
         return
-    won = (await ctx.session.execute(
+    claimed = await ctx.session.execute(
         update(Ticket).where(Ticket.id == t.id, Ticket.status == TicketStatus.OPEN)
         .values(status=TicketStatus.CLAIMED, owner=ctx.user, claimed_at=ctx.now())
         .execution_options(synchronize_session=False)
-    )).rowcount == 1
+    )
+    won = getattr(claimed, "rowcount", 0) == 1
     await ctx.session.refresh(t)
     if not won:
         ctx.reply("ticket_taken", number=t.id, owner=ctx.org.name(t.owner or ""), status=t.status)
@@ -221,7 +222,7 @@ async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
     if t.owner != ctx.user or t.status != TicketStatus.CLAIMED:
         ctx.reply("ticket_not_yours", number=t.id, owner=ctx.org.name(t.owner or ""))
         return
-    if person is None or "technician" not in person.roles or target == ctx.user:
+    if target is None or person is None or "technician" not in person.roles or target == ctx.user:
         ctx.reply("ticket_bad_target", text=values["target"])
         return
     t.owner = target

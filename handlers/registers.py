@@ -110,7 +110,8 @@ async def _footage_requests(ctx: Ctx, start: datetime, end: datetime) -> list[li
     out = []
     for r in reqs:
         f = r.fields
-        klass = ctx.org.school_class(f["class"]).name if f.get("class") and ctx.org.school_class(f["class"]) else ""
+        found = ctx.org.school_class(f["class"]) if f.get("class") else None
+        klass = found.name if found else ""
         unit = ctx.org.unit_of(r.requester)
         out.append([None, ctx.local(r.created_at)[:10], ctx.org.name(r.requester), unit.name if unit else "",
                     f["location"], f["time"], f["reason"], FOOTAGE.name(ctx, "kind", f["kind"]), klass,

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.cardkeys import CardAction
 from bot.cards import Button
-from bot.config import Venue
+from bot.config_workflows import Venue
 from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Router

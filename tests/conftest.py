@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime, timezone
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,27 @@ from aiohttp import web
 from sqlalchemy import func, select, text
 
 from bot.appkeys import DISPATCHER, PIPELINE
-from infodesk.app import create_app
-from bot.clock import Clock, FakeClock
+from bot.clock import Clock, FakeClock, RunningClock
 from bot.config import Config, parse_config
 from bot.emulator.sender import CallbackSender
 from bot.emulator.server import Emulator
+from infodesk.app import create_app
 from storage.db import make_engine
 from storage.models import Base, OutboxMessage, OutboxStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("INFODESK_TEST_PG_URL")
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+# No test depends on the real date or weekday (CI runs on weekends too): every bot a test starts
+# reads time from an injected clock. Scenario tests use a fake clock that moves only when told;
+# the others a RunningClock, which starts here and then flows with real elapsed time.
+# 2026-11-25 09:00 in Shanghai, a Wednesday.
+SCENE_START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+WALL_START = SCENE_START
+
+# The current test's `wall_clock`, if it has one: bots it starts without a clock run on it too.
+_wall_clock: RunningClock | None = None
 
 
 def example_raw() -> dict[str, Any]:
@@ -64,7 +74,21 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def wall_clock() -> Iterator[RunningClock]:
+    """This test's stand-in for the wall clock: WALL_START, then real elapsed time.
+
+    Every bot the test starts without a clock of its own runs on it too (the `bot` fixture's, and one
+    restarted in the test), so they agree on the time.
+    """
+    global _wall_clock
+    _wall_clock = RunningClock(WALL_START)
+    yield _wall_clock
+    _wall_clock = None
+
+
+@pytest.fixture
 async def emulator(example_people: set[str]) -> AsyncIterator[Emulator]:
+    """WeCom; the fixture that starts the bot sets its clock to the bot's (`bot`, `scene`)."""
     raw = example_raw()
     emu = Emulator(corp_id=raw["wecom"]["corp_id"], secret=raw["wecom"]["secret"],
                    agent_id=raw["wecom"]["agent_id"], known_users=example_people)
@@ -85,7 +109,7 @@ def example_people() -> set[str]:
 
 @dataclass
 class Bot:
-    """A running bot: its URL, a WeCom-like sender, and the app for inspection."""
+    """A running bot: its URL, a WeCom-like sender, the app for inspection, and the clock it runs on."""
 
     app: web.Application
     runner: web.AppRunner
@@ -93,6 +117,11 @@ class Bot:
     sender: CallbackSender
     config: Config
     http: aiohttp.ClientSession
+    clock: Clock
+
+    def timestamp(self, offset: float = 0) -> int:
+        """Unix seconds on the bot's clock (plus `offset`), as WeCom would put in a callback."""
+        return int(self.clock.now().timestamp() + offset)
 
     async def count(self, model: type[Base], *where: Any) -> int:
         async with self.app[PIPELINE].sessions() as s:
@@ -118,7 +147,10 @@ class Bot:
 async def start_bot(
     config: Config, http: aiohttp.ClientSession, clock: Clock | None = None, **kw: Any
 ) -> Bot:
-    app = create_app(config, clock=clock, **kw)
+    """Start a bot, and a callback sender, on `clock`; without one, on the test's `wall_clock`,
+    or a RunningClock from WALL_START: never on the machine's date."""
+    bot_clock: Clock = clock if clock is not None else _wall_clock or RunningClock(WALL_START)
+    app = create_app(config, clock=bot_clock, **kw)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -129,9 +161,9 @@ async def start_bot(
         token=config.wecom.token.get_secret_value(),
         encoding_aes_key=config.wecom.encoding_aes_key.get_secret_value(),
         corp_id=config.wecom.corp_id, agent_id=config.wecom.agent_id,
-        clock=(lambda: clock.now().timestamp()) if clock else __import__("time").time,
+        clock=lambda: bot_clock.now().timestamp(),
     )
-    return Bot(app, runner, url, sender, config, http)
+    return Bot(app, runner, url, sender, config, http, bot_clock)
 
 
 @pytest.fixture
@@ -140,12 +172,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-# Scenario tests run on a fake clock: 2026-11-25 09:00 in Shanghai, a Wednesday.
-SCENE_START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
+    """The scenario tests' fake clock, at SCENE_START."""
     return FakeClock(SCENE_START)
 
 
@@ -160,9 +189,12 @@ async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
 
 
 @pytest.fixture
-async def bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession) -> AsyncIterator[Bot]:
-    # Recurring jobs follow the wall clock; tests of them use a fake clock (tests/test_groups_http.py).
-    b = await start_bot(make_config(emulator.base_url, db_url), http, run_jobs=False)
+async def bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
+              wall_clock: RunningClock) -> AsyncIterator[Bot]:
+    """A bot on a running clock from WALL_START, shared with WeCom; the dispatcher runs in the background."""
+    # No recurring jobs here: tests of them use a fake clock (tests/test_groups_http.py).
+    emulator.clock = lambda: wall_clock.now().timestamp()
+    b = await start_bot(make_config(emulator.base_url, db_url), http, clock=wall_clock, run_jobs=False)
     yield b
     await b.stop()
 

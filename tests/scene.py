@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infodesk.app import TIMERS
 from bot.emulator.server import Delivered, Emulator
+from infodesk.app import TIMERS
 from tests.conftest import Bot
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import base64
-import time
+from datetime import timedelta
 
 import aiohttp
 import pytest
 
+from bot.appkeys import CLOCK
 from bot.clock import FakeClock
 from bot.crypto import WeComCrypto
 from bot.emulator.server import Emulator
 from storage.models import Conversation, InboundEvent, OutboxMessage, Ticket
-from tests.conftest import Bot, make_config, start_bot
+from tests.conftest import WALL_START, Bot, make_config, start_bot
 from tests.test_crypto import A_ECHO, A_POST, B_ECHO
 
 A_KEYS = {"corp_id": "wx5823bf96d3bd56c7", "token": "QDG6eK",
@@ -34,7 +35,8 @@ A_POST_BODY = (
 
 async def _vector_bot(keys: dict[str, str], clock: FakeClock, db_url: str, http: aiohttp.ClientSession,
                       agent_id: int) -> tuple[Bot, Emulator]:
-    emu = Emulator(corp_id=keys["corp_id"], secret="vector-secret", agent_id=agent_id)
+    emu = Emulator(corp_id=keys["corp_id"], secret="vector-secret", agent_id=agent_id,
+                   clock=lambda: clock.now().timestamp())
     await emu.start()
     cfg = make_config(emu.base_url, db_url,
                       wecom={**keys, "secret": "vector-secret", "agent_id": agent_id})
@@ -129,7 +131,7 @@ async def test_same_callback_three_times_has_one_effect(bot: Bot, emulator: Emul
 
 
 async def test_repeated_events_are_deduped_by_sender_time_and_key(bot: Bot) -> None:
-    now = int(time.time())
+    now = bot.timestamp()
     for _ in range(2):
         assert (await bot.sender.event("zhaolei", "enter_agent", create_time=now)).status == 200
         assert (await bot.sender.card_click("majun", "task_1", "approve:1", "rc1", create_time=now)).status == 200
@@ -152,8 +154,9 @@ def _hostile_cases(bot: Bot) -> list[tuple[str, str, dict[str, str], bytes, int]
     cases.append(("bad signature", "POST", {**good_q, "msg_signature": "0" * 40}, good_body.encode(), 403))
     cases.append(("missing signature", "POST", {k: v for k, v in good_q.items() if k != "msg_signature"},
                   good_body.encode(), 400))
-    cases.append(("stale timestamp", "POST", *signed(s.crypto.encrypt(xml), ts=str(int(time.time()) - 1000)), 403))
-    cases.append(("future timestamp", "POST", *signed(s.crypto.encrypt(xml), ts=str(int(time.time()) + 1000)), 403))
+    # Stale and future relative to the bot's clock, not the machine's.
+    cases.append(("stale timestamp", "POST", *signed(s.crypto.encrypt(xml), ts=str(bot.timestamp(-1000))), 403))
+    cases.append(("future timestamp", "POST", *signed(s.crypto.encrypt(xml), ts=str(bot.timestamp(+1000))), 403))
     cases.append(("non-numeric timestamp", "POST", {**good_q, "timestamp": "abc"}, good_body.encode(), 400))
     cases.append(("bad base64", "POST", *signed("@@@not-base64@@@"), 400))
     cases.append(("bad padding", "POST", *signed(base64.b64encode(b"\x00" * 64).decode()), 400))
@@ -197,6 +200,14 @@ async def test_hostile_inputs_get_4xx_and_change_nothing(bot: Bot, emulator: Emu
     assert len(emulator.texts_to("zhaolei")) == 1
 
 
+async def test_bot_runs_on_the_injected_clock_not_the_machines(bot: Bot, emulator: Emulator) -> None:
+    """Whatever day CI runs on, the bot's date is WALL_START's, and WeCom and the sender share its clock."""
+    assert bot.app[CLOCK] is bot.clock
+    assert timedelta(0) <= bot.clock.now() - WALL_START < timedelta(minutes=10)
+    assert abs(emulator.clock() - bot.clock.now().timestamp()) < 1
+    assert abs(bot.sender.clock() - bot.clock.now().timestamp()) < 1
+
+
 async def test_healthz_reports_database_and_backlog(bot: Bot) -> None:
     health = await bot.health()
     assert health["status"] == "ok" and health["database"] == "ok"
@@ -224,7 +235,7 @@ async def test_concurrent_deliveries_of_one_callback_apply_once(bot: Bot, emulat
 
 async def test_unknown_message_types_are_acknowledged(bot: Bot) -> None:
     xml = ("<xml><ToUserName><![CDATA[ww_demo_corp]]></ToUserName><FromUserName><![CDATA[zhaolei]]></FromUserName>"
-           f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[location]]></MsgType>"
+           f"<CreateTime>{bot.timestamp()}</CreateTime><MsgType><![CDATA[location]]></MsgType>"
            "<Location_X>23.1</Location_X><Location_Y>113.3</Location_Y><MsgId>555001</MsgId><AgentID>1000002</AgentID></xml>")
     assert (await bot.sender.post_plain(xml)).status == 200
     assert await bot.count(InboundEvent, InboundEvent.dedupe_key == "msg:555001") == 1

@@ -6,6 +6,7 @@ import aiohttp
 from sqlalchemy import select
 
 from bot.appkeys import PIPELINE
+from bot.clock import RunningClock
 from bot.context import Ctx
 from bot.emulator.server import Emulator
 from bot.router import Router
@@ -121,7 +122,7 @@ async def test_malformed_command_gets_expected_form_and_example(bot: Bot, emulat
 
 
 async def test_handler_error_rolls_back_and_apologises(
-    emulator: Emulator, db_url: str, http: aiohttp.ClientSession
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, wall_clock: RunningClock
 ) -> None:
     broken = Router("broken")
 
@@ -133,7 +134,9 @@ async def test_handler_error_rolls_back_and_apologises(
         ctx.reply("nothing_to_cancel")
         raise RuntimeError("bug in a handler")
 
-    bot = await start_bot(make_config(emulator.base_url, db_url), http, routers=(*ROUTERS, broken), run_jobs=False)
+    emulator.clock = lambda: wall_clock.now().timestamp()
+    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=wall_clock,
+                          routers=(*ROUTERS, broken), run_jobs=False)
     try:
         reply = await say(bot, emulator, "zhaolei", "爆炸")
         assert "错误编号" in reply and "没有正在填写" not in reply

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from bot.clock import RunningClock
 from bot.emulator.sender import RobotSender
 from bot.emulator.server import Emulator
 from storage.models import InboundEvent, Request, Ticket
@@ -13,8 +14,10 @@ from tests.conftest import Bot, example_raw, make_config, start_bot
 
 
 @pytest.fixture
-async def robot_bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession) -> AsyncIterator[Bot]:
-    b = await start_bot(make_config(emulator.base_url, db_url), http, run_jobs=False)
+async def robot_bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
+                    wall_clock: RunningClock) -> AsyncIterator[Bot]:
+    emulator.clock = lambda: wall_clock.now().timestamp()
+    b = await start_bot(make_config(emulator.base_url, db_url), http, clock=wall_clock, run_jobs=False)
     yield b
     await b.stop()
 
@@ -22,7 +25,8 @@ async def robot_bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession
 @pytest.fixture
 def robot(robot_bot: Bot, http: aiohttp.ClientSession) -> RobotSender:
     r = example_raw()["robot"]
-    return RobotSender(http, robot_bot.url + "/wecom/robot", token=r["token"], encoding_aes_key=r["encoding_aes_key"])
+    return RobotSender(http, robot_bot.url + "/wecom/robot", token=r["token"], encoding_aes_key=r["encoding_aes_key"],
+                       clock=lambda: robot_bot.clock.now().timestamp())
 
 
 def robot_answers(emu: Emulator) -> list[str]:
