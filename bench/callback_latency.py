@@ -32,13 +32,12 @@ from tests.test_process import example_raw, free_port, write_config  # noqa: E40
 
 def pct(samples: list[float], p: float) -> float:
     s = sorted(samples)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] * 1000
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] * 1000
 
 
 async def main(n: int) -> None:
     raw = example_raw()
-    emu = Emulator(corp_id=raw["wecom"]["corp_id"], secret=raw["wecom"]["secret"],
-                   agent_id=raw["wecom"]["agent_id"])
+    emu = Emulator(corp_id=raw["wecom"]["corp_id"], secret=raw["wecom"]["secret"], agent_id=raw["wecom"]["agent_id"])
     await emu.start()
     with tempfile.TemporaryDirectory() as tmp:
         db = os.environ.get("INFODESK_BENCH_DB_URL") or f"sqlite+aiosqlite:///{tmp}/bench.db"
@@ -58,9 +57,14 @@ async def main(n: int) -> None:
                     except aiohttp.ClientError:
                         await asyncio.sleep(0.1)
                 w = raw["wecom"]
-                sender = CallbackSender(http, url + "/wecom/callback", token=w["token"],
-                                        encoding_aes_key=w["encoding_aes_key"], corp_id=w["corp_id"],
-                                        agent_id=w["agent_id"])
+                sender = CallbackSender(
+                    http,
+                    url + "/wecom/callback",
+                    token=w["token"],
+                    encoding_aes_key=w["encoding_aes_key"],
+                    corp_id=w["corp_id"],
+                    agent_id=w["agent_id"],
+                )
                 users = [p["userid"] for p in raw["people"]]
                 bodies = []
                 for i in range(n + 50):
@@ -86,11 +90,15 @@ async def main(n: int) -> None:
             await emu.stop()
     engine = db.split(":", 1)[0]
     print(f"engine={engine} samples={n}")
-    print(f"callback POST  p50={pct(callback, 50):.2f} ms  p99={pct(callback, 99):.2f} ms  "
-          f"mean={statistics.mean(callback) * 1000:.2f} ms")
+    print(
+        f"callback POST  p50={pct(callback, 50):.2f} ms  p99={pct(callback, 99):.2f} ms  "
+        f"mean={statistics.mean(callback) * 1000:.2f} ms"
+    )
     print(f"baseline GET /healthz  p50={pct(baseline, 50):.2f} ms  p99={pct(baseline, 99):.2f} ms")
-    print(f"ratio callback/baseline  p50={pct(callback, 50) / pct(baseline, 50):.2f}  "
-          f"p99={pct(callback, 99) / pct(baseline, 99):.2f}")
+    print(
+        f"ratio callback/baseline  p50={pct(callback, 50) / pct(baseline, 50):.2f}  "
+        f"p99={pct(callback, 99) / pct(baseline, 99):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -41,8 +41,14 @@ async def main(n: int) -> None:
         sessions = make_sessionmaker(engine)
         cfg = OutboxConfig(concurrency=8)
         async with aiohttp.ClientSession() as http:
-            api = WeComAPI(http, api_base=emu.base_url, corp_id=emu.corp_id, secret=emu.secret,
-                           agent_id=emu.agent_id, clock=SystemClock())
+            api = WeComAPI(
+                http,
+                api_base=emu.base_url,
+                corp_id=emu.corp_id,
+                secret=emu.secret,
+                agent_id=emu.agent_id,
+                clock=SystemClock(),
+            )
             sem = asyncio.Semaphore(cfg.concurrency)
 
             async def direct(i: int) -> None:
@@ -53,11 +59,16 @@ async def main(n: int) -> None:
             await asyncio.gather(*(direct(i) for i in range(n)))
             baseline = time.perf_counter() - t0
 
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             async with sessions() as s, s.begin():
                 for i in range(n):
-                    enqueue(s, now, f"user:u{i}", "message",
-                            {"touser": f"u{i}", "msgtype": "text", "text": {"content": "x"}})
+                    enqueue(
+                        s,
+                        now,
+                        f"user:u{i}",
+                        "message",
+                        {"touser": f"u{i}", "msgtype": "text", "text": {"content": "x"}},
+                    )
             dispatcher = Dispatcher(sessions, api, SystemClock(), cfg)
             t0 = time.perf_counter()
             while await dispatcher.drain_once():

@@ -8,7 +8,6 @@ schedulers), so `bot/` never imports `handlers/` or `schedules/`.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import timedelta
 
@@ -87,14 +86,16 @@ def create_app(
     async def outbound(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
             api = WeComAPI(
-                session, api_base=config.wecom.api_base, corp_id=config.wecom.corp_id,
-                secret=secrets.secret, agent_id=config.wecom.agent_id, clock=app[CLOCK],
+                session,
+                api_base=config.wecom.api_base,
+                corp_id=config.wecom.corp_id,
+                secret=secrets.secret,
+                agent_id=config.wecom.agent_id,
+                clock=app[CLOCK],
                 timeout=config.outbox.request_timeout_seconds,
             )
             app[API] = api
-            webhook_keys = {
-                g.chat_id: g.webhook_key.get_secret_value() for g in config.groups if g.webhook_key
-            }
+            webhook_keys = {g.chat_id: g.webhook_key.get_secret_value() for g in config.groups if g.webhook_key}
             dispatcher = Dispatcher(app[PIPELINE].sessions, api, app[CLOCK], config.outbox, webhook_keys)
             app[DISPATCHER] = dispatcher
             task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher") if run_dispatcher else None
@@ -103,7 +104,7 @@ def create_app(
             if task is not None:
                 try:
                     await asyncio.wait_for(task, timeout=config.outbox.request_timeout_seconds + 1)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     task.cancel()
 
     app.cleanup_ctx.extend([database, outbound, *services])
@@ -168,9 +169,14 @@ async def healthz(request: web.Request) -> web.Response:
         async with request.app[PIPELINE].sessions() as s:
             body["outbox"] = await outbox_health(s, now)
             # Timers that should have fired minutes ago mean the scheduler is stuck or failing.
-            body["overdue_timers"] = int((await s.execute(
-                select(func.count()).select_from(Timer).where(
-                    Timer.fired_at.is_(None), Timer.due_at < now - timedelta(minutes=5))
-            )).scalar_one())
+            body["overdue_timers"] = int(
+                (
+                    await s.execute(
+                        select(func.count())
+                        .select_from(Timer)
+                        .where(Timer.fired_at.is_(None), Timer.due_at < now - timedelta(minutes=5))
+                    )
+                ).scalar_one()
+            )
     body["status"] = "ok" if db_ok else "degraded"
     return web.json_response(body, status=200 if db_ok else 503)

@@ -68,7 +68,7 @@ class CardAction:
         for name, kind in self._fields():
             value = getattr(self, name)
             text = str(value.value if isinstance(value, StrEnum) else value)
-            if kind is int and not _INT.fullmatch(text) or kind is not int and not _TEXT.fullmatch(text):
+            if (kind is int and not _INT.fullmatch(text)) or (kind is not int and not _TEXT.fullmatch(text)):
                 raise ValueError(f"{type(self).__name__}.{name}: {text!r} cannot go into a card key")
             parts.append(text)
         key = SEP.join(parts)

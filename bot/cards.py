@@ -44,8 +44,12 @@ def content_row(ctx: Ctx, key: str, value: str) -> dict[str, Any]:
     """One card row: keyname ≤ 5 chars, value ≤ 30 (doc 90236); a link becomes a tappable row."""
     value = str(value)
     if re.fullmatch(r"https?://\S+", value):
-        return {"type": 1, "keyname": key[:5], "value": ctx.renderer.block("cards", "open_link") or value[:30],
-                "url": value}
+        return {
+            "type": 1,
+            "keyname": key[:5],
+            "value": ctx.renderer.block("cards", "open_link") or value[:30],
+            "url": value,
+        }
     return {"keyname": key[:5], "value": value[:30]}
 
 
@@ -54,8 +58,16 @@ def new_task_id(subject: str, subject_id: int, purpose: str) -> str:
     return f"{subject[:1]}{subject_id}_{re.sub(r'[^A-Za-z0-9]', '', purpose)[:5]}_{secrets.token_hex(6)}"
 
 
-def button_card(ctx: Ctx, *, task_id: str, title: str, desc: str = "", sub_title: str = "",
-                rows: Sequence[tuple[str, str]] = (), buttons: Sequence[Button]) -> dict[str, Any]:
+def button_card(
+    ctx: Ctx,
+    *,
+    task_id: str,
+    title: str,
+    desc: str = "",
+    sub_title: str = "",
+    rows: Sequence[tuple[str, str]] = (),
+    buttons: Sequence[Button],
+) -> dict[str, Any]:
     """A button_interaction card: source, title, up to 6 rows, buttons with packed keys."""
     card: dict[str, Any] = {
         "card_type": "button_interaction",
@@ -70,21 +82,38 @@ def button_card(ctx: Ctx, *, task_id: str, title: str, desc: str = "", sub_title
     return card
 
 
-async def send_card(ctx: Ctx, userid: str, *, subject_id: int, purpose: str, buttons: Sequence[Button],
-                    title: str, desc: str = "", sub_title: str = "", rows: Sequence[tuple[str, str]] = (),
-                    step: int = 0) -> Card:
+async def send_card(
+    ctx: Ctx,
+    userid: str,
+    *,
+    subject_id: int,
+    purpose: str,
+    buttons: Sequence[Button],
+    title: str,
+    desc: str = "",
+    sub_title: str = "",
+    rows: Sequence[tuple[str, str]] = (),
+    step: int = 0,
+) -> Card:
     """Queue one card to one member and record it (so its clicks can be checked)."""
     subjects = {b.action.subject for b in buttons}
     if len(subjects) != 1:
         raise ValueError("a card's buttons must all be about one subject")
     subject = subjects.pop()
     task_id = new_task_id(subject, subject_id, purpose)
-    body = button_card(ctx, task_id=task_id, title=title, desc=desc, sub_title=sub_title, rows=rows,
-                       buttons=buttons)
+    body = button_card(ctx, task_id=task_id, title=title, desc=desc, sub_title=sub_title, rows=rows, buttons=buttons)
     row = ctx.send_card(userid, body)
     await ctx.session.flush()  # the outbox row's id: the dispatcher keeps the send's response_code there
-    card = Card(task_id=task_id, subject=subject, request_id=subject_id, purpose=purpose, step=step,
-                userid=userid, outbox_id=row.id, created_at=ctx.now())
+    card = Card(
+        task_id=task_id,
+        subject=subject,
+        request_id=subject_id,
+        purpose=purpose,
+        step=step,
+        userid=userid,
+        outbox_id=row.id,
+        created_at=ctx.now(),
+    )
     ctx.session.add(card)
     return card
 
@@ -95,8 +124,15 @@ async def send_cards(ctx: Ctx, userids: Sequence[str], **card: Any) -> None:
         await send_card(ctx, u, **card)
 
 
-async def close_cards(ctx: Ctx, subject: str, subject_id: int, label: str, *, purpose: str | None = None,
-                      userids: Sequence[str] | None = None) -> None:
+async def close_cards(
+    ctx: Ctx,
+    subject: str,
+    subject_id: int,
+    label: str,
+    *,
+    purpose: str | None = None,
+    userids: Sequence[str] | None = None,
+) -> None:
     """Grey out the active cards about one subject (of one purpose, for some people) with `label`."""
     q = select(Card).where(Card.subject == subject, Card.request_id == subject_id, Card.active.is_(True))
     if purpose is not None:
@@ -114,8 +150,9 @@ def refresh_card(ctx: Ctx, card: Card, label: str) -> None:
     if card.click_code:
         body["response_code"] = card.click_code
         card.click_code = None
-    elif not card.send_code_used and card.outbox_id is not None and \
-            ctx.now() - card.created_at < RESPONSE_CODE_LIFETIME:
+    elif (
+        not card.send_code_used and card.outbox_id is not None and ctx.now() - card.created_at < RESPONSE_CODE_LIFETIME
+    ):
         body["card_outbox_id"] = card.outbox_id  # the dispatcher reads the send's response_code
         card.send_code_used = True
     else:
@@ -151,8 +188,15 @@ async def handle_click(ctx: Ctx) -> None:
 
 
 async def _refuse(ctx: Ctx, card: Card | None, reason: str, key: str) -> None:
-    log(logger, logging.WARNING, "card_click_refused", reason=reason, task_id=(ctx.inbound.task_id or "")[:128],
-        key=key[:100], from_user=ctx.user)
+    log(
+        logger,
+        logging.WARNING,
+        "card_click_refused",
+        reason=reason,
+        task_id=(ctx.inbound.task_id or "")[:128],
+        key=key[:100],
+        from_user=ctx.user,
+    )
     ctx.reply("card_unknown")
     if card is not None:
         hook = ctx.registry.refusal_hooks.get(card.subject)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -15,7 +15,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FakeClock:
@@ -23,7 +23,7 @@ class FakeClock:
 
     def __init__(self, start: datetime | float) -> None:
         if isinstance(start, (int, float)):
-            start = datetime.fromtimestamp(start, timezone.utc)
+            start = datetime.fromtimestamp(start, UTC)
         self._now = start
 
     def now(self) -> datetime:

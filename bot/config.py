@@ -18,7 +18,6 @@ from pydantic import (
     model_validator,
 )
 
-from bot.org import chain_problems
 from bot.config_base import ROLES, SKILLS, Role, Skill, _Strict  # noqa: F401  (re-exported)
 from bot.config_workflows import (  # noqa: F401  (re-exported)
     DUTY_KEYS,
@@ -35,6 +34,7 @@ from bot.config_workflows import (  # noqa: F401  (re-exported)
     Venue,
     check_cron,
 )
+from bot.org import chain_problems
 
 AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 USERID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -48,6 +48,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "INFODESK_ROBOT_AES_KEY": ("robot", "encoding_aes_key"),
     "INFODESK_DATABASE_URL": ("database", "url"),
 }
+
 
 def _check_aes_key(value: SecretStr) -> SecretStr:
     if not AES_KEY_RE.match(value.get_secret_value()):
@@ -121,8 +122,7 @@ class DatabaseConfig(_Strict):
     def _url(cls, v: str) -> str:
         if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
             raise ValueError(
-                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
-                "(e.g. sqlite+aiosqlite:///infodesk.db)"
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (e.g. sqlite+aiosqlite:///infodesk.db)"
             )
         return v
 
@@ -278,9 +278,7 @@ class Config(_Strict):
             if p.unit not in units:
                 errors.append(f"people[{i}].unit: '{p.unit}' is not a [[units]] key")
             if "technician" in p.roles and not p.skills:
-                errors.append(
-                    f"people[{i}].skills: technician '{p.userid}' needs at least one of {list(SKILLS)}"
-                )
+                errors.append(f"people[{i}].skills: technician '{p.userid}' needs at least one of {list(SKILLS)}")
         for i, v in enumerate(self.venues):
             if v.campus not in campuses:
                 errors.append(f"venues[{i}].campus: '{v.campus}' is not a [[campuses]] key")

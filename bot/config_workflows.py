@@ -31,11 +31,19 @@ class ApprovalConfig(_Strict):
     nudge_cooldown_hours: float = Field(default=4, gt=0)  # 催办 at most once per this
     # Who is "the next level up" from each role: used when a step would resolve to the
     # requester themself, and when an idle step escalates.
-    next_level: dict[Role, Role] = Field(default_factory=lambda: {
-        "class_teacher": "dept_head", "dept_deputy": "dept_head", "dept_head": "vp_supervising",
-        "office_lead": "vp_supervising", "vp_supervising": "principal", "vp_campus": "principal",
-        "vp_info_center": "principal", "director": "vp_info_center", "principal": "committee",
-    })
+    next_level: dict[Role, Role] = Field(
+        default_factory=lambda: {
+            "class_teacher": "dept_head",
+            "dept_deputy": "dept_head",
+            "dept_head": "vp_supervising",
+            "office_lead": "vp_supervising",
+            "vp_supervising": "principal",
+            "vp_campus": "principal",
+            "vp_info_center": "principal",
+            "director": "vp_info_center",
+            "principal": "committee",
+        }
+    )
 
     @model_validator(mode="after")
     def _escalation_order(self) -> ApprovalConfig:
@@ -56,8 +64,9 @@ class ComputersConfig(_Strict):
 
 class FaultsConfig(_Strict):
     # Repair deadline per equipment category; the manual fixes computers at 24 h.
-    sla_hours: dict[Skill, float] = Field(default_factory=lambda: {
-        "computer": 24.0, "projector": 24.0, "stage": 48.0, "cctv": 48.0, "network": 8.0})
+    sla_hours: dict[Skill, float] = Field(
+        default_factory=lambda: {"computer": 24.0, "projector": 24.0, "stage": 48.0, "cctv": 48.0, "network": 8.0}
+    )
     warn_fraction: float = Field(default=0.75, gt=0, lt=1)  # warn at this share of the SLA
     photo_window_minutes: int = Field(default=10, ge=1)  # photos sent this soon after a report attach
 
@@ -78,14 +87,23 @@ class Venue(_Strict):
 
 
 class StageConfig(_Strict):
-    open_hour: int = Field(default=7, ge=0, le=23)   # free-slot suggestions stay within these hours
+    open_hour: int = Field(default=7, ge=0, le=23)  # free-slot suggestions stay within these hours
     close_hour: int = Field(default=22, ge=1, le=24)
     check_days_before: int = Field(default=15, ge=1)  # 重大活动: technicians test equipment this early
     condition_delay_minutes: int = Field(default=30, ge=0)  # ask for 设备运转情况 after the end
 
 
-DUTY_KEYS = ("room_cleaning", "ups_check", "stage_maintenance", "platform_report", "photo_archive",
-             "cctv_inspection", "computer_collection", "inventory", "domain_fees")
+DUTY_KEYS = (
+    "room_cleaning",
+    "ups_check",
+    "stage_maintenance",
+    "platform_report",
+    "photo_archive",
+    "cctv_inspection",
+    "computer_collection",
+    "inventory",
+    "domain_fees",
+)
 
 
 def check_cron(expr: str) -> str:
@@ -94,8 +112,10 @@ def check_cron(expr: str) -> str:
     if len(parts) != 5:
         raise ValueError("must be a 5-field crontab expression 'minute hour day month weekday', e.g. '0 8 * * mon-fri'")
     if re.search(r"\d", parts[4]):
-        raise ValueError("write weekdays as names (mon-fri, sat, sun): APScheduler counts 0 as Monday, "
-                         "unlike crontab, so digits are ambiguous")
+        raise ValueError(
+            "write weekdays as names (mon-fri, sat, sun): APScheduler counts 0 as Monday, "
+            "unlike crontab, so digits are ambiguous"
+        )
     try:
         CronTrigger.from_crontab(expr)
     except ValueError as exc:

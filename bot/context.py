@@ -85,7 +85,10 @@ class Ctx:
             return
         for part in split_text(text):
             enqueue(
-                self.session, self.now(), f"user:{userid}", "message",
+                self.session,
+                self.now(),
+                f"user:{userid}",
+                "message",
                 {"touser": userid, "msgtype": "text", "text": {"content": part}},
                 caused_by=self.event_id,
             )
@@ -101,7 +104,10 @@ class Ctx:
     def send_card(self, userid: str, card: dict[str, Any]) -> OutboxMessage:
         """Queue an interactive template card to one member (flush to learn the row id)."""
         return enqueue(
-            self.session, self.now(), f"user:{userid}", "message",
+            self.session,
+            self.now(),
+            f"user:{userid}",
+            "message",
             {"touser": userid, "msgtype": "template_card", "template_card": card},
             caused_by=self.event_id,
         )

@@ -81,8 +81,9 @@ async def handle_text(ctx: Ctx, text: str) -> None:
     )
 
 
-def _new_command(ctx: Ctx, conv: Conversation, norm: str,
-                 match: tuple[Command, str] | None) -> tuple[str, Command, bool] | None:
+def _new_command(
+    ctx: Ctx, conv: Conversation, norm: str, match: tuple[Command, str] | None
+) -> tuple[str, Command, bool] | None:
     """While a form waits: the message is another command with a form (or one typo away from a
     command word). Returns (the command text to run, the command, whether it was a typo)."""
     if match is not None:
@@ -103,8 +104,14 @@ async def _ask_switch(ctx: Ctx, conv: Conversation, text: str, cmd: Command, typ
     values = dict(conv.values)
     values[SWITCH] = {"text": text, "awaiting": conv.awaiting}
     conv.values, conv.awaiting, conv.updated_at = values, SWITCH, ctx.now()
-    ctx.reply("switch_form", current=current.name if current else conv.command, new=cmd.name, typo=typo,
-              typed=text[:20], filled=current.shown(_fields(values), ctx) if current else [])
+    ctx.reply(
+        "switch_form",
+        current=current.name if current else conv.command,
+        new=cmd.name,
+        typo=typo,
+        typed=text[:20],
+        filled=current.shown(_fields(values), ctx) if current else [],
+    )
 
 
 async def _decide_switch(ctx: Ctx, conv: Conversation, norm: str) -> None:
@@ -121,8 +128,15 @@ async def _decide_switch(ctx: Ctx, conv: Conversation, norm: str) -> None:
         return
     current = ctx.registry.get(conv.command)
     new = ctx.registry.match(str(pending.get("text", "")))
-    ctx.reply("switch_form", current=current.name if current else conv.command,
-              new=new[0].name if new else "", typo=False, typed="", filled=[], again=True)
+    ctx.reply(
+        "switch_form",
+        current=current.name if current else conv.command,
+        new=new[0].name if new else "",
+        typo=False,
+        typed="",
+        filled=[],
+        again=True,
+    )
 
 
 def _fields(values: dict[str, object]) -> dict[str, str]:
@@ -137,8 +151,7 @@ def permitted(ctx: Ctx, cmd: Command) -> bool:
     if ctx.person is None:
         ctx.reply("not_in_directory", command=cmd.name)
     else:
-        ctx.reply("not_allowed", command=cmd.name,
-                  roles=[ctx.render("role_name", role=r) for r in cmd.roles])
+        ctx.reply("not_allowed", command=cmd.name, roles=[ctx.render("role_name", role=r) for r in cmd.roles])
     return False
 
 
@@ -169,8 +182,9 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
             problem = problem or (key, raw, err)  # keep the other values; ask about the first bad one
     if problem is not None:
         bad_key, bad_raw, bad = problem
-        msg = ctx.renderer.block(cmd.template, bad.block, value=bad_raw, **bad.context) or \
-            ctx.renderer.block("forms/_common", bad.block, value=bad_raw, **bad.context)
+        msg = ctx.renderer.block(cmd.template, bad.block, value=bad_raw, **bad.context) or ctx.renderer.block(
+            "forms/_common", bad.block, value=bad_raw, **bad.context
+        )
         await _save(ctx, cmd, values, bad_key)
         ctx.send_text(ctx.user, msg or ctx.render("invalid_value", label=cmd.field(bad_key).label, value=bad_raw))
         return
@@ -190,8 +204,11 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
             key, block, context = refusal
             values.pop(key, None)
             await _save(ctx, cmd, values, key)
-            ctx.send_text(ctx.user, ctx.renderer.block(cmd.template, block, **context)
-                          or ctx.render("ask_default", label=cmd.field(key).label))
+            ctx.send_text(
+                ctx.user,
+                ctx.renderer.block(cmd.template, block, **context)
+                or ctx.render("ask_default", label=cmd.field(key).label),
+            )
             return
     await _drop(ctx)
     await cmd.handler(ctx, values)
@@ -202,17 +219,16 @@ async def _ask(ctx: Ctx, command: str, values: dict[str, str], awaiting: str, st
     if cmd is None:
         return
     field = cmd.field(awaiting)
-    prompt = (ctx.renderer.block(cmd.template, f"ask_{awaiting}")
-              or ctx.renderer.block("forms/_common", f"ask_{awaiting}")
-              or ctx.render("ask_default", label=field.label))
-    ctx.reply("ask", command=cmd.name, prompt=prompt, still_open=still_open,
-              filled=cmd.shown(values, ctx))
+    prompt = (
+        ctx.renderer.block(cmd.template, f"ask_{awaiting}")
+        or ctx.renderer.block("forms/_common", f"ask_{awaiting}")
+        or ctx.render("ask_default", label=field.label)
+    )
+    ctx.reply("ask", command=cmd.name, prompt=prompt, still_open=still_open, filled=cmd.shown(values, ctx))
 
 
 async def _load(ctx: Ctx) -> Conversation | None:
-    conv = (
-        await ctx.session.execute(select(Conversation).where(Conversation.userid == ctx.user))
-    ).scalar_one_or_none()
+    conv = (await ctx.session.execute(select(Conversation).where(Conversation.userid == ctx.user))).scalar_one_or_none()
     if conv is None:
         return None
     timeout = timedelta(minutes=ctx.config.conversation.timeout_minutes)
@@ -225,8 +241,9 @@ async def _load(ctx: Ctx) -> Conversation | None:
 async def _save(ctx: Ctx, cmd: Command, values: dict[str, str], awaiting: str) -> None:
     conv = await ctx.session.get(Conversation, ctx.user)
     if conv is None:
-        ctx.session.add(Conversation(userid=ctx.user, command=cmd.key, values=values,
-                                     awaiting=awaiting, updated_at=ctx.now()))
+        ctx.session.add(
+            Conversation(userid=ctx.user, command=cmd.key, values=values, awaiting=awaiting, updated_at=ctx.now())
+        )
     else:
         conv.command, conv.values, conv.awaiting, conv.updated_at = cmd.key, values, awaiting, ctx.now()
 

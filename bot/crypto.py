@@ -105,6 +105,5 @@ class WeComCrypto:
         """An encrypted passive reply for JSON-mode callbacks (smart robot)."""
         enc = self.encrypt(msg)
         return json.dumps(
-            {"encrypt": enc, "msgsignature": self.sign(timestamp, nonce, enc),
-             "timestamp": timestamp, "nonce": nonce}
+            {"encrypt": enc, "msgsignature": self.sign(timestamp, nonce, enc), "timestamp": timestamp, "nonce": nonce}
         )

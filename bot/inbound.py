@@ -76,9 +76,22 @@ class Inbound:
 
 # The longest value each field may carry; longer is not WeCom (and would not fit its column).
 LIMITS: dict[str, int] = {
-    "ToUserName": 64, "FromUserName": 64, "CreateTime": 12, "MsgType": 32, "MsgId": 64, "AgentID": 12,
-    "Content": 4096, "MediaId": 256, "PicUrl": 1024, "Event": 64, "EventKey": 1024, "TaskId": 128,
-    "CardType": 64, "ResponseCode": 256, "QuestionKey": 1024, "OptionId": 1024,
+    "ToUserName": 64,
+    "FromUserName": 64,
+    "CreateTime": 12,
+    "MsgType": 32,
+    "MsgId": 64,
+    "AgentID": 12,
+    "Content": 4096,
+    "MediaId": 256,
+    "PicUrl": 1024,
+    "Event": 64,
+    "EventKey": 1024,
+    "TaskId": 128,
+    "CardType": 64,
+    "ResponseCode": 256,
+    "QuestionKey": 1024,
+    "OptionId": 1024,
 }
 
 

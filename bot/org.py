@@ -16,9 +16,21 @@ if TYPE_CHECKING:  # bot.config validates chains with this module; annotations o
     from bot.config import Config, Person, SchoolClass, Unit
     from bot.config_workflows import Chain
 
-GLOBAL_ROLES = frozenset({"director", "vp_info_center", "principal", "committee", "cctv_operator",
-                          "platform_editor", "publicity_reviewer", "photo_reviewer", "technician",
-                          "sysadmin", "group_admin"})
+GLOBAL_ROLES = frozenset(
+    {
+        "director",
+        "vp_info_center",
+        "principal",
+        "committee",
+        "cctv_operator",
+        "platform_editor",
+        "publicity_reviewer",
+        "photo_reviewer",
+        "technician",
+        "sysadmin",
+        "group_admin",
+    }
+)
 
 
 class Unresolvable(Exception):
@@ -128,16 +140,18 @@ class Org:
     def next_level(self, role: str) -> str | None:
         return self.config.approval.next_level.get(role)
 
-    def resolve_step(self, role: str, mode: str, requester: str, class_key: str | None,
-                     exclude: frozenset[str] = frozenset()) -> ResolvedStep:
+    def resolve_step(
+        self, role: str, mode: str, requester: str, class_key: str | None, exclude: frozenset[str] = frozenset()
+    ) -> ResolvedStep:
         """Resolve one step, going up a level while it would name only the requester (or `exclude`)."""
         seen: set[str] = set()
         current: str | None = role
         while current is not None and current not in seen:
             seen.add(current)
             try:
-                people = tuple(u for u in self.resolve_role(current, requester, class_key)
-                               if u != requester and u not in exclude)
+                people = tuple(
+                    u for u in self.resolve_role(current, requester, class_key) if u != requester and u not in exclude
+                )
             except Unresolvable:
                 people = ()
             if people:
@@ -160,8 +174,11 @@ def required_chain_problems(config: Config, required: Mapping[str, str]) -> list
     """The chains the registered workflows need (key → who needs it) that the config lacks."""
     if not config.people:
         return []  # an organisation-less config (URL checks, tooling) has no chains to run
-    return [f"chains.{key}: is required by {label}; see config.example.toml"
-            for key, label in required.items() if key not in config.chains]
+    return [
+        f"chains.{key}: is required by {label}; see config.example.toml"
+        for key, label in required.items()
+        if key not in config.chains
+    ]
 
 
 def chain_problems(config: Config) -> list[str]:

@@ -11,11 +11,12 @@ accepted a message but before the row was marked sent, the retry carries WeCom's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
@@ -122,10 +123,8 @@ class Dispatcher:
                 sent = 0
             if sent:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._cfg.poll_interval_seconds)
-            except asyncio.TimeoutError:
-                pass
 
     def stop(self) -> None:
         self._stopping = True
@@ -147,7 +146,9 @@ class Dispatcher:
             rows = (
                 await s.execute(
                     select(
-                        OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.next_attempt_at,
+                        OutboxMessage.id,
+                        OutboxMessage.recipient,
+                        OutboxMessage.next_attempt_at,
                         OutboxMessage.lease_until,
                     )
                     .where(OutboxMessage.id.in_(head_ids))
@@ -156,7 +157,8 @@ class Dispatcher:
             ).all()
             heads: dict[str, Any] = {row.recipient: row for row in rows}
             due = [
-                r for r in heads.values()
+                r
+                for r in heads.values()
                 if r.next_attempt_at <= now and (r.lease_until is None or r.lease_until <= now)
             ]
             allowed = await self._under_limits(s, [r.recipient for r in due], now)
@@ -180,10 +182,7 @@ class Dispatcher:
             return ok
         longest = max(w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]])
         windows = sorted({w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]]})
-        cols = [
-            func.sum(case((OutboxMessage.sent_at > now - timedelta(seconds=w), 1), else_=0))
-            for w in windows
-        ]
+        cols = [func.sum(case((OutboxMessage.sent_at > now - timedelta(seconds=w), 1), else_=0)) for w in windows]
         counts = {
             r[0]: dict(zip(windows, r[1:], strict=True))
             for r in (
@@ -223,12 +222,21 @@ class Dispatcher:
                 .execution_options(synchronize_session=False)
             )
             # Rows another claim took a moment earlier carry its token, not ours.
-            rows = (await s.execute(
-                select(OutboxMessage).where(
-                    OutboxMessage.id.in_(row_ids), OutboxMessage.lease_owner == token,
-                    OutboxMessage.status == OutboxStatus.PENDING,
-                ).order_by(OutboxMessage.id)
-            )).scalars().all()
+            rows = (
+                (
+                    await s.execute(
+                        select(OutboxMessage)
+                        .where(
+                            OutboxMessage.id.in_(row_ids),
+                            OutboxMessage.lease_owner == token,
+                            OutboxMessage.status == OutboxStatus.PENDING,
+                        )
+                        .order_by(OutboxMessage.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             return list(rows)
 
     async def _claim(self, row_id: int) -> OutboxMessage | None:
@@ -244,21 +252,30 @@ class Dispatcher:
                 return False
             # A card's task_id may be used once per app: after an attempt whose answer never came
             # back (crash, timeout), WeCom refusing the repeat means the first one got through.
-            log(logger, logging.WARNING, "outbox_assumed_delivered", id=row.id, errcode=exc.errcode,
-                error=exc.errmsg)
+            log(logger, logging.WARNING, "outbox_assumed_delivered", id=row.id, errcode=exc.errcode, error=exc.errmsg)
             result = {"assumed_delivered": True, "errcode_on_retry": exc.errcode}
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
                 .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
                 .values(
-                    status=OutboxStatus.SENT, sent_at=self._clock.now(), lease_until=None,
+                    status=OutboxStatus.SENT,
+                    sent_at=self._clock.now(),
+                    lease_until=None,
                     result={k: v for k, v in result.items() if k not in ("errcode", "errmsg")},
-                    errcode=0, last_error=None,
+                    errcode=0,
+                    last_error=None,
                 )
             )
-        log(logger, logging.INFO, "outbox_sent", id=row.id, kind=row.kind,
-            recipient=row.recipient, attempts=row.attempts)
+        log(
+            logger,
+            logging.INFO,
+            "outbox_sent",
+            id=row.id,
+            kind=row.kind,
+            recipient=row.recipient,
+            attempts=row.attempts,
+        )
         return True
 
     @staticmethod
@@ -316,28 +333,39 @@ class Dispatcher:
                 .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
                 .values(lease_until=None, errcode=exc.errcode, last_error=exc.errmsg[:500], **values)
             )
-        log(logger, level, event, id=row.id, kind=row.kind, recipient=row.recipient,
-            errcode=exc.errcode, error=exc.errmsg, attempts=row.attempts, retry_in_s=round(delay, 1))
+        log(
+            logger,
+            level,
+            event,
+            id=row.id,
+            kind=row.kind,
+            recipient=row.recipient,
+            errcode=exc.errcode,
+            error=exc.errmsg,
+            attempts=row.attempts,
+            retry_in_s=round(delay, 1),
+        )
 
 
 async def outbox_health(s: AsyncSession, now: datetime) -> dict[str, Any]:
     """Backlog numbers and the latest permanent failures, for /healthz."""
-    counts = dict(
-        (await s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all()
-    )
+    counts = dict((await s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all())
     oldest = (
-        await s.execute(
-            select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == OutboxStatus.PENDING)
-        )
+        await s.execute(select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == OutboxStatus.PENDING))
     ).scalar()
     if isinstance(oldest, str):  # SQLite aggregate returns the raw text
         oldest = datetime.fromisoformat(oldest)
     if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=timezone.utc)
+        oldest = oldest.replace(tzinfo=UTC)
     failures = (
         await s.execute(
-            select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.kind, OutboxMessage.errcode,
-                   OutboxMessage.last_error)
+            select(
+                OutboxMessage.id,
+                OutboxMessage.recipient,
+                OutboxMessage.kind,
+                OutboxMessage.errcode,
+                OutboxMessage.last_error,
+            )
             .where(OutboxMessage.status == OutboxStatus.FAILED)
             .order_by(OutboxMessage.id.desc())
             .limit(10)
@@ -359,7 +387,8 @@ async def purge_sent(sessions: async_sessionmaker[AsyncSession], now: datetime, 
     """Delete rows WeCom acknowledged more than `keep_days` ago (pending and failed rows stay)."""
     async with sessions() as s, s.begin():
         res = await s.execute(
-            delete(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENT,
-                                        OutboxMessage.sent_at < now - timedelta(days=keep_days))
+            delete(OutboxMessage).where(
+                OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at < now - timedelta(days=keep_days)
+            )
         )
     return int(getattr(res, "rowcount", 0) or 0)

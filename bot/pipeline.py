@@ -85,17 +85,19 @@ class Pipeline:
 
     async def _fail(self, inbound: Inbound, channel: str) -> Outcome:
         error_id = uuid.uuid4().hex[:8]
-        logger.exception("handler_failed", extra={"fields": {"error_id": error_id,
-                                                               "from_user": inbound.from_user}})
+        logger.exception("handler_failed", extra={"fields": {"error_id": error_id, "from_user": inbound.from_user}})
         return await self._apologise(inbound, channel, error_id)
 
     async def _record(self, s: AsyncSession, inbound: Inbound, channel: str, error_id: str | None) -> InboundEvent:
         # The transport bounds every value; the cuts below only make sure the apology for an event
         # that failed can never fail again on the same values.
         event = InboundEvent(
-            dedupe_key=inbound.dedupe_key[:300], channel=channel[:16],
-            msg_type=(inbound.event or inbound.msg_type)[:64], from_user=inbound.from_user[:64],
-            received_at=self.clock.now(), error_id=error_id,
+            dedupe_key=inbound.dedupe_key[:300],
+            channel=channel[:16],
+            msg_type=(inbound.event or inbound.msg_type)[:64],
+            from_user=inbound.from_user[:64],
+            received_at=self.clock.now(),
+            error_id=error_id,
         )
         s.add(event)
         try:
@@ -143,10 +145,17 @@ def _robot_answer(ctx: Ctx) -> None:
     if not ctx.robot_replies or not ctx.inbound.response_url:
         return
     where = ctx.inbound.chat_id or ctx.user
-    enqueue(ctx.session, ctx.now(), f"robot:{where}", "robot_response",
-            {"url": ctx.inbound.response_url,
-             "body": {"msgtype": "markdown", "markdown": {"content": "\n\n".join(ctx.robot_replies)}}},
-            caused_by=ctx.event_id)
+    enqueue(
+        ctx.session,
+        ctx.now(),
+        f"robot:{where}",
+        "robot_response",
+        {
+            "url": ctx.inbound.response_url,
+            "body": {"msgtype": "markdown", "markdown": {"content": "\n\n".join(ctx.robot_replies)}},
+        },
+        caused_by=ctx.event_id,
+    )
 
 
 ATTACHMENT_KINDS = frozenset({"image", "file", "voice", "video"})

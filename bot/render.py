@@ -20,8 +20,7 @@ class Renderer:
     """A sandboxed, strict-undefined template environment; a missing variable is an error."""
 
     def __init__(self, dirs: Sequence[Path] = ()) -> None:
-        loaders: list[BaseLoader] = [PackageLoader("bot", "templates"),
-                                     *(FileSystemLoader(str(d)) for d in dirs)]
+        loaders: list[BaseLoader] = [PackageLoader("bot", "templates"), *(FileSystemLoader(str(d)) for d in dirs)]
         owner: dict[str, str] = {}
         for loader, where in zip(loaders, ["bot/templates", *map(str, dirs)], strict=True):
             for name in loader.list_templates():

@@ -85,8 +85,14 @@ def parse_robot(plain: str) -> Inbound | None:
     response_url = _string(doc, "response_url", 2048)
     if response_url and not response_url.startswith(("https://", "http://")):
         raise BadRobotMessage("bad_response_url")
-    base: dict[str, Any] = dict(msg_type=msgtype, from_user=userid, create_time=_create_time(doc),
-                                msg_id=f"robot:{msgid}", chat_id=chat_id, response_url=response_url or None)
+    base: dict[str, Any] = dict(
+        msg_type=msgtype,
+        from_user=userid,
+        create_time=_create_time(doc),
+        msg_id=f"robot:{msgid}",
+        chat_id=chat_id,
+        response_url=response_url or None,
+    )
     if msgtype == "text":
         content = _string(_object(doc, "text"), "content", 4096)
         return Inbound(kind="text", content=MENTION_RE.sub("", content), **base)
@@ -122,7 +128,7 @@ def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCr
                 raise Rejected(400, str(exc)) from None
         except Rejected as exc:
             return reject(request, exc)
-        if inbound is None or inbound.kind == "unknown" and not inbound.msg_id:
+        if inbound is None or (inbound.kind == "unknown" and not inbound.msg_id):
             return web.Response(status=200, text="")
         token = msg_id_var.set(inbound.msg_id)
         try:

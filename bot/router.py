@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import opencc
-from pypinyin import lazy_pinyin
 from apscheduler.triggers.cron import CronTrigger
+from pypinyin import lazy_pinyin
 
 from bot.cardkeys import BadCardKey, CardAction
 from bot.config import Config, Person
@@ -106,7 +106,7 @@ def allowed(roles: tuple[str, ...], members_only: bool, person: Person | None) -
     """May this person use something declared for `roles` (any of them) / members only?"""
     if (roles or members_only) and person is None:
         return False
-    return not roles or person is not None and bool(set(roles) & set(person.roles))
+    return not roles or (person is not None and bool(set(roles) & set(person.roles)))
 
 
 # What else a workflow registers besides commands.
@@ -186,14 +186,27 @@ class Router:
 
         def register(fn: Handler) -> Handler:
             self.commands.append(
-                Command(key, tuple(aliases), fn, tuple(fields), default_field, in_help, positional,
-                        tuple(roles), validate, confidential, members_only)
+                Command(
+                    key,
+                    tuple(aliases),
+                    fn,
+                    tuple(fields),
+                    default_field,
+                    in_help,
+                    positional,
+                    tuple(roles),
+                    validate,
+                    confidential,
+                    members_only,
+                )
             )
             return fn
 
         return register
 
-    def action(self, cls: type[A], roles: Iterable[str] = ()) -> Callable[[Callable[[Ctx, Card, A], Awaitable[None]]], Callable[[Ctx, Card, A], Awaitable[None]]]:
+    def action(
+        self, cls: type[A], roles: Iterable[str] = ()
+    ) -> Callable[[Callable[[Ctx, Card, A], Awaitable[None]]], Callable[[Ctx, Card, A], Awaitable[None]]]:
         """A card button whose key is a `cls` (a typed CardAction); the handler gets it unpacked."""
 
         def register(fn: Callable[[Ctx, Card, A], Awaitable[None]]) -> Callable[[Ctx, Card, A], Awaitable[None]]:
@@ -211,7 +224,9 @@ class Router:
 
         return register
 
-    def attachment(self, kinds: Iterable[str] = ("image",), order: int = 100) -> Callable[[AttachmentHandler], AttachmentHandler]:
+    def attachment(
+        self, kinds: Iterable[str] = ("image",), order: int = 100
+    ) -> Callable[[AttachmentHandler], AttachmentHandler]:
         """A photo/file handler: returns True when it took the attachment."""
 
         def register(fn: AttachmentHandler) -> AttachmentHandler:
@@ -295,8 +310,7 @@ class Registry:
                 raise ValueError(f"card action prefix {route.cls.prefix!r} registered twice")
             self._actions[route.cls.prefix] = route
         self.refusal_hooks: dict[str, RefusalHook] = {k: v for r in rs for k, v in r.refusal_hooks.items()}
-        self.attachments: list[AttachmentRoute] = sorted((a for r in rs for a in r.attachments),
-                                                         key=lambda a: a.order)
+        self.attachments: list[AttachmentRoute] = sorted((a for r in rs for a in r.attachments), key=lambda a: a.order)
         self.timers: dict[str, TimerHandler] = {}
         for r in rs:
             for kind, fn in r.timers.items():
@@ -350,7 +364,7 @@ class Registry:
         low = text.lower()
         for alias, cmd in self._aliases:
             if low.startswith(alias):
-                rest = text[len(alias):]
+                rest = text[len(alias) :]
                 # An ASCII alias must end at a word boundary: 'help' but not 'helpdesk'.
                 if alias[-1].isascii() and rest[:1].isalnum() and rest[:1].isascii():
                     continue
@@ -368,12 +382,12 @@ class Registry:
                 continue
             candidates = [token]
             # Glued to its fields ("保修地点:302"): the same length as the alias, then a label.
-            head, tail = low[: len(alias)], low[len(alias):]
+            head, tail = low[: len(alias)], low[len(alias) :]
             if any(tail.startswith(_norm_alias(lbl)) for f in cmd.fields for lbl in f.labels):
                 candidates.append(head)
             for word in candidates:
                 if word != alias and _typo_of(word, alias):
-                    return cmd, cmd.name, text[len(word):].strip().lstrip(":").strip()
+                    return cmd, cmd.name, text[len(word) :].strip().lstrip(":").strip()
         return None
 
     def suggest(self, text: str) -> Command | None:
@@ -408,10 +422,11 @@ def _one_edit(a: str, b: str) -> bool:
         return False
     if len(a) == len(b):
         diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                                   and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        )
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 class MalformedFields(Exception):
@@ -428,7 +443,7 @@ def _label_hits(labels: dict[str, str], text: str) -> list[tuple[int, int, str, 
     alt = "|".join(re.escape(lbl) for lbl in sorted(labels, key=len, reverse=True))
     hits = []
     for m in re.finditer(rf"({alt})", text, re.IGNORECASE):
-        colon = re.match(r"\s*:", text[m.end():]) is not None
+        colon = re.match(r"\s*:", text[m.end() :]) is not None
         hits.append((m.start(), m.end(), labels[m.group(1).lower()], colon))
     return hits
 
@@ -451,8 +466,11 @@ def parse_fields(cmd: Command, text: str) -> dict[str, str]:
     if any(colon for *_, colon in hits):
         chosen = [h for h in hits if h[3]]
     else:
-        after_sep = [h for h in hits if (h[0] == 0 or text[h[0] - 1] in SEPARATORS)
-                     and (h[1] < len(text) and text[h[1]] in SEPARATORS)]
+        after_sep = [
+            h
+            for h in hits
+            if (h[0] == 0 or text[h[0] - 1] in SEPARATORS) and (h[1] < len(text) and text[h[1]] in SEPARATORS)
+        ]
         compact = bool(hits) and hits[0][0] == 0 and not any(c in SEPARATORS for c in text)
         chosen = hits if compact else after_sep
     # Overlapping hits (a label inside a longer one) and repeats of a field already seen at the
@@ -465,7 +483,7 @@ def parse_fields(cmd: Command, text: str) -> dict[str, str]:
     if not any(colon for *_, colon in hits) and cmd.positional:
         matches = []  # `驳回 #12 原因很长…`: words in order, not labels
     values: dict[str, str] = {}
-    for i, (start, end, key) in enumerate(matches):
+    for i, (_, end, key) in enumerate(matches):
         stop = matches[i + 1][0] if i + 1 < len(matches) else len(text)
         value = text[end:stop].lstrip().lstrip(":").strip(SEPARATORS)
         if key in values:

@@ -21,14 +21,48 @@ class TimeParseError(Exception):
         self.code = code
 
 
-CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-             "八": 8, "九": 9}
-WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "1": 0, "2": 1,
-            "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}
-RELATIVE_DAYS = {"大前天": -3, "前天": -2, "昨天": -1, "昨日": -1, "今天": 0, "今日": 0, "明天": 1, "明日": 1,
-                 "后天": 2, "大后天": 3}
-PERIODS = {"凌晨": "am", "早上": "am", "早晨": "am", "上午": "am", "中午": "noon", "下午": "pm",
-           "傍晚": "pm", "晚上": "pm", "夜里": "pm", "晚": "pm"}
+CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+WEEKDAYS = {
+    "一": 0,
+    "二": 1,
+    "三": 2,
+    "四": 3,
+    "五": 4,
+    "六": 5,
+    "日": 6,
+    "天": 6,
+    "1": 0,
+    "2": 1,
+    "3": 2,
+    "4": 3,
+    "5": 4,
+    "6": 5,
+    "7": 6,
+}
+RELATIVE_DAYS = {
+    "大前天": -3,
+    "前天": -2,
+    "昨天": -1,
+    "昨日": -1,
+    "今天": 0,
+    "今日": 0,
+    "明天": 1,
+    "明日": 1,
+    "后天": 2,
+    "大后天": 3,
+}
+PERIODS = {
+    "凌晨": "am",
+    "早上": "am",
+    "早晨": "am",
+    "上午": "am",
+    "中午": "noon",
+    "下午": "pm",
+    "傍晚": "pm",
+    "晚上": "pm",
+    "夜里": "pm",
+    "晚": "pm",
+}
 
 
 def cn_number(text: str) -> int:
@@ -147,7 +181,7 @@ def _to_time(c: _Clock, period: str | None) -> time:
 def _bare_weekday(text: str, found: tuple[date, tuple[int, int]] | None) -> bool:
     if found is None:
         return False
-    m = _DATE_RES[3][0].fullmatch(text[found[1][0]:found[1][1]])
+    m = _DATE_RES[3][0].fullmatch(text[found[1][0] : found[1][1]])
     return m is not None and m.group(1) is None
 
 
@@ -158,7 +192,7 @@ def parse_moment(text: str, now: datetime, prefer: str = "future") -> datetime:
     """
     found = find_date(text, now.date(), prefer)
     day = found[0] if found else now.date()
-    rest = text if found is None else text[:found[1][0]] + " " + text[found[1][1]:]
+    rest = text if found is None else text[: found[1][0]] + " " + text[found[1][1] :]
     times = list(_TIME_RE.finditer(rest))
     if len(times) != 1:
         raise TimeParseError("no_time")
@@ -178,9 +212,9 @@ def parse_span(text: str, now: datetime, prefer: str = "future") -> tuple[dateti
     today = now.date()
     found = find_date(text, today, prefer)
     day = found[0] if found else today
-    rest = text if found is None else text[:found[1][0]] + " " + text[found[1][1]:]
+    rest = text if found is None else text[: found[1][0]] + " " + text[found[1][1] :]
     times = list(_TIME_RE.finditer(rest))
-    if len(times) != 2 or not _RANGE_SEP.fullmatch(rest[times[0].end():times[1].start()]):
+    if len(times) != 2 or not _RANGE_SEP.fullmatch(rest[times[0].end() : times[1].start()]):
         raise TimeParseError("no_range")
     first, second = _clock(times[0]), _clock(times[1])
     start = _to_time(first, first.period)

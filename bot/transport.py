@@ -84,8 +84,15 @@ class RefusalLog:
         entry = self._seen.get(key)
         if entry is not None and now - entry[0] >= self.window:
             if entry[1] > self.burst:
-                log(logger, logging.WARNING, "callback_rejected_summary", remote=source, reason=key[1],
-                    suppressed=int(entry[1] - self.burst), window_s=self.window)
+                log(
+                    logger,
+                    logging.WARNING,
+                    "callback_rejected_summary",
+                    remote=source,
+                    reason=key[1],
+                    suppressed=int(entry[1] - self.burst),
+                    window_s=self.window,
+                )
             entry = None
         if entry is None:
             entry = [now, 0]
@@ -102,8 +109,9 @@ REFUSALS = RefusalLog()
 
 
 def reject(request: web.Request, exc: Rejected) -> web.Response:
-    REFUSALS.refused(request.remote or "", exc.reason, status=exc.status, method=request.method,
-                     path=request.path[:100])
+    REFUSALS.refused(
+        request.remote or "", exc.reason, status=exc.status, method=request.method, path=request.path[:100]
+    )
     return web.Response(status=exc.status, text=exc.reason)
 
 
@@ -120,8 +128,7 @@ def open_envelope(crypto: WeComCrypto, signature: str, timestamp: str, nonce: st
 async def echo(request: web.Request, crypto: WeComCrypto) -> web.Response:
     """URL verification (GET): check the signature, reply with the decrypted echostr (within 1 s)."""
     try:
-        signature, timestamp, nonce, echostr = query_params(request, "msg_signature", "timestamp", "nonce",
-                                                            "echostr")
+        signature, timestamp, nonce, echostr = query_params(request, "msg_signature", "timestamp", "nonce", "echostr")
         check_timestamp(request, timestamp)
         plain = open_envelope(crypto, signature, timestamp, nonce, echostr)
     except Rejected as exc:

@@ -99,15 +99,13 @@ class WeComAPI:
     ) -> dict[str, Any]:
         full = url if url.startswith("http") else self._base + url
         try:
-            async with self._session.request(
-                method, full, params=params, timeout=self._timeout, **kw
-            ) as resp:
+            async with self._session.request(method, full, params=params, timeout=self._timeout, **kw) as resp:
                 if resp.status >= 500:
                     raise WeComError(-resp.status, f"http {resp.status}", transient=True)
                 if resp.status != 200:
                     raise WeComError(-resp.status, f"http {resp.status}", transient=False)
                 data = await resp.json(content_type=None)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise WeComError(-2, "timeout", transient=True) from None
         except aiohttp.ClientError as exc:
             raise WeComError(-3, f"connection: {type(exc).__name__}", transient=True) from None
@@ -118,7 +116,12 @@ class WeComAPI:
         return data
 
     async def call(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
         data: Any = None,
     ) -> dict[str, Any]:
         """Call an access_token API; refresh the token once on 40001/40014/42001."""
@@ -151,9 +154,7 @@ class WeComAPI:
         return result
 
     async def update_template_card(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.call(
-            "POST", "/cgi-bin/message/update_template_card", json={**body, "agentid": self.agent_id}
-        )
+        return await self.call("POST", "/cgi-bin/message/update_template_card", json={**body, "agentid": self.agent_id})
 
     async def appchat_create(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call("POST", "/cgi-bin/appchat/create", json=body)

@@ -70,28 +70,40 @@ def resolve_person(ctx: Ctx, text: str) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-@router.command("approve", aliases=("同意", "批准", "approve"), positional=True,
-                fields=(NUMBER, Field("comment", ("意见", "意見", "comment"), required=False)))
+@router.command(
+    "approve",
+    aliases=("同意", "批准", "approve"),
+    positional=True,
+    fields=(NUMBER, Field("comment", ("意见", "意見", "comment"), required=False)),
+)
 async def approve(ctx: Ctx, values: dict[str, str]) -> None:
     """同意 #编号 [意见]"""
     req = await visible_request(ctx, values["number"])
     if req is not None:
-        await decide(ctx, req, Decision(ctx.user, Action.APPROVE, reason=values.get("comment", "")),
-                     await card_for(ctx, req))
+        await decide(
+            ctx, req, Decision(ctx.user, Action.APPROVE, reason=values.get("comment", "")), await card_for(ctx, req)
+        )
 
 
-@router.command("reject", aliases=("驳回", "駁回", "拒绝", "reject"), positional=True,
-                fields=(NUMBER, Field("reason", ("原因", "理由", "reason"), parse=parse_required)))
+@router.command(
+    "reject",
+    aliases=("驳回", "駁回", "拒绝", "reject"),
+    positional=True,
+    fields=(NUMBER, Field("reason", ("原因", "理由", "reason"), parse=parse_required)),
+)
 async def reject(ctx: Ctx, values: dict[str, str]) -> None:
     """驳回 #编号 原因"""
     req = await visible_request(ctx, values["number"])
     if req is not None:
-        await decide(ctx, req, Decision(ctx.user, Action.REJECT, reason=values["reason"]),
-                     await card_for(ctx, req))
+        await decide(ctx, req, Decision(ctx.user, Action.REJECT, reason=values["reason"]), await card_for(ctx, req))
 
 
-@router.command("transfer", aliases=("转审", "轉審", "转交审批", "transfer"), positional=True,
-                fields=(NUMBER, Field("target", ("转给", "對象", "对象", "to"), parse=parse_required)))
+@router.command(
+    "transfer",
+    aliases=("转审", "轉審", "转交审批", "transfer"),
+    positional=True,
+    fields=(NUMBER, Field("target", ("转给", "對象", "对象", "to"), parse=parse_required)),
+)
 async def transfer(ctx: Ctx, values: dict[str, str]) -> None:
     """转审 #编号 userid或姓名"""
     req = await visible_request(ctx, values["number"])
@@ -137,8 +149,12 @@ async def nudge(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply("nudge_sent", number=req.id, names=[ctx.org.name(u) for u in pending])
 
 
-@router.command("comment", aliases=("评论", "評論", "备注", "comment"), positional=True,
-                fields=(NUMBER, Field("text", ("内容", "內容", "text"), parse=parse_required)))
+@router.command(
+    "comment",
+    aliases=("评论", "評論", "备注", "comment"),
+    positional=True,
+    fields=(NUMBER, Field("text", ("内容", "內容", "text"), parse=parse_required)),
+)
 async def comment(ctx: Ctx, values: dict[str, str]) -> None:
     """评论 #编号 内容"""
     req = await visible_request(ctx, values["number"])
@@ -149,23 +165,31 @@ async def comment(ctx: Ctx, values: dict[str, str]) -> None:
     others = {req.requester, *flow.pending_approvers()} - {ctx.user}
     spec = spec_for(ctx, req.workflow)
     for u in sorted(others):
-        ctx.tell(u, "comment_added", title=spec.title(ctx), number=req.id, author=ctx.org.name(ctx.user),
-                 text=values["text"])
+        ctx.tell(
+            u, "comment_added", title=spec.title(ctx), number=req.id, author=ctx.org.name(ctx.user), text=values["text"]
+        )
     ctx.reply("comment_saved", number=req.id)
 
 
 @router.command("pending", aliases=("待办", "待辦", "todo", "pending"))
 async def pending(ctx: Ctx, values: dict[str, str]) -> None:
     """待办 — the approvals waiting for me."""
-    rows = (await ctx.session.execute(
-        select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id)
-    )).scalars()
+    rows = (
+        await ctx.session.execute(select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id))
+    ).scalars()
     mine = [r for r in rows if ctx.user in flow_of(r).pending_approvers()]
-    ctx.reply("pending_list", items=[
-        {"number": r.id, "title": spec_for(ctx, r.workflow).title(ctx), "requester": ctx.org.name(r.requester),
-         "since": local_now(r.step_started_at, ctx.config.scheduler.timezone).strftime("%m-%d %H:%M")}
-        for r in mine
-    ])
+    ctx.reply(
+        "pending_list",
+        items=[
+            {
+                "number": r.id,
+                "title": spec_for(ctx, r.workflow).title(ctx),
+                "requester": ctx.org.name(r.requester),
+                "since": local_now(r.step_started_at, ctx.config.scheduler.timezone).strftime("%m-%d %H:%M"),
+            }
+            for r in mine
+        ],
+    )
 
 
 @router.command("progress", aliases=("进度", "進度", "status", "progress"), positional=True, fields=(NUMBER,))
@@ -176,27 +200,47 @@ async def progress(ctx: Ctx, values: dict[str, str]) -> None:
         return
     flow = flow_of(req)
     steps = [
-        {"role": ctx.render("role_name", role=s.role), "names": [ctx.org.name(a) for a in s.approvers],
-         "status": s.status.value, "by": [ctx.org.name(a) for a in s.approved_by]}
+        {
+            "role": ctx.render("role_name", role=s.role),
+            "names": [ctx.org.name(a) for a in s.approvers],
+            "status": s.status.value,
+            "by": [ctx.org.name(a) for a in s.approved_by],
+        }
         for s in flow.steps
     ]
     spec = spec_for(ctx, req.workflow)
-    ctx.reply("progress", title=spec.title(ctx), number=req.id, status=req.status,
-              stage=spec.stage_name(ctx, req.stage), steps=steps, current=flow.current,
-              next=[ctx.org.name(u) for u in flow.pending_approvers()])
+    ctx.reply(
+        "progress",
+        title=spec.title(ctx),
+        number=req.id,
+        status=req.status,
+        stage=spec.stage_name(ctx, req.stage),
+        steps=steps,
+        current=flow.current,
+        next=[ctx.org.name(u) for u in flow.pending_approvers()],
+    )
 
 
 @router.command("my_requests", aliases=("我的申请", "我的申請", "mine", "my requests"))
 async def my_requests(ctx: Ctx, values: dict[str, str]) -> None:
     """我的申请 — my requests and where each stands."""
-    rows = (await ctx.session.execute(
-        select(Request).where(Request.requester == ctx.user).order_by(Request.id.desc()).limit(20)
-    )).scalars()
-    ctx.reply("my_requests", items=[
-        {"number": r.id, "title": spec_for(ctx, r.workflow).title(ctx), "status": r.status,
-         "next": [ctx.org.name(u) for u in flow_of(r).pending_approvers()]}
-        for r in rows
-    ])
+    rows = (
+        await ctx.session.execute(
+            select(Request).where(Request.requester == ctx.user).order_by(Request.id.desc()).limit(20)
+        )
+    ).scalars()
+    ctx.reply(
+        "my_requests",
+        items=[
+            {
+                "number": r.id,
+                "title": spec_for(ctx, r.workflow).title(ctx),
+                "status": r.status,
+                "next": [ctx.org.name(u) for u in flow_of(r).pending_approvers()],
+            }
+            for r in rows
+        ],
+    )
 
 
 def _parse_day(ctx: Ctx, text: str, end: bool) -> datetime:
@@ -208,10 +252,16 @@ def _parse_day(ctx: Ctx, text: str, end: bool) -> datetime:
     return datetime.combine(day, time(0, 0), now.tzinfo)
 
 
-@router.command("delegate", aliases=("设置代理", "設置代理", "代理", "delegate"), positional=True,
-                fields=(Field("target", ("代理人", "target"), parse=parse_required),
-                        Field("start", ("从", "從", "from"), parse=parse_required),
-                        Field("end", ("到", "to"), parse=parse_required)))
+@router.command(
+    "delegate",
+    aliases=("设置代理", "設置代理", "代理", "delegate"),
+    positional=True,
+    fields=(
+        Field("target", ("代理人", "target"), parse=parse_required),
+        Field("start", ("从", "從", "from"), parse=parse_required),
+        Field("end", ("到", "to"), parse=parse_required),
+    ),
+)
 async def delegate(ctx: Ctx, values: dict[str, str]) -> None:
     """设置代理 userid 从 到 — while I am away, my approval steps go to this person."""
     target = resolve_person(ctx, values["target"])
@@ -227,10 +277,17 @@ async def delegate(ctx: Ctx, values: dict[str, str]) -> None:
     if end_at <= start_at:
         ctx.reply("delegate_bad_dates")
         return
-    ctx.session.add(Away(userid=ctx.user, substitute=target, start_at=start_at, end_at=end_at,
-                         created_at=ctx.now()))
-    ctx.reply("delegate_set", name=ctx.org.name(target), start=start_at.strftime("%Y-%m-%d"),
-              end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"))
-    ctx.tell(target, "delegate_notice", name=ctx.org.name(ctx.user), start=start_at.strftime("%Y-%m-%d"),
-             end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"))
-
+    ctx.session.add(Away(userid=ctx.user, substitute=target, start_at=start_at, end_at=end_at, created_at=ctx.now()))
+    ctx.reply(
+        "delegate_set",
+        name=ctx.org.name(target),
+        start=start_at.strftime("%Y-%m-%d"),
+        end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"),
+    )
+    ctx.tell(
+        target,
+        "delegate_notice",
+        name=ctx.org.name(ctx.user),
+        start=start_at.strftime("%Y-%m-%d"),
+        end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"),
+    )

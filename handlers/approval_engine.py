@@ -40,13 +40,13 @@ SYSTEM = "system"  # the actor of scheduled and automatic decisions
 
 
 class Refusal(StrEnum):
-    NOT_PENDING = "not_pending"        # decided, rejected or withdrawn already
-    NOT_APPROVER = "not_approver"      # not among the current step's approvers
+    NOT_PENDING = "not_pending"  # decided, rejected or withdrawn already
+    NOT_APPROVER = "not_approver"  # not among the current step's approvers
     ALREADY_DECIDED = "already_decided"  # this approver already approved this `all` step
-    NOT_REQUESTER = "not_requester"    # only the requester may withdraw
+    NOT_REQUESTER = "not_requester"  # only the requester may withdraw
     REASON_REQUIRED = "reason_required"
-    BAD_TARGET = "bad_target"          # transfer to nobody, to the requester or to an approver
-    STALE_STEP = "stale_step"          # the decision names a step that is no longer current
+    BAD_TARGET = "bad_target"  # transfer to nobody, to the requester or to an approver
+    STALE_STEP = "stale_step"  # the decision names a step that is no longer current
 
 
 class NotAllowed(Exception):
@@ -66,14 +66,27 @@ class Step:
     escalated: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "mode": self.mode, "approvers": list(self.approvers),
-                "status": self.status.value, "approved_by": list(self.approved_by),
-                "on_behalf": dict(self.on_behalf), "escalated": self.escalated}
+        return {
+            "role": self.role,
+            "mode": self.mode,
+            "approvers": list(self.approvers),
+            "status": self.status.value,
+            "approved_by": list(self.approved_by),
+            "on_behalf": dict(self.on_behalf),
+            "escalated": self.escalated,
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Step:
-        return cls(d["role"], d["mode"], tuple(d["approvers"]), StepStatus(d["status"]),
-                   tuple(d.get("approved_by", ())), dict(d.get("on_behalf", {})), bool(d.get("escalated")))
+        return cls(
+            d["role"],
+            d["mode"],
+            tuple(d["approvers"]),
+            StepStatus(d["status"]),
+            tuple(d.get("approved_by", ())),
+            dict(d.get("on_behalf", {})),
+            bool(d.get("escalated")),
+        )
 
 
 @dataclass(frozen=True)
@@ -98,13 +111,18 @@ class Flow:
         return tuple(a for a in step.approvers if a not in step.approved_by)
 
     def to_json(self) -> dict[str, Any]:
-        return {"requester": self.requester, "steps": [s.to_json() for s in self.steps],
-                "current": self.current, "status": self.status.value}
+        return {
+            "requester": self.requester,
+            "steps": [s.to_json() for s in self.steps],
+            "current": self.current,
+            "status": self.status.value,
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Flow:
-        return cls(d["requester"], tuple(Step.from_json(s) for s in d["steps"]), int(d["current"]),
-                   FlowStatus(d["status"]))
+        return cls(
+            d["requester"], tuple(Step.from_json(s) for s in d["steps"]), int(d["current"]), FlowStatus(d["status"])
+        )
 
 
 @dataclass(frozen=True)
@@ -112,17 +130,17 @@ class Decision:
     actor: str
     action: Action
     reason: str = ""
-    target: str | None = None             # transfer: the new approver
-    targets: tuple[str, ...] = ()         # escalate: the next level's people
-    step: int | None = None               # the step the actor saw (a card click names it)
+    target: str | None = None  # transfer: the new approver
+    targets: tuple[str, ...] = ()  # escalate: the next level's people
+    step: int | None = None  # the step the actor saw (a card click names it)
 
 
 @dataclass(frozen=True)
 class Outcome:
     flow: Flow
-    events: tuple[str, ...]           # what happened, in order: step_approved, advanced, approved, ...
-    new_approvers: tuple[str, ...]    # who must now get a card
-    retired: tuple[str, ...]          # whose cards for the previous state are now stale
+    events: tuple[str, ...]  # what happened, in order: step_approved, advanced, approved, ...
+    new_approvers: tuple[str, ...]  # who must now get a card
+    retired: tuple[str, ...]  # whose cards for the previous state are now stale
 
 
 def start(requester: str, steps: tuple[Step, ...], away: Mapping[str, str] | None = None) -> Outcome:
@@ -145,14 +163,13 @@ def _activate(flow: Flow, index: int, away: Mapping[str, str]) -> Flow:
             on_behalf[sub] = a
         else:
             approvers.append(a)
-    active = replace(step, approvers=tuple(dict.fromkeys(approvers)), status=StepStatus.ACTIVE,
-                     on_behalf=on_behalf)
-    steps = flow.steps[:index] + (active,) + flow.steps[index + 1:]
+    active = replace(step, approvers=tuple(dict.fromkeys(approvers)), status=StepStatus.ACTIVE, on_behalf=on_behalf)
+    steps = (*flow.steps[:index], active, *flow.steps[index + 1 :])
     return replace(flow, steps=steps, current=index)
 
 
 def _with_step(flow: Flow, step: Step) -> Flow:
-    return replace(flow, steps=flow.steps[:flow.current] + (step,) + flow.steps[flow.current + 1:])
+    return replace(flow, steps=(*flow.steps[: flow.current], step, *flow.steps[flow.current + 1 :]))
 
 
 def advance(flow: Flow, decision: Decision, away: Mapping[str, str] | None = None) -> Outcome:
@@ -204,7 +221,7 @@ def advance(flow: Flow, decision: Decision, away: Mapping[str, str] | None = Non
         return Outcome(_with_step(flow, new_step), ("transferred",), (target,), (decision.actor,))
 
     # APPROVE
-    approved_by = step.approved_by + (decision.actor,)
+    approved_by = (*step.approved_by, decision.actor)
     done = step.mode == "any" or set(approved_by) >= set(step.approvers)
     if not done:
         new_step = replace(step, approved_by=approved_by)

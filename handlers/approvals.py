@@ -49,7 +49,7 @@ class WorkflowSpec:
     `requests.stage` value shown in 进度 once approved.
     """
 
-    key: str                      # stored in requests.workflow
+    key: str  # stored in requests.workflow
     labels: Labels
     confidential: bool
     facts: Callable[[Ctx, Request], list[tuple[str, str]]]  # up to 6 card rows
@@ -96,19 +96,36 @@ def flow_of(req: Request) -> Flow:
 async def away_now(ctx: Ctx) -> dict[str, str]:
     """Who is away right now, and their substitute."""
     now = ctx.now()
-    rows = (await ctx.session.execute(
-        select(Away).where(Away.start_at <= now, Away.end_at > now).order_by(Away.id)
-    )).scalars()
+    rows = (
+        await ctx.session.execute(select(Away).where(Away.start_at <= now, Away.end_at > now).order_by(Away.id))
+    ).scalars()
     return {r.userid: r.substitute for r in rows}
 
 
-def audit(ctx: Ctx, req: Request, action: str, prev: str, step: int | None = None,
-          source: str | None = None, actor: str | None = None, **detail: Any) -> None:
+def audit(
+    ctx: Ctx,
+    req: Request,
+    action: str,
+    prev: str,
+    step: int | None = None,
+    source: str | None = None,
+    actor: str | None = None,
+    **detail: Any,
+) -> None:
     """Write one audit row in the current transaction."""
-    ctx.session.add(ApprovalAudit(
-        request_id=req.id, actor=actor or ctx.user, action=action, step=step, prev_status=prev,
-        new_status=req.status, detail=detail, source=source or _source(ctx), at=ctx.now(),
-    ))
+    ctx.session.add(
+        ApprovalAudit(
+            request_id=req.id,
+            actor=actor or ctx.user,
+            action=action,
+            step=step,
+            prev_status=prev,
+            new_status=req.status,
+            detail=detail,
+            source=source or _source(ctx),
+            at=ctx.now(),
+        )
+    )
 
 
 def _source(ctx: Ctx) -> str:
@@ -140,50 +157,89 @@ async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) ->
         assert step is not None
         on_behalf = step.on_behalf.get(u)
         await send_card(
-            ctx, u, subject_id=req.id, purpose="approve", step=flow.current,
+            ctx,
+            u,
+            subject_id=req.id,
+            purpose="approve",
+            step=flow.current,
             title=_block(ctx, "title", title=spec.title(ctx), number=req.id),
-            desc=_block(ctx, "desc", requester=requester.name if requester else req.requester,
-                        unit=unit.name if unit else ""),
-            sub_title=_block(ctx, "step", no=flow.current + 1, total=len(flow.steps),
-                             role=ctx.render("role_name", role=step.role),
-                             on_behalf=ctx.org.name(on_behalf) if on_behalf else None),
+            desc=_block(
+                ctx, "desc", requester=requester.name if requester else req.requester, unit=unit.name if unit else ""
+            ),
+            sub_title=_block(
+                ctx,
+                "step",
+                no=flow.current + 1,
+                total=len(flow.steps),
+                role=ctx.render("role_name", role=step.role),
+                on_behalf=ctx.org.name(on_behalf) if on_behalf else None,
+            ),
             rows=facts,
-            buttons=[Button(_block(ctx, c.value), ApprovalClick(req.id, flow.current, c), style)
-                     for c, style in ((ApprovalChoice.APPROVE, 1), (ApprovalChoice.REJECT, 2),
-                                      (ApprovalChoice.TRANSFER, 3))],
+            buttons=[
+                Button(_block(ctx, c.value), ApprovalClick(req.id, flow.current, c), style)
+                for c, style in ((ApprovalChoice.APPROVE, 1), (ApprovalChoice.REJECT, 2), (ApprovalChoice.TRANSFER, 3))
+            ],
         )
 
 
-async def send_request_cards(ctx: Ctx, req: Request, userids: Sequence[str], *, title: str, desc: str,
-                             rows: Sequence[tuple[str, str]], buttons: Sequence[Button],
-                             purpose: str = "fulfil") -> None:
+async def send_request_cards(
+    ctx: Ctx,
+    req: Request,
+    userids: Sequence[str],
+    *,
+    title: str,
+    desc: str,
+    rows: Sequence[tuple[str, str]],
+    buttons: Sequence[Button],
+    purpose: str = "fulfil",
+) -> None:
     """A workflow's own card about a request (retrieve, issue, check, condition) to each person."""
-    await send_cards(ctx, userids, subject_id=req.id, purpose=purpose, title=title, desc=desc, rows=rows,
-                     buttons=buttons)
+    await send_cards(
+        ctx, userids, subject_id=req.id, purpose=purpose, title=title, desc=desc, rows=rows, buttons=buttons
+    )
 
 
-async def close_request_cards(ctx: Ctx, req: Request, label: str, userids: Sequence[str] | None = None,
-                              purpose: str = "approve") -> None:
+async def close_request_cards(
+    ctx: Ctx, req: Request, label: str, userids: Sequence[str] | None = None, purpose: str = "approve"
+) -> None:
     """Grey out the active cards of a request (for some people) with `label` on the button."""
     await close_cards(ctx, "request", req.id, label, purpose=purpose, userids=userids)
 
 
 # -- submit and decide -----------------------------------------------------------------------
-async def submit(ctx: Ctx, spec: WorkflowSpec, chain_key: str, fields: dict[str, Any],
-                 class_key: str | None = None, stage: str = "") -> Request:
+async def submit(
+    ctx: Ctx, spec: WorkflowSpec, chain_key: str, fields: dict[str, Any], class_key: str | None = None, stage: str = ""
+) -> Request:
     """Create a request, resolve its chain to people now, and send the first cards."""
     chain = ctx.config.chains[chain_key]
     resolved = ctx.org.resolve_chain(chain, ctx.user, class_key)
     steps = tuple(Step(s.role, s.mode, s.approvers) for s in resolved)
     outcome = start(ctx.user, steps, await away_now(ctx))
     now = ctx.now()
-    req = Request(workflow=spec.key, chain=chain_key, requester=ctx.user, fields=fields,
-                  flow=outcome.flow.to_json(), status=outcome.flow.status.value, stage=stage,
-                  confidential=spec.confidential, created_at=now, updated_at=now, step_started_at=now)
+    req = Request(
+        workflow=spec.key,
+        chain=chain_key,
+        requester=ctx.user,
+        fields=fields,
+        flow=outcome.flow.to_json(),
+        status=outcome.flow.status.value,
+        stage=stage,
+        confidential=spec.confidential,
+        created_at=now,
+        updated_at=now,
+        step_started_at=now,
+    )
     ctx.session.add(req)
     await ctx.session.flush()
-    audit(ctx, req, "submit", prev="", step=0, chain=chain_key,
-          steps=[{"role": s.role, "approvers": list(s.approvers)} for s in outcome.flow.steps])
+    audit(
+        ctx,
+        req,
+        "submit",
+        prev="",
+        step=0,
+        chain=chain_key,
+        steps=[{"role": s.role, "approvers": list(s.approvers)} for s in outcome.flow.steps],
+    )
     await send_approval_cards(ctx, req, outcome.new_approvers)
     if outcome.flow.status is FlowStatus.APPROVED:
         await spec.on_approved(ctx, req)
@@ -192,9 +248,9 @@ async def submit(ctx: Ctx, spec: WorkflowSpec, chain_key: str, fields: dict[str,
 
 async def load_for_update(ctx: Ctx, request_id: int) -> Request | None:
     """The request, locked for this transaction (PostgreSQL row lock; SQLite is serialised)."""
-    return (await ctx.session.execute(
-        select(Request).where(Request.id == request_id).with_for_update()
-    )).scalar_one_or_none()
+    return (
+        await ctx.session.execute(select(Request).where(Request.id == request_id).with_for_update())
+    ).scalar_one_or_none()
 
 
 def can_see(ctx: Ctx, req: Request, userid: str) -> bool:
@@ -221,8 +277,9 @@ async def decide(ctx: Ctx, req: Request, decision: Decision, card: Card | None =
         outcome = advance(flow, decision, await away_now(ctx))
     except NotAllowed as exc:
         audit(ctx, req, f"refused_{decision.action.value}", prev, step=flow.current, refusal=exc.refusal.value)
-        ctx.reply("approval_refused", refusal=exc.refusal.value, title=spec.title(ctx), number=req.id,
-                  status=req.status)
+        ctx.reply(
+            "approval_refused", refusal=exc.refusal.value, title=spec.title(ctx), number=req.id, status=req.status
+        )
         if card is not None and exc.refusal in STALE_REFUSALS:
             refresh_card(ctx, card, _block(ctx, f"state_{_card_state(req, card)}"))
             card.active = False
@@ -243,8 +300,9 @@ def _card_state(req: Request, card: Card) -> str:
     return "moved_on" if card.step != flow_of(req).current else "not_yours"
 
 
-async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outcome: Outcome,
-                 decision: Decision, prev: str) -> None:
+async def _apply(
+    ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outcome: Outcome, decision: Decision, prev: str
+) -> None:
     flow = outcome.flow
     req.flow = flow.to_json()
     req.status = flow.status.value
@@ -252,8 +310,18 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
     if flow.current != before.current or "escalated" in outcome.events:
         req.step_started_at = ctx.now()
         req.reminded_at = None
-    audit(ctx, req, decision.action.value, prev, step=before.current, actor=decision.actor, reason=decision.reason,
-          target=decision.target, targets=list(decision.targets), events=list(outcome.events))
+    audit(
+        ctx,
+        req,
+        decision.action.value,
+        prev,
+        step=before.current,
+        actor=decision.actor,
+        reason=decision.reason,
+        target=decision.target,
+        targets=list(decision.targets),
+        events=list(outcome.events),
+    )
     actor_name = ctx.org.name(decision.actor)
     label_ctx = {"name": actor_name}
     if decision.action is Action.APPROVE:
@@ -263,16 +331,22 @@ async def _apply(ctx: Ctx, req: Request, spec: WorkflowSpec, before: Flow, outco
     elif decision.action is Action.CLOSE:
         await close_request_cards(ctx, req, _block(ctx, "state_rejected"), outcome.retired)
     elif decision.action is Action.TRANSFER:
-        await close_request_cards(ctx, req, _block(ctx, "done_transferred", to=ctx.org.name(decision.target or "")),
-                          outcome.retired)
+        await close_request_cards(
+            ctx, req, _block(ctx, "done_transferred", to=ctx.org.name(decision.target or "")), outcome.retired
+        )
     elif decision.action is Action.WITHDRAW:
         await close_request_cards(ctx, req, _block(ctx, "state_withdrawn"))
     await send_approval_cards(ctx, req, outcome.new_approvers)
-    info = {"title": spec.title(ctx), "workflow": req.workflow, "number": req.id, "actor": actor_name,
-            "reason": decision.reason,
-            "role": ctx.render("role_name", role=before.steps[before.current].role),
-            "next": [ctx.org.name(u) for u in flow.pending_approvers()],
-            "target": ctx.org.name(decision.target) if decision.target else ""}
+    info = {
+        "title": spec.title(ctx),
+        "workflow": req.workflow,
+        "number": req.id,
+        "actor": actor_name,
+        "reason": decision.reason,
+        "role": ctx.render("role_name", role=before.steps[before.current].role),
+        "next": [ctx.org.name(u) for u in flow.pending_approvers()],
+        "target": ctx.org.name(decision.target) if decision.target else "",
+    }
     if "approved" in outcome.events:
         ctx.tell(req.requester, "request_approved", **info, note=spec.labels(ctx, "approved_note", number=req.id))
         await spec.on_approved(ctx, req)
@@ -313,8 +387,15 @@ async def refused_click(ctx: Ctx, card: Card, reason: str) -> None:
     """Audit a refused click on a request's card (someone else's card, a forged key, …)."""
     req = await ctx.session.get(Request, card.request_id)
     if req is not None:
-        audit(ctx, req, "refused_click", req.status, refusal=Refusal.NOT_APPROVER.value, reason=reason,
-              key=(ctx.inbound.event_key or "")[:100])
+        audit(
+            ctx,
+            req,
+            "refused_click",
+            req.status,
+            refusal=Refusal.NOT_APPROVER.value,
+            reason=reason,
+            key=(ctx.inbound.event_key or "")[:100],
+        )
 
 
 async def approval_click(ctx: Ctx, card: Card, click: ApprovalClick) -> None:
@@ -327,8 +408,7 @@ async def approval_click(ctx: Ctx, card: Card, click: ApprovalClick) -> None:
         return
     flow = flow_of(req)
     action = Action.REJECT if click.choice is ApprovalChoice.REJECT else Action.TRANSFER
-    if flow.status is not FlowStatus.PENDING or click.step != flow.current or \
-            ctx.user not in flow.pending_approvers():
+    if flow.status is not FlowStatus.PENDING or click.step != flow.current or ctx.user not in flow.pending_approvers():
         await decide(ctx, req, Decision(ctx.user, action, reason="-", target="-", step=click.step), card)
         return
     # A button cannot carry text: ask for the reason / the new approver in a conversation.
@@ -338,11 +418,25 @@ async def approval_click(ctx: Ctx, card: Card, click: ApprovalClick) -> None:
 async def card_for(ctx: Ctx, req: Request) -> Card | None:
     """The actor's latest active approval card for the request's current step (text commands)."""
     flow = flow_of(req)
-    return (await ctx.session.execute(
-        select(Card).where(and_(Card.request_id == req.id, Card.userid == ctx.user, Card.active.is_(True),
-                                Card.purpose == "approve", Card.step == flow.current))
-        .order_by(Card.created_at.desc())
-    )).scalars().first()
+    return (
+        (
+            await ctx.session.execute(
+                select(Card)
+                .where(
+                    and_(
+                        Card.request_id == req.id,
+                        Card.userid == ctx.user,
+                        Card.active.is_(True),
+                        Card.purpose == "approve",
+                        Card.step == flow.current,
+                    )
+                )
+                .order_by(Card.created_at.desc())
+            )
+        )
+        .scalars()
+        .first()
+    )
 
 
 def step_age(req: Request, now: datetime) -> float:
@@ -353,9 +447,11 @@ async def sweep_idle(ctx: Ctx) -> int:
     """Remind the approvers of idle steps, and escalate steps idle for longer (system actor)."""
     cfg = ctx.config.approval
     now = ctx.now()
-    rows = list((await ctx.session.execute(
-        select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id)
-    )).scalars())
+    rows = list(
+        (
+            await ctx.session.execute(select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id))
+        ).scalars()
+    )
     acted = 0
     for row in rows:
         if step_age(row, now) < cfg.remind_after_hours:
@@ -373,8 +469,7 @@ async def sweep_idle(ctx: Ctx) -> int:
             targets: tuple[str, ...] = ()
             if level:
                 try:
-                    targets = ctx.org.resolve_step(level, "any", req.requester,
-                                                   req.fields.get("class")).approvers
+                    targets = ctx.org.resolve_step(level, "any", req.requester, req.fields.get("class")).approvers
                 except Exception:
                     targets = ()
             await decide(ctx, req, Decision(ctx.user, Action.ESCALATE, targets=targets))

@@ -56,16 +56,18 @@ class ComputerClick(CardAction, prefix="pc", subject="request"):
 class ComputerStage(StrEnum):
     """`requests.stage` of an approved requisition."""
 
-    AWAITING_ISSUE = "awaiting_issue"      # a technician records the asset numbers
+    AWAITING_ISSUE = "awaiting_issue"  # a technician records the asset numbers
     AWAITING_RECEIPT = "awaiting_receipt"  # the recipient confirms (使用人签字)
     DONE = "done"
 
 
 LABELS = Labels("labels_computers", purpose=ComputerPurpose, stage=ComputerStage)
 
-PURPOSES = {ComputerPurpose.OFFICE: ("科室办公", "办公", "office"),
-            ComputerPurpose.TEACHING: ("系部备课", "备课", "lesson", "teaching"),
-            ComputerPurpose.LOAN: ("临时借用", "借用", "临时", "借", "loan", "borrow")}
+PURPOSES = {
+    ComputerPurpose.OFFICE: ("科室办公", "办公", "office"),
+    ComputerPurpose.TEACHING: ("系部备课", "备课", "lesson", "teaching"),
+    ComputerPurpose.LOAN: ("临时借用", "借用", "临时", "借", "loan", "borrow"),
+}
 
 
 def purpose_name(ctx: HasRenderer, purpose: str) -> str:
@@ -101,10 +103,12 @@ def parse_return_date(value: str, ctx: Ctx) -> str:
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
     unit = ctx.org.unit_of(req.requester)
-    rows = [(LABELS(ctx, "row_unit"), unit.name if unit else ""),
-            (LABELS(ctx, "row_purpose"), purpose_name(ctx, f["purpose"])),
-            (LABELS(ctx, "row_count"), LABELS(ctx, "count", count=f["count"])),
-            (LABELS(ctx, "row_spec"), f["spec"])]
+    rows = [
+        (LABELS(ctx, "row_unit"), unit.name if unit else ""),
+        (LABELS(ctx, "row_purpose"), purpose_name(ctx, f["purpose"])),
+        (LABELS(ctx, "row_count"), LABELS(ctx, "count", count=f["count"])),
+        (LABELS(ctx, "row_spec"), f["spec"]),
+    ]
     if f.get("return_date"):
         rows.append((LABELS(ctx, "row_return_date"), f["return_date"]))
     return rows
@@ -122,16 +126,23 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
     local = [t for t in techs if person and ctx.org.person(t).campus == person.campus]  # type: ignore[union-attr]
     block = ctx.renderer.block
     await send_request_cards(
-        ctx, req, local or techs,
+        ctx,
+        req,
+        local or techs,
         title=block("cards_computers", "computer_issue_title", number=req.id) or "",
         desc=block("cards_computers", "computer_issue_desc", requester=ctx.org.name(req.requester)) or "",
         rows=facts(ctx, req),
-        buttons=[Button(block("cards_computers", "computer_issue_button") or "",
-                        ComputerClick(req.id, ComputerButton.ISSUE))],
+        buttons=[
+            Button(block("cards_computers", "computer_issue_button") or "", ComputerClick(req.id, ComputerButton.ISSUE))
+        ],
     )
 
-SPEC = router.approval(WorkflowSpec(key="computer", labels=LABELS, confidential=False, facts=facts,
-                                   on_approved=on_approved, viewers=viewers))
+
+SPEC = router.approval(
+    WorkflowSpec(
+        key="computer", labels=LABELS, confidential=False, facts=facts, on_approved=on_approved, viewers=viewers
+    )
+)
 
 
 @router.command(
@@ -141,8 +152,12 @@ SPEC = router.approval(WorkflowSpec(key="computer", labels=LABELS, confidential=
         Field("purpose", ("用途", "purpose"), parse=parse_purpose, show=LABELS.show("purpose")),
         Field("count", ("数量", "數量", "count"), parse=parse_count),
         Field("spec", ("配置", "要求", "spec"), parse=parse_required),
-        Field("return_date", ("归还日期", "歸還日期", "归还", "return"), parse=parse_return_date,
-              required_if=lambda v: v.get("purpose") == ComputerPurpose.LOAN),
+        Field(
+            "return_date",
+            ("归还日期", "歸還日期", "归还", "return"),
+            parse=parse_return_date,
+            required_if=lambda v: v.get("purpose") == ComputerPurpose.LOAN,
+        ),
     ),
     members_only=True,
 )
@@ -160,8 +175,12 @@ async def request_computer(ctx: Ctx, values: dict[str, str]) -> None:
     chain = "computer_office" if office else "computer_department"
     req = await submit(ctx, SPEC, chain, fields)
     flow = flow_of(req)
-    ctx.reply("computer_submitted", number=req.id, next=[ctx.org.name(u) for u in flow.pending_approvers()],
-              chain=[ctx.render("role_name", role=s.role) for s in flow.steps])
+    ctx.reply(
+        "computer_submitted",
+        number=req.id,
+        next=[ctx.org.name(u) for u in flow.pending_approvers()],
+        chain=[ctx.render("role_name", role=s.role) for s in flow.steps],
+    )
 
 
 @router.action(ComputerClick, roles=("technician",))
@@ -183,9 +202,17 @@ def parse_assets(value: str, ctx: Ctx) -> str:
     return " ".join(numbers)
 
 
-@router.command("issue_computer", aliases=("发放", "發放", "issue"), default_field="number", roles=("technician",),
-                fields=(NUMBER, Field("assets", ("资产号", "資產號", "编号列表", "assets"), parse=parse_assets),
-                        Field("note", ("备注", "備註", "note"), required=False)))
+@router.command(
+    "issue_computer",
+    aliases=("发放", "發放", "issue"),
+    default_field="number",
+    roles=("technician",),
+    fields=(
+        NUMBER,
+        Field("assets", ("资产号", "資產號", "编号列表", "assets"), parse=parse_assets),
+        Field("note", ("备注", "備註", "note"), required=False),
+    ),
+)
 async def issue_computer(ctx: Ctx, values: dict[str, str]) -> None:
     """发放 #编号 资产号:A001 A002 (technicians)"""
     req = await visible_request(ctx, values["number"])
@@ -199,9 +226,17 @@ async def issue_computer(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("computer_count_mismatch", number=req.id, expected=req.fields["count"], got=len(assets))
         return
     unit = ctx.org.unit_of(req.requester)
-    issue = ComputerIssue(request_id=req.id, recipient=req.requester, unit=unit.name if unit else "",
-                          purpose=req.fields["purpose"], spec=req.fields["spec"], assets={"numbers": assets},
-                          issued_by=ctx.user, issued_at=ctx.now(), due_back=req.fields.get("return_date"))
+    issue = ComputerIssue(
+        request_id=req.id,
+        recipient=req.requester,
+        unit=unit.name if unit else "",
+        purpose=req.fields["purpose"],
+        spec=req.fields["spec"],
+        assets={"numbers": assets},
+        issued_by=ctx.user,
+        issued_at=ctx.now(),
+        due_back=req.fields.get("return_date"),
+    )
     ctx.session.add(issue)
     await ctx.session.flush()
     req.stage = ComputerStage.AWAITING_RECEIPT
@@ -221,13 +256,25 @@ def _at_hour(ctx: Ctx, day: date) -> datetime:
 def _schedule_reminders(ctx: Ctx, issue: ComputerIssue) -> None:
     now = ctx.now()
     if issue.due_back:
-        ctx.session.add(Timer(kind="loan_return", ref=str(issue.id), due_at=_at_hour(ctx, date.fromisoformat(issue.due_back)),
-                              payload={"issue": issue.id}))
+        ctx.session.add(
+            Timer(
+                kind="loan_return",
+                ref=str(issue.id),
+                due_at=_at_hour(ctx, date.fromisoformat(issue.due_back)),
+                payload={"issue": issue.id},
+            )
+        )
     for day in ctx.config.computers.collection_dates:
         due = _at_hour(ctx, day)
         if due > now:
-            ctx.session.add(Timer(kind="computer_collection", ref=str(issue.id), due_at=due,
-                                  payload={"issue": issue.id, "date": day.isoformat()}))
+            ctx.session.add(
+                Timer(
+                    kind="computer_collection",
+                    ref=str(issue.id),
+                    due_at=due,
+                    payload={"issue": issue.id, "date": day.isoformat()},
+                )
+            )
 
 
 @router.command("confirm_computer", aliases=("确认领取", "確認領取", "confirm"), positional=True, fields=(NUMBER,))
@@ -252,10 +299,21 @@ async def fire_loan_return(ctx: Ctx, timer: Timer) -> None:
     issue = await ctx.session.get(ComputerIssue, int(timer.payload["issue"]))
     if issue is None or issue.returned_at is not None:
         return
-    ctx.tell(issue.recipient, "loan_return_due", number=issue.request_id, assets=issue.assets["numbers"],
-             due_back=issue.due_back)
-    ctx.tell(issue.issued_by, "loan_return_due_tech", number=issue.request_id,
-             name=ctx.org.name(issue.recipient), assets=issue.assets["numbers"], due_back=issue.due_back)
+    ctx.tell(
+        issue.recipient,
+        "loan_return_due",
+        number=issue.request_id,
+        assets=issue.assets["numbers"],
+        due_back=issue.due_back,
+    )
+    ctx.tell(
+        issue.issued_by,
+        "loan_return_due_tech",
+        number=issue.request_id,
+        name=ctx.org.name(issue.recipient),
+        assets=issue.assets["numbers"],
+        due_back=issue.due_back,
+    )
 
 
 @router.timer("computer_collection")
@@ -263,5 +321,10 @@ async def fire_collection(ctx: Ctx, timer: Timer) -> None:
     issue = await ctx.session.get(ComputerIssue, int(timer.payload["issue"]))
     if issue is None or issue.returned_at is not None:
         return
-    ctx.tell(issue.recipient, "computer_collection_due", number=issue.request_id,
-             assets=issue.assets["numbers"], date=timer.payload["date"])
+    ctx.tell(
+        issue.recipient,
+        "computer_collection_due",
+        number=issue.request_id,
+        assets=issue.assets["numbers"],
+        date=timer.payload["date"],
+    )

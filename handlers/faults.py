@@ -41,6 +41,7 @@ class TicketClick(CardAction, prefix="tk", subject="ticket"):
     ticket: int
     button: TicketButton
 
+
 # Equipment categories (technician skills) and the words staff use for them.
 CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
     "computer": ("电脑", "计算机", "主机", "显示器", "键盘", "鼠标", "笔记本", "一体机", "computer", "pc", "laptop"),
@@ -86,10 +87,13 @@ def parse_text(limit: int):  # type: ignore[no-untyped-def]
 def _facts(ctx: Ctx, t: Ticket) -> list[tuple[str, str]]:
     tz = ctx.config.scheduler.timezone
     deadline = local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else ""
-    return [(LABELS(ctx, "row_location"), t.location), (LABELS(ctx, "row_category"), category_name(ctx, t.category)),
-            (LABELS(ctx, "row_description"), t.description),
-            (LABELS(ctx, "row_reporter"), f"{ctx.org.name(t.reporter)} {t.unit}".strip()),
-            (LABELS(ctx, "row_deadline"), deadline)]
+    return [
+        (LABELS(ctx, "row_location"), t.location),
+        (LABELS(ctx, "row_category"), category_name(ctx, t.category)),
+        (LABELS(ctx, "row_description"), t.description),
+        (LABELS(ctx, "row_reporter"), f"{ctx.org.name(t.reporter)} {t.unit}".strip()),
+        (LABELS(ctx, "row_deadline"), deadline),
+    ]
 
 
 async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
@@ -99,11 +103,15 @@ async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
     # Nobody is asked to claim their own report, unless nobody else could.
     targets = [u for u in local if u != t.reporter] or [u for u in techs if u != t.reporter] or techs
     block = ctx.renderer.block
-    await send_cards(ctx, targets, subject_id=t.id, purpose="claim", rows=_facts(ctx, t),
-                     title=block("cards_faults", "ticket_title", number=t.id,
-                                 category=category_name(ctx, t.category)) or "",
-                     buttons=[Button(block("cards_faults", "ticket_claim") or "",
-                                     TicketClick(t.id, TicketButton.CLAIM))])
+    await send_cards(
+        ctx,
+        targets,
+        subject_id=t.id,
+        purpose="claim",
+        rows=_facts(ctx, t),
+        title=block("cards_faults", "ticket_title", number=t.id, category=category_name(ctx, t.category)) or "",
+        buttons=[Button(block("cards_faults", "ticket_claim") or "", TicketClick(t.id, TicketButton.CLAIM))],
+    )
     return targets
 
 
@@ -120,15 +128,25 @@ def _schedule_sla(ctx: Ctx, t: Ticket) -> None:
     ctx.session.add(Timer(kind="ticket_sla_due", ref=str(t.id), due_at=t.deadline, payload={"deadline": stamp}))
 
 
-async def open_ticket(ctx: Ctx, location: str, category: str, description: str,
-                      booking_id: int | None = None) -> Ticket:
+async def open_ticket(
+    ctx: Ctx, location: str, category: str, description: str, booking_id: int | None = None
+) -> Ticket:
     """Record a ticket, route it and start its SLA clock (also used by stage bookings)."""
     person = ctx.person
     unit = ctx.org.unit_of(ctx.user)
-    t = Ticket(reporter=ctx.user, location=location, category=category, description=description,
-               status=TicketStatus.OPEN, created_at=ctx.now(), source_event=ctx.event_id,
-               campus=person.campus if person else "", unit=unit.name if unit else "",
-               photos={"items": []}, booking_id=booking_id)
+    t = Ticket(
+        reporter=ctx.user,
+        location=location,
+        category=category,
+        description=description,
+        status=TicketStatus.OPEN,
+        created_at=ctx.now(),
+        source_event=ctx.event_id,
+        campus=person.campus if person else "",
+        unit=unit.name if unit else "",
+        photos={"items": []},
+        booking_id=booking_id,
+    )
     ctx.session.add(t)
     await ctx.session.flush()
     _schedule_sla(ctx, t)
@@ -141,8 +159,13 @@ async def open_ticket(ctx: Ctx, location: str, category: str, description: str,
     aliases=("报修", "報修", "repair", "report"),
     fields=(
         Field("location", ("地点", "地點", "位置", "location", "where"), parse=parse_text(100)),
-        Field("category", ("设备", "設備", "类别", "equipment", "device"), parse=parse_category,
-              infer=lambda v: category_of(v.get("description", "")), show=LABELS.show("category")),
+        Field(
+            "category",
+            ("设备", "設備", "类别", "equipment", "device"),
+            parse=parse_category,
+            infer=lambda v: category_of(v.get("description", "")),
+            show=LABELS.show("category"),
+        ),
         Field("description", ("描述", "问题", "問題", "故障", "description", "problem"), parse=parse_text(500)),
     ),
     default_field="description",
@@ -151,9 +174,15 @@ async def report_fault(ctx: Ctx, values: dict[str, str]) -> None:
     """Record a fault ticket, send it to the technicians, and confirm its number."""
     t = await open_ticket(ctx, values["location"], values["category"], values["description"])
     tz = ctx.config.scheduler.timezone
-    ctx.reply("fault_recorded", number=t.id, location=t.location, category=category_name(ctx, t.category),
-              description=t.description, deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M"),  # type: ignore[arg-type]
-              hours=ctx.config.faults.sla_hours.get(t.category, 24))
+    ctx.reply(
+        "fault_recorded",
+        number=t.id,
+        location=t.location,
+        category=category_name(ctx, t.category),
+        description=t.description,
+        deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M"),  # type: ignore[arg-type]
+        hours=ctx.config.faults.sla_hours.get(t.category, 24),
+    )
 
 
 async def _ticket(ctx: Ctx, number: str, lock: bool = True) -> Ticket | None:
@@ -175,7 +204,8 @@ async def claim(ctx: Ctx, t: Ticket) -> None:
         ctx.reply("technicians_only")
         return
     claimed = await ctx.session.execute(
-        update(Ticket).where(Ticket.id == t.id, Ticket.status == TicketStatus.OPEN)
+        update(Ticket)
+        .where(Ticket.id == t.id, Ticket.status == TicketStatus.OPEN)
         .values(status=TicketStatus.CLAIMED, owner=ctx.user, claimed_at=ctx.now())
         .execution_options(synchronize_session=False)
     )
@@ -184,8 +214,9 @@ async def claim(ctx: Ctx, t: Ticket) -> None:
     if not won:
         ctx.reply("ticket_taken", number=t.id, owner=ctx.org.name(t.owner or ""), status=t.status)
         return
-    await _close_ticket_cards(ctx, t, ctx.renderer.block("cards_faults", "ticket_claimed",
-                                                         name=ctx.org.name(ctx.user)) or "")
+    await _close_ticket_cards(
+        ctx, t, ctx.renderer.block("cards_faults", "ticket_claimed", name=ctx.org.name(ctx.user)) or ""
+    )
     ctx.reply("ticket_claimed_you", number=t.id, location=t.location, description=t.description)
     ctx.tell(t.reporter, "ticket_claimed_reporter", number=t.id, name=ctx.org.name(ctx.user))
 
@@ -201,8 +232,9 @@ async def ticket_click(ctx: Ctx, card: Card, click: TicketClick) -> None:
         await _progress(ctx, t)
 
 
-@router.command("claim_ticket", aliases=("接单", "接單", "claim"), positional=True, fields=(NUMBER,),
-                roles=("technician",))
+@router.command(
+    "claim_ticket", aliases=("接单", "接單", "claim"), positional=True, fields=(NUMBER,), roles=("technician",)
+)
 async def claim_ticket(ctx: Ctx, values: dict[str, str]) -> None:
     """接单 #编号"""
     t = await _ticket(ctx, values["number"])
@@ -210,8 +242,13 @@ async def claim_ticket(ctx: Ctx, values: dict[str, str]) -> None:
         await claim(ctx, t)
 
 
-@router.command("hand_over", aliases=("转交", "轉交", "handover"), positional=True, roles=("technician",),
-                fields=(NUMBER, Field("target", ("转给", "技术员", "to"), parse=parse_text(64))))
+@router.command(
+    "hand_over",
+    aliases=("转交", "轉交", "handover"),
+    positional=True,
+    roles=("technician",),
+    fields=(NUMBER, Field("target", ("转给", "技术员", "to"), parse=parse_text(64))),
+)
 async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
     """转交 #编号 userid或姓名 — hand your ticket to another technician."""
     t = await _ticket(ctx, values["number"])
@@ -227,13 +264,24 @@ async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
         return
     t.owner = target
     ctx.reply("ticket_handed_over", number=t.id, name=person.name)
-    ctx.tell(target, "ticket_handed_to_you", number=t.id, name=ctx.org.name(ctx.user), location=t.location,
-             description=t.description)
+    ctx.tell(
+        target,
+        "ticket_handed_to_you",
+        number=t.id,
+        name=ctx.org.name(ctx.user),
+        location=t.location,
+        description=t.description,
+    )
     ctx.tell(t.reporter, "ticket_claimed_reporter", number=t.id, name=person.name)
 
 
-@router.command("complete_ticket", aliases=("完成", "完工", "done"), positional=True, roles=("technician",),
-                fields=(NUMBER, Field("note", ("处理说明", "說明", "说明", "note"), parse=parse_text(500))))
+@router.command(
+    "complete_ticket",
+    aliases=("完成", "完工", "done"),
+    positional=True,
+    roles=("technician",),
+    fields=(NUMBER, Field("note", ("处理说明", "說明", "说明", "note"), parse=parse_text(500))),
+)
 async def complete_ticket(ctx: Ctx, values: dict[str, str]) -> None:
     """完成 #编号 处理说明 [人为损坏]"""
     t = await _ticket(ctx, values["number"])
@@ -249,12 +297,25 @@ async def complete_ticket(ctx: Ctx, values: dict[str, str]) -> None:
     t.status = TicketStatus.DONE
     hours = repair_hours(t)
     ctx.reply("ticket_done_you", number=t.id, hours=hours, damage=t.damage)
-    ctx.tell(t.reporter, "ticket_done_reporter", number=t.id, name=ctx.org.name(ctx.user), note=note,
-             hours=hours, damage=t.damage)
+    ctx.tell(
+        t.reporter,
+        "ticket_done_reporter",
+        number=t.id,
+        name=ctx.org.name(ctx.user),
+        note=note,
+        hours=hours,
+        damage=t.damage,
+    )
     if t.damage:
         for d in ctx.org.with_role("director"):
-            ctx.tell(d, "ticket_damage_director", number=t.id, location=t.location, note=note,
-                     reporter=ctx.org.name(t.reporter))
+            ctx.tell(
+                d,
+                "ticket_damage_director",
+                number=t.id,
+                location=t.location,
+                note=note,
+                reporter=ctx.org.name(t.reporter),
+            )
 
 
 def repair_hours(t: Ticket) -> float:
@@ -263,9 +324,15 @@ def repair_hours(t: Ticket) -> float:
     return round((end - t.created_at).total_seconds() / 3600, 1)
 
 
-@router.command("recategorise", aliases=("改类别", "改類別", "更正设备", "recategorise"), positional=True,
-                fields=(NUMBER, Field("category", ("设备", "類別", "类别", "category"), parse=parse_category,
-                                      show=LABELS.show("category"))))
+@router.command(
+    "recategorise",
+    aliases=("改类别", "改類別", "更正设备", "recategorise"),
+    positional=True,
+    fields=(
+        NUMBER,
+        Field("category", ("设备", "類別", "类别", "category"), parse=parse_category, show=LABELS.show("category")),
+    ),
+)
 async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
     """改类别 #编号 类别 — correct a ticket's equipment category (re-routes it)."""
     t = await _ticket(ctx, values["number"])
@@ -289,25 +356,47 @@ async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
 
 async def _progress(ctx: Ctx, t: Ticket) -> None:
     tz = ctx.config.scheduler.timezone
-    ctx.reply("ticket_progress", number=t.id, status=t.status, owner=ctx.org.name(t.owner or ""),
-              location=t.location, category=category_name(ctx, t.category), description=t.description,
-              deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else "",
-              hours=repair_hours(t) if t.resolved_at else None)
+    ctx.reply(
+        "ticket_progress",
+        number=t.id,
+        status=t.status,
+        owner=ctx.org.name(t.owner or ""),
+        location=t.location,
+        category=category_name(ctx, t.category),
+        description=t.description,
+        deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else "",
+        hours=repair_hours(t) if t.resolved_at else None,
+    )
 
 
 @router.command("my_tickets", aliases=("我的报修", "我的報修", "my tickets", "tickets"))
 async def my_tickets(ctx: Ctx, values: dict[str, str]) -> None:
     """我的报修 — tickets I reported, and (technicians) tickets I own."""
-    reported = list((await ctx.session.execute(
-        select(Ticket).where(Ticket.reporter == ctx.user).order_by(Ticket.id.desc()).limit(10)
-    )).scalars())
-    owned = list((await ctx.session.execute(
-        select(Ticket).where(Ticket.owner == ctx.user, Ticket.status == TicketStatus.CLAIMED).order_by(Ticket.id)
-    )).scalars())
+    reported = list(
+        (
+            await ctx.session.execute(
+                select(Ticket).where(Ticket.reporter == ctx.user).order_by(Ticket.id.desc()).limit(10)
+            )
+        ).scalars()
+    )
+    owned = list(
+        (
+            await ctx.session.execute(
+                select(Ticket)
+                .where(Ticket.owner == ctx.user, Ticket.status == TicketStatus.CLAIMED)
+                .order_by(Ticket.id)
+            )
+        ).scalars()
+    )
 
     def row(t: Ticket) -> dict[str, Any]:
-        return {"number": t.id, "category": category_name(ctx, t.category), "location": t.location,
-                "status": t.status, "owner": ctx.org.name(t.owner) if t.owner else ""}
+        return {
+            "number": t.id,
+            "category": category_name(ctx, t.category),
+            "location": t.location,
+            "status": t.status,
+            "owner": ctx.org.name(t.owner) if t.owner else "",
+        }
 
     ctx.reply("my_tickets", reported=[row(t) for t in reported], owned=[row(t) for t in owned])
 
@@ -316,10 +405,15 @@ async def my_tickets(ctx: Ctx, values: dict[str, str]) -> None:
 async def attach_photo(ctx: Ctx) -> bool:
     """An image soon after the member's latest report attaches to that ticket."""
     window = timedelta(minutes=ctx.config.faults.photo_window_minutes)
-    t = (await ctx.session.execute(
-        select(Ticket).where(Ticket.reporter == ctx.user, Ticket.created_at >= ctx.now() - window)
-        .order_by(Ticket.id.desc()).limit(1).with_for_update()
-    )).scalar_one_or_none()
+    t = (
+        await ctx.session.execute(
+            select(Ticket)
+            .where(Ticket.reporter == ctx.user, Ticket.created_at >= ctx.now() - window)
+            .order_by(Ticket.id.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
     if t is None:
         return False
     items = list((t.photos or {}).get("items", []))
@@ -334,12 +428,21 @@ async def attach_photo(ctx: Ctx) -> bool:
 @router.timer("ticket_sla_warn")
 async def fire_sla_warn(ctx: Ctx, timer: Timer) -> None:
     t = await ctx.session.get(Ticket, int(timer.ref))
-    if t is None or t.status == TicketStatus.DONE or t.deadline is None or \
-            t.deadline.isoformat() != timer.payload.get("deadline"):
+    if (
+        t is None
+        or t.status == TicketStatus.DONE
+        or t.deadline is None
+        or t.deadline.isoformat() != timer.payload.get("deadline")
+    ):
         return
     tz = ctx.config.scheduler.timezone
-    info = {"number": t.id, "location": t.location, "category": category_name(ctx, t.category),
-            "deadline": local_now(t.deadline, tz).strftime("%m-%d %H:%M"), "claimed": bool(t.owner)}
+    info = {
+        "number": t.id,
+        "location": t.location,
+        "category": category_name(ctx, t.category),
+        "deadline": local_now(t.deadline, tz).strftime("%m-%d %H:%M"),
+        "claimed": bool(t.owner),
+    }
     for u in [t.owner] if t.owner else ctx.org.technicians(t.category):
         ctx.tell(u, "ticket_sla_warning", **info)
 
@@ -347,17 +450,31 @@ async def fire_sla_warn(ctx: Ctx, timer: Timer) -> None:
 @router.timer("ticket_sla_due")
 async def fire_sla_due(ctx: Ctx, timer: Timer) -> None:
     t = await ctx.session.get(Ticket, int(timer.ref))
-    if t is None or t.status == TicketStatus.DONE or t.deadline is None or \
-            t.deadline.isoformat() != timer.payload.get("deadline"):
+    if (
+        t is None
+        or t.status == TicketStatus.DONE
+        or t.deadline is None
+        or t.deadline.isoformat() != timer.payload.get("deadline")
+    ):
         return
     block = ctx.renderer.block
     await send_cards(
-        ctx, ctx.org.with_role("director"), subject_id=t.id, purpose="escalation", rows=_facts(ctx, t),
+        ctx,
+        ctx.org.with_role("director"),
+        subject_id=t.id,
+        purpose="escalation",
+        rows=_facts(ctx, t),
         title=block("cards_faults", "ticket_overdue_title", number=t.id) or "",
-        desc=block("cards_faults", "ticket_overdue_desc", owner=ctx.org.name(t.owner) if t.owner else "",
-                   hours=ctx.config.faults.sla_hours.get(t.category, 24)) or "",
-        buttons=[Button(block("cards_faults", "ticket_progress_button") or "",
-                        TicketClick(t.id, TicketButton.PROGRESS))],
+        desc=block(
+            "cards_faults",
+            "ticket_overdue_desc",
+            owner=ctx.org.name(t.owner) if t.owner else "",
+            hours=ctx.config.faults.sla_hours.get(t.category, 24),
+        )
+        or "",
+        buttons=[
+            Button(block("cards_faults", "ticket_progress_button") or "", TicketClick(t.id, TicketButton.PROGRESS))
+        ],
     )
     if t.owner:
         ctx.tell(t.owner, "ticket_overdue_owner", number=t.id)

@@ -66,8 +66,10 @@ class FootageStage(StrEnum):
 
 LABELS = Labels("labels_footage", kind=FootageKind, stage=FootageStage)
 
-KIND_WORDS = {FootageKind.STUDENT: ("学生", "student", "学员"),
-              FootageKind.STAFF: ("教职工", "教师", "老师", "员工", "职工", "staff", "teacher")}
+KIND_WORDS = {
+    FootageKind.STUDENT: ("学生", "student", "学员"),
+    FootageKind.STAFF: ("教职工", "教师", "老师", "员工", "职工", "staff", "teacher"),
+}
 
 
 def parse_kind(value: str, ctx: Ctx) -> FootageKind:
@@ -118,12 +120,17 @@ def class_name(ctx: Ctx, key: str) -> str:
 
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
-    who = LABELS(ctx, "subject", kind=kind_name(ctx, f["kind"]),
-                 klass=class_name(ctx, f["class"]) if f.get("class") else "")
+    who = LABELS(
+        ctx, "subject", kind=kind_name(ctx, f["kind"]), klass=class_name(ctx, f["class"]) if f.get("class") else ""
+    )
     left = days_left(ctx, f)
-    return [(LABELS(ctx, "row_location"), f["location"]), (LABELS(ctx, "row_time"), f["time"]),
-            (LABELS(ctx, "row_subject"), who), (LABELS(ctx, "row_reason"), f["reason"]),
-            (LABELS(ctx, "row_retention"), ctx.render("footage_days_left", days=left))]
+    return [
+        (LABELS(ctx, "row_location"), f["location"]),
+        (LABELS(ctx, "row_time"), f["time"]),
+        (LABELS(ctx, "row_subject"), who),
+        (LABELS(ctx, "row_reason"), f["reason"]),
+        (LABELS(ctx, "row_retention"), ctx.render("footage_days_left", days=left)),
+    ]
 
 
 def viewers(ctx: Ctx, req: Request) -> list[str]:
@@ -135,15 +142,19 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
     req.stage = FootageStage.AWAITING_RETRIEVAL
     block = ctx.renderer.block
     await send_request_cards(
-        ctx, req, ctx.org.with_role("cctv_operator"),
+        ctx,
+        req,
+        ctx.org.with_role("cctv_operator"),
         title=block("cards_footage", "footage_retrieve_title", number=req.id) or "",
         desc=block("cards_footage", "footage_retrieve_desc", requester=ctx.org.name(req.requester)) or "",
         rows=facts(ctx, req),
         buttons=[Button(block("cards_footage", "footage_log_button") or "", FootageClick(req.id, FootageButton.LOG))],
     )
 
-SPEC = router.approval(WorkflowSpec(key="footage", labels=LABELS, confidential=True, facts=facts,
-                                   on_approved=on_approved, viewers=viewers))
+
+SPEC = router.approval(
+    WorkflowSpec(key="footage", labels=LABELS, confidential=True, facts=facts, on_approved=on_approved, viewers=viewers)
+)
 
 
 @router.command(
@@ -156,8 +167,13 @@ SPEC = router.approval(WorkflowSpec(key="footage", labels=LABELS, confidential=T
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
         Field("reason", ("原因", "理由", "事由", "reason"), parse=parse_required),
         Field("kind", ("类型", "類型", "对象", "type"), parse=parse_kind, show=LABELS.show("kind")),
-        Field("class", ("班级", "班級", "class"), parse=parse_class,
-              required_if=lambda v: v.get("kind") == FootageKind.STUDENT, show=lambda v, c: class_name(c, v)),
+        Field(
+            "class",
+            ("班级", "班級", "class"),
+            parse=parse_class,
+            required_if=lambda v: v.get("kind") == FootageKind.STUDENT,
+            show=lambda v, c: class_name(c, v),
+        ),
     ),
 )
 async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:
@@ -166,11 +182,20 @@ async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:
     fields = {k: values[k] for k in ("location", "time", "reason", "kind")}
     if student:
         fields["class"] = values["class"]
-    req = await submit(ctx, SPEC, "footage_student" if student else "footage_staff", fields,
-                       class_key=values.get("class") if student else None)
-    ctx.reply("footage_submitted", number=req.id, days_left=days_left(ctx, fields),
-              next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
-              chain=[ctx.render("role_name", role=s.role) for s in flow_of(req).steps])
+    req = await submit(
+        ctx,
+        SPEC,
+        "footage_student" if student else "footage_staff",
+        fields,
+        class_key=values.get("class") if student else None,
+    )
+    ctx.reply(
+        "footage_submitted",
+        number=req.id,
+        days_left=days_left(ctx, fields),
+        next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
+        chain=[ctx.render("role_name", role=s.role) for s in flow_of(req).steps],
+    )
 
 
 @router.action(FootageClick, roles=("cctv_operator",))
@@ -193,8 +218,14 @@ LOG_FIELDS = (
 )
 
 
-@router.command("log_footage", aliases=("登记", "登記", "log"), fields=(NUMBER, *LOG_FIELDS),
-                default_field="number", roles=("cctv_operator",), confidential=True)
+@router.command(
+    "log_footage",
+    aliases=("登记", "登記", "log"),
+    fields=(NUMBER, *LOG_FIELDS),
+    default_field="number",
+    roles=("cctv_operator",),
+    confidential=True,
+)
 async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """登记 #编号 调取人:… 时间:… 内容:… 交付方式:… (CCTV operators)"""
     req = await visible_request(ctx, values["number"])
@@ -203,17 +234,27 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
     if req.workflow != SPEC.key or req.stage != FootageStage.AWAITING_RETRIEVAL:
         ctx.reply("footage_already_logged", number=req.id)
         return
-    ctx.session.add(FootageLog(
-        request_id=req.id, police=False, operator=ctx.user, retriever=values["retriever"],
-        retrieved_at=values["retrieved_at"], content=values["content"], delivery=values["delivery"],
-        location=req.fields["location"], reason=req.fields["reason"], created_at=ctx.now(),
-    ))
+    ctx.session.add(
+        FootageLog(
+            request_id=req.id,
+            police=False,
+            operator=ctx.user,
+            retriever=values["retriever"],
+            retrieved_at=values["retrieved_at"],
+            content=values["content"],
+            delivery=values["delivery"],
+            location=req.fields["location"],
+            reason=req.fields["reason"],
+            created_at=ctx.now(),
+        )
+    )
     req.stage = FootageStage.DONE
     audit(ctx, req, "footage_logged", req.status, retriever=values["retriever"], delivery=values["delivery"])
     label = ctx.renderer.block("cards_footage", "footage_logged", name=ctx.org.name(ctx.user)) or ""
     await close_request_cards(ctx, req, label, purpose="fulfil")
-    ctx.tell(req.requester, "footage_ready", number=req.id, delivery=values["delivery"],
-             operator=ctx.org.name(ctx.user))
+    ctx.tell(
+        req.requester, "footage_ready", number=req.id, delivery=values["delivery"], operator=ctx.org.name(ctx.user)
+    )
     ctx.reply("footage_log_saved", number=req.id)
 
 
@@ -234,11 +275,17 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
 async def police_footage(ctx: Ctx, values: dict[str, str]) -> None:
     """公安调取 — a police retrieval, logged by a CCTV operator without the approval chain."""
     row = FootageLog(
-        request_id=None, police=True, operator=ctx.user, retriever=values["unit"],
-        retrieved_at=values["time"], content=values["content"], delivery=values["delivery"],
-        location=values["location"], reason=values["reason"], created_at=ctx.now(),
+        request_id=None,
+        police=True,
+        operator=ctx.user,
+        retriever=values["unit"],
+        retrieved_at=values["time"],
+        content=values["content"],
+        delivery=values["delivery"],
+        location=values["location"],
+        reason=values["reason"],
+        created_at=ctx.now(),
     )
     ctx.session.add(row)
     await ctx.session.flush()
     ctx.reply("police_logged", number=row.id, unit=values["unit"])
-

@@ -86,18 +86,30 @@ async def _audio(ctx: Ctx, req: Request) -> AudioClass:
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
     names = LABELS(ctx, "group_names", names=[g.name for c in f["groups"].split() if (g := group(ctx, c)) is not None])
-    return [(LABELS(ctx, "row_day"), f["day"]), (LABELS(ctx, "row_time"), f["class_time"]),
-            (LABELS(ctx, "row_title"), f["title"]), (LABELS(ctx, "row_speaker"), f["speaker"]),
-            (LABELS(ctx, "row_link"), f["link"]), (LABELS(ctx, "row_groups"), names)]
+    return [
+        (LABELS(ctx, "row_day"), f["day"]),
+        (LABELS(ctx, "row_time"), f["class_time"]),
+        (LABELS(ctx, "row_title"), f["title"]),
+        (LABELS(ctx, "row_speaker"), f["speaker"]),
+        (LABELS(ctx, "row_link"), f["link"]),
+        (LABELS(ctx, "row_groups"), names),
+    ]
 
 
 async def on_approved(ctx: Ctx, req: Request) -> None:
     req.stage = AudioStage.SCHEDULED
 
 
-SPEC = router.approval(WorkflowSpec(key="audio", labels=LABELS, confidential=False, facts=facts,
-                                   on_approved=on_approved,
-                                   viewers=lambda ctx, req: ctx.org.with_role("platform_editor")))
+SPEC = router.approval(
+    WorkflowSpec(
+        key="audio",
+        labels=LABELS,
+        confidential=False,
+        facts=facts,
+        on_approved=on_approved,
+        viewers=lambda ctx, req: ctx.org.with_role("platform_editor"),
+    )
+)
 
 
 @router.command(
@@ -117,26 +129,43 @@ async def audio_class(ctx: Ctx, values: dict[str, str]) -> None:
     """Submit a daily audio-class notice for managed groups; a school leader approves it."""
     person = ctx.person
     chats = values["groups"].split()
-    allowed = person is not None and ("platform_editor" in person.roles or all(
-        ctx.user in (group(ctx, c).admins if group(ctx, c) else ()) for c in chats))  # type: ignore[union-attr]
+    admins_of = [g.admins if (g := group(ctx, c)) is not None else () for c in chats]
+    allowed = person is not None and ("platform_editor" in person.roles or all(ctx.user in a for a in admins_of))
     if not allowed:
         ctx.reply("audio_not_admin")
         return
     fields = {k: values[k] for k in ("day", "class_time", "title", "speaker", "link", "groups")}
     req = await submit(ctx, SPEC, "audio_class", fields, stage=AudioStage.AWAITING_APPROVAL)
-    ctx.session.add(AudioClass(request_id=req.id, day=values["day"], class_time=values["class_time"],
-                               title=values["title"], speaker=values["speaker"], link=values["link"],
-                               groups={"chats": chats}, pushed={}))
-    ctx.reply("audio_submitted", number=req.id, day=values["day"],
-              next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
-              groups=[g.name for c in chats if (g := group(ctx, c)) is not None])
+    ctx.session.add(
+        AudioClass(
+            request_id=req.id,
+            day=values["day"],
+            class_time=values["class_time"],
+            title=values["title"],
+            speaker=values["speaker"],
+            link=values["link"],
+            groups={"chats": chats},
+            pushed={},
+        )
+    )
+    ctx.reply(
+        "audio_submitted",
+        number=req.id,
+        day=values["day"],
+        next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
+        groups=[g.name for c in chats if (g := group(ctx, c)) is not None],
+    )
 
 
 async def _for_group_on(ctx: Ctx, chat_id: str, day: str) -> list[tuple[AudioClass, Request]]:
-    rows = (await ctx.session.execute(
-        select(AudioClass, Request).join(Request, Request.id == AudioClass.request_id)
-        .where(AudioClass.day == day).order_by(AudioClass.id)
-    )).all()
+    rows = (
+        await ctx.session.execute(
+            select(AudioClass, Request)
+            .join(Request, Request.id == AudioClass.request_id)
+            .where(AudioClass.day == day)
+            .order_by(AudioClass.id)
+        )
+    ).all()
     return [(a, r) for a, r in rows if chat_id in a.groups.get("chats", [])]
 
 
@@ -153,10 +182,21 @@ def prompt_admins(g: ManagedGroup) -> Callable[[Ctx, datetime], Awaitable[None]]
         approved = [a for a, r in items if r.status == FlowStatus.APPROVED]
         waiting = [(a, r) for a, r in items if r.status == FlowStatus.PENDING]
         for admin in g.admins:
-            ctx.tell(admin, "audio_prompt", group=g.name, time=g.push_time, approved=[a.title for a in approved],
-                     waiting=[{"number": r.id, "title": a.title,
-                               "approvers": [ctx.org.name(u) for u in flow_of(r).pending_approvers()]}
-                              for a, r in waiting])
+            ctx.tell(
+                admin,
+                "audio_prompt",
+                group=g.name,
+                time=g.push_time,
+                approved=[a.title for a in approved],
+                waiting=[
+                    {
+                        "number": r.id,
+                        "title": a.title,
+                        "approvers": [ctx.org.name(u) for u in flow_of(r).pending_approvers()],
+                    }
+                    for a, r in waiting
+                ],
+            )
 
     return action
 
@@ -169,15 +209,21 @@ def push(g: ManagedGroup) -> Callable[[Ctx, datetime], Awaitable[None]]:
         items = await _for_group_on(ctx, g.chat_id, day)
         approved = [a for a, r in items if r.status == FlowStatus.APPROVED and g.chat_id not in a.pushed]
         for a in approved:
-            text = ctx.render("audio_notice", title=a.title, speaker=a.speaker, time=a.class_time, link=a.link,
-                              group=g.name)
+            text = ctx.render(
+                "audio_notice", title=a.title, speaker=a.speaker, time=a.class_time, link=a.link, group=g.name
+            )
             send_to_group(ctx, g, text)
             a.pushed = {**a.pushed, g.chat_id: ctx.now().isoformat()}
         if not approved:
             waiting = [(a, r) for a, r in items if r.status == FlowStatus.PENDING]
             for admin in g.admins:
-                ctx.tell(admin, "audio_missing", group=g.name, day=day,
-                         waiting=[{"number": r.id, "title": a.title} for a, r in waiting])
+                ctx.tell(
+                    admin,
+                    "audio_missing",
+                    group=g.name,
+                    day=day,
+                    waiting=[{"number": r.id, "title": a.title} for a, r in waiting],
+                )
 
     return action
 
@@ -185,12 +231,23 @@ def push(g: ManagedGroup) -> Callable[[Ctx, datetime], Awaitable[None]]:
 def send_to_group(ctx: Ctx, g: ManagedGroup, markdown: str) -> None:
     """One markdown message into a managed group, through its channel, via the outbox."""
     if g.channel == "appchat":
-        enqueue(ctx.session, ctx.now(), f"chat:{g.chat_id}", "appchat",
-                {"chatid": g.chat_id, "msgtype": "markdown", "markdown": {"content": markdown}},
-                caused_by=ctx.event_id)
+        enqueue(
+            ctx.session,
+            ctx.now(),
+            f"chat:{g.chat_id}",
+            "appchat",
+            {"chatid": g.chat_id, "msgtype": "markdown", "markdown": {"content": markdown}},
+            caused_by=ctx.event_id,
+        )
     else:
-        enqueue(ctx.session, ctx.now(), f"webhook:{g.chat_id}", "webhook",
-                {"msgtype": "markdown", "markdown": {"content": markdown}}, caused_by=ctx.event_id)
+        enqueue(
+            ctx.session,
+            ctx.now(),
+            f"webhook:{g.chat_id}",
+            "webhook",
+            {"msgtype": "markdown", "markdown": {"content": markdown}},
+            caused_by=ctx.event_id,
+        )
 
 
 @router.jobs_from
@@ -200,6 +257,9 @@ def audio_jobs(config: Config) -> Iterable[Job]:
     for g in config.groups:
         hh, mm = (int(x) for x in g.push_time.split(":"))
         prompt = datetime(2000, 1, 1, hh, mm) - timedelta(minutes=g.prompt_minutes_before)
-        yield Job(f"audio_prompt:{g.chat_id}", CronTrigger(hour=prompt.hour, minute=prompt.minute, timezone=tz),
-                  prompt_admins(g))
+        yield Job(
+            f"audio_prompt:{g.chat_id}",
+            CronTrigger(hour=prompt.hour, minute=prompt.minute, timezone=tz),
+            prompt_admins(g),
+        )
         yield Job(f"audio_push:{g.chat_id}", CronTrigger(hour=hh, minute=mm, timezone=tz), push(g))

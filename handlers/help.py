@@ -14,8 +14,11 @@ router = Router("help", templates=Path(__file__).with_name("templates") / "help"
 async def show_help(ctx: Ctx, values: dict[str, str]) -> None:
     """List the commands this bot understands, each with an example."""
     commands = [
-        {"name": c.name, "aliases": [a for a in c.aliases[1:] if a.isascii() and len(a) > 1],
-         "example": ctx.renderer.block(c.template, "example")}
+        {
+            "name": c.name,
+            "aliases": [a for a in c.aliases[1:] if a.isascii() and len(a) > 1],
+            "example": ctx.renderer.block(c.template, "example"),
+        }
         for c in ctx.registry.commands
         if c.in_help and allowed(c.roles, c.members_only, ctx.person)
     ]

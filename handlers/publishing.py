@@ -79,11 +79,25 @@ LABELS = Labels("labels_publishing", platform=Platform, part=(DraftPart.TEXT, Dr
 # Drafts an author is still writing: new photos attach to them, 提交 sends them.
 OPEN = (DraftStatus.COLLECTING, DraftStatus.REVISING)
 
-PLATFORMS = {"网站": Platform.WEBSITE, "官网": Platform.WEBSITE, "website": Platform.WEBSITE, "web": Platform.WEBSITE,
-             "公众号": Platform.OA, "微信": Platform.OA, "公众平台": Platform.OA, "oa": Platform.OA,
-             "wechat": Platform.OA}
-PARTS = {"文字": DraftPart.TEXT, "文稿": DraftPart.TEXT, "text": DraftPart.TEXT,
-         "照片": DraftPart.PHOTO, "图片": DraftPart.PHOTO, "photo": DraftPart.PHOTO}
+PLATFORMS = {
+    "网站": Platform.WEBSITE,
+    "官网": Platform.WEBSITE,
+    "website": Platform.WEBSITE,
+    "web": Platform.WEBSITE,
+    "公众号": Platform.OA,
+    "微信": Platform.OA,
+    "公众平台": Platform.OA,
+    "oa": Platform.OA,
+    "wechat": Platform.OA,
+}
+PARTS = {
+    "文字": DraftPart.TEXT,
+    "文稿": DraftPart.TEXT,
+    "text": DraftPart.TEXT,
+    "照片": DraftPart.PHOTO,
+    "图片": DraftPart.PHOTO,
+    "photo": DraftPart.PHOTO,
+}
 # Mainland mobiles, landlines with area code, and 400/800 numbers, with or without separators.
 PHONE_RE = re.compile(
     r"(?<!\d)(?:1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}|0\d{2,3}[\s-]?\d{7,8}|[48]00[\s-]?\d{3}[\s-]?\d{4})(?!\d)"
@@ -123,8 +137,11 @@ async def _draft(ctx: Ctx, number: str) -> Draft | None:
 
 
 async def _version(ctx: Ctx, d: Draft, version: int | None = None) -> DraftVersion:
-    return (await ctx.session.execute(select(DraftVersion).where(
-        DraftVersion.draft_id == d.id, DraftVersion.version == (version or d.version)))).scalar_one()
+    return (
+        await ctx.session.execute(
+            select(DraftVersion).where(DraftVersion.draft_id == d.id, DraftVersion.version == (version or d.version))
+        )
+    ).scalar_one()
 
 
 def _has_role(ctx: Ctx, role: str) -> bool:
@@ -139,28 +156,40 @@ def _photos(ctx: Ctx, v: DraftVersion) -> str:
     return LABELS(ctx, "photos", count=len(v.photos.get("items", [])))
 
 
-@router.command("submit_draft_new", aliases=("投稿", "投稿件", "draft"),
-                fields=(Field("title", ("标题", "標題", "title"), parse=parse_required),
-                        Field("body", ("正文", "内容", "內容", "body"), parse=parse_required)))
+@router.command(
+    "submit_draft_new",
+    aliases=("投稿", "投稿件", "draft"),
+    fields=(
+        Field("title", ("标题", "標題", "title"), parse=parse_required),
+        Field("body", ("正文", "内容", "內容", "body"), parse=parse_required),
+    ),
+)
 async def new_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """投稿 标题:… 正文:… — start a news draft; then send photos and 提交."""
     now = ctx.now()
     d = Draft(author=ctx.user, status=DraftStatus.COLLECTING, version=1, created_at=now, updated_at=now)
     ctx.session.add(d)
     await ctx.session.flush()
-    ctx.session.add(DraftVersion(draft_id=d.id, version=1, title=values["title"], body=values["body"],
-                                 photos={"items": []}, created_at=now))
+    ctx.session.add(
+        DraftVersion(
+            draft_id=d.id, version=1, title=values["title"], body=values["body"], photos={"items": []}, created_at=now
+        )
+    )
     ctx.reply("draft_started", number=d.id, title=values["title"])
 
 
 @router.attachment(order=10)  # before faults: a draft being written takes the photo first
 async def attach_photo(ctx: Ctx) -> bool:
     """A photo from an author with a draft being written attaches to its current version."""
-    d = (await ctx.session.execute(
-        select(Draft).where(Draft.author == ctx.user, Draft.status.in_(OPEN),
-                            Draft.updated_at >= ctx.now() - timedelta(hours=2))
-        .order_by(Draft.updated_at.desc()).limit(1).with_for_update()
-    )).scalar_one_or_none()
+    d = (
+        await ctx.session.execute(
+            select(Draft)
+            .where(Draft.author == ctx.user, Draft.status.in_(OPEN), Draft.updated_at >= ctx.now() - timedelta(hours=2))
+            .order_by(Draft.updated_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
     if d is None:
         return False
     v = await _version(ctx, d)
@@ -175,20 +204,32 @@ async def attach_photo(ctx: Ctx) -> bool:
 async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPart, userids: list[str]) -> None:
     author = ctx.org.name(d.author)
     unit = ctx.org.unit_of(d.author)
-    rows = [(LABELS(ctx, "row_version"), LABELS(ctx, "version", version=v.version)),
-            (LABELS(ctx, "row_author"), f"{author} {unit.name if unit else ''}".strip()),
-            (LABELS(ctx, "row_title"), v.title)]
-    rows.append((LABELS(ctx, "row_body"), v.body) if part is DraftPart.TEXT else
-                (LABELS(ctx, "row_photos"), _photos(ctx, v)))
+    rows = [
+        (LABELS(ctx, "row_version"), LABELS(ctx, "version", version=v.version)),
+        (LABELS(ctx, "row_author"), f"{author} {unit.name if unit else ''}".strip()),
+        (LABELS(ctx, "row_title"), v.title),
+    ]
+    rows.append(
+        (LABELS(ctx, "row_body"), v.body) if part is DraftPart.TEXT else (LABELS(ctx, "row_photos"), _photos(ctx, v))
+    )
     block = ctx.renderer.block
     await send_cards(
-        ctx, userids, subject_id=d.id, purpose=f"review_{part.value}", step=d.version, rows=rows,
+        ctx,
+        userids,
+        subject_id=d.id,
+        purpose=f"review_{part.value}",
+        step=d.version,
+        rows=rows,
         title=block("cards_publishing", f"draft_review_{part.value}", number=d.id) or "",
         desc=block("cards_publishing", "draft_review_desc", title=v.title) or "",
-        buttons=[Button(block("cards_publishing", "draft_pass") or "",
-                        DraftClick(d.id, v.version, part, DraftButton.PASS)),
-                 Button(block("cards_publishing", "draft_return") or "",
-                        DraftClick(d.id, v.version, part, DraftButton.RETURN), style=2)],
+        buttons=[
+            Button(block("cards_publishing", "draft_pass") or "", DraftClick(d.id, v.version, part, DraftButton.PASS)),
+            Button(
+                block("cards_publishing", "draft_return") or "",
+                DraftClick(d.id, v.version, part, DraftButton.RETURN),
+                style=2,
+            ),
+        ],
     )
 
 
@@ -196,16 +237,26 @@ async def _close(ctx: Ctx, d: Draft, purpose: str, label: str) -> None:
     await close_cards(ctx, "draft", d.id, label, purpose=purpose)
 
 
-@router.command("submit_draft", aliases=("提交", "提交稿件", "submit"), positional=True,
-                fields=(Field("number", ("编号", "number"), parse=parse_number, required=False),))
+@router.command(
+    "submit_draft",
+    aliases=("提交", "提交稿件", "submit"),
+    positional=True,
+    fields=(Field("number", ("编号", "number"), parse=parse_number, required=False),),
+)
 async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """提交 [#编号] — send the draft to the text and photo reviewers."""
     if values.get("number"):
         d = await _draft(ctx, values["number"])
     else:
-        d = (await ctx.session.execute(select(Draft).where(
-            Draft.author == ctx.user, Draft.status.in_(OPEN))
-            .order_by(Draft.updated_at.desc()).limit(1).with_for_update())).scalar_one_or_none()
+        d = (
+            await ctx.session.execute(
+                select(Draft)
+                .where(Draft.author == ctx.user, Draft.status.in_(OPEN))
+                .order_by(Draft.updated_at.desc())
+                .limit(1)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
         if d is None:
             ctx.reply("draft_none_open")
             return
@@ -217,10 +268,16 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     v = await _version(ctx, d)
     previous = await _version(ctx, d, d.version - 1) if d.version > 1 else None
     # A part passed in the previous round and unchanged keeps its pass; the rest is reviewed.
-    keep_text = previous is not None and previous.text_review.get("status") == ReviewStatus.PASSED and \
-        (previous.title, previous.body) == (v.title, v.body)
-    keep_photo = previous is not None and previous.photo_review.get("status") == ReviewStatus.PASSED and \
-        previous.photos == v.photos
+    keep_text = (
+        previous is not None
+        and previous.text_review.get("status") == ReviewStatus.PASSED
+        and (previous.title, previous.body) == (v.title, v.body)
+    )
+    keep_photo = (
+        previous is not None
+        and previous.photo_review.get("status") == ReviewStatus.PASSED
+        and previous.photos == v.photos
+    )
     now = ctx.now()
     v.submitted_at = now
     v.text_review = dict(previous.text_review) if keep_text and previous else {"status": ReviewStatus.PENDING}
@@ -239,13 +296,15 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
         people = ctx.org.with_role("photo_reviewer")
         await _send_review_cards(ctx, d, v, DraftPart.PHOTO, people)
         reviewers += people
-    ctx.reply("draft_submitted", number=d.id, version=v.version, reviewers=[ctx.org.name(u) for u in reviewers],
-              phone=d.phone)
+    ctx.reply(
+        "draft_submitted", number=d.id, version=v.version, reviewers=[ctx.org.name(u) for u in reviewers], phone=d.phone
+    )
     await _after_review(ctx, d, v)
 
 
-async def review(ctx: Ctx, d: Draft, part: DraftPart, verdict: Verdict, comment: str,
-                 version: int | None = None) -> None:
+async def review(
+    ctx: Ctx, d: Draft, part: DraftPart, verdict: Verdict, comment: str, version: int | None = None
+) -> None:
     """通过/退回 one part of the current version."""
     role = "publicity_reviewer" if part is DraftPart.TEXT else "photo_reviewer"
     if not _has_role(ctx, role):
@@ -253,13 +312,20 @@ async def review(ctx: Ctx, d: Draft, part: DraftPart, verdict: Verdict, comment:
         return
     v = await _version(ctx, d)
     state = v.text_review if part is DraftPart.TEXT else v.photo_review
-    if d.status != DraftStatus.IN_REVIEW or (version is not None and version != d.version) or \
-            state.get("status") != ReviewStatus.PENDING:
+    if (
+        d.status != DraftStatus.IN_REVIEW
+        or (version is not None and version != d.version)
+        or state.get("status") != ReviewStatus.PENDING
+    ):
         ctx.reply("draft_review_stale", number=d.id, status=d.status)
         return
     passed = verdict is Verdict.PASS
-    result = {"status": ReviewStatus.PASSED if passed else ReviewStatus.RETURNED, "by": ctx.user, "comment": comment,
-              "at": ctx.now().isoformat()}
+    result = {
+        "status": ReviewStatus.PASSED if passed else ReviewStatus.RETURNED,
+        "by": ctx.user,
+        "comment": comment,
+        "at": ctx.now().isoformat(),
+    }
     if part is DraftPart.TEXT:
         v.text_review = result
     else:
@@ -270,18 +336,29 @@ async def review(ctx: Ctx, d: Draft, part: DraftPart, verdict: Verdict, comment:
     if not passed:
         d.status, d.updated_at = DraftStatus.REVISING, ctx.now()
         other = DraftPart.PHOTO if part is DraftPart.TEXT else DraftPart.TEXT
-        await _close(ctx, d, f"review_{other}",
-                     ctx.renderer.block("cards_publishing", "draft_returned_elsewhere") or "")
-        ctx.tell(d.author, "draft_returned", number=d.id, part=part, name=ctx.org.name(ctx.user), comment=comment,
-                 version=v.version)
+        await _close(
+            ctx, d, f"review_{other}", ctx.renderer.block("cards_publishing", "draft_returned_elsewhere") or ""
+        )
+        ctx.tell(
+            d.author,
+            "draft_returned",
+            number=d.id,
+            part=part,
+            name=ctx.org.name(ctx.user),
+            comment=comment,
+            version=v.version,
+        )
         return
     await _after_review(ctx, d, v)
 
 
 async def _after_review(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
     """Both parts passed: the committee if there is a phone number, else the editors."""
-    if d.status != DraftStatus.IN_REVIEW or v.text_review.get("status") != ReviewStatus.PASSED or \
-            v.photo_review.get("status") != ReviewStatus.PASSED:
+    if (
+        d.status != DraftStatus.IN_REVIEW
+        or v.text_review.get("status") != ReviewStatus.PASSED
+        or v.photo_review.get("status") != ReviewStatus.PASSED
+    ):
         return
     if d.phone:
         d.status = DraftStatus.COMMITTEE
@@ -294,10 +371,19 @@ async def _after_review(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
 
 async def _submit_for_author(ctx: Ctx, d: Draft, v: DraftVersion) -> Request:
     """The committee request is the author's, even when the last reviewer's click triggers it."""
-    author_ctx = Ctx(ctx.session, ctx.clock, ctx.config, ctx.renderer, ctx.registry,
-                     dc_replace(ctx.inbound, from_user=d.author), ctx.event_id, ctx.org)
-    return await submit(author_ctx, COMMITTEE_SPEC, "draft_phone", {"draft": d.id, "title": v.title,
-                                                                    "body": v.body[:200]})
+    author_ctx = Ctx(
+        ctx.session,
+        ctx.clock,
+        ctx.config,
+        ctx.renderer,
+        ctx.registry,
+        dc_replace(ctx.inbound, from_user=d.author),
+        ctx.event_id,
+        ctx.org,
+    )
+    return await submit(
+        author_ctx, COMMITTEE_SPEC, "draft_phone", {"draft": d.id, "title": v.title, "body": v.body[:200]}
+    )
 
 
 async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
@@ -305,13 +391,24 @@ async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
     editors = ctx.org.with_role("platform_editor")
     block = ctx.renderer.block
     await send_cards(
-        ctx, editors, subject_id=d.id, purpose="edit", step=d.version,
+        ctx,
+        editors,
+        subject_id=d.id,
+        purpose="edit",
+        step=d.version,
         title=block("cards_publishing", "draft_edit_title", number=d.id) or "",
         desc=block("cards_publishing", "draft_review_desc", title=v.title) or "",
-        rows=[(LABELS(ctx, "row_author"), ctx.org.name(d.author)), (LABELS(ctx, "row_title"), v.title),
-              (LABELS(ctx, "row_photos"), _photos(ctx, v))],
-        buttons=[Button(block("cards_publishing", "draft_edit_button") or "",
-                        DraftClick(d.id, v.version, DraftPart.EDIT, DraftButton.HOWTO))],
+        rows=[
+            (LABELS(ctx, "row_author"), ctx.org.name(d.author)),
+            (LABELS(ctx, "row_title"), v.title),
+            (LABELS(ctx, "row_photos"), _photos(ctx, v)),
+        ],
+        buttons=[
+            Button(
+                block("cards_publishing", "draft_edit_button") or "",
+                DraftClick(d.id, v.version, DraftPart.EDIT, DraftButton.HOWTO),
+            )
+        ],
     )
     ctx.tell(d.author, "draft_passed", number=d.id, editors=[ctx.org.name(u) for u in editors])
 
@@ -328,13 +425,21 @@ async def on_committee_closed(ctx: Ctx, req: Request) -> None:
         d.status = DraftStatus.REVISING  # the author removes the number (or argues) and submits again
 
 
-COMMITTEE_SPEC = router.approval(WorkflowSpec(
-    key="draft_phone", labels=LABELS, confidential=False,
-    facts=lambda ctx, req: [(LABELS(ctx, "row_draft"), f"#{req.fields['draft']}"),
-                            (LABELS(ctx, "row_title"), req.fields["title"]),
-                            (LABELS(ctx, "row_body"), req.fields["body"])],
-    on_approved=on_committee_approved, on_closed=on_committee_closed,
-    viewers=lambda ctx, req: ctx.org.with_role("platform_editor")))
+COMMITTEE_SPEC = router.approval(
+    WorkflowSpec(
+        key="draft_phone",
+        labels=LABELS,
+        confidential=False,
+        facts=lambda ctx, req: [
+            (LABELS(ctx, "row_draft"), f"#{req.fields['draft']}"),
+            (LABELS(ctx, "row_title"), req.fields["title"]),
+            (LABELS(ctx, "row_body"), req.fields["body"]),
+        ],
+        on_approved=on_committee_approved,
+        on_closed=on_committee_closed,
+        viewers=lambda ctx, req: ctx.org.with_role("platform_editor"),
+    )
+)
 
 
 @router.action(DraftClick)
@@ -352,9 +457,13 @@ async def draft_click(ctx: Ctx, card: Card, click: DraftClick) -> None:
         ctx.reply("card_unknown")
 
 
-@router.command("pass_draft", aliases=("通过", "通過", "pass"), positional=True,
-                roles=("publicity_reviewer", "photo_reviewer"),
-                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part"))))
+@router.command(
+    "pass_draft",
+    aliases=("通过", "通過", "pass"),
+    positional=True,
+    roles=("publicity_reviewer", "photo_reviewer"),
+    fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part"))),
+)
 async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """通过 #编号 文字|照片"""
     d = await _draft(ctx, values["number"])
@@ -362,10 +471,17 @@ async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
         await review(ctx, d, DraftPart(values["part"]), Verdict.PASS, "")
 
 
-@router.command("return_draft", aliases=("退回", "return"), positional=True,
-                roles=("publicity_reviewer", "photo_reviewer"),
-                fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part")),
-                        Field("comment", ("意见", "意見", "comment"), parse=parse_required)))
+@router.command(
+    "return_draft",
+    aliases=("退回", "return"),
+    positional=True,
+    roles=("publicity_reviewer", "photo_reviewer"),
+    fields=(
+        NUMBER,
+        Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part")),
+        Field("comment", ("意见", "意見", "comment"), parse=parse_required),
+    ),
+)
 async def return_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """退回 #编号 文字|照片 意见"""
     d = await _draft(ctx, values["number"])
@@ -373,9 +489,16 @@ async def return_draft(ctx: Ctx, values: dict[str, str]) -> None:
         await review(ctx, d, DraftPart(values["part"]), Verdict.RETURN, values["comment"])
 
 
-@router.command("revise_draft", aliases=("修改", "修改稿件", "revise"), default_field="number",
-                fields=(NUMBER, Field("title", ("标题", "標題", "title"), required=False, parse=parse_required),
-                        Field("body", ("正文", "内容", "內容", "body"), required=False, parse=parse_required)))
+@router.command(
+    "revise_draft",
+    aliases=("修改", "修改稿件", "revise"),
+    default_field="number",
+    fields=(
+        NUMBER,
+        Field("title", ("标题", "標題", "title"), required=False, parse=parse_required),
+        Field("body", ("正文", "内容", "內容", "body"), required=False, parse=parse_required),
+    ),
+)
 async def revise_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """修改 #编号 标题:… 正文:… — a new version (photos carry over; send new ones to add)."""
     d = await _draft(ctx, values["number"])
@@ -387,15 +510,30 @@ async def revise_draft(ctx: Ctx, values: dict[str, str]) -> None:
     old = await _version(ctx, d)
     d.version += 1
     d.updated_at = ctx.now()
-    ctx.session.add(DraftVersion(draft_id=d.id, version=d.version, title=values.get("title") or old.title,
-                                 body=values.get("body") or old.body, photos=dict(old.photos), created_at=ctx.now()))
+    ctx.session.add(
+        DraftVersion(
+            draft_id=d.id,
+            version=d.version,
+            title=values.get("title") or old.title,
+            body=values.get("body") or old.body,
+            photos=dict(old.photos),
+            created_at=ctx.now(),
+        )
+    )
     ctx.reply("draft_revised", number=d.id, version=d.version)
 
 
-@router.command("preview_draft", aliases=("预览", "預覽", "preview"), default_field="number",
-                roles=("platform_editor",),
-                fields=(NUMBER, Field("website", ("网站", "website"), parse=parse_link),
-                        Field("oa", ("公众号", "oa"), parse=parse_link)))
+@router.command(
+    "preview_draft",
+    aliases=("预览", "預覽", "preview"),
+    default_field="number",
+    roles=("platform_editor",),
+    fields=(
+        NUMBER,
+        Field("website", ("网站", "website"), parse=parse_link),
+        Field("oa", ("公众号", "oa"), parse=parse_link),
+    ),
+)
 async def preview_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """预览 #编号 网站:链接 公众号:链接 — send both previews to the author and the editor."""
     d = await _draft(ctx, values["number"])
@@ -408,11 +546,17 @@ async def preview_draft(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.tell(u, "draft_preview", number=d.id, website=values["website"], oa=values["oa"])
 
 
-@router.command("publish_draft", aliases=("发布", "發佈", "發布", "publish"), positional=True,
-                roles=("platform_editor",),
-                fields=(NUMBER,
-                        Field("platform", ("平台", "platform"), parse=parse_platform, show=LABELS.show("platform")),
-                        Field("link", ("链接", "link"), parse=parse_link)))
+@router.command(
+    "publish_draft",
+    aliases=("发布", "發佈", "發布", "publish"),
+    positional=True,
+    roles=("platform_editor",),
+    fields=(
+        NUMBER,
+        Field("platform", ("平台", "platform"), parse=parse_platform, show=LABELS.show("platform")),
+        Field("link", ("链接", "link"), parse=parse_link),
+    ),
+)
 async def publish_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """发布 #编号 网站|公众号 链接 — record a publication on one platform."""
     d = await _draft(ctx, values["number"])
@@ -428,30 +572,42 @@ async def publish_draft(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("draft_cannot_publish", number=d.id, status=d.status)
         return
     platform = values["platform"]
-    exists = (await ctx.session.execute(select(Publication).where(
-        Publication.draft_id == d.id, Publication.platform == platform))).scalar_one_or_none()
+    exists = (
+        await ctx.session.execute(
+            select(Publication).where(Publication.draft_id == d.id, Publication.platform == platform)
+        )
+    ).scalar_one_or_none()
     if exists is not None:
         ctx.reply("draft_already_published", number=d.id, platform=platform_name(ctx, platform), link=exists.link)
         return
-    ctx.session.add(Publication(draft_id=d.id, platform=platform, link=values["link"], editor=ctx.user,
-                                published_at=ctx.now()))
+    ctx.session.add(
+        Publication(draft_id=d.id, platform=platform, link=values["link"], editor=ctx.user, published_at=ctx.now())
+    )
     await ctx.session.flush()
-    done = {p for (p,) in (await ctx.session.execute(
-        select(Publication.platform).where(Publication.draft_id == d.id))).all()}
+    done = {
+        p
+        for (p,) in (await ctx.session.execute(select(Publication.platform).where(Publication.draft_id == d.id))).all()
+    }
     if done >= set(Platform):
         d.status = DraftStatus.PUBLISHED
         await _close(ctx, d, "edit", ctx.renderer.block("cards_publishing", "draft_published") or "")
-    ctx.reply("draft_publish_saved", number=d.id, platform=platform_name(ctx, platform),
-              remaining=[platform_name(ctx, p) for p in Platform if p not in done])
-    ctx.tell(d.author, "draft_published_author", number=d.id, platform=platform_name(ctx, platform),
-             link=values["link"])
+    ctx.reply(
+        "draft_publish_saved",
+        number=d.id,
+        platform=platform_name(ctx, platform),
+        remaining=[platform_name(ctx, p) for p in Platform if p not in done],
+    )
+    ctx.tell(
+        d.author, "draft_published_author", number=d.id, platform=platform_name(ctx, platform), link=values["link"]
+    )
 
 
 @router.command("my_drafts", aliases=("我的投稿", "my drafts"))
 async def my_drafts(ctx: Ctx, values: dict[str, str]) -> None:
     """我的投稿 — my drafts and where each stands."""
-    rows = (await ctx.session.execute(select(Draft).where(Draft.author == ctx.user)
-                                      .order_by(Draft.id.desc()).limit(10))).scalars()
+    rows = (
+        await ctx.session.execute(select(Draft).where(Draft.author == ctx.user).order_by(Draft.id.desc()).limit(10))
+    ).scalars()
     ctx.reply("my_drafts", items=[{"number": d.id, "status": d.status, "version": d.version} for d in rows])
 
 
@@ -461,8 +617,15 @@ def _week_start(ctx: Ctx, when: datetime) -> datetime:
 
 
 async def _count(ctx: Ctx, platform: str, since: datetime) -> int:
-    return int((await ctx.session.execute(select(func.count()).select_from(Publication).where(
-        Publication.platform == platform, Publication.published_at >= since))).scalar_one())
+    return int(
+        (
+            await ctx.session.execute(
+                select(func.count())
+                .select_from(Publication)
+                .where(Publication.platform == platform, Publication.published_at >= since)
+            )
+        ).scalar_one()
+    )
 
 
 async def check_website(ctx: Ctx, when: datetime) -> None:

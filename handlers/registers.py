@@ -63,76 +63,147 @@ class Register:
 
 
 async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
-    tickets = (await ctx.session.execute(select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end)
-                                         .order_by(Ticket.id))).scalars()
+    tickets = (
+        await ctx.session.execute(
+            select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end).order_by(Ticket.id)
+        )
+    ).scalars()
     out = []
     for t in tickets:
         note = FAULTS(ctx, "register_note", resolution=t.resolution, damage=t.damage, number=t.id, location=t.location)
-        out.append([None, ctx.local(t.created_at)[:10], t.unit, ctx.org.name(t.reporter),
-                    FAULTS(ctx, "register_item", category=category_name(ctx, t.category), description=t.description),
-                    FAULTS(ctx, "register_handled", done=t.status == TicketStatus.DONE),
-                    FAULTS(ctx, "register_hours", hours=repair_hours(t)) if t.resolved_at else "",
-                    ctx.org.name(t.owner) if t.owner else "", note])
+        out.append(
+            [
+                None,
+                ctx.local(t.created_at)[:10],
+                t.unit,
+                ctx.org.name(t.reporter),
+                FAULTS(ctx, "register_item", category=category_name(ctx, t.category), description=t.description),
+                FAULTS(ctx, "register_handled", done=t.status == TicketStatus.DONE),
+                FAULTS(ctx, "register_hours", hours=repair_hours(t)) if t.resolved_at else "",
+                ctx.org.name(t.owner) if t.owner else "",
+                note,
+            ]
+        )
     return out
 
 
 async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
-    rows = (await ctx.session.execute(
-        select(Booking, Request).join(Request, Request.id == Booking.request_id)
-        .where(Booking.start_at >= start, Booking.start_at < end, Request.status == FlowStatus.APPROVED)
-        .order_by(Booking.start_at))).all()
+    rows = (
+        await ctx.session.execute(
+            select(Booking, Request)
+            .join(Request, Request.id == Booking.request_id)
+            .where(Booking.start_at >= start, Booking.start_at < end, Request.status == FlowStatus.APPROVED)
+            .order_by(Booking.start_at)
+        )
+    ).all()
     out = []
     for b, r in rows:
         unit = ctx.org.unit_of(r.requester)
-        note = STAGE(ctx, "register_note", activity=b.activity, cancelled=b.cancelled_at is not None,
-                      offsite=b.offsite, condition_note=b.condition_note, ticket=b.ticket_id)
-        out.append([None, ctx.local(b.start_at)[:10], unit.name if unit else "", ctx.org.name(r.requester),
-                    f"{ctx.local(b.start_at)[11:]}-{ctx.local(b.end_at)[11:]}",
-                    STAGE.name(ctx, "yes_no", YesNo.YES if b.outdoor else YesNo.NO),
-                    STAGE.name(ctx, "condition", b.condition) if b.condition else "", note])
+        note = STAGE(
+            ctx,
+            "register_note",
+            activity=b.activity,
+            cancelled=b.cancelled_at is not None,
+            offsite=b.offsite,
+            condition_note=b.condition_note,
+            ticket=b.ticket_id,
+        )
+        out.append(
+            [
+                None,
+                ctx.local(b.start_at)[:10],
+                unit.name if unit else "",
+                ctx.org.name(r.requester),
+                f"{ctx.local(b.start_at)[11:]}-{ctx.local(b.end_at)[11:]}",
+                STAGE.name(ctx, "yes_no", YesNo.YES if b.outdoor else YesNo.NO),
+                STAGE.name(ctx, "condition", b.condition) if b.condition else "",
+                note,
+            ]
+        )
     return out
 
 
 async def _approvals(ctx: Ctx, req: Request) -> list[str]:
     """'姓名 (职务) 时间' for every approved step, in chain order."""
-    audits = (await ctx.session.execute(select(ApprovalAudit).where(
-        ApprovalAudit.request_id == req.id, ApprovalAudit.action == "approve").order_by(ApprovalAudit.id))).scalars()
+    audits = (
+        await ctx.session.execute(
+            select(ApprovalAudit)
+            .where(ApprovalAudit.request_id == req.id, ApprovalAudit.action == "approve")
+            .order_by(ApprovalAudit.id)
+        )
+    ).scalars()
     when = {a.actor: ctx.local(a.at) for a in audits}
-    return [APPROVAL_LABELS(ctx, "register_step", signatures=[f"{ctx.org.name(u)} {when.get(u, '')}".strip()
-                                                              for u in s.approved_by])
-            for s in Flow.from_json(req.flow).steps]
+    return [
+        APPROVAL_LABELS(
+            ctx, "register_step", signatures=[f"{ctx.org.name(u)} {when.get(u, '')}".strip() for u in s.approved_by]
+        )
+        for s in Flow.from_json(req.flow).steps
+    ]
 
 
 async def _footage_requests(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
-    reqs = (await ctx.session.execute(select(Request).where(
-        Request.workflow == FOOTAGE_SPEC.key, Request.created_at >= start, Request.created_at < end)
-        .order_by(Request.id))).scalars()
+    reqs = (
+        await ctx.session.execute(
+            select(Request)
+            .where(Request.workflow == FOOTAGE_SPEC.key, Request.created_at >= start, Request.created_at < end)
+            .order_by(Request.id)
+        )
+    ).scalars()
     out = []
     for r in reqs:
         f = r.fields
         found = ctx.org.school_class(f["class"]) if f.get("class") else None
         klass = found.name if found else ""
         unit = ctx.org.unit_of(r.requester)
-        out.append([None, ctx.local(r.created_at)[:10], ctx.org.name(r.requester), unit.name if unit else "",
-                    f["location"], f["time"], f["reason"], FOOTAGE.name(ctx, "kind", f["kind"]), klass,
-                    FOOTAGE(ctx, "register_signatures", signatures=await _approvals(ctx, r)),
-                    FOOTAGE(ctx, "register_result", status=r.status)])
+        out.append(
+            [
+                None,
+                ctx.local(r.created_at)[:10],
+                ctx.org.name(r.requester),
+                unit.name if unit else "",
+                f["location"],
+                f["time"],
+                f["reason"],
+                FOOTAGE.name(ctx, "kind", f["kind"]),
+                klass,
+                FOOTAGE(ctx, "register_signatures", signatures=await _approvals(ctx, r)),
+                FOOTAGE(ctx, "register_result", status=r.status),
+            ]
+        )
     return out
 
 
 async def _footage_log(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
-    logs = (await ctx.session.execute(select(FootageLog).where(
-        FootageLog.created_at >= start, FootageLog.created_at < end).order_by(FootageLog.id))).scalars()
-    return [[None, ctx.local(x.created_at)[:10], x.retriever, x.retrieved_at, x.content, x.delivery,
-             ctx.org.name(x.operator),
-             FOOTAGE(ctx, "register_log_note", police=x.police, reason=x.reason, number=x.request_id)]
-            for x in logs]
+    logs = (
+        await ctx.session.execute(
+            select(FootageLog)
+            .where(FootageLog.created_at >= start, FootageLog.created_at < end)
+            .order_by(FootageLog.id)
+        )
+    ).scalars()
+    return [
+        [
+            None,
+            ctx.local(x.created_at)[:10],
+            x.retriever,
+            x.retrieved_at,
+            x.content,
+            x.delivery,
+            ctx.org.name(x.operator),
+            FOOTAGE(ctx, "register_log_note", police=x.police, reason=x.reason, number=x.request_id),
+        ]
+        for x in logs
+    ]
 
 
 async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
-    reqs = (await ctx.session.execute(select(Request).where(
-        Request.workflow == COMPUTERS_SPEC.key, Request.created_at >= start, Request.created_at < end)
-        .order_by(Request.id))).scalars()
+    reqs = (
+        await ctx.session.execute(
+            select(Request)
+            .where(Request.workflow == COMPUTERS_SPEC.key, Request.created_at >= start, Request.created_at < end)
+            .order_by(Request.id)
+        )
+    ).scalars()
     out = []
     for r in reqs:
         signs = await _approvals(ctx, r)
@@ -140,41 +211,100 @@ async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[l
         by_role = {s.role: signs[i] for i, s in enumerate(flow.steps)}
         first = signs[0] if signs else ""
         vp = by_role.get("vp_supervising") or by_role.get("vp_campus") or ""
-        issue = (await ctx.session.execute(select(ComputerIssue).where(ComputerIssue.request_id == r.id))).scalar_one_or_none()
+        issue = (
+            await ctx.session.execute(select(ComputerIssue).where(ComputerIssue.request_id == r.id))
+        ).scalar_one_or_none()
         unit = ctx.org.unit_of(r.requester)
-        out.append([ctx.org.name(r.requester), purpose_name(ctx, r.fields["purpose"]),
-                    unit.name if unit else "", first, vp,
-                    by_role.get("principal", ""),
-                    f"{ctx.org.name(issue.issued_by)} {ctx.local(issue.issued_at)}" if issue else "",
-                    ctx.local(issue.confirmed_at)[:10] if issue and issue.confirmed_at else ""])
+        out.append(
+            [
+                ctx.org.name(r.requester),
+                purpose_name(ctx, r.fields["purpose"]),
+                unit.name if unit else "",
+                first,
+                vp,
+                by_role.get("principal", ""),
+                f"{ctx.org.name(issue.issued_by)} {ctx.local(issue.issued_at)}" if issue else "",
+                ctx.local(issue.confirmed_at)[:10] if issue and issue.confirmed_at else "",
+            ]
+        )
     return out
 
 
 async def _computer_issues(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
-    issues = (await ctx.session.execute(select(ComputerIssue).where(
-        ComputerIssue.issued_at >= start, ComputerIssue.issued_at < end).order_by(ComputerIssue.id))).scalars()
-    return [[None, ctx.local(i.issued_at), i.unit, purpose_name(ctx, i.purpose), i.spec,
-             f"{ctx.org.name(i.recipient)} {ctx.local(i.confirmed_at)}" if i.confirmed_at else "",
-             COMPUTERS(ctx, "register_issue_note", assets=i.assets.get("numbers", []), due_back=i.due_back,
-                              returned=ctx.local(i.returned_at) if i.returned_at else "")]
-            for i in issues]
+    issues = (
+        await ctx.session.execute(
+            select(ComputerIssue)
+            .where(ComputerIssue.issued_at >= start, ComputerIssue.issued_at < end)
+            .order_by(ComputerIssue.id)
+        )
+    ).scalars()
+    return [
+        [
+            None,
+            ctx.local(i.issued_at),
+            i.unit,
+            purpose_name(ctx, i.purpose),
+            i.spec,
+            f"{ctx.org.name(i.recipient)} {ctx.local(i.confirmed_at)}" if i.confirmed_at else "",
+            COMPUTERS(
+                ctx,
+                "register_issue_note",
+                assets=i.assets.get("numbers", []),
+                due_back=i.due_back,
+                returned=ctx.local(i.returned_at) if i.returned_at else "",
+            ),
+        ]
+        for i in issues
+    ]
 
 
 REGISTERS: tuple[Register, ...] = (
-    Register("repairs", "设备维修登记表",
-             ("序号", "日期", "部门", "申请人", "维修项目", "是否处理", "维修时长", "技术员", "备注"), _repairs),
-    Register("stage", "舞台设备使用登记表",
-             ("序号", "日期", "使用部门", "使用人", "使用期限", "是否户外", "设备运转情况", "备注"), _stage),
-    Register("footage-requests", "监控调取申请表",
-             ("序号", "申请日期", "申请人", "部门", "调取地点", "调取时段", "调取原因", "类型", "班级", "审批签字", "结果"),
-             _footage_requests),
-    Register("footage-log", "监控调取登记表",
-             ("序号", "日期", "调取人", "时间", "内容", "交付方式", "经办人", "备注"), _footage_log),
-    Register("computer-requests", "计算机领取申请表",
-             ("领取人", "领取用途", "所属部门", "直属领导签字", "主管副校长签字", "校长签字", "信息中心主任签字",
-              "领取日期"), _computer_requests, numbered=False),
-    Register("computer-issues", "计算机领取/发放登记表",
-             ("序号", "时间", "部门", "用途", "计算机配置", "使用人签字", "备注"), _computer_issues),
+    Register(
+        "repairs",
+        "设备维修登记表",
+        ("序号", "日期", "部门", "申请人", "维修项目", "是否处理", "维修时长", "技术员", "备注"),
+        _repairs,
+    ),
+    Register(
+        "stage",
+        "舞台设备使用登记表",
+        ("序号", "日期", "使用部门", "使用人", "使用期限", "是否户外", "设备运转情况", "备注"),
+        _stage,
+    ),
+    Register(
+        "footage-requests",
+        "监控调取申请表",
+        ("序号", "申请日期", "申请人", "部门", "调取地点", "调取时段", "调取原因", "类型", "班级", "审批签字", "结果"),
+        _footage_requests,
+    ),
+    Register(
+        "footage-log",
+        "监控调取登记表",
+        ("序号", "日期", "调取人", "时间", "内容", "交付方式", "经办人", "备注"),
+        _footage_log,
+    ),
+    Register(
+        "computer-requests",
+        "计算机领取申请表",
+        (
+            "领取人",
+            "领取用途",
+            "所属部门",
+            "直属领导签字",
+            "主管副校长签字",
+            "校长签字",
+            "信息中心主任签字",
+            "领取日期",
+        ),
+        _computer_requests,
+        numbered=False,
+    ),
+    Register(
+        "computer-issues",
+        "计算机领取/发放登记表",
+        ("序号", "时间", "部门", "用途", "计算机配置", "使用人签字", "备注"),
+        _computer_issues,
+    ),
 )
 
 
@@ -183,8 +313,15 @@ def find_register(name: str) -> Register | None:
     return next((r for r in REGISTERS if name in (r.key, r.title)), None)
 
 
-async def export(session: AsyncSession, config: Config, register: Register, first: date, last: date,
-                 path: str | Path, renderer: Renderer | None = None) -> int:
+async def export(
+    session: AsyncSession,
+    config: Config,
+    register: Register,
+    first: date,
+    last: date,
+    path: str | Path,
+    renderer: Renderer | None = None,
+) -> int:
     """Write the register's rows for first..last (inclusive, local dates) to an .xlsx; return the count."""
     tz = ZoneInfo(config.scheduler.timezone)
     start = datetime.combine(first, time(0), tz)

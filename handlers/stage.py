@@ -45,14 +45,18 @@ from handlers.labels import Labels
 from storage.models import Booking, BookingCondition, Card, Request, Timer, VenueLock
 
 router = Router("stage", templates=Path(__file__).with_name("templates") / "stage")
-for _key, _label in (("stage", "借舞台"), ("stage_outdoor", "借舞台 (户外)"), ("stage_offsite", "借舞台 (校外)"),
-                     ("stage_outdoor_offsite", "借舞台 (户外且校外)")):
+for _key, _label in (
+    ("stage", "借舞台"),
+    ("stage_outdoor", "借舞台 (户外)"),
+    ("stage_offsite", "借舞台 (校外)"),
+    ("stage_outdoor_offsite", "借舞台 (户外且校外)"),
+):
     router.requires_chain(_key, _label)
 
 
 class StageButton(StrEnum):
-    CHECKED = "check"      # 重大活动: the technician has checked the equipment
-    CONDITION_OK = "ok"    # after the event: the equipment ran normally
+    CHECKED = "check"  # 重大活动: the technician has checked the equipment
+    CONDITION_OK = "ok"  # after the event: the equipment ran normally
     CONDITION_BAD = "bad"  # … it did not (asks what went wrong, opens a ticket)
 
 
@@ -72,10 +76,10 @@ class YesNo(StrEnum):
 class BookingStage(StrEnum):
     """`requests.stage` of a booking."""
 
-    HELD = "held"            # pending: the slot is held for it
-    BOOKED = "booked"        # approved
+    HELD = "held"  # pending: the slot is held for it
+    BOOKED = "booked"  # approved
     CANCELLED = "cancelled"  # approved, then given back by the requester
-    DONE = "done"            # the equipment's condition was reported after the event
+    DONE = "done"  # the equipment's condition was reported after the event
 
 
 LABELS = Labels("labels_stage", yes_no=YesNo, condition=BookingCondition, stage=BookingStage)
@@ -163,23 +167,35 @@ async def lock_venue(ctx: Ctx, venue: str) -> None:
 
 async def holding(ctx: Ctx, venue: str, start: datetime, end: datetime, exclude: int | None = None) -> list[Booking]:
     """Bookings of the venue that hold an overlapping slot (pending or approved, not cancelled)."""
-    q = select(Booking).where(Booking.venue == venue, Booking.holds.is_(True),
-                              Booking.start_at < end, Booking.end_at > start).order_by(Booking.start_at)
+    q = (
+        select(Booking)
+        .where(Booking.venue == venue, Booking.holds.is_(True), Booking.start_at < end, Booking.end_at > start)
+        .order_by(Booking.start_at)
+    )
     rows = list((await ctx.session.execute(q)).scalars())
     return [b for b in rows if b.id != exclude]
 
 
-async def free_slots(ctx: Ctx, venue: str, start: datetime, end: datetime, count: int = 3) -> list[tuple[datetime, datetime]]:
+async def free_slots(
+    ctx: Ctx, venue: str, start: datetime, end: datetime, count: int = 3
+) -> list[tuple[datetime, datetime]]:
     """The `count` free slots of the same length nearest to the asked start (30-minute grid)."""
     length = end - start
     cfg = ctx.config.stage
     now = _now_local(ctx)
     horizon = (start - timedelta(days=7), start + timedelta(days=7))
-    taken = list((await ctx.session.execute(
-        select(Booking.start_at, Booking.end_at).where(
-            Booking.venue == venue, Booking.holds.is_(True),
-            Booking.end_at > horizon[0], Booking.start_at < horizon[1] + length)
-    )).all())
+    taken = list(
+        (
+            await ctx.session.execute(
+                select(Booking.start_at, Booking.end_at).where(
+                    Booking.venue == venue,
+                    Booking.holds.is_(True),
+                    Booking.end_at > horizon[0],
+                    Booking.start_at < horizon[1] + length,
+                )
+            )
+        ).all()
+    )
     found: list[tuple[datetime, datetime]] = []
     for k in range(1, 7 * 48):
         for sign in (-1, 1):
@@ -187,8 +203,12 @@ async def free_slots(ctx: Ctx, venue: str, start: datetime, end: datetime, count
             e = s + length
             local_s = s.astimezone(start.tzinfo)
             local_e = e.astimezone(start.tzinfo)
-            if s < now or local_s.hour < cfg.open_hour or local_e.date() != local_s.date() or \
-                    (local_e.hour, local_e.minute) > (cfg.close_hour, 0):
+            if (
+                s < now
+                or local_s.hour < cfg.open_hour
+                or local_e.date() != local_s.date()
+                or (local_e.hour, local_e.minute) > (cfg.close_hour, 0)
+            ):
                 continue
             if any(ts < e and te > s for ts, te in taken):
                 continue
@@ -200,8 +220,12 @@ async def free_slots(ctx: Ctx, venue: str, start: datetime, end: datetime, count
 
 def _chain(values: dict[str, str]) -> str:
     outdoor, offsite = values["outdoor"] == YesNo.YES, values["offsite"] == YesNo.YES
-    return {(False, False): "stage", (True, False): "stage_outdoor", (False, True): "stage_offsite",
-            (True, True): "stage_outdoor_offsite"}[(outdoor, offsite)]
+    return {
+        (False, False): "stage",
+        (True, False): "stage_outdoor",
+        (False, True): "stage_offsite",
+        (True, True): "stage_outdoor_offsite",
+    }[(outdoor, offsite)]
 
 
 def _slot_text(ctx: Ctx, s: datetime, e: datetime) -> str:
@@ -220,10 +244,18 @@ async def check_booking(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dic
         req = await ctx.session.get(Request, first.request_id)
         unit = ctx.org.unit_of(req.requester) if req else None
         slots = await free_slots(ctx, values["venue"], start, end)
-        return ("insist", "clash", {
-            "number": first.request_id, "activity": first.activity, "unit": unit.name if unit else "",
-            "slot": _slot_text(ctx, first.start_at.astimezone(start.tzinfo), first.end_at.astimezone(start.tzinfo)),
-            "status": req.status if req else "", "free": [_slot_text(ctx, s, e) for s, e in slots]})
+        return (
+            "insist",
+            "clash",
+            {
+                "number": first.request_id,
+                "activity": first.activity,
+                "unit": unit.name if unit else "",
+                "slot": _slot_text(ctx, first.start_at.astimezone(start.tzinfo), first.end_at.astimezone(start.tzinfo)),
+                "status": req.status if req else "",
+                "free": [_slot_text(ctx, s, e) for s, e in slots],
+            },
+        )
     return None
 
 
@@ -238,8 +270,12 @@ async def _booking(ctx: Ctx, req: Request) -> Booking:
 def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
     flags = LABELS(ctx, "flags", **{key: f.get(key) == YesNo.YES for key in ("outdoor", "offsite", "major")})
-    rows = [(LABELS(ctx, "row_venue"), venue_name(ctx, f["venue"])), (LABELS(ctx, "row_time"), f["slot"]),
-            (LABELS(ctx, "row_activity"), f["activity"]), (LABELS(ctx, "row_flags"), flags)]
+    rows = [
+        (LABELS(ctx, "row_venue"), venue_name(ctx, f["venue"])),
+        (LABELS(ctx, "row_time"), f["slot"]),
+        (LABELS(ctx, "row_activity"), f["activity"]),
+        (LABELS(ctx, "row_flags"), flags),
+    ]
     competing = f.get("competing")
     if competing:
         rows.append((LABELS(ctx, "row_competing"), competing))
@@ -289,18 +325,28 @@ def viewers(ctx: Ctx, req: Request) -> list[str]:
     return ctx.org.technicians("stage")
 
 
-SPEC = router.approval(WorkflowSpec(key="stage", labels=LABELS, confidential=False, facts=facts,
-                                   on_approved=on_approved, viewers=viewers, guard=guard, on_closed=on_closed))
+SPEC = router.approval(
+    WorkflowSpec(
+        key="stage",
+        labels=LABELS,
+        confidential=False,
+        facts=facts,
+        on_approved=on_approved,
+        viewers=viewers,
+        guard=guard,
+        on_closed=on_closed,
+    )
+)
 
 
 @router.command(
     "book_stage",
     aliases=("借舞台", "預約舞台", "预约舞台", "借礼堂", "借禮堂", "stage", "book"),
     fields=(
-        Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue,
-              show=lambda v, c: venue_name(c, v)),
-        Field("date", ("日期", "date"), parse=parse_day,
-              required_if=lambda v: not re.match(r"\d{4}-", v.get("time", ""))),
+        Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue, show=lambda v, c: venue_name(c, v)),
+        Field(
+            "date", ("日期", "date"), parse=parse_day, required_if=lambda v: not re.match(r"\d{4}-", v.get("time", ""))
+        ),
         Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
         Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
         Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
@@ -323,18 +369,31 @@ async def book_stage(ctx: Ctx, values: dict[str, str]) -> None:
     fields = {k: values[k] for k in ("venue", "activity", "outdoor", "offsite", "major")}
     fields.update(slot=_slot_text(ctx, start, end), competing=competing)
     req = await submit(ctx, SPEC, _chain(values), fields, stage=BookingStage.HELD)
-    booking = Booking(request_id=req.id, venue=values["venue"], start_at=start, end_at=end,
-                      activity=values["activity"], outdoor=values["outdoor"] == YesNo.YES,
-                      offsite=values["offsite"] == YesNo.YES, major=values["major"] == YesNo.YES, holds=True)
+    booking = Booking(
+        request_id=req.id,
+        venue=values["venue"],
+        start_at=start,
+        end_at=end,
+        activity=values["activity"],
+        outdoor=values["outdoor"] == YesNo.YES,
+        offsite=values["offsite"] == YesNo.YES,
+        major=values["major"] == YesNo.YES,
+        holds=True,
+    )
     ctx.session.add(booking)
     flow = flow_of(req)
-    ctx.reply("stage_submitted", number=req.id, venue=venue_name(ctx, values["venue"]), slot=fields["slot"],
-              chain=[ctx.render("role_name", role=s.role) for s in flow.steps],
-              next=[ctx.org.name(u) for u in flow.pending_approvers()], competing=competing)
+    ctx.reply(
+        "stage_submitted",
+        number=req.id,
+        venue=venue_name(ctx, values["venue"]),
+        slot=fields["slot"],
+        chain=[ctx.render("role_name", role=s.role) for s in flow.steps],
+        next=[ctx.org.name(u) for u in flow.pending_approvers()],
+        competing=competing,
+    )
 
 
-@router.command("cancel_booking", aliases=("取消预约", "取消預約", "cancel booking"), positional=True,
-                fields=(NUMBER,))
+@router.command("cancel_booking", aliases=("取消预约", "取消預約", "cancel booking"), positional=True, fields=(NUMBER,))
 async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
     """取消预约 #编号 — give the slot back (pending requests are withdrawn)."""
     req = await visible_request(ctx, values["number"])
@@ -356,8 +415,14 @@ async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
     audit(ctx, req, "booking_cancelled", req.status)
     ctx.reply("stage_cancelled", number=req.id, slot=req.fields["slot"])
     for d in ctx.org.with_role("director"):
-        ctx.tell(d, "stage_cancelled_director", number=req.id, name=ctx.org.name(ctx.user), slot=req.fields["slot"],
-                 venue=venue_name(ctx, booking.venue))
+        ctx.tell(
+            d,
+            "stage_cancelled_director",
+            number=req.id,
+            name=ctx.org.name(ctx.user),
+            slot=req.fields["slot"],
+            venue=venue_name(ctx, booking.venue),
+        )
 
 
 async def send_check_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
@@ -367,26 +432,37 @@ async def send_check_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
     local = [u for u in techs if (p := ctx.org.person(u)) is not None and p.campus == campus]
     block = ctx.renderer.block
     await send_request_cards(
-        ctx, req, local or techs,
+        ctx,
+        req,
+        local or techs,
         title=block("cards_stage", "stage_check_title", number=req.id) or "",
         desc=block("cards_stage", "stage_check_desc") or "",
         rows=facts(ctx, req)[:4],
         buttons=[Button(block("cards_stage", "stage_check_button") or "", StageClick(req.id, StageButton.CHECKED))],
     )
 
+
 async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
     """After the event: the user reports 设备运转情况 (normal / abnormal)."""
     block = ctx.renderer.block
     await send_request_cards(
-        ctx, req, [req.requester],
+        ctx,
+        req,
+        [req.requester],
         title=block("cards_stage", "stage_condition_title", number=req.id) or "",
         desc=block("cards_stage", "stage_condition_desc", activity=booking.activity) or "",
-        rows=[], purpose="condition",
-        buttons=[Button(block("cards_stage", "stage_condition_ok") or "",
-                        StageClick(req.id, StageButton.CONDITION_OK)),
-                 Button(block("cards_stage", "stage_condition_bad") or "",
-                        StageClick(req.id, StageButton.CONDITION_BAD), style=2)],
+        rows=[],
+        purpose="condition",
+        buttons=[
+            Button(block("cards_stage", "stage_condition_ok") or "", StageClick(req.id, StageButton.CONDITION_OK)),
+            Button(
+                block("cards_stage", "stage_condition_bad") or "",
+                StageClick(req.id, StageButton.CONDITION_BAD),
+                style=2,
+            ),
+        ],
     )
+
 
 @router.action(StageClick)
 async def fulfil_click(ctx: Ctx, card: Card, click: StageClick) -> None:
@@ -400,8 +476,12 @@ async def fulfil_click(ctx: Ctx, card: Card, click: StageClick) -> None:
             return
         booking.checked_by = ctx.user
         audit(ctx, req, "stage_checked", req.status)
-        await close_request_cards(ctx, req, ctx.renderer.block("cards_stage", "stage_checked",
-                                                               name=ctx.org.name(ctx.user)) or "", purpose="fulfil")
+        await close_request_cards(
+            ctx,
+            req,
+            ctx.renderer.block("cards_stage", "stage_checked", name=ctx.org.name(ctx.user)) or "",
+            purpose="fulfil",
+        )
         ctx.reply("stage_check_saved", number=req.id)
         ctx.tell(req.requester, "stage_check_requester", number=req.id, name=ctx.org.name(ctx.user))
     elif click.button is StageButton.CONDITION_OK:
@@ -416,13 +496,20 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: Book
         return
     booking.condition, booking.condition_note = state, note
     req.stage = BookingStage.DONE
-    await close_request_cards(ctx, req, ctx.renderer.block("cards_stage", "stage_condition_recorded",
-                                                           state=condition_name(ctx, state)) or "",
-                              purpose="condition")
+    await close_request_cards(
+        ctx,
+        req,
+        ctx.renderer.block("cards_stage", "stage_condition_recorded", state=condition_name(ctx, state)) or "",
+        purpose="condition",
+    )
     if state is BookingCondition.ABNORMAL:
-        ticket = await open_ticket(ctx, venue_name(ctx, booking.venue), "stage",
-                                   ctx.render("stage_fault_description", number=req.id, note=note),
-                                   booking_id=booking.id)
+        ticket = await open_ticket(
+            ctx,
+            venue_name(ctx, booking.venue),
+            "stage",
+            ctx.render("stage_fault_description", number=req.id, note=note),
+            booking_id=booking.id,
+        )
         booking.ticket_id = ticket.id
         ctx.reply("stage_condition_ticket", number=req.id, ticket=ticket.id)
     else:
@@ -430,11 +517,21 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: Book
     audit(ctx, req, "stage_condition", req.status, state=state, note=note)
 
 
-@router.command("stage_condition", aliases=("设备情况", "設備情況", "condition"), positional=True,
-                fields=(NUMBER, Field("state", ("情况", "情況", "state"), parse=lambda v, c: _state(v),
-                                      show=LABELS.show("condition")),
-                        Field("note", ("说明", "說明", "note"), parse=parse_required,
-                              required_if=lambda v: v.get("state") == BookingCondition.ABNORMAL)))
+@router.command(
+    "stage_condition",
+    aliases=("设备情况", "設備情況", "condition"),
+    positional=True,
+    fields=(
+        NUMBER,
+        Field("state", ("情况", "情況", "state"), parse=lambda v, c: _state(v), show=LABELS.show("condition")),
+        Field(
+            "note",
+            ("说明", "說明", "note"),
+            parse=parse_required,
+            required_if=lambda v: v.get("state") == BookingCondition.ABNORMAL,
+        ),
+    ),
+)
 async def stage_condition(ctx: Ctx, values: dict[str, str]) -> None:
     """设备情况 #编号 正常|异常 [说明] — after the event, how the equipment ran."""
     req = await visible_request(ctx, values["number"])
@@ -474,4 +571,3 @@ async def fire_condition(ctx: Ctx, timer: Timer) -> None:
     req = await ctx.session.get(Request, booking.request_id)
     if req is not None and req.status == FlowStatus.APPROVED:
         await ask_condition(ctx, req, booking)
-

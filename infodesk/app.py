@@ -26,6 +26,9 @@ def create_app(
 ) -> web.Application:
     """The bot as `infodesk serve` runs it; `routers` replaces the workflow list (tests)."""
     return create_kernel_app(
-        config, routers=routers, clock=clock, run_dispatcher=run_dispatcher,
+        config,
+        routers=routers,
+        clock=clock,
+        run_dispatcher=run_dispatcher,
         services=[scheduling(run_loop=run_dispatcher, run_jobs=run_jobs)],
     )

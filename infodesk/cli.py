@@ -38,22 +38,28 @@ def _load(path: str) -> Config:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args.file)
-    print(f"{args.file}: OK ({len(cfg.people)} people, {len(cfg.units)} units, "
-          f"{len(cfg.campuses)} campuses, {len(cfg.groups)} managed groups)")
+    print(
+        f"{args.file}: OK ({len(cfg.people)} people, {len(cfg.units)} units, "
+        f"{len(cfg.campuses)} campuses, {len(cfg.groups)} managed groups)"
+    )
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
 
     cfg = _load(args.config)
     setup_logging(cfg.logging.level)
     app = create_app(cfg)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: stop accepting, let in-flight
     # requests finish (up to shutdown_timeout), then run cleanup_ctx (dispatcher, database).
-    web.run_app(app, host=cfg.server.host, port=cfg.server.port,
-                shutdown_timeout=cfg.server.shutdown_timeout_seconds, access_log=None,
-                print=lambda *_: None)
+    web.run_app(
+        app,
+        host=cfg.server.host,
+        port=cfg.server.port,
+        shutdown_timeout=cfg.server.shutdown_timeout_seconds,
+        access_log=None,
+        print=lambda *_: None,
+    )
     return 0
 
 
@@ -74,7 +80,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-
 
     cfg = _load(args.config)
     register = find_register(args.register)
@@ -108,14 +113,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_create_groups(args: argparse.Namespace) -> int:
     """Create the configured `appchat` groups that do not exist yet (appchat/get, appchat/create)."""
 
-
     cfg = _load(args.config)
 
     async def run() -> int:
         failures = 0
         async with aiohttp.ClientSession() as session:
-            api = WeComAPI(session, api_base=cfg.wecom.api_base, corp_id=cfg.wecom.corp_id,
-                           secret=Secrets.of(cfg.wecom).secret, agent_id=cfg.wecom.agent_id, clock=SystemClock())
+            api = WeComAPI(
+                session,
+                api_base=cfg.wecom.api_base,
+                corp_id=cfg.wecom.corp_id,
+                secret=Secrets.of(cfg.wecom).secret,
+                agent_id=cfg.wecom.agent_id,
+                clock=SystemClock(),
+            )
             for g in (g for g in cfg.groups if g.channel == "appchat"):
                 try:
                     await api.appchat_get(g.chat_id)
@@ -128,15 +138,18 @@ def cmd_create_groups(args: argparse.Namespace) -> int:
                         continue
                 members = list(dict.fromkeys(g.admins))
                 if len(members) < 2:
-                    print(f"{g.name} ({g.chat_id}): a group chat needs at least 2 members; "
-                          f"add another admin in [[groups]]", file=sys.stderr)
+                    print(
+                        f"{g.name} ({g.chat_id}): a group chat needs at least 2 members; "
+                        f"add another admin in [[groups]]",
+                        file=sys.stderr,
+                    )
                     failures += 1
                     continue
                 try:
-                    await api.appchat_create({"name": g.name[:50], "owner": members[0], "userlist": members,
-                                              "chatid": g.chat_id})
-                    print(f"{g.name} ({g.chat_id}): created with {len(members)} members; add the audience "
-                          f"in WeCom")
+                    await api.appchat_create(
+                        {"name": g.name[:50], "owner": members[0], "userlist": members, "chatid": g.chat_id}
+                    )
+                    print(f"{g.name} ({g.chat_id}): created with {len(members)} members; add the audience in WeCom")
                 except WeComError as exc:
                     print(f"{g.name} ({g.chat_id}): not created: {exc}", file=sys.stderr)
                     failures += 1

@@ -12,20 +12,20 @@ import tempfile
 import textwrap
 import tomllib
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
 
-from infodesk.app import TIMERS, create_app
 from bot.clock import FakeClock
 from bot.config import Config, parse_config
 from bot.emulator.sender import CallbackSender, RobotSender
 from bot.emulator.server import Delivered, Emulator
 from bot.logs import setup_logging
+from infodesk.app import TIMERS, create_app
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -87,8 +87,12 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "liyan", "报修", "在哪里"),
     ("say", "liyan", "取消", "已取消"),
     ("section", "调监控（学生相关：班主任 → 系主任 → 信息中心主管校长 → 监控室）", "", ""),
-    ("say", "zhaolei", "调监控 地点:实训楼二楼走廊 时间:昨天 下午2点到3点 原因:学生手机丢失 类型:学生 "
-                       "班级:24级机电技术2班", "监控调取申请 #1"),
+    (
+        "say",
+        "zhaolei",
+        "调监控 地点:实训楼二楼走廊 时间:昨天 下午2点到3点 原因:学生手机丢失 类型:学生 班级:24级机电技术2班",
+        "监控调取申请 #1",
+    ),
     ("click", "liuna", "同意", "已同意·刘娜"),
     ("click", "songtao", "同意", "刘洋"),
     ("say", "lihua", "进度 #1", "没有找到编号 #1"),  # confidential: others cannot see it
@@ -107,14 +111,26 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "huangli", "确认领取 #2", "已确认领取"),
     ("say", "huangli", "我的申请", "已通过"),
     ("section", "借舞台（冲突检测 → 中心主任审批；户外加主管副校长）", "", ""),
-    ("say", "zhaolei", "借舞台 场地:本部礼堂 日期:明天 时间:下午2点到4点 活动:合唱排练 户外:否 校外:否 重大活动:否",
-     "舞台使用申请 #3"),
-    ("say", "songtao", "借舞台 场地:本部礼堂 日期:明天 时间:15:00-17:00 活动:技能展示 户外:否 校外:否 重大活动:否",
-     "最近的空闲时段"),
+    (
+        "say",
+        "zhaolei",
+        "借舞台 场地:本部礼堂 日期:明天 时间:下午2点到4点 活动:合唱排练 户外:否 校外:否 重大活动:否",
+        "舞台使用申请 #3",
+    ),
+    (
+        "say",
+        "songtao",
+        "借舞台 场地:本部礼堂 日期:明天 时间:15:00-17:00 活动:技能展示 户外:否 校外:否 重大活动:否",
+        "最近的空闲时段",
+    ),
     ("say", "songtao", "时间:16:00-18:00", "舞台使用申请 #4"),
     ("click", "chenhao", "同意", "已审批通过"),
-    ("say", "songtao", "借舞台 场地:东湖校区舞台 日期:后天 时间:9:00-11:00 活动:运动会 户外:是 校外:否 重大活动:否",
-     "信息中心主任 → 主管副校长"),
+    (
+        "say",
+        "songtao",
+        "借舞台 场地:东湖校区舞台 日期:后天 时间:9:00-11:00 活动:运动会 户外:是 校外:否 重大活动:否",
+        "信息中心主任 → 主管副校长",
+    ),
     ("say", "chenhao", "同意 #5", "孙丽"),
     ("click", "sunli", "同意", "已审批通过"),
     ("section", "群聊里 @机器人（智能机器人；调监控等保密事项转私聊）", "", ""),
@@ -122,19 +138,36 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("group", "zhangwei", "调监控 地点:实训楼201 原因:设备被挪动", "已转私聊处理"),
     ("say", "zhangwei", "取消", "已取消"),
     ("section", "投稿（文字、照片并行审核 → 平台编辑两版发布）", "", ""),
-    ("say", "zhaolei", "投稿 标题:我校第十一届技能节开幕 正文:11月25日上午，我校第十一届技能节在本部礼堂开幕……",
-     "已建稿 #1"),
+    (
+        "say",
+        "zhaolei",
+        "投稿 标题:我校第十一届技能节开幕 正文:11月25日上午，我校第十一届技能节在本部礼堂开幕……",
+        "已建稿 #1",
+    ),
     ("say", "zhaolei", "提交", "审核中"),
     ("click", "huangli", "通过", "二次编辑发布 #1"),
-    ("say", "zhouyan", "预览 #1 网站:https://www.school.edu.cn/preview/1 公众号:https://mp.weixin.qq.com/s/preview1",
-     "网站版"),
+    (
+        "say",
+        "zhouyan",
+        "预览 #1 网站:https://www.school.edu.cn/preview/1 公众号:https://mp.weixin.qq.com/s/preview1",
+        "网站版",
+    ),
     ("say", "zhouyan", "发布 #1 网站 https://www.school.edu.cn/news/1", "还差：公众号"),
     ("say", "zhouyan", "发布 #1 公众号 https://mp.weixin.qq.com/s/1", "两个平台都已发布"),
     ("section", "音频课堂（领导批准后，到点推送到群；未批准的不推送）", "", ""),
-    ("say", "zhangwei", "音频课堂 日期:今天 时间:19:30 标题:Excel 数据透视表入门 主讲:周燕 "
-                        "链接:https://example.edu.cn/audio/12 群:24级信息技术在校生群", "音频课堂推送申请"),
-    ("say", "liyan", "音频课堂 日期:今天 时间:20:00 标题:家庭教育十讲 主讲:李燕 "
-                     "链接:https://example.edu.cn/audio/13 群:24级家长群", "音频课堂推送申请"),
+    (
+        "say",
+        "zhangwei",
+        "音频课堂 日期:今天 时间:19:30 标题:Excel 数据透视表入门 主讲:周燕 "
+        "链接:https://example.edu.cn/audio/12 群:24级信息技术在校生群",
+        "音频课堂推送申请",
+    ),
+    (
+        "say",
+        "liyan",
+        "音频课堂 日期:今天 时间:20:00 标题:家庭教育十讲 主讲:李燕 链接:https://example.edu.cn/audio/13 群:24级家长群",
+        "音频课堂推送申请",
+    ),
     ("say", "liuyang", "同意 #7", "已同意"),
     ("at", "18:00", "", "将推送《家庭教育十讲》"),  # #6 was never approved: it will not go out
     ("at", "19:00", "", "今日音频课堂"),
@@ -158,7 +191,7 @@ class Transcript:
 
     def flush(self) -> list[str]:
         """Print what arrived since the last flush; return it as text."""
-        new = self.emulator.delivered[self.seen:]
+        new = self.emulator.delivered[self.seen :]
         self.seen = len(self.emulator.delivered)
         out = []
         for d in new:
@@ -205,8 +238,9 @@ class Demo:
             status = (await self.sender.card_click(who, card["task_id"], key, code)).status
         elif kind == "group":
             self.t.said(who, f"@信息中心助手 {text}", where="在群「24级信息技术在校生群」")
-            status = (await self.robot.mention(who, text, self.t.emulator.new_response_url(),
-                                               chat_id="itstudents2024")).status
+            status = (
+                await self.robot.mention(who, text, self.t.emulator.new_response_url(), chat_id="itstudents2024")
+            ).status
         else:  # "at": move the (demo) clock to HH:MM today and let the scheduler run
             hh, mm = (int(x) for x in who.split(":"))
             target = self.clock.now().astimezone(SHANGHAI).replace(hour=hh, minute=mm, second=0)
@@ -238,7 +272,7 @@ async def run_demo(verbose: bool = False, today: date | None = None) -> int:
     if not verbose:
         logging.getLogger().setLevel(logging.CRITICAL)
     day = demo_day(today or datetime.now(SHANGHAI).date())
-    clock = FakeClock(datetime.combine(day, time(7, 0), SHANGHAI).astimezone(timezone.utc))
+    clock = FakeClock(datetime.combine(day, time(7, 0), SHANGHAI).astimezone(UTC))
     emulator = Emulator(clock=lambda: clock.now().timestamp())
     with tempfile.TemporaryDirectory(prefix="infodesk-demo-") as tmp:
         api_base = await emulator.start()
@@ -250,8 +284,12 @@ async def run_demo(verbose: bool = False, today: date | None = None) -> int:
         emulator.webhook_keys = {g.webhook_key.get_secret_value() for g in config.groups if g.webhook_key}
         for g in config.groups:  # the groups the app created when it was set up
             if g.channel == "appchat":
-                emulator.chats[g.chat_id] = {"chatid": g.chat_id, "name": g.name, "owner": g.admins[0],
-                                             "userlist": list(g.admins)}
+                emulator.chats[g.chat_id] = {
+                    "chatid": g.chat_id,
+                    "name": g.name,
+                    "owner": g.admins[0],
+                    "userlist": list(g.admins),
+                }
         app = create_app(config, clock=clock, run_jobs=True)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -262,15 +300,22 @@ async def run_demo(verbose: bool = False, today: date | None = None) -> int:
             async with aiohttp.ClientSession() as http:
                 stamp = lambda: clock.now().timestamp()  # noqa: E731
                 sender = CallbackSender(
-                    http, bot_url + config.server.callback_path,
+                    http,
+                    bot_url + config.server.callback_path,
                     token=config.wecom.token.get_secret_value(),
                     encoding_aes_key=config.wecom.encoding_aes_key.get_secret_value(),
-                    corp_id=config.wecom.corp_id, agent_id=config.wecom.agent_id, clock=stamp,
+                    corp_id=config.wecom.corp_id,
+                    agent_id=config.wecom.agent_id,
+                    clock=stamp,
                 )
                 assert config.robot is not None
-                robot = RobotSender(http, bot_url + config.server.robot_path,
-                                    token=config.robot.token.get_secret_value(),
-                                    encoding_aes_key=config.robot.encoding_aes_key.get_secret_value(), clock=stamp)
+                robot = RobotSender(
+                    http,
+                    bot_url + config.server.robot_path,
+                    token=config.robot.token.get_secret_value(),
+                    encoding_aes_key=config.robot.encoding_aes_key.get_secret_value(),
+                    clock=stamp,
+                )
                 demo = Demo(http, bot_url, app, clock, sender, robot, Transcript(emulator, config))
                 return await _script(demo)
         finally:
@@ -310,7 +355,9 @@ async def _script(demo: Demo) -> int:
 
     async with demo.http.get(f"{demo.bot_url}/healthz") as resp:
         health = await resp.json()
-    print(f"\n[运维] GET /healthz → 数据库 {health['database']}，待发 {health['outbox']['pending']}，"
-          f"已发 {health['outbox']['sent']}，失败 {health['outbox']['failed']}")
+    print(
+        f"\n[运维] GET /healthz → 数据库 {health['database']}，待发 {health['outbox']['pending']}，"
+        f"已发 {health['outbox']['sent']}，失败 {health['outbox']['failed']}"
+    )
     print("\n演示结束。" if not failures else f"\n演示有 {failures} 步不符合预期。")
     return 0 if not failures else 1

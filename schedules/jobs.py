@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,7 +63,7 @@ class Scheduler:
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     async def run_due(self) -> int:
@@ -106,16 +106,29 @@ class Scheduler:
             logger.exception("job_failed", extra={"fields": {"job": job.id, "scheduled_at": when.isoformat()}})
             return False
         level = logging.INFO if status == "done" else logging.WARNING
-        log(logger, level, "job_" + ("fired" if status == "done" else "missed"), job=job.id,
-            scheduled_at=when.isoformat(), late_s=round((now - when).total_seconds()), due_occurrences=count)
+        log(
+            logger,
+            level,
+            "job_" + ("fired" if status == "done" else "missed"),
+            job=job.id,
+            scheduled_at=when.isoformat(),
+            late_s=round((now - when).total_seconds()),
+            due_occurrences=count,
+        )
         return status == "done"
 
     def start(self) -> None:
         """Wake at every job's cron time (APScheduler); the timer tick is the safety net."""
         aps = AsyncIOScheduler(timezone=ZoneInfo(self._p.config.scheduler.timezone))
         for job in self.jobs:
-            aps.add_job(self.run_due, trigger=job.trigger, id=job.id, coalesce=True, max_instances=1,
-                        misfire_grace_time=int(self._grace.total_seconds()))
+            aps.add_job(
+                self.run_due,
+                trigger=job.trigger,
+                id=job.id,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(self._grace.total_seconds()),
+            )
         aps.start()
         self._aps = aps
 

@@ -9,6 +9,7 @@ due and is tried again on the next tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,8 +27,13 @@ logger = logging.getLogger("infodesk.schedules")
 
 
 class TimerRunner:
-    def __init__(self, pipeline: Pipeline, tick_seconds: float, on_commit: Callable[[], None] | None = None,
-                 jobs: Scheduler | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        tick_seconds: float,
+        on_commit: Callable[[], None] | None = None,
+        jobs: Scheduler | None = None,
+    ) -> None:
         self._p = pipeline
         self.jobs = jobs  # recurring jobs, checked on every tick too
         self._purged_at: datetime | None = None
@@ -48,10 +54,8 @@ class TimerRunner:
                 raise
             except Exception:
                 logger.exception("scheduler_tick_failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._tick)
-            except asyncio.TimeoutError:
-                pass
 
     async def tick(self) -> int:
         """Fire every due timer and sweep idle approvals once; return how many acted."""
@@ -79,10 +83,16 @@ class TimerRunner:
         handlers = self._p.registry.timers
         now = self._p.clock.now()
         async with self._p.sessions() as s:
-            due = list((await s.execute(
-                select(Timer.id, Timer.kind).where(Timer.fired_at.is_(None), Timer.due_at <= now)
-                .order_by(Timer.due_at, Timer.id).limit(200)
-            )).all())
+            due = list(
+                (
+                    await s.execute(
+                        select(Timer.id, Timer.kind)
+                        .where(Timer.fired_at.is_(None), Timer.due_at <= now)
+                        .order_by(Timer.due_at, Timer.id)
+                        .limit(200)
+                    )
+                ).all()
+            )
         fired = 0
         for timer_id, kind in due:
             handler = handlers.get(kind)

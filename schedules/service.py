@@ -26,8 +26,9 @@ def scheduling(*, run_loop: bool = True, run_jobs: bool = True) -> Service:
     async def service(app: web.Application) -> AsyncIterator[None]:
         pipeline, dispatcher = app[PIPELINE], app[DISPATCHER]
         jobs = Scheduler(pipeline, build_jobs(pipeline), on_commit=dispatcher.wake)
-        timers = TimerRunner(pipeline, app[CONFIG].scheduler.tick_seconds, on_commit=dispatcher.wake,
-                             jobs=jobs if run_jobs else None)
+        timers = TimerRunner(
+            pipeline, app[CONFIG].scheduler.tick_seconds, on_commit=dispatcher.wake, jobs=jobs if run_jobs else None
+        )
         app[TIMERS] = timers
         if run_loop and run_jobs:
             jobs.start()
@@ -38,7 +39,7 @@ def scheduling(*, run_loop: bool = True, run_jobs: bool = True) -> Service:
         if task is not None:
             try:
                 await asyncio.wait_for(task, timeout=app[CONFIG].outbox.request_timeout_seconds + 1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 task.cancel()
 
     return service

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -26,11 +26,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime; use the injected clock (aware UTC)")
         # SQLite keeps no offset, so every stored value is UTC and compares as text.
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 
 
@@ -47,7 +47,7 @@ def _fk(target: str, name: str, ondelete: str, **kw: Any) -> ForeignKey:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
 
 class OutboxStatus(StrEnum):
@@ -91,7 +91,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     caused_by: Mapped[int | None] = mapped_column(
-        BigId, _fk("inbound_events.id", "fk_outbox_caused_by_inbound_events", "SET NULL"), default=None)
+        BigId, _fk("inbound_events.id", "fk_outbox_caused_by_inbound_events", "SET NULL"), default=None
+    )
 
     __table_args__ = (
         Index("ix_outbox_status_id", "status", "id"),
@@ -130,7 +131,8 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN)
     created_at: Mapped[datetime]
     source_event: Mapped[int | None] = mapped_column(
-        BigId, _fk("inbound_events.id", "fk_tickets_source_event_inbound_events", "SET NULL"), default=None)
+        BigId, _fk("inbound_events.id", "fk_tickets_source_event_inbound_events", "SET NULL"), default=None
+    )
     campus: Mapped[str] = mapped_column(String(32), default="")
     unit: Mapped[str] = mapped_column(String(100), default="")  # 部门 at report time
     owner: Mapped[str | None] = mapped_column(String(64), default=None)  # 技术员
@@ -141,7 +143,8 @@ class Ticket(Base):
     deadline: Mapped[datetime | None] = mapped_column(default=None)  # SLA
     photos: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"items": [{media_id, pic_url, at}]}
     booking_id: Mapped[int | None] = mapped_column(  # opened from a stage booking
-        BigId, _fk("bookings.id", "fk_tickets_booking_id_bookings", "SET NULL"), default=None)
+        BigId, _fk("bookings.id", "fk_tickets_booking_id_bookings", "SET NULL"), default=None
+    )
 
 
 class Request(Base):
@@ -174,7 +177,8 @@ class ApprovalAudit(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[int] = mapped_column(
-        BigId, _fk("requests.id", "fk_approval_audit_request_id_requests", "RESTRICT"), index=True)
+        BigId, _fk("requests.id", "fk_approval_audit_request_id_requests", "RESTRICT"), index=True
+    )
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     step: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -242,7 +246,8 @@ class FootageLog(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[int | None] = mapped_column(
-        BigId, _fk("requests.id", "fk_footage_log_request_id_requests", "SET NULL"), default=None)
+        BigId, _fk("requests.id", "fk_footage_log_request_id_requests", "SET NULL"), default=None
+    )
     police: Mapped[bool] = mapped_column(default=False)
     operator: Mapped[str] = mapped_column(String(64))
     retriever: Mapped[str] = mapped_column(String(100))  # 调取人
@@ -257,9 +262,9 @@ class FootageLog(Base):
 class ComputerPurpose(StrEnum):
     """领取用途 (a requisition's `purpose` field and `computer_issues.purpose`)."""
 
-    OFFICE = "office"      # 科室办公
+    OFFICE = "office"  # 科室办公
     TEACHING = "teaching"  # 系部备课
-    LOAN = "loan"          # 临时借用: has a return date
+    LOAN = "loan"  # 临时借用: has a return date
 
 
 class ComputerIssue(Base):
@@ -269,7 +274,8 @@ class ComputerIssue(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[int] = mapped_column(
-        BigId, _fk("requests.id", "fk_computer_issues_request_id_requests", "RESTRICT"), unique=True)
+        BigId, _fk("requests.id", "fk_computer_issues_request_id_requests", "RESTRICT"), unique=True
+    )
     recipient: Mapped[str] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(100))
     purpose: Mapped[str] = mapped_column(String(32))  # ComputerPurpose
@@ -285,7 +291,7 @@ class ComputerIssue(Base):
 class BookingCondition(StrEnum):
     """设备运转情况 reported after the event."""
 
-    NORMAL = "normal"      # 正常
+    NORMAL = "normal"  # 正常
     ABNORMAL = "abnormal"  # 异常: a ticket is opened
 
 
@@ -296,7 +302,8 @@ class Booking(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[int] = mapped_column(
-        BigId, _fk("requests.id", "fk_bookings_request_id_requests", "RESTRICT"), unique=True)
+        BigId, _fk("requests.id", "fk_bookings_request_id_requests", "RESTRICT"), unique=True
+    )
     venue: Mapped[str] = mapped_column(String(64))
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
@@ -311,7 +318,8 @@ class Booking(Base):
     condition_note: Mapped[str] = mapped_column(Text, default="")
     # tickets.booking_id points back here: use_alter breaks the cycle when sorting tables.
     ticket_id: Mapped[int | None] = mapped_column(
-        BigId, _fk("tickets.id", "fk_bookings_ticket_id_tickets", "SET NULL", use_alter=True), default=None)
+        BigId, _fk("tickets.id", "fk_bookings_ticket_id_tickets", "SET NULL", use_alter=True), default=None
+    )
 
     __table_args__ = (Index("ix_bookings_venue_time", "venue", "holds", "start_at"),)
 
@@ -345,7 +353,8 @@ class AudioClass(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[int] = mapped_column(
-        BigId, _fk("requests.id", "fk_audio_classes_request_id_requests", "RESTRICT"), unique=True)
+        BigId, _fk("requests.id", "fk_audio_classes_request_id_requests", "RESTRICT"), unique=True
+    )
     day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (local)
     class_time: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(200))
@@ -359,11 +368,11 @@ class AudioClass(Base):
 
 class DraftStatus(StrEnum):
     COLLECTING = "collecting"  # being written: photos attach to it
-    IN_REVIEW = "in_review"    # text and photos with the reviewers
-    REVISING = "revising"      # returned to the author
-    COMMITTEE = "committee"    # has a phone number: waiting for the committee's approval
-    EDITING = "editing"        # with the platform editors
-    PUBLISHED = "published"    # on every platform
+    IN_REVIEW = "in_review"  # text and photos with the reviewers
+    REVISING = "revising"  # returned to the author
+    COMMITTEE = "committee"  # has a phone number: waiting for the committee's approval
+    EDITING = "editing"  # with the platform editors
+    PUBLISHED = "published"  # on every platform
 
 
 class Draft(Base):
@@ -377,7 +386,8 @@ class Draft(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)  # the current version
     phone: Mapped[bool] = mapped_column(default=False)  # contains a phone number: committee must approve
     committee_request: Mapped[int | None] = mapped_column(
-        BigId, _fk("requests.id", "fk_drafts_committee_request_requests", "SET NULL"), default=None)
+        BigId, _fk("requests.id", "fk_drafts_committee_request_requests", "SET NULL"), default=None
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -386,8 +396,7 @@ class DraftVersion(Base):
     __tablename__ = "draft_versions"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    draft_id: Mapped[int] = mapped_column(
-        BigId, _fk("drafts.id", "fk_draft_versions_draft_id_drafts", "RESTRICT"))
+    draft_id: Mapped[int] = mapped_column(BigId, _fk("drafts.id", "fk_draft_versions_draft_id_drafts", "RESTRICT"))
     version: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
@@ -402,7 +411,7 @@ class DraftVersion(Base):
 
 class Platform(StrEnum):
     WEBSITE = "website"  # 网站
-    OA = "oa"            # 公众号 (the official account)
+    OA = "oa"  # 公众号 (the official account)
 
 
 class Publication(Base):
@@ -411,12 +420,13 @@ class Publication(Base):
     __tablename__ = "publications"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    draft_id: Mapped[int] = mapped_column(
-        BigId, _fk("drafts.id", "fk_publications_draft_id_drafts", "RESTRICT"))
+    draft_id: Mapped[int] = mapped_column(BigId, _fk("drafts.id", "fk_publications_draft_id_drafts", "RESTRICT"))
     platform: Mapped[str] = mapped_column(String(16))  # Platform
     link: Mapped[str] = mapped_column(String(500))
     editor: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime]
 
-    __table_args__ = (Index("uq_publications", "draft_id", "platform", unique=True),
-                      Index("ix_publications_time", "platform", "published_at"))
+    __table_args__ = (
+        Index("uq_publications", "draft_id", "platform", unique=True),
+        Index("ix_publications_time", "platform", "published_at"),
+    )

@@ -90,13 +90,21 @@ def wall_clock() -> Iterator[RunningClock]:
 async def emulator(example_people: set[str]) -> AsyncIterator[Emulator]:
     """WeCom; the fixture that starts the bot sets its clock to the bot's (`bot`, `scene`)."""
     raw = example_raw()
-    emu = Emulator(corp_id=raw["wecom"]["corp_id"], secret=raw["wecom"]["secret"],
-                   agent_id=raw["wecom"]["agent_id"], known_users=example_people)
+    emu = Emulator(
+        corp_id=raw["wecom"]["corp_id"],
+        secret=raw["wecom"]["secret"],
+        agent_id=raw["wecom"]["agent_id"],
+        known_users=example_people,
+    )
     emu.webhook_keys = {g["webhook_key"] for g in raw["groups"] if "webhook_key" in g}
     for g in raw["groups"]:  # the app created its group chats long ago
         if g.get("channel", "appchat") == "appchat":
-            emu.chats[g["chat_id"]] = {"chatid": g["chat_id"], "name": g["name"], "owner": g["admins"][0],
-                                       "userlist": list(g["admins"])}
+            emu.chats[g["chat_id"]] = {
+                "chatid": g["chat_id"],
+                "name": g["name"],
+                "owner": g["admins"][0],
+                "userlist": list(g["admins"]),
+            }
     await emu.start()
     yield emu
     await emu.stop()
@@ -144,9 +152,7 @@ class Bot:
         await self.runner.cleanup()
 
 
-async def start_bot(
-    config: Config, http: aiohttp.ClientSession, clock: Clock | None = None, **kw: Any
-) -> Bot:
+async def start_bot(config: Config, http: aiohttp.ClientSession, clock: Clock | None = None, **kw: Any) -> Bot:
     """Start a bot, and a callback sender, on `clock`; without one, on the test's `wall_clock`,
     or a RunningClock from WALL_START: never on the machine's date."""
     bot_clock: Clock = clock if clock is not None else _wall_clock or RunningClock(WALL_START)
@@ -157,10 +163,12 @@ async def start_bot(
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     sender = CallbackSender(
-        http, url + config.server.callback_path,
+        http,
+        url + config.server.callback_path,
         token=config.wecom.token.get_secret_value(),
         encoding_aes_key=config.wecom.encoding_aes_key.get_secret_value(),
-        corp_id=config.wecom.corp_id, agent_id=config.wecom.agent_id,
+        corp_id=config.wecom.corp_id,
+        agent_id=config.wecom.agent_id,
         clock=lambda: bot_clock.now().timestamp(),
     )
     return Bot(app, runner, url, sender, config, http, bot_clock)
@@ -179,8 +187,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-                clock: FakeClock) -> AsyncIterator[Scene]:
+async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock) -> AsyncIterator[Scene]:
     """A bot whose dispatcher and scheduler run when the test says, on a clock shared with WeCom."""
     emulator.clock = lambda: clock.now().timestamp()
     b = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
@@ -189,8 +196,9 @@ async def scene(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
 
 
 @pytest.fixture
-async def bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-              wall_clock: RunningClock) -> AsyncIterator[Bot]:
+async def bot(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, wall_clock: RunningClock
+) -> AsyncIterator[Bot]:
     """A bot on a running clock from WALL_START, shared with WeCom; the dispatcher runs in the background."""
     # No recurring jobs here: tests of them use a fake clock (tests/test_groups_http.py).
     emulator.clock = lambda: wall_clock.now().timestamp()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import load_config, parse_config
+from bot.org import Org
 from handlers.approval_engine import (
     Action,
     Decision,
@@ -17,7 +18,6 @@ from handlers.approval_engine import (
     advance,
     start,
 )
-from bot.org import Org
 from tests.conftest import ROOT, example_raw
 
 CONFIG = load_config(ROOT / "config.example.toml", environ={})
@@ -25,8 +25,9 @@ ORG = Org(CONFIG)
 
 
 def flow_for(chain: str, requester: str, class_key: str | None = None) -> Flow:
-    steps = tuple(Step(s.role, s.mode, s.approvers)
-                  for s in ORG.resolve_chain(CONFIG.chains[chain], requester, class_key))
+    steps = tuple(
+        Step(s.role, s.mode, s.approvers) for s in ORG.resolve_chain(CONFIG.chains[chain], requester, class_key)
+    )
     return start(requester, steps).flow
 
 
@@ -36,24 +37,60 @@ def approvers(chain: str, requester: str, class_key: str | None = None) -> list[
 
 # (chain, requester, class, expected [(role, approvers)])
 CHAINS = [
-    ("footage_student", "zhaolei", "mech2402",
-     [("class_teacher", ("liuna",)), ("dept_head", ("songtao",)), ("vp_info_center", ("liuyang",))]),
+    (
+        "footage_student",
+        "zhaolei",
+        "mech2402",
+        [("class_teacher", ("liuna",)), ("dept_head", ("songtao",)), ("vp_info_center", ("liuyang",))],
+    ),
     ("footage_staff", "zhaolei", None, [("dept_head", ("majun",)), ("vp_info_center", ("liuyang",))]),
-    ("footage_staff", "qianfeng", None,  # an office lead asking about staff in his own office
-     [("vp_supervising", ("zhaomin",)), ("vp_info_center", ("liuyang",))]),
-    ("computer_office", "huangli", None,
-     [("office_lead", ("zhengmei",)), ("vp_supervising", ("zhaomin",)), ("principal", ("wangjianguo",))]),
-    ("computer_department", "zhaolei", None,
-     [("dept_deputy", ("yangfan",)), ("dept_head", ("majun",)), ("vp_campus", ("zhaomin",)),
-      ("principal", ("wangjianguo",))]),
-    ("computer_department", "luwei", None,  # the deputy himself: his step goes up to the head
-     [("dept_head", ("songtao",)), ("vp_campus", ("sunli",)), ("principal", ("wangjianguo",))]),
-    ("computer_office", "zhaomin", None,  # the supervising VP herself: her step goes to the principal
-     [("office_lead", ("zhengmei",)), ("principal", ("wangjianguo",))]),
-    ("computer_office", "wangjianguo", None,  # the principal: his step goes to the committee
-     [("office_lead", ("zhengmei",)), ("vp_supervising", ("zhaomin",)), ("committee", ("liuyang", "zhaomin"))]),
-    ("footage_student", "zhangwei", "it2401",  # the class teacher asks about his own class
-     [("dept_head", ("majun",)), ("vp_info_center", ("liuyang",))]),
+    (
+        "footage_staff",
+        "qianfeng",
+        None,  # an office lead asking about staff in his own office
+        [("vp_supervising", ("zhaomin",)), ("vp_info_center", ("liuyang",))],
+    ),
+    (
+        "computer_office",
+        "huangli",
+        None,
+        [("office_lead", ("zhengmei",)), ("vp_supervising", ("zhaomin",)), ("principal", ("wangjianguo",))],
+    ),
+    (
+        "computer_department",
+        "zhaolei",
+        None,
+        [
+            ("dept_deputy", ("yangfan",)),
+            ("dept_head", ("majun",)),
+            ("vp_campus", ("zhaomin",)),
+            ("principal", ("wangjianguo",)),
+        ],
+    ),
+    (
+        "computer_department",
+        "luwei",
+        None,  # the deputy himself: his step goes up to the head
+        [("dept_head", ("songtao",)), ("vp_campus", ("sunli",)), ("principal", ("wangjianguo",))],
+    ),
+    (
+        "computer_office",
+        "zhaomin",
+        None,  # the supervising VP herself: her step goes to the principal
+        [("office_lead", ("zhengmei",)), ("principal", ("wangjianguo",))],
+    ),
+    (
+        "computer_office",
+        "wangjianguo",
+        None,  # the principal: his step goes to the committee
+        [("office_lead", ("zhengmei",)), ("vp_supervising", ("zhaomin",)), ("committee", ("liuyang", "zhaomin"))],
+    ),
+    (
+        "footage_student",
+        "zhangwei",
+        "it2401",  # the class teacher asks about his own class
+        [("dept_head", ("majun",)), ("vp_info_center", ("liuyang",))],
+    ),
 ]
 
 
@@ -96,8 +133,8 @@ def test_rejection_at_each_step_ends_the_flow(at: int) -> None:
 
 REFUSALS = [
     # (who, action, extra, refusal) against the first step of zhaolei's department chain (yangfan)
-    ("majun", Action.APPROVE, {}, Refusal.NOT_APPROVER),          # the next step's approver, too early
-    ("zhaolei", Action.APPROVE, {}, Refusal.NOT_APPROVER),        # the requester
+    ("majun", Action.APPROVE, {}, Refusal.NOT_APPROVER),  # the next step's approver, too early
+    ("zhaolei", Action.APPROVE, {}, Refusal.NOT_APPROVER),  # the requester
     ("lihua", Action.REJECT, {"reason": "x"}, Refusal.NOT_APPROVER),
     ("yangfan", Action.WITHDRAW, {}, Refusal.NOT_REQUESTER),
     ("yangfan", Action.TRANSFER, {"target": "zhaolei"}, Refusal.BAD_TARGET),  # to the requester
@@ -166,8 +203,9 @@ def test_escalation_adds_the_next_level_and_either_may_decide() -> None:
 
 
 def test_flow_round_trips_through_json() -> None:
-    flow = advance(flow_for("computer_department", "zhaolei"), Decision("yangfan", Action.APPROVE),
-                   away={"majun": "songtao"}).flow
+    flow = advance(
+        flow_for("computer_department", "zhaolei"), Decision("yangfan", Action.APPROVE), away={"majun": "songtao"}
+    ).flow
     assert Flow.from_json(flow.to_json()) == flow
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,16 +14,13 @@ from tests.conftest import Bot
 from tests.scene import Scene
 
 # 2026-11-25 10:00 Asia/Shanghai, a Wednesday.
-START = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
-STUDENT_FOOTAGE = ("调监控 地点:实训楼二楼走廊 时间:昨天 14:00-15:00 原因:学生手机丢失 类型:学生 "
-                   "班级:24级机电技术2班")
+START = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+STUDENT_FOOTAGE = "调监控 地点:实训楼二楼走廊 时间:昨天 14:00-15:00 原因:学生手机丢失 类型:学生 班级:24级机电技术2班"
 
 
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)
-
-
 
 
 async def request_row(bot: Bot, number: int) -> Request:
@@ -35,8 +32,9 @@ async def request_row(bot: Bot, number: int) -> Request:
 
 async def audit_actions(bot: Bot, number: int) -> list[tuple[str, str]]:
     async with bot.app[PIPELINE].sessions() as s:
-        rows = (await s.execute(select(ApprovalAudit).where(ApprovalAudit.request_id == number)
-                                .order_by(ApprovalAudit.id))).scalars()
+        rows = (
+            await s.execute(select(ApprovalAudit).where(ApprovalAudit.request_id == number).order_by(ApprovalAudit.id))
+        ).scalars()
         return [(r.actor, r.action) for r in rows]
 
 
@@ -73,7 +71,12 @@ async def test_student_footage_chain_to_handover(scene: Scene) -> None:
         log = (await s.execute(select(FootageLog))).scalar_one()
     assert (log.request_id, log.retriever, log.delivery, log.police) == (1, "张伟", "U盘拷贝", False)
     assert [a for _, a in await audit_actions(scene.bot, 1)] == [
-        "submit", "approve", "approve", "approve", "footage_logged"]
+        "submit",
+        "approve",
+        "approve",
+        "approve",
+        "footage_logged",
+    ]
     assert scene.group_deliveries() == []  # nothing about footage ever reaches a group
 
 
@@ -146,8 +149,9 @@ async def test_stale_replayed_and_unauthorized_clicks_change_nothing(scene: Scen
     # Replayed: the same click callback delivered again (WeCom retry or attacker) has no effect.
     before = len(scene.emu.delivered), len(await audit_actions(scene.bot, 1))
     for _ in range(2):
-        posted = await scene.bot.sender.card_click("liuna", second["task_id"], second["button_list"][0]["key"],
-                                                   "rc_replay", create_time=stamp)
+        posted = await scene.bot.sender.card_click(
+            "liuna", second["task_id"], second["button_list"][0]["key"], "rc_replay", create_time=stamp
+        )
         assert posted.status == 200
     await scene.bot.settle()
     assert (len(scene.emu.delivered), len(await audit_actions(scene.bot, 1))) == before
@@ -289,7 +293,9 @@ async def test_two_approvers_clicking_at_once_decide_exactly_once(scene: Scene) 
     posts = []
     for u, card in cards.items():
         key = next(b["key"] for b in card["button_list"] if b["text"] == "同意")
-        posts.append(scene.bot.sender.card_click(u, card["task_id"], key, scene.emu.issue_click_code(card["task_id"], u)))
+        posts.append(
+            scene.bot.sender.card_click(u, card["task_id"], key, scene.emu.issue_click_code(card["task_id"], u))
+        )
     assert [p.status for p in await asyncio.gather(*posts)] == [200, 200]
     await scene.bot.settle()
     actions = [a for _, a in await audit_actions(scene.bot, 1)]

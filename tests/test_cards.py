@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,8 +20,7 @@ from tests.scene import Scene
 
 REGISTRY = Registry(ROUTERS)
 ACTIONS = [route.cls for r in ROUTERS for route in r.actions]
-STUDENT_FOOTAGE = ("调监控 地点:实训楼二楼走廊 时间:昨天 14:00-15:00 原因:学生手机丢失 类型:学生 "
-                   "班级:24级机电技术2班")
+STUDENT_FOOTAGE = "调监控 地点:实训楼二楼走廊 时间:昨天 14:00-15:00 原因:学生手机丢失 类型:学生 班级:24级机电技术2班"
 
 
 class Door(StrEnum):
@@ -39,8 +39,16 @@ def test_keys_pack_and_unpack_in_one_place() -> None:
     click = DoorClick(12, Door.OPEN, "east-1")
     assert click.pack() == "door:12:open:east-1"
     assert DoorClick.unpack("door:12:open:east-1") == click and click.subject_id == 12
-    for bad in ("door:12:ajar:x", "door:x:open:x", "door:12:open", "door:12:open:x:y", "ap:12:open:x",
-                "door:12:open:a b", "door:1234567890123:open:x", ""):
+    for bad in (
+        "door:12:ajar:x",
+        "door:x:open:x",
+        "door:12:open",
+        "door:12:open:x:y",
+        "ap:12:open:x",
+        "door:12:open:a b",
+        "door:1234567890123:open:x",
+        "",
+    ):
         with pytest.raises(BadCardKey):
             DoorClick.unpack(bad)
     with pytest.raises(ValueError):
@@ -62,24 +70,30 @@ def test_any_text_either_unpacks_to_a_key_that_packs_back_or_is_refused(text: st
 @given(st.sampled_from(ACTIONS), st.lists(st.text(max_size=12), max_size=5))
 def test_forged_keys_with_a_real_prefix_never_crash(cls: type[CardAction], parts: list[str]) -> None:
     key = ":".join([cls.prefix, *parts])
-    try:
+    with contextlib.suppress(BadCardKey):
         assert cls.unpack(key).pack() == key
-    except BadCardKey:
-        pass
 
 
 async def _audit(scene: Scene, number: int) -> list[ApprovalAudit]:
     async with scene.bot.app[PIPELINE].sessions() as s:
-        return list((await s.execute(select(ApprovalAudit).where(ApprovalAudit.request_id == number)
-                                     .order_by(ApprovalAudit.id))).scalars())
+        return list(
+            (
+                await s.execute(
+                    select(ApprovalAudit).where(ApprovalAudit.request_id == number).order_by(ApprovalAudit.id)
+                )
+            ).scalars()
+        )
 
 
-@pytest.mark.parametrize(("key", "reason"), [
-    ("ap:999:0:approve", "key_not_of_card"),   # a well-formed key about another request
-    ("tk:1:claim", "key_not_of_card"),          # a key of another kind of card
-    ("ap:1:x:approve", "bad_key"),              # malformed
-    ("zz:1:approve", "bad_key"),                # unknown prefix
-])
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("ap:999:0:approve", "key_not_of_card"),  # a well-formed key about another request
+        ("tk:1:claim", "key_not_of_card"),  # a key of another kind of card
+        ("ap:1:x:approve", "bad_key"),  # malformed
+        ("zz:1:approve", "bad_key"),  # unknown prefix
+    ],
+)
 async def test_forged_key_on_a_real_card_is_refused_and_audited(scene: Scene, key: str, reason: str) -> None:
     await scene.say("zhaolei", STUDENT_FOOTAGE)
     card = scene.card("liuna")

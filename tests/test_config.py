@@ -25,9 +25,24 @@ def test_example_config_describes_a_complete_organisation() -> None:
     assert {u.kind for u in cfg.units} == {"系部", "科室"}
     assert cfg.classes and all(cfg.person(c.class_teacher) for c in cfg.classes)
     roles = {r for p in cfg.people for r in p.roles}
-    for role in ("director", "technician", "cctv_operator", "platform_editor", "publicity_reviewer",
-                 "photo_reviewer", "class_teacher", "dept_head", "dept_deputy", "office_lead",
-                 "vp_supervising", "vp_campus", "vp_info_center", "principal", "committee", "group_admin"):
+    for role in (
+        "director",
+        "technician",
+        "cctv_operator",
+        "platform_editor",
+        "publicity_reviewer",
+        "photo_reviewer",
+        "class_teacher",
+        "dept_head",
+        "dept_deputy",
+        "office_lead",
+        "vp_supervising",
+        "vp_campus",
+        "vp_info_center",
+        "principal",
+        "committee",
+        "group_admin",
+    ):
         assert role in roles, role
     skills = {s for p in cfg.people for s in p.skills}
     assert skills == {"computer", "projector", "stage", "cctv", "network"}
@@ -69,22 +84,33 @@ def test_secrets_may_come_from_the_environment() -> None:
     for key in ("secret", "token", "encoding_aes_key"):
         del raw["wecom"][key]
     assert len(problems(raw)) == 3
-    cfg = parse_config(raw, environ={
-        "INFODESK_WECOM_SECRET": "s3cr3t", "INFODESK_WECOM_TOKEN": "EnvToken1",
-        "INFODESK_WECOM_AES_KEY": "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
-    })
+    cfg = parse_config(
+        raw,
+        environ={
+            "INFODESK_WECOM_SECRET": "s3cr3t",
+            "INFODESK_WECOM_TOKEN": "EnvToken1",
+            "INFODESK_WECOM_AES_KEY": "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+        },
+    )
     assert cfg.wecom.secret.get_secret_value() == "s3cr3t"
     assert "s3cr3t" not in repr(cfg) and "EnvToken1" not in str(cfg)
 
 
 def test_check_config_cli(tmp_path: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "bot", "check-config", str(ROOT / "config.example.toml")],
-                        cwd=ROOT, capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", str(ROOT / "config.example.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "OK" in ok.stdout
     bad = tmp_path / "bad.toml"
-    bad.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8").replace(
-        'corp_id = "ww_demo_corp"', 'corp_id = ""'), encoding="utf-8")
-    res = subprocess.run([sys.executable, "-m", "bot", "check-config", str(bad)],
-                         cwd=ROOT, capture_output=True, text=True)
+    bad.write_text(
+        (ROOT / "config.example.toml").read_text(encoding="utf-8").replace('corp_id = "ww_demo_corp"', 'corp_id = ""'),
+        encoding="utf-8",
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", str(bad)], cwd=ROOT, capture_output=True, text=True
+    )
     assert res.returncode != 0 and "wecom.corp_id" in res.stderr
     assert "demo-secret" not in res.stderr + res.stdout

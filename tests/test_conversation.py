@@ -128,15 +128,24 @@ async def test_handler_error_rolls_back_and_apologises(
 
     @broken.command("explode", aliases=("爆炸",))
     async def explode(ctx: Ctx, values: dict[str, str]) -> None:
-        ctx.session.add(Ticket(reporter=ctx.user, location="x", category="computer", description="half",
-                               status="open", created_at=ctx.now()))
+        ctx.session.add(
+            Ticket(
+                reporter=ctx.user,
+                location="x",
+                category="computer",
+                description="half",
+                status="open",
+                created_at=ctx.now(),
+            )
+        )
         await ctx.session.flush()
         ctx.reply("nothing_to_cancel")
         raise RuntimeError("bug in a handler")
 
     emulator.clock = lambda: wall_clock.now().timestamp()
-    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=wall_clock,
-                          routers=(*ROUTERS, broken), run_jobs=False)
+    bot = await start_bot(
+        make_config(emulator.base_url, db_url), http, clock=wall_clock, routers=(*ROUTERS, broken), run_jobs=False
+    )
     try:
         reply = await say(bot, emulator, "zhaolei", "爆炸")
         assert "错误编号" in reply and "没有正在填写" not in reply
@@ -153,7 +162,8 @@ async def _only_event(bot: Bot) -> InboundEvent:
 
 
 async def test_a_typed_command_while_a_question_waits_is_never_written_into_a_field(
-        bot: Bot, emulator: Emulator) -> None:
+    bot: Bot, emulator: Emulator
+) -> None:
     assert "在哪里" in await say(bot, emulator, "liyan", "报修 设备:电脑 描述:不开机")
     # A typo'd new report while the bot waits for the place: asked, not taken as the place.
     reply = await say(bot, emulator, "liyan", "保修 地点:302 设备:投影 描述:投影仪不亮")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -13,9 +13,7 @@ from handlers.publishing import has_phone
 from storage.models import Draft, DraftVersion, Publication
 from tests.scene import Scene
 
-START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)  # Wednesday 09:00 in Shanghai
-
-
+START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # Wednesday 09:00 in Shanghai
 
 
 async def versions(scene: Scene) -> list[DraftVersion]:
@@ -28,11 +26,18 @@ async def draft(scene: Scene) -> Draft:
         return (await s.execute(select(Draft))).scalar_one()
 
 
-@pytest.mark.parametrize(("text", "found"), [
-    ("招生咨询电话：13812345678", True), ("咨询 138-1234-5678", True), ("电话 0571-87654321", True),
-    ("热线 400-123-4567", True), ("800 888 6666", True), ("学号 2024013812345678", False),
-    ("11月20日举办第10届技能节", False),
-])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("招生咨询电话：13812345678", True),
+        ("咨询 138-1234-5678", True),
+        ("电话 0571-87654321", True),
+        ("热线 400-123-4567", True),
+        ("800 888 6666", True),
+        ("学号 2024013812345678", False),
+        ("11月20日举办第10届技能节", False),
+    ],
+)
 def test_phone_numbers(text: str, found: bool) -> None:
     assert has_phone(text) is found
 
@@ -44,7 +49,9 @@ async def test_draft_return_revision_and_publication(scene: Scene) -> None:
     assert scene.got("zhaolei", "照片已加入稿件 #1（共 1 张）")
     assert "黄丽、郭庆审核中" in await scene.say("zhaolei", "提交")
     text_card, photo_card = scene.card("huangli"), scene.card("guoqing")
-    assert text_card["main_title"]["title"] == "稿件文字审核 #1" and photo_card["main_title"]["title"] == "稿件照片审核 #1"
+    assert (
+        text_card["main_title"]["title"] == "稿件文字审核 #1" and photo_card["main_title"]["title"] == "稿件照片审核 #1"
+    )
 
     await scene.click("guoqing", photo_card, "通过")
     assert "退回意见" in await scene.click("huangli", text_card, "退回")
@@ -90,11 +97,15 @@ async def test_cadence_reminders(scene: Scene, clock: FakeClock) -> None:
     assert scene.got("zhouyan", "今天（11月25日）网站还没有发布新内容")
     async with scene.bot.app[PIPELINE].sessions() as s, s.begin():
         for i in range(4):
-            s.add(Draft(id=100 + i, author="zhouyan", status="published", created_at=clock.now(),
-                        updated_at=clock.now()))
+            s.add(
+                Draft(id=100 + i, author="zhouyan", status="published", created_at=clock.now(), updated_at=clock.now())
+            )
             await s.flush()
-            s.add(Publication(draft_id=100 + i, platform="oa", link=f"https://mp/{i}", editor="zhouyan",
-                              published_at=clock.now()))
+            s.add(
+                Publication(
+                    draft_id=100 + i, platform="oa", link=f"https://mp/{i}", editor="zhouyan", published_at=clock.now()
+                )
+            )
     clock.advance(18 * 3600)  # Thursday 10:00: four official-account posts this week → no reminder
     await scene.tick()
     assert not scene.got("zhouyan", "公众号本周已发")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 from sqlalchemy import select
@@ -15,9 +15,7 @@ from storage.models import Ticket
 from tests.conftest import make_config, start_bot
 from tests.scene import Scene
 
-START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
-
-
+START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 
 async def ticket(scene: Scene, number: int = 1) -> Ticket:

@@ -46,19 +46,25 @@ def tracebacks() -> Iterator[Captured]:
 
 
 def settings_for(default: int) -> settings:
-    return settings(max_examples=int(os.environ.get("INFODESK_FUZZ_EXAMPLES", default)), deadline=None,
-                    derandomize=default < 1000,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+    return settings(
+        max_examples=int(os.environ.get("INFODESK_FUZZ_EXAMPLES", default)),
+        deadline=None,
+        derandomize=default < 1000,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 odd_number = st.one_of(
     st.text(alphabet=ODD_DIGITS, min_size=1, max_size=6),
     st.integers(min_value=0, max_value=10**400).map(str),
-    st.just(""), st.just("-5"), st.just("1e9"), st.text(max_size=20),
+    st.just(""),
+    st.just("-5"),
+    st.just("1e9"),
+    st.text(max_size=20),
 )
-odd_text = st.one_of(st.text(max_size=30), st.text(min_size=300, max_size=5000), st.just(""),
-                     st.text(alphabet="<>&]]'\"", max_size=10))
+odd_text = st.one_of(
+    st.text(max_size=30), st.text(min_size=300, max_size=5000), st.just(""), st.text(alphabet="<>&]]'\"", max_size=10)
+)
 
 
 def xml_doc(fields: list[tuple[str, str]]) -> str:
@@ -77,8 +83,16 @@ def plaintext_xml(draw: st.DrawFn) -> str:
     ]
     mtype = fields[-1][1]
     if mtype == "text":
-        fields.append(("Content", draw(st.one_of(st.sampled_from(["帮助", "报修 地点:302 设备:投影 描述:不亮",
-                                                                 "接单 #1", "同意 #1"]), odd_text))))
+        fields.append(
+            (
+                "Content",
+                draw(
+                    st.one_of(
+                        st.sampled_from(["帮助", "报修 地点:302 设备:投影 描述:不亮", "接单 #1", "同意 #1"]), odd_text
+                    )
+                ),
+            )
+        )
     if mtype == "event":
         fields.append(("Event", draw(st.sampled_from(["", "enter_agent", "template_card_event", "click"]))))
         fields.append(("EventKey", draw(st.one_of(st.sampled_from(["ap:1:0:approve", "tk:1:claim"]), odd_text))))
@@ -100,13 +114,16 @@ json_value: st.SearchStrategy[Any] = st.recursive(
 def robot_json(draw: st.DrawFn) -> str:
     doc: dict[str, Any] = {
         "msgid": draw(st.one_of(st.text(min_size=1, max_size=40), json_value)),
-        "from": draw(st.one_of(st.fixed_dictionaries({"userid": st.sampled_from(["zhaolei", "stranger"])}), json_value)),
+        "from": draw(
+            st.one_of(st.fixed_dictionaries({"userid": st.sampled_from(["zhaolei", "stranger"])}), json_value)
+        ),
         "msgtype": draw(st.sampled_from(["text", "mixed", "image", "event"])),
         "chattype": draw(st.sampled_from(["group", "single"])),
         "chatid": draw(st.one_of(st.just("wrkSFfCgAAxxxx"), json_value)),
         "create_time": draw(st.one_of(st.integers(0, 2_000_000_000), odd_number, json_value)),
-        "text": draw(st.one_of(st.fixed_dictionaries({"content": st.sampled_from(["@助手 帮助", "@助手 报修"])}),
-                               json_value)),
+        "text": draw(
+            st.one_of(st.fixed_dictionaries({"content": st.sampled_from(["@助手 帮助", "@助手 报修"])}), json_value)
+        ),
         "mixed": draw(st.one_of(st.fixed_dictionaries({"msg_item": st.lists(json_value, max_size=3)}), json_value)),
         "response_url": draw(st.one_of(st.just("http://127.0.0.1:9/resp"), json_value)),
     }
@@ -139,7 +156,9 @@ async def send(bot: Bot, request: tuple[str, str, str, dict[str, str], bytes, st
     what, path, method, query, body, plain = request
     raw = example_raw()
     keys = raw["wecom"] if path == "/wecom/callback" else raw["robot"]
-    crypto = WeComCrypto(keys["token"], keys["encoding_aes_key"], raw["wecom"]["corp_id"] if path == "/wecom/callback" else "")
+    crypto = WeComCrypto(
+        keys["token"], keys["encoding_aes_key"], raw["wecom"]["corp_id"] if path == "/wecom/callback" else ""
+    )
     if what != "unsigned":
         enc = crypto.encrypt(plain)
         ts, nonce = str(int(bot.sender.clock())), "12345"
@@ -147,7 +166,10 @@ async def send(bot: Bot, request: tuple[str, str, str, dict[str, str], bytes, st
         if what == "signed_get":
             query["echostr"] = enc
         elif path == "/wecom/callback":
-            body = f"<xml><ToUserName><![CDATA[{raw['wecom']['corp_id']}]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>".encode()
+            corp = raw["wecom"]["corp_id"]
+            body = (
+                f"<xml><ToUserName><![CDATA[{corp}]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>".encode()
+            )
         else:
             body = json.dumps({"encrypt": enc}).encode()
     async with bot.http.request(method, bot.url + path, params=query, data=body if method == "POST" else None) as resp:
@@ -169,8 +191,7 @@ async def check(bot: Bot, tracebacks: Captured, request: tuple[str, str, str, di
 
 @settings_for(150)
 @given(request=hostile_request())
-async def test_hostile_requests_never_5xx_never_write_never_trace(bot: Bot, tracebacks: Captured,
-                                                                  request: Any) -> None:
+async def test_hostile_requests_never_5xx_never_write_never_trace(bot: Bot, tracebacks: Captured, request: Any) -> None:
     await check(bot, tracebacks, request)
 
 

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 from sqlalchemy import func, select
 
 from bot.appkeys import PIPELINE
-from infodesk.app import TIMERS
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
+from infodesk.app import TIMERS
 from schedules.jobs import Scheduler, build_jobs
 from storage.models import JobRun
 from tests.conftest import make_config, start_bot
 from tests.scene import Scene
 
 # 2026-11-25 09:00 in Shanghai (Wednesday).
-START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 
 
 def shanghai(hour: int, minute: int = 0, day: int = 25) -> datetime:
-    return datetime(2026, 11, day, hour - 8, minute, tzinfo=timezone.utc)
-
-
+    return datetime(2026, 11, day, hour - 8, minute, tzinfo=UTC)
 
 
 def group_texts(emu: Emulator, to: str) -> list[str]:
@@ -98,8 +96,13 @@ async def test_restart_across_a_scheduled_time_sends_once_at_start_up(
         await again.tick()
         assert sum("UPS" in t for t in again.texts("lihua")) == 1  # too late: logged as missed, not sent
         async with bot.app[PIPELINE].sessions() as s:
-            missed = (await s.execute(select(func.count()).select_from(JobRun).where(
-                JobRun.job_id == "duty:ups_check", JobRun.status == "missed"))).scalar_one()
+            missed = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(JobRun)
+                    .where(JobRun.job_id == "duty:ups_check", JobRun.status == "missed")
+                )
+            ).scalar_one()
         assert missed == 1
     finally:
         await bot.stop()
@@ -116,6 +119,7 @@ async def test_two_schedulers_on_one_database_fire_each_occurrence_once(scene: S
     await scene.bot.settle()
     assert sum("UPS" in t for t in scene.texts("lihua")) == 1
     async with pipeline.sessions() as s:
-        runs = (await s.execute(select(func.count()).select_from(JobRun).where(
-            JobRun.job_id == "duty:ups_check"))).scalar_one()
+        runs = (
+            await s.execute(select(func.count()).select_from(JobRun).where(JobRun.job_id == "duty:ups_check"))
+        ).scalar_one()
     assert runs == 1 and sum(fired) >= 1

@@ -45,32 +45,43 @@ def test_template_card_event_from_the_docs() -> None:
 
 
 def test_text_image_and_enter_agent() -> None:
-    text = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
-                         "<MsgType>text</MsgType><Content><![CDATA[报修]]></Content><MsgId>99</MsgId>"
-                         "<AgentID>1</AgentID></xml>")
+    text = parse_inbound(
+        "<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
+        "<MsgType>text</MsgType><Content><![CDATA[报修]]></Content><MsgId>99</MsgId>"
+        "<AgentID>1</AgentID></xml>"
+    )
     assert (text.kind, text.content, text.dedupe_key) == ("text", "报修", "msg:99")
-    image = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
-                          "<MsgType>image</MsgType><PicUrl>http://p</PicUrl><MediaId>m1</MediaId><MsgId>100</MsgId>"
-                          "<AgentID>1</AgentID></xml>")
+    image = parse_inbound(
+        "<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
+        "<MsgType>image</MsgType><PicUrl>http://p</PicUrl><MediaId>m1</MediaId><MsgId>100</MsgId>"
+        "<AgentID>1</AgentID></xml>"
+    )
     assert (image.kind, image.media_id, image.pic_url) == ("image", "m1", "http://p")
-    enter = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>7</CreateTime>"
-                          "<MsgType>event</MsgType><Event>enter_agent</Event><EventKey></EventKey>"
-                          "<AgentID>1</AgentID></xml>")
+    enter = parse_inbound(
+        "<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>7</CreateTime>"
+        "<MsgType>event</MsgType><Event>enter_agent</Event><EventKey></EventKey>"
+        "<AgentID>1</AgentID></xml>"
+    )
     assert (enter.kind, enter.event, enter.dedupe_key) == ("event", "enter_agent", "evt:u1:7:enter_agent::")
 
 
 def test_unknown_message_type_is_kept_as_unknown() -> None:
-    ev = parse_inbound("<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
-                       "<MsgType>location</MsgType><MsgId>101</MsgId><AgentID>1</AgentID></xml>")
+    ev = parse_inbound(
+        "<xml><ToUserName>c</ToUserName><FromUserName>u1</FromUserName><CreateTime>5</CreateTime>"
+        "<MsgType>location</MsgType><MsgId>101</MsgId><AgentID>1</AgentID></xml>"
+    )
     assert ev.kind == "unknown" and ev.dedupe_key == "msg:101"
 
 
-@pytest.mark.parametrize("xml", [
-    "<xml><FromUserName>u</FromUserName></xml>",
-    "<xml><FromUserName>u</FromUserName><MsgType>text</MsgType><CreateTime>x</CreateTime></xml>",
-    "<notxml/>",
-    '<!DOCTYPE a [<!ENTITY b "c">]><xml/>',
-])
+@pytest.mark.parametrize(
+    "xml",
+    [
+        "<xml><FromUserName>u</FromUserName></xml>",
+        "<xml><FromUserName>u</FromUserName><MsgType>text</MsgType><CreateTime>x</CreateTime></xml>",
+        "<notxml/>",
+        '<!DOCTYPE a [<!ENTITY b "c">]><xml/>',
+    ],
+)
 def test_bad_messages(xml: str) -> None:
     with pytest.raises(BadXML):
         parse_inbound(xml)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, insert, select, text, update
+from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import alembic_config, make_engine, migrate
@@ -61,7 +61,7 @@ FOREIGN_KEYS = {
 # The value each seeded row holds in each of those columns (_seed).
 LINKS = {(t, c): 2 if (t, c) == ("drafts", "committee_request") else 1 for t, _n, c, _r, _o in FOREIGN_KEYS}
 BEFORE_FOREIGN_KEYS = "63b51f392664"  # 0005
-AT = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 def _foreign_keys(conn):  # type: ignore[no-untyped-def]
@@ -71,8 +71,15 @@ def _foreign_keys(conn):  # type: ignore[no-untyped-def]
     for table in insp.get_table_names():
         for fk in insp.get_foreign_keys(table):
             assert fk["referred_columns"] == ["id"] and len(fk["constrained_columns"]) == 1, fk
-            found.add((table, fk["name"], fk["constrained_columns"][0], fk["referred_table"],
-                       (fk.get("options") or {}).get("ondelete", "").upper()))
+            found.add(
+                (
+                    table,
+                    fk["name"],
+                    fk["constrained_columns"][0],
+                    fk["referred_table"],
+                    (fk.get("options") or {}).get("ondelete", "").upper(),
+                )
+            )
     return found
 
 
@@ -88,46 +95,146 @@ def _links(conn):  # type: ignore[no-untyped-def]
 def _seed(conn) -> None:  # type: ignore[no-untyped-def]
     """One row (id 1) in every table that has a foreign key, and what they point at, all linked."""
     m = Base.metadata.tables
-    conn.execute(insert(m["inbound_events"]).values(id=1, dedupe_key="k1", channel="app", msg_type="text",
-                                                     from_user="u", received_at=AT))
+    conn.execute(
+        insert(m["inbound_events"]).values(
+            id=1, dedupe_key="k1", channel="app", msg_type="text", from_user="u", received_at=AT
+        )
+    )
     for rid in (1, 2):
-        conn.execute(insert(m["requests"]).values(
-            id=rid, workflow="footage", chain="c", requester="u", fields={}, flow={}, status="approved",
-            stage="", confidential=False, created_at=AT, updated_at=AT, step_started_at=AT))
-    conn.execute(insert(m["outbox"]).values(
-        id=1, recipient="user:u", kind="message", payload={}, status="sent", attempts=1, created_at=AT,
-        next_attempt_at=AT, caused_by=1))
-    conn.execute(insert(m["tickets"]).values(
-        id=1, reporter="u", location="l", category="stage", description="d", status="open", created_at=AT,
-        source_event=1, campus="", unit="", resolution="", damage=False, photos={}))
-    conn.execute(insert(m["bookings"]).values(
-        id=1, request_id=1, venue="hall", start_at=AT, end_at=AT, activity="a", outdoor=False, offsite=False,
-        major=False, holds=True, condition_note="", ticket_id=1))
+        conn.execute(
+            insert(m["requests"]).values(
+                id=rid,
+                workflow="footage",
+                chain="c",
+                requester="u",
+                fields={},
+                flow={},
+                status="approved",
+                stage="",
+                confidential=False,
+                created_at=AT,
+                updated_at=AT,
+                step_started_at=AT,
+            )
+        )
+    conn.execute(
+        insert(m["outbox"]).values(
+            id=1,
+            recipient="user:u",
+            kind="message",
+            payload={},
+            status="sent",
+            attempts=1,
+            created_at=AT,
+            next_attempt_at=AT,
+            caused_by=1,
+        )
+    )
+    conn.execute(
+        insert(m["tickets"]).values(
+            id=1,
+            reporter="u",
+            location="l",
+            category="stage",
+            description="d",
+            status="open",
+            created_at=AT,
+            source_event=1,
+            campus="",
+            unit="",
+            resolution="",
+            damage=False,
+            photos={},
+        )
+    )
+    conn.execute(
+        insert(m["bookings"]).values(
+            id=1,
+            request_id=1,
+            venue="hall",
+            start_at=AT,
+            end_at=AT,
+            activity="a",
+            outdoor=False,
+            offsite=False,
+            major=False,
+            holds=True,
+            condition_note="",
+            ticket_id=1,
+        )
+    )
     conn.execute(update(m["tickets"]).where(m["tickets"].c.id == 1).values(booking_id=1))
-    conn.execute(insert(m["approval_audit"]).values(
-        id=1, request_id=1, actor="u", action="approve", prev_status="pending", new_status="approved",
-        detail={}, source="msg:1", at=AT))
-    conn.execute(insert(m["footage_log"]).values(
-        id=1, request_id=1, police=False, operator="u", retriever="r", retrieved_at="t", content="c",
-        delivery="usb", location="", reason="", created_at=AT))
-    conn.execute(insert(m["computer_issues"]).values(
-        id=1, request_id=1, recipient="u", unit="x", purpose="loan", spec="s", assets={"numbers": []},
-        issued_by="u", issued_at=AT))
-    conn.execute(insert(m["audio_classes"]).values(
-        id=1, request_id=1, day="2026-11-25", class_time="t", title="t", speaker="s", link="l", groups={},
-        pushed={}))
-    conn.execute(insert(m["drafts"]).values(
-        id=1, author="u", status="committee", version=1, phone=True, committee_request=2, created_at=AT,
-        updated_at=AT))
-    conn.execute(insert(m["draft_versions"]).values(
-        id=1, draft_id=1, version=1, title="t", body="b", photos={}, text_review={}, photo_review={},
-        created_at=AT))
-    conn.execute(insert(m["publications"]).values(
-        id=1, draft_id=1, platform="website", link="l", editor="u", published_at=AT))
+    conn.execute(
+        insert(m["approval_audit"]).values(
+            id=1,
+            request_id=1,
+            actor="u",
+            action="approve",
+            prev_status="pending",
+            new_status="approved",
+            detail={},
+            source="msg:1",
+            at=AT,
+        )
+    )
+    conn.execute(
+        insert(m["footage_log"]).values(
+            id=1,
+            request_id=1,
+            police=False,
+            operator="u",
+            retriever="r",
+            retrieved_at="t",
+            content="c",
+            delivery="usb",
+            location="",
+            reason="",
+            created_at=AT,
+        )
+    )
+    conn.execute(
+        insert(m["computer_issues"]).values(
+            id=1,
+            request_id=1,
+            recipient="u",
+            unit="x",
+            purpose="loan",
+            spec="s",
+            assets={"numbers": []},
+            issued_by="u",
+            issued_at=AT,
+        )
+    )
+    conn.execute(
+        insert(m["audio_classes"]).values(
+            id=1, request_id=1, day="2026-11-25", class_time="t", title="t", speaker="s", link="l", groups={}, pushed={}
+        )
+    )
+    conn.execute(
+        insert(m["drafts"]).values(
+            id=1,
+            author="u",
+            status="committee",
+            version=1,
+            phone=True,
+            committee_request=2,
+            created_at=AT,
+            updated_at=AT,
+        )
+    )
+    conn.execute(
+        insert(m["draft_versions"]).values(
+            id=1, draft_id=1, version=1, title="t", body="b", photos={}, text_review={}, photo_review={}, created_at=AT
+        )
+    )
+    conn.execute(
+        insert(m["publications"]).values(id=1, draft_id=1, platform="website", link="l", editor="u", published_at=AT)
+    )
 
 
 async def _alembic(engine, action: str, revision: str) -> None:  # type: ignore[no-untyped-def]
     """`alembic upgrade|downgrade revision` on one transaction, as storage.db.migrate runs it."""
+
     def run(conn):  # type: ignore[no-untyped-def]
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
@@ -148,9 +255,18 @@ async def test_foreign_keys_exist_and_refuse_orphans(db_url: str) -> None:
         # (on SQLite too: storage.db turns PRAGMA foreign_keys on).
         async with engine.connect() as conn:
             with pytest.raises(IntegrityError):
-                await conn.execute(insert(Base.metadata.tables["approval_audit"]).values(
-                    request_id=424_242, actor="u", action="approve", prev_status="pending",
-                    new_status="approved", detail={}, source="msg:1", at=AT))
+                await conn.execute(
+                    insert(Base.metadata.tables["approval_audit"]).values(
+                        request_id=424_242,
+                        actor="u",
+                        action="approve",
+                        prev_status="pending",
+                        new_status="approved",
+                        detail={},
+                        source="msg:1",
+                        at=AT,
+                    )
+                )
             await conn.rollback()
         async with engine.begin() as conn:
             await conn.run_sync(_seed)
@@ -186,9 +302,19 @@ async def test_foreign_key_migration_keeps_rows_both_ways(db_url: str) -> None:
         await _alembic(engine, "upgrade", BEFORE_FOREIGN_KEYS)
         async with engine.begin() as conn:
             await conn.run_sync(_seed)
-            await conn.execute(insert(Base.metadata.tables["outbox"]).values(  # its event was deleted by hand
-                id=2, recipient="user:u", kind="message", payload={}, status="sent", attempts=1, created_at=AT,
-                next_attempt_at=AT, caused_by=77))
+            await conn.execute(
+                insert(Base.metadata.tables["outbox"]).values(  # its event was deleted by hand
+                    id=2,
+                    recipient="user:u",
+                    kind="message",
+                    payload={},
+                    status="sent",
+                    attempts=1,
+                    created_at=AT,
+                    next_attempt_at=AT,
+                    caused_by=77,
+                )
+            )
 
         await migrate(engine)
         async with engine.connect() as conn:

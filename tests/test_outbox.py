@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 
 from bot.appkeys import API, DISPATCHER, PIPELINE
-from infodesk.app import TIMERS
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
 from bot.outbox import Dispatcher, enqueue
 from bot.wecom_api import WeComAPI, WeComError
+from infodesk.app import TIMERS
 from storage.models import OutboxMessage, OutboxStatus
 from tests.conftest import Bot, make_config, start_bot
 
@@ -25,8 +25,9 @@ async def queue_texts(bot: Bot, items: list[tuple[str, str]]) -> None:
     now = bot.app[DISPATCHER]._clock.now()
     async with bot.app[PIPELINE].sessions() as s, s.begin():
         for userid, text in items:
-            enqueue(s, now, f"user:{userid}", "message",
-                    {"touser": userid, "msgtype": "text", "text": {"content": text}})
+            enqueue(
+                s, now, f"user:{userid}", "message", {"touser": userid, "msgtype": "text", "text": {"content": text}}
+            )
 
 
 async def rows(bot: Bot) -> list[OutboxMessage]:
@@ -41,7 +42,7 @@ async def drain(bot: Bot, times: int = 5) -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock(datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc))
+    return FakeClock(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -81,8 +82,9 @@ async def test_token_expiry_mid_run_refreshes_once(quiet_bot: Bot, emulator: Emu
     assert quiet_bot.app[API].token_refreshes == 2
 
 
-async def test_permanent_error_fails_once_and_shows_in_health(quiet_bot: Bot, emulator: Emulator,
-                                                              clock: FakeClock) -> None:
+async def test_permanent_error_fails_once_and_shows_in_health(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
     await queue_texts(quiet_bot, [("ghost_user", "你好"), ("zhaolei", "你好")])
     for _ in range(3):
         await drain(quiet_bot)
@@ -108,7 +110,7 @@ async def test_transient_errors_back_off_and_retry(quiet_bot: Bot, emulator: Emu
         clock.advance(2)
         await drain(quiet_bot)
     assert emulator.texts_to("zhaolei") == ["稍后送达"]
-    assert [c.status for c in emulator.calls_to("message/send")][0] == 502
+    assert next(c.status for c in emulator.calls_to("message/send")) == 502
     assert [c.errcode for c in emulator.calls_to("message/send")][1:] == [-1, 45033, 0]
 
 
@@ -123,8 +125,9 @@ async def test_timeout_is_retried(quiet_bot: Bot, emulator: Emulator, clock: Fak
     assert (await rows(quiet_bot))[0].status == OutboxStatus.SENT
 
 
-async def test_member_rate_limit_is_respected_and_order_kept(quiet_bot: Bot, emulator: Emulator,
-                                                             clock: FakeClock) -> None:
+async def test_member_rate_limit_is_respected_and_order_kept(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
     await queue_texts(quiet_bot, [("zhaolei", f"第{i}条") for i in range(35)])
     await drain(quiet_bot, 40)
     assert len(emulator.texts_to("zhaolei")) == 30
@@ -184,8 +187,14 @@ async def test_two_dispatchers_on_one_database_send_each_row_once(
     await queue_texts(quiet_bot, [(u, f"{u}-{i}") for i in range(5) for u in users])
     cfg = quiet_bot.config
     apis = [
-        WeComAPI(http, api_base=cfg.wecom.api_base, corp_id=cfg.wecom.corp_id,
-                 secret=cfg.wecom.secret.get_secret_value(), agent_id=cfg.wecom.agent_id, clock=clock)
+        WeComAPI(
+            http,
+            api_base=cfg.wecom.api_base,
+            corp_id=cfg.wecom.corp_id,
+            secret=cfg.wecom.secret.get_secret_value(),
+            agent_id=cfg.wecom.agent_id,
+            clock=clock,
+        )
         for _ in range(2)
     ]
     sessions = quiet_bot.app[PIPELINE].sessions
@@ -207,22 +216,29 @@ async def test_concurrent_sends_fetch_one_token(quiet_bot: Bot, emulator: Emulat
 
 async def test_api_endpoints_against_the_emulator(quiet_bot: Bot, emulator: Emulator) -> None:
     api = quiet_bot.app[API]
-    chat = await api.appchat_create({"name": "测试群", "owner": "zhouyan", "userlist": ["zhouyan", "guoqing"],
-                                     "chatid": "testgroup1"})
+    chat = await api.appchat_create(
+        {"name": "测试群", "owner": "zhouyan", "userlist": ["zhouyan", "guoqing"], "chatid": "testgroup1"}
+    )
     assert chat["chatid"] == "testgroup1"
     info = await api.appchat_get("testgroup1")
     assert info["chat_info"]["userlist"] == ["zhouyan", "guoqing"]
     await api.appchat_send({"chatid": "testgroup1", "msgtype": "text", "text": {"content": "今日音频课"}})
     media = await api.media_upload("file", "登记表.xlsx", b"PK\x03\x04 fake")
     assert emulator.media[media["media_id"]] == b"PK\x03\x04 fake"
-    card = {"card_type": "button_interaction", "main_title": {"title": "报修 #1"}, "task_id": "ticket_1_a",
-            "button_list": [{"text": "接单", "style": 1, "key": "claim:1"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "报修 #1"},
+        "task_id": "ticket_1_a",
+        "button_list": [{"text": "接单", "style": 1, "key": "claim:1"}],
+    }
     sent = await api.send_message({"touser": "lihua", "msgtype": "template_card", "template_card": card})
-    await api.update_template_card({"userids": ["lihua"], "response_code": sent["response_code"],
-                                    "button": {"replace_name": "已接单"}})
+    await api.update_template_card(
+        {"userids": ["lihua"], "response_code": sent["response_code"], "button": {"replace_name": "已接单"}}
+    )
     with pytest.raises(WeComError) as err:  # a response code is single-use
-        await api.update_template_card({"userids": ["lihua"], "response_code": sent["response_code"],
-                                        "button": {"replace_name": "again"}})
+        await api.update_template_card(
+            {"userids": ["lihua"], "response_code": sent["response_code"], "button": {"replace_name": "again"}}
+        )
     assert not err.value.transient
     with pytest.raises(WeComError):  # task_id must never repeat
         await api.send_message({"touser": "lihua", "msgtype": "template_card", "template_card": card})
@@ -230,16 +246,26 @@ async def test_api_endpoints_against_the_emulator(quiet_bot: Bot, emulator: Emul
     url = emulator.new_response_url()
     await api.robot_response(url, {"msgtype": "markdown", "markdown": {"content": "已转私聊处理"}})
     kinds = [(d.to.split(":")[0], d.msgtype) for d in emulator.delivered]
-    assert kinds == [("chat", "text"), ("user", "template_card"), ("user", "update_template_card"),
-                     ("webhook", "markdown"), ("robot", "markdown")]
+    assert kinds == [
+        ("chat", "text"),
+        ("user", "template_card"),
+        ("user", "update_template_card"),
+        ("webhook", "markdown"),
+        ("robot", "markdown"),
+    ]
 
 
-async def test_card_resent_after_crash_is_not_delivered_twice(quiet_bot: Bot, emulator: Emulator,
-                                                              clock: FakeClock) -> None:
+async def test_card_resent_after_crash_is_not_delivered_twice(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
     """A card's task_id is single-use: WeCom refusing the repeat means the first one arrived."""
     now = clock.now()
-    card = {"card_type": "button_interaction", "main_title": {"title": "报修 #1"}, "task_id": "t1_claim_x",
-            "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "报修 #1"},
+        "task_id": "t1_claim_x",
+        "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
+    }
     async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
         enqueue(s, now, "user:lihua", "message", {"touser": "lihua", "msgtype": "template_card", "template_card": card})
     [row] = await rows(quiet_bot)
@@ -254,13 +280,24 @@ async def test_card_resent_after_crash_is_not_delivered_twice(quiet_bot: Bot, em
 
 
 @pytest.mark.parametrize("lost", [502, 504])
-async def test_card_whose_answer_came_back_as_5xx_is_not_a_false_failure(quiet_bot: Bot, emulator: Emulator,
-                                                                        clock: FakeClock, lost: int) -> None:
+async def test_card_whose_answer_came_back_as_5xx_is_not_a_false_failure(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock, lost: int
+) -> None:
     """WeCom sent the card but the answer was a 5xx: the retry's 42014 (task_id used) means delivered."""
-    card = {"card_type": "button_interaction", "main_title": {"title": "报修 #1"}, "task_id": "t1_claim_y",
-            "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "报修 #1"},
+        "task_id": "t1_claim_y",
+        "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
+    }
     async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(s, clock.now(), "user:lihua", "message", {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+        enqueue(
+            s,
+            clock.now(),
+            "user:lihua",
+            "message",
+            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
+        )
     emulator.inject_lost_answers("message/send", lost)
     await drain(quiet_bot, 1)
     [row] = await rows(quiet_bot)
@@ -275,24 +312,44 @@ async def test_card_whose_answer_came_back_as_5xx_is_not_a_false_failure(quiet_b
     assert health["outbox"]["failed"] == 0 and health["outbox"]["pending"] == 0
 
 
-async def test_reused_task_id_on_a_first_attempt_is_a_real_failure(quiet_bot: Bot, emulator: Emulator,
-                                                                   clock: FakeClock) -> None:
-    card = {"card_type": "button_interaction", "main_title": {"title": "x"}, "task_id": "t9_once",
-            "button_list": [{"text": "ok", "key": "tk:9:claim"}]}
+async def test_reused_task_id_on_a_first_attempt_is_a_real_failure(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "x"},
+        "task_id": "t9_once",
+        "button_list": [{"text": "ok", "key": "tk:9:claim"}],
+    }
     await quiet_bot.app[API].send_message({"touser": "lihua", "msgtype": "template_card", "template_card": card})
     async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(s, clock.now(), "user:lihua", "message", {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+        enqueue(
+            s,
+            clock.now(),
+            "user:lihua",
+            "message",
+            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
+        )
     await drain(quiet_bot)
     [row] = await rows(quiet_bot)
     assert row.status == OutboxStatus.FAILED and row.errcode == 42014  # nothing suggests we sent it
 
 
 async def test_invalid_card_fails_permanently_on_first_answer(quiet_bot: Bot, emulator: Emulator) -> None:
-    card = {"card_type": "button_interaction", "main_title": {"title": "x"}, "task_id": "bad id with spaces",
-            "button_list": [{"text": "ok", "key": "k"}]}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "x"},
+        "task_id": "bad id with spaces",
+        "button_list": [{"text": "ok", "key": "k"}],
+    }
     async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(s, quiet_bot.app[DISPATCHER]._clock.now(), "user:lihua", "message",
-                {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+        enqueue(
+            s,
+            quiet_bot.app[DISPATCHER]._clock.now(),
+            "user:lihua",
+            "message",
+            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
+        )
     await drain(quiet_bot)
     [row] = await rows(quiet_bot)
     assert row.status == OutboxStatus.FAILED and row.errcode == 42014

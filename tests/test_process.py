@@ -42,9 +42,14 @@ def write_config(path: Path, api_base: str, db_url: str, port: int) -> None:
 class Proc:
     def __init__(self, config: Path, log: Path) -> None:
         self.log = log
-        self.fh = open(log, "ab")
-        self.p = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--config", str(config)],
-                                  cwd=ROOT, stdout=self.fh, stderr=self.fh, env={**os.environ})
+        self.fh = open(log, "ab")  # noqa: SIM115  (kept open for the child process's lifetime)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--config", str(config)],
+            cwd=ROOT,
+            stdout=self.fh,
+            stderr=self.fh,
+            env={**os.environ},
+        )
 
     def close(self) -> None:
         if self.p.poll() is None:
@@ -75,12 +80,19 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str, timeout: float = 2
 
 def sender_for(http: aiohttp.ClientSession, url: str) -> CallbackSender:
     w = example_raw()["wecom"]
-    return CallbackSender(http, url + "/wecom/callback", token=w["token"], encoding_aes_key=w["encoding_aes_key"],
-                          corp_id=w["corp_id"], agent_id=w["agent_id"])
+    return CallbackSender(
+        http,
+        url + "/wecom/callback",
+        token=w["token"],
+        encoding_aes_key=w["encoding_aes_key"],
+        corp_id=w["corp_id"],
+        agent_id=w["agent_id"],
+    )
 
 
-async def serve(emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession,
-                procs: list[Proc]) -> tuple[Path, str, CallbackSender]:
+async def serve(
+    emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, procs: list[Proc]
+) -> tuple[Path, str, CallbackSender]:
     """Start `python -m bot serve` on a free port; return its config, URL and a sender."""
     port = free_port()
     cfg = tmp_path / "bot.toml"
@@ -154,8 +166,12 @@ async def test_two_bot_processes_fire_each_scheduled_occurrence_once(
         port = free_port()
         cfg = tmp_path / f"bot{n}.toml"
         write_config(cfg, emulator.base_url, db_url, port)
-        cfg.write_text(cfg.read_text(encoding="utf-8").replace(
-            'key = "ups_check"\ncron = "0 10 * * *"', 'key = "ups_check"\ncron = "* * * * *"'), encoding="utf-8")
+        cfg.write_text(
+            cfg.read_text(encoding="utf-8").replace(
+                'key = "ups_check"\ncron = "0 10 * * *"', 'key = "ups_check"\ncron = "* * * * *"'
+            ),
+            encoding="utf-8",
+        )
         cfgs.append((cfg, f"http://127.0.0.1:{port}"))
     for n, (cfg, _) in enumerate(cfgs):
         procs.append(Proc(cfg, tmp_path / f"bot{n}.log"))
@@ -163,8 +179,12 @@ async def test_two_bot_processes_fire_each_scheduled_occurrence_once(
         await wait_healthy(http, url)
     await asyncio.sleep(3)  # both processes ran their start-up catch-up and their first ticks
     ups = [t for t in emulator.texts_to("lihua") if "UPS" in t]
-    fired = [json.loads(ln) for p in procs for ln in p.log.read_text(encoding="utf-8").splitlines()
-             if '"job_fired"' in ln and "duty:ups_check" in ln]
+    fired = [
+        json.loads(ln)
+        for p in procs
+        for ln in p.log.read_text(encoding="utf-8").splitlines()
+        if '"job_fired"' in ln and "duty:ups_check" in ln
+    ]
     assert len(ups) >= 1
     assert len(ups) == len(fired)  # one delivery per claimed occurrence, whichever process claimed it
     assert len({f["scheduled_at"] for f in fired}) == len(fired)  # no occurrence claimed twice

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -15,9 +15,7 @@ from handlers.registers import REGISTERS, export, find_register
 from tests.conftest import ROOT
 from tests.scene import Scene
 
-START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
-
-
+START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 
 
 async def sheet(scene: Scene, name: str, tmp_path: Path) -> list[list[object]]:
@@ -60,7 +58,16 @@ async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> N
     log = await sheet(scene, "监控调取登记表", tmp_path)
     assert log[2][2:7] == ["赵磊", "今天10点", "302录像", "现场查看", "林雪"]
     apps = await sheet(scene, "计算机领取申请表", tmp_path)
-    assert apps[1] == ["领取人", "领取用途", "所属部门", "直属领导签字", "主管副校长签字", "校长签字", "信息中心主任签字", "领取日期"]
+    assert apps[1] == [
+        "领取人",
+        "领取用途",
+        "所属部门",
+        "直属领导签字",
+        "主管副校长签字",
+        "校长签字",
+        "信息中心主任签字",
+        "领取日期",
+    ]
     assert apps[2][0:3] == ["黄丽", "科室办公", "校长办公室"]
     assert apps[2][3].startswith("郑梅") and apps[2][4].startswith("赵敏") and apps[2][5].startswith("王建国")
     issues = await sheet(scene, "计算机领取/发放登记表", tmp_path)
@@ -70,8 +77,9 @@ async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> N
 
 async def test_stage_register_prints_flags_and_condition_in_chinese(scene: Scene, tmp_path: Path) -> None:
     """Stored as yes/no and abnormal; the register reads 是 and 异常 (from the stage workflow's labels)."""
-    await scene.say("zhaolei", "借舞台 场地:本部礼堂 日期:明天 时间:14:00-16:00 活动:运动会 "
-                               "户外:是 校外:否 重大活动:否")
+    await scene.say(
+        "zhaolei", "借舞台 场地:本部礼堂 日期:明天 时间:14:00-16:00 活动:运动会 户外:是 校外:否 重大活动:否"
+    )
     await scene.say("chenhao", "同意 #1")
     await scene.say("liuyang", "同意 #1")
     await scene.say("zhaolei", "设备情况 #1 异常 左侧音箱有杂音")
@@ -83,19 +91,65 @@ async def test_stage_register_prints_flags_and_condition_in_chinese(scene: Scene
 def test_every_register_has_the_manual_title() -> None:
     assert all(r.numbered == (r.columns[0] == "序号") for r in REGISTERS)
     titles = {r.title for r in REGISTERS}
-    assert {"设备维修登记表", "舞台设备使用登记表", "监控调取申请表", "监控调取登记表", "计算机领取申请表",
-            "计算机领取/发放登记表"} <= titles
+    assert {
+        "设备维修登记表",
+        "舞台设备使用登记表",
+        "监控调取申请表",
+        "监控调取登记表",
+        "计算机领取申请表",
+        "计算机领取/发放登记表",
+    } <= titles
 
 
 def test_export_cli(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8").replace(
-        'url = "sqlite+aiosqlite:///infodesk.db"', f'url = "sqlite+aiosqlite:///{tmp_path}/x.db"'), encoding="utf-8")
+    cfg.write_text(
+        (ROOT / "config.example.toml")
+        .read_text(encoding="utf-8")
+        .replace('url = "sqlite+aiosqlite:///infodesk.db"', f'url = "sqlite+aiosqlite:///{tmp_path}/x.db"'),
+        encoding="utf-8",
+    )
     out = tmp_path / "r.xlsx"
-    ok = subprocess.run([sys.executable, "-m", "bot", "export", "设备维修登记表", "--from", "2026-11-01", "--to",
-                         "2026-11-30", "-o", str(out), "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "export",
+            "设备维修登记表",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "-o",
+            str(out),
+            "--config",
+            str(cfg),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert out.exists() and "0 rows" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "bot", "export", "不存在的表", "--from", "2026-11-01", "--to",
-                          "2026-11-30", "-o", str(out), "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "export",
+            "不存在的表",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "-o",
+            str(out),
+            "--config",
+            str(cfg),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "设备维修登记表" in bad.stderr

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+
 from bot.clock import RunningClock
 from bot.emulator.sender import RobotSender
 from bot.emulator.server import Emulator
@@ -14,8 +15,9 @@ from tests.conftest import Bot, example_raw, make_config, start_bot
 
 
 @pytest.fixture
-async def robot_bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession,
-                    wall_clock: RunningClock) -> AsyncIterator[Bot]:
+async def robot_bot(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, wall_clock: RunningClock
+) -> AsyncIterator[Bot]:
     emulator.clock = lambda: wall_clock.now().timestamp()
     b = await start_bot(make_config(emulator.base_url, db_url), http, clock=wall_clock, run_jobs=False)
     yield b
@@ -25,8 +27,13 @@ async def robot_bot(emulator: Emulator, db_url: str, http: aiohttp.ClientSession
 @pytest.fixture
 def robot(robot_bot: Bot, http: aiohttp.ClientSession) -> RobotSender:
     r = example_raw()["robot"]
-    return RobotSender(http, robot_bot.url + "/wecom/robot", token=r["token"], encoding_aes_key=r["encoding_aes_key"],
-                       clock=lambda: robot_bot.clock.now().timestamp())
+    return RobotSender(
+        http,
+        robot_bot.url + "/wecom/robot",
+        token=r["token"],
+        encoding_aes_key=r["encoding_aes_key"],
+        clock=lambda: robot_bot.clock.now().timestamp(),
+    )
 
 
 def robot_answers(emu: Emulator) -> list[str]:
@@ -79,15 +86,24 @@ async def test_robot_retries_are_deduped_by_msgid(robot_bot: Bot, robot: RobotSe
 
 
 async def test_robot_signature_and_url_check(robot_bot: Bot, robot: RobotSender, http: aiohttp.ClientSession) -> None:
-    query, body = robot.body({"msgid": "x1", "from": {"userid": "zhaolei"}, "msgtype": "text",
-                              "text": {"content": "帮助"}, "response_url": "http://127.0.0.1:1/x"})
+    query, body = robot.body(
+        {
+            "msgid": "x1",
+            "from": {"userid": "zhaolei"},
+            "msgtype": "text",
+            "text": {"content": "帮助"},
+            "response_url": "http://127.0.0.1:1/x",
+        }
+    )
     async with http.post(robot.url, params={**query, "msg_signature": "0" * 40}, data=body) as resp:
         assert resp.status == 403
     async with http.post(robot.url, params=query, data="{not json") as resp:
         assert resp.status == 400
     enc = robot.crypto.encrypt("robot-echo")
     ts = query["timestamp"]
-    async with http.get(robot.url, params={"msg_signature": robot.crypto.sign(ts, "5", enc), "timestamp": ts,
-                                           "nonce": "5", "echostr": enc}) as resp:
+    async with http.get(
+        robot.url,
+        params={"msg_signature": robot.crypto.sign(ts, "5", enc), "timestamp": ts, "nonce": "5", "echostr": enc},
+    ) as resp:
         assert (resp.status, await resp.text()) == (200, "robot-echo")
     assert await robot_bot.count(InboundEvent) == 0

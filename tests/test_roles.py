@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.router import Command, Registry, allowed
 from bot.config import Person
+from bot.router import Command, Registry, allowed
 from handlers import ROUTERS
 from storage.models import Conversation, FootageLog, Request
 from tests.scene import Scene

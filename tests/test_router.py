@@ -58,20 +58,26 @@ def test_suggestions() -> None:
     assert REGISTRY.suggest("zzzzzz") is None
 
 
-@pytest.mark.parametrize("typed", [
-    "地点:三楼机房 设备:电脑 描述:3号机开不了机",
-    "地点：三楼机房，设备：电脑，描述：3号机开不了机",      # full-width colons and commas
-    "地点:三楼机房、设备:电脑；描述:3号机开不了机",
-    "地点:三楼机房\n设备:电脑\n描述:3号机开不了机",
-    "地点三楼机房设备电脑描述3号机开不了机",                # no separators at all
-    "地点 三楼机房 设备 电脑 描述 3号机开不了机",           # labels followed by a space
-    "：地点:三楼机房 设备:电脑 描述:3号机开不了机",          # a colon right after the command
-    "地点:三楼机房设备:电脑描述:3号机开不了机",              # colons, no spaces
-])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "地点:三楼机房 设备:电脑 描述:3号机开不了机",
+        "地点：三楼机房，设备：电脑，描述：3号机开不了机",  # full-width colons and commas
+        "地点:三楼机房、设备:电脑；描述:3号机开不了机",
+        "地点:三楼机房\n设备:电脑\n描述:3号机开不了机",
+        "地点三楼机房设备电脑描述3号机开不了机",  # no separators at all
+        "地点 三楼机房 设备 电脑 描述 3号机开不了机",  # labels followed by a space
+        "：地点:三楼机房 设备:电脑 描述:3号机开不了机",  # a colon right after the command
+        "地点:三楼机房设备:电脑描述:3号机开不了机",  # colons, no spaces
+    ],
+)
 def test_fields_in_any_form_people_type(typed: str) -> None:
     assert REPORT is not None
     assert parse_fields(REPORT, normalise(typed)) == {
-        "location": "三楼机房", "category": "电脑", "description": "3号机开不了机"}
+        "location": "三楼机房",
+        "category": "电脑",
+        "description": "3号机开不了机",
+    }
 
 
 def test_values_keep_inner_punctuation_and_label_words_after_a_colon() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,10 +15,8 @@ from storage.models import Booking, BookingCondition, Request, Ticket
 from tests.scene import Scene
 
 TZ = ZoneInfo("Asia/Shanghai")
-START = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)  # Wednesday 09:00 in Shanghai
+START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # Wednesday 09:00 in Shanghai
 FLAGS = "户外:否 校外:否 重大活动:否"
-
-
 
 
 async def bookings(scene: Scene) -> list[Booking]:
@@ -37,16 +35,20 @@ def at(day: int, hour: int, minute: int = 0, month: int = 11) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=TZ)
 
 
-@pytest.mark.parametrize(("date_text", "time_text", "start", "end"), [
-    ("今天", "14:00-16:00", at(25, 14), at(25, 16)),
-    ("明天", "下午2点到4点", at(26, 14), at(26, 16)),
-    ("后天", "9:00-11:30", at(27, 9), at(27, 11, 30)),
-    ("下周三", "晚上7点到9点", at(2, 19, month=12), at(2, 21, month=12)),
-    ("12月1日", "14:00-16:00", at(1, 14, month=12), at(1, 16, month=12)),
-    ("2026-12-01", "上午10点到11点", at(1, 10, month=12), at(1, 11, month=12)),
-])
-async def test_date_and_time_forms(scene: Scene, date_text: str, time_text: str, start: datetime,
-                                   end: datetime) -> None:
+@pytest.mark.parametrize(
+    ("date_text", "time_text", "start", "end"),
+    [
+        ("今天", "14:00-16:00", at(25, 14), at(25, 16)),
+        ("明天", "下午2点到4点", at(26, 14), at(26, 16)),
+        ("后天", "9:00-11:30", at(27, 9), at(27, 11, 30)),
+        ("下周三", "晚上7点到9点", at(2, 19, month=12), at(2, 21, month=12)),
+        ("12月1日", "14:00-16:00", at(1, 14, month=12), at(1, 16, month=12)),
+        ("2026-12-01", "上午10点到11点", at(1, 10, month=12), at(1, 11, month=12)),
+    ],
+)
+async def test_date_and_time_forms(
+    scene: Scene, date_text: str, time_text: str, start: datetime, end: datetime
+) -> None:
     reply = await scene.say("zhaolei", f"借舞台 场地:本部礼堂 日期:{date_text} 时间:{time_text} 活动:排练 {FLAGS}")
     assert "编号 #1" in reply, reply
     [b] = await bookings(scene)
@@ -54,7 +56,9 @@ async def test_date_and_time_forms(scene: Scene, date_text: str, time_text: str,
 
 
 async def test_ambiguous_past_and_open_times_get_a_question(scene: Scene) -> None:
-    assert "上午还是下午" in await scene.say("zhaolei", f"借舞台 场地:本部礼堂 日期:明天 时间:2点到4点 活动:排练 {FLAGS}")
+    assert "上午还是下午" in await scene.say(
+        "zhaolei", f"借舞台 场地:本部礼堂 日期:明天 时间:2点到4点 活动:排练 {FLAGS}"
+    )
     assert "开始和结束" in await scene.say("zhaolei", "下午2点")
     assert "编号 #1" in await scene.say("zhaolei", "下午2点到4点")
     assert "已经过去" in await scene.say("liyan", f"借舞台 场地:本部礼堂 日期:今天 时间:7:00-8:00 活动:晨会 {FLAGS}")
@@ -88,8 +92,11 @@ async def test_competing_requests_director_sees_both_and_exactly_one_wins(scene:
     posts = []
     for card in cards:
         key = next(b["key"] for b in card["button_list"] if b["text"] == "同意")
-        posts.append(scene.bot.sender.card_click("chenhao", card["task_id"], key,
-                                                 scene.emu.issue_click_code(card["task_id"], "chenhao")))
+        posts.append(
+            scene.bot.sender.card_click(
+                "chenhao", card["task_id"], key, scene.emu.issue_click_code(card["task_id"], "chenhao")
+            )
+        )
     assert [p.status for p in await asyncio.gather(*posts)] == [200, 200]
     await scene.bot.settle()
     states = sorted([await status(scene, 1), await status(scene, 2)])
@@ -100,13 +107,17 @@ async def test_competing_requests_director_sees_both_and_exactly_one_wins(scene:
 
 
 async def test_outdoor_and_offsite_chains(scene: Scene) -> None:
-    reply = await scene.say("songtao", "借舞台 场地:东湖校区舞台 日期:明天 时间:14:00-16:00 活动:运动会 户外:是 校外:否 重大活动:否")
+    reply = await scene.say(
+        "songtao", "借舞台 场地:东湖校区舞台 日期:明天 时间:14:00-16:00 活动:运动会 户外:是 校外:否 重大活动:否"
+    )
     assert "信息中心主任 → 主管副校长" in reply
     await scene.say("chenhao", "同意 #1")
     assert scene.card("sunli")  # the mech department's supervising VP
     await scene.say("sunli", "同意 #1")
     assert await status(scene, 1) == "approved"
-    reply = await scene.say("zhaolei", "借舞台 场地:本部报告厅 日期:明天 时间:14:00-16:00 活动:社区演出 户外:否 校外:是 重大活动:否")
+    reply = await scene.say(
+        "zhaolei", "借舞台 场地:本部报告厅 日期:明天 时间:14:00-16:00 活动:社区演出 户外:否 校外:是 重大活动:否"
+    )
     assert "信息中心主任 → 校长" in reply
     await scene.say("chenhao", "同意 #2")
     await scene.say("wangjianguo", "同意 #2")
@@ -114,7 +125,9 @@ async def test_outdoor_and_offsite_chains(scene: Scene) -> None:
 
 
 async def test_major_event_check_and_condition_opening_a_ticket(scene: Scene, clock: FakeClock) -> None:
-    await scene.say("zhaolei", "借舞台 场地:本部礼堂 日期:12月1日 时间:14:00-16:00 活动:校庆彩排 户外:否 校外:否 重大活动:是")
+    await scene.say(
+        "zhaolei", "借舞台 场地:本部礼堂 日期:12月1日 时间:14:00-16:00 活动:校庆彩排 户外:否 校外:否 重大活动:是"
+    )
     await scene.click("chenhao", scene.card("chenhao"), "同意")
     check = scene.card("zhanglei")  # within 15 days: the stage technician is asked at once
     assert check["main_title"]["title"] == "重大活动设备调试 #1"

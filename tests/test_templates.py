@@ -203,10 +203,22 @@ def test_stored_values_read_back_in_chinese_and_parse_again() -> None:
 
     cases = [
         (stage.LABELS, "yes_no", stage.parse_yes_no, {"是": stage.YesNo.YES, "否": stage.YesNo.NO}),
-        (footage.LABELS, "kind", footage.parse_kind,
-         {"学生": footage.FootageKind.STUDENT, "教职工": footage.FootageKind.STAFF}),
-        (computers.LABELS, "purpose", computers.parse_purpose,
-         {"科室办公": ComputerPurpose.OFFICE, "系部备课": ComputerPurpose.TEACHING, "临时借用": ComputerPurpose.LOAN}),
+        (
+            footage.LABELS,
+            "kind",
+            footage.parse_kind,
+            {"学生": footage.FootageKind.STUDENT, "教职工": footage.FootageKind.STAFF},
+        ),
+        (
+            computers.LABELS,
+            "purpose",
+            computers.parse_purpose,
+            {
+                "科室办公": ComputerPurpose.OFFICE,
+                "系部备课": ComputerPurpose.TEACHING,
+                "临时借用": ComputerPurpose.LOAN,
+            },
+        ),
         (publishing.LABELS, "platform", publishing.parse_platform, {"网站": Platform.WEBSITE, "公众号": Platform.OA}),
         (publishing.LABELS, "part", publishing.parse_part, {"文字": DraftPart.TEXT, "照片": DraftPart.PHOTO}),
     ]
@@ -223,8 +235,9 @@ def test_stored_values_read_back_in_chinese_and_parse_again() -> None:
 
 
 # -- forms and duties -------------------------------------------------------------------------
-@pytest.mark.parametrize(("router", "command"), [(r, c) for r in ROUTERS for c in r.commands],
-                         ids=lambda x: getattr(x, "key", ""))
+@pytest.mark.parametrize(
+    ("router", "command"), [(r, c) for r in ROUTERS for c in r.commands], ids=lambda x: getattr(x, "key", "")
+)
 def test_every_command_has_a_form_with_an_example_in_its_folder(router, command) -> None:  # type: ignore[no-untyped-def]
     assert (router.templates / f"{command.template}.j2").exists(), (router.name, command.key)
     assert RENDERER.block(command.template, "example"), command.key

@@ -65,8 +65,7 @@ class CallbackSender:
         return self.signed_query(enc), body
 
     async def post_raw(self, query: dict[str, str], body: str | bytes) -> Posted:
-        async with self.session.post(self.url, params=query, data=body,
-                                     headers={"Content-Type": "text/xml"}) as resp:
+        async with self.session.post(self.url, params=query, data=body, headers={"Content-Type": "text/xml"}) as resp:
             return Posted(resp.status, await resp.text(), None)
 
     async def post_plain(self, plain_xml: str, msg_id: str | None = None) -> Posted:
@@ -112,8 +111,13 @@ class CallbackSender:
         return await self.post_plain(xml)
 
     async def card_click(
-        self, userid: str, task_id: str, key: str, response_code: str,
-        card_type: str = "button_interaction", create_time: int | None = None,
+        self,
+        userid: str,
+        task_id: str,
+        key: str,
+        response_code: str,
+        card_type: str = "button_interaction",
+        create_time: int | None = None,
     ) -> Posted:
         """The member clicks button `key` on the card `task_id` (doc 90240 模板卡片事件推送)."""
         xml = (
@@ -133,12 +137,12 @@ class CallbackSender:
             return Posted(resp.status, await resp.text(), None)
 
 
-
 class RobotSender:
     """A group member @mentioning the smart robot, as WeCom delivers it (encrypted JSON)."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, *, token: str, encoding_aes_key: str,
-                 clock: Any = time.time) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, *, token: str, encoding_aes_key: str, clock: Any = time.time
+    ) -> None:
         self.session = session
         self.url = url
         self.crypto = WeComCrypto(token, encoding_aes_key, "")  # robots use an empty receive id
@@ -148,22 +152,34 @@ class RobotSender:
         enc = self.crypto.encrypt(json.dumps(message, ensure_ascii=False))
         ts = str(int(self.clock()))
         nonce = str(secrets.randbelow(10**9))
-        return {"msg_signature": self.crypto.sign(ts, nonce, enc), "timestamp": ts, "nonce": nonce}, \
-            json.dumps({"encrypt": enc})
+        return {"msg_signature": self.crypto.sign(ts, nonce, enc), "timestamp": ts, "nonce": nonce}, json.dumps(
+            {"encrypt": enc}
+        )
 
     async def post(self, message: dict[str, Any]) -> Posted:
         query, body = self.body(message)
-        async with self.session.post(self.url, params=query, data=body,
-                                     headers={"Content-Type": "application/json"}) as resp:
+        async with self.session.post(
+            self.url, params=query, data=body, headers={"Content-Type": "application/json"}
+        ) as resp:
             return Posted(resp.status, await resp.text(), message.get("msgid"))
 
-    async def mention(self, userid: str, text: str, response_url: str, chat_id: str | None = "wrkSFfCgAAxxxx",
-                      robot_name: str = "信息中心助手", msgid: str | None = None) -> Posted:
+    async def mention(
+        self,
+        userid: str,
+        text: str,
+        response_url: str,
+        chat_id: str | None = "wrkSFfCgAAxxxx",
+        robot_name: str = "信息中心助手",
+        msgid: str | None = None,
+    ) -> Posted:
         """`@robot text` in a group (or, with chat_id None, in a one-to-one chat with the robot)."""
         message = {
-            "msgid": msgid or secrets.token_hex(12), "aibotid": "AIBOTID",
-            "chattype": "group" if chat_id else "single", "from": {"userid": userid},
-            "response_url": response_url, "msgtype": "text",
+            "msgid": msgid or secrets.token_hex(12),
+            "aibotid": "AIBOTID",
+            "chattype": "group" if chat_id else "single",
+            "from": {"userid": userid},
+            "response_url": response_url,
+            "msgtype": "text",
             "text": {"content": f"@{robot_name} {text}" if chat_id else text},
         }
         if chat_id:

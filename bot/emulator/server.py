@@ -9,6 +9,7 @@ Where WeCom's exact behaviour is undocumented the choice is noted beside it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -148,10 +149,8 @@ class Emulator:
             if remaining <= 0:
                 raise TimeoutError("emulator condition not met in time")
             self.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2))
-            except asyncio.TimeoutError:
-                pass
 
     # -- server --------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -299,8 +298,12 @@ class Emulator:
         valid = [u for u in users if u not in invalid]
         if not valid:
             return _err(81013, "user & party & tag all invalid", invaliduser="|".join(invalid))
-        result: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
-                                  "msgid": secrets.token_hex(12)}
+        result: dict[str, Any] = {
+            "errcode": 0,
+            "errmsg": "ok",
+            "invaliduser": "|".join(invalid),
+            "msgid": secrets.token_hex(12),
+        }
         now = self.clock()
         whole = json.dumps(body, sort_keys=True, ensure_ascii=False)
         if body.get("enable_duplicate_check"):
@@ -342,8 +345,11 @@ class Emulator:
             return _err(40058, "invalid response_code")  # single use, 72 h (doc 94945)
         info["used"] = True
         if "template_card" in body:
-            problem = self._validate_card({**body["template_card"], "task_id": info["card"].get("task_id")}
-                                          if body["template_card"].get("card_type") in INTERACTIVE else body["template_card"])
+            problem = self._validate_card(
+                {**body["template_card"], "task_id": info["card"].get("task_id")}
+                if body["template_card"].get("card_type") in INTERACTIVE
+                else body["template_card"]
+            )
             if problem and problem != "task_id already used":
                 return _err(40058, problem)
         for u in body.get("userids") or info["users"]:
@@ -358,8 +364,12 @@ class Emulator:
         chatid = body.get("chatid") or secrets.token_hex(8)
         if not re.fullmatch(r"[0-9a-zA-Z]{1,32}", chatid) or chatid in self.chats:
             return _err(86215, "invalid chatid")
-        self.chats[chatid] = {"chatid": chatid, "name": body.get("name", ""), "owner": body.get("owner"),
-                              "userlist": users}
+        self.chats[chatid] = {
+            "chatid": chatid,
+            "name": body.get("name", ""),
+            "owner": body.get("owner"),
+            "userlist": users,
+        }
         return {"errcode": 0, "errmsg": "ok", "chatid": chatid}
 
     async def _appchat_get(self, request: web.Request) -> dict[str, Any]:
@@ -389,8 +399,13 @@ class Emulator:
         data = await part.read()  # type: ignore[union-attr]
         media_id = "media_" + secrets.token_hex(10)
         self.media[media_id] = bytes(data)
-        return {"errcode": 0, "errmsg": "ok", "type": request.query["type"], "media_id": media_id,
-                "created_at": str(int(self.clock()))}
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "type": request.query["type"],
+            "media_id": media_id,
+            "created_at": str(int(self.clock())),
+        }
 
     async def _webhook_send(self, request: web.Request) -> dict[str, Any]:
         key = request.query.get("key", "")
@@ -415,8 +430,7 @@ class Emulator:
 
     async def _aibot_response(self, request: web.Request) -> dict[str, Any]:
         code = request.query.get("response_code", "")
-        if self.response_urls.get(code) is not False or \
-                self._response_url_issued.get(code, 0) < self.clock() - 3600:
+        if self.response_urls.get(code) is not False or self._response_url_issued.get(code, 0) < self.clock() - 3600:
             return _err(40058, "invalid response_code")  # usable once, 1 h (doc 101138)
         self.response_urls[code] = True
         body = await _json(request) or {}

@@ -23,14 +23,14 @@ Revision ID: 8a49a97a31d3
 Revises: 63b51f392664
 Create Date: 2026-11-26
 """
+
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '8a49a97a31d3'
-down_revision = '63b51f392664'
+revision = "8a49a97a31d3"
+down_revision = "63b51f392664"
 branch_labels = None
 depends_on = None
 
@@ -60,9 +60,13 @@ def _tables() -> list[str]:
 def _referrers(bind: sa.engine.Connection, table: str) -> list[tuple[str, str]]:
     """(table, column) of every foreign key in another table that points at `table`."""
     insp = sa.inspect(bind)
-    return [(other, fk["constrained_columns"][0])
-            for other in insp.get_table_names() if other != table
-            for fk in insp.get_foreign_keys(other) if fk["referred_table"] == table]
+    return [
+        (other, fk["constrained_columns"][0])
+        for other in insp.get_table_names()
+        if other != table
+        for fk in insp.get_foreign_keys(other)
+        if fk["referred_table"] == table
+    ]
 
 
 def _rebuild(table: str, alter) -> None:  # type: ignore[no-untyped-def]
@@ -83,8 +87,10 @@ def _rebuild(table: str, alter) -> None:  # type: ignore[no-untyped-def]
 def upgrade() -> None:
     for table, _name, column, referred, ondelete in FOREIGN_KEYS:
         if ondelete == "SET NULL":
-            op.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} IS NOT NULL"
-                       f" AND NOT EXISTS (SELECT 1 FROM {referred} WHERE {referred}.id = {table}.{column})")
+            op.execute(
+                f"UPDATE {table} SET {column} = NULL WHERE {column} IS NOT NULL"
+                f" AND NOT EXISTS (SELECT 1 FROM {referred} WHERE {referred}.id = {table}.{column})"
+            )
     for table in _tables():
         keys = [fk for fk in FOREIGN_KEYS if fk[0] == table]
 

@@ -19,6 +19,7 @@ Revision ID: 579b9876c1c7
 Revises: 8a49a97a31d3
 Create Date: 2026-11-27
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -27,8 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = '579b9876c1c7'
-down_revision = '8a49a97a31d3'
+revision = "579b9876c1c7"
+down_revision = "8a49a97a31d3"
 branch_labels = None
 depends_on = None
 
@@ -52,14 +53,17 @@ FORM_FIELDS: dict[str, dict[str, dict[str, str]]] = {
     "stage_condition": {"state": CONDITION},
 }
 
-requests = sa.table("requests", sa.column("id", sa.Integer), sa.column("workflow", sa.String),
-                    sa.column("fields", sa.JSON))
-conversations = sa.table("conversations", sa.column("userid", sa.String), sa.column("command", sa.String),
-                         sa.column("values", sa.JSON))
+requests = sa.table(
+    "requests", sa.column("id", sa.Integer), sa.column("workflow", sa.String), sa.column("fields", sa.JSON)
+)
+conversations = sa.table(
+    "conversations", sa.column("userid", sa.String), sa.column("command", sa.String), sa.column("values", sa.JSON)
+)
 bookings = sa.table("bookings", sa.column("id", sa.Integer), sa.column("condition", sa.String))
 computer_issues = sa.table("computer_issues", sa.column("id", sa.Integer), sa.column("purpose", sa.String))
-approval_audit = sa.table("approval_audit", sa.column("id", sa.Integer), sa.column("action", sa.String),
-                          sa.column("detail", sa.JSON))
+approval_audit = sa.table(
+    "approval_audit", sa.column("id", sa.Integer), sa.column("action", sa.String), sa.column("detail", sa.JSON)
+)
 
 
 def _inverse(fields: Mapping[str, Mapping[str, Mapping[str, str]]]) -> dict[str, dict[str, dict[str, str]]]:
@@ -78,8 +82,14 @@ def _convert(values: Mapping[str, Any] | None, mappings: Mapping[str, Mapping[st
     return out if out != dict(values) else None
 
 
-def _json_column(conn: sa.Connection, table: sa.TableClause, key: str, kind: str, column: str,
-                 by_kind: Mapping[str, Mapping[str, Mapping[str, str]]]) -> None:
+def _json_column(
+    conn: sa.Connection,
+    table: sa.TableClause,
+    key: str,
+    kind: str,
+    column: str,
+    by_kind: Mapping[str, Mapping[str, Mapping[str, str]]],
+) -> None:
     """Convert a JSON column's fields, choosing the mappings by another column (workflow, command)."""
     k, t, c = table.c[key], table.c[kind], table.c[column]
     for row in conn.execute(sa.select(k, t, c).where(t.in_(list(by_kind)))).all():
@@ -101,9 +111,12 @@ def _audit(conn: sa.Connection, mapping: Mapping[str, str]) -> None:
             conn.execute(t.update().where(t.c.id == row[0]).values(detail=new))
 
 
-def _run(request_fields: Mapping[str, Mapping[str, Mapping[str, str]]],
-         form_fields: Mapping[str, Mapping[str, Mapping[str, str]]],
-         condition: Mapping[str, str], purpose: Mapping[str, str]) -> None:
+def _run(
+    request_fields: Mapping[str, Mapping[str, Mapping[str, str]]],
+    form_fields: Mapping[str, Mapping[str, Mapping[str, str]]],
+    condition: Mapping[str, str],
+    purpose: Mapping[str, str],
+) -> None:
     conn = op.get_bind()
     _json_column(conn, requests, "id", "workflow", "fields", request_fields)
     _json_column(conn, conversations, "userid", "command", "values", form_fields)
@@ -117,5 +130,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _run(_inverse(REQUEST_FIELDS), _inverse(FORM_FIELDS), {v: k for k, v in CONDITION.items()},
-         {v: k for k, v in PURPOSE.items()})
+    _run(
+        _inverse(REQUEST_FIELDS),
+        _inverse(FORM_FIELDS),
+        {v: k for k, v in CONDITION.items()},
+        {v: k for k, v in PURPOSE.items()},
+    )
