@@ -177,7 +177,9 @@ def prompt_admins(g: ManagedGroup) -> Callable[[Ctx, datetime], Awaitable[None]]
     """Before the push: tell the group's admins what will go out, or what is missing."""
 
     async def action(ctx: Ctx, when: datetime) -> None:
-        day = _day(ctx, when)
+        # What goes out at the push this prompt announces: a 23:30 prompt for a 00:10 push is
+        # about tomorrow's notices.
+        day = _day(ctx, when + timedelta(minutes=g.prompt_minutes_before))
         items = await _for_group_on(ctx, g.chat_id, day)
         approved = [a for a, r in items if r.status == FlowStatus.APPROVED]
         waiting = [(a, r) for a, r in items if r.status == FlowStatus.PENDING]

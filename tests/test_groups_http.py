@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
+from bot.config import parse_config
 from bot.emulator.server import Emulator
 from infodesk.app import TIMERS
 from schedules.jobs import Scheduler, build_jobs
 from storage.models import JobRun
-from tests.conftest import make_config, start_bot
+from tests.conftest import example_raw, make_config, start_bot
 from tests.scene import Scene
 
 # 2026-11-25 09:00 in Shanghai (Wednesday).
@@ -123,3 +124,28 @@ async def test_two_schedulers_on_one_database_fire_each_occurrence_once(scene: S
             await s.execute(select(func.count()).select_from(JobRun).where(JobRun.job_id == "duty:ups_check"))
         ).scalar_one()
     assert runs == 1 and sum(fired) >= 1
+
+
+async def test_prompt_before_midnight_announces_the_next_days_push(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A 23:30 prompt for a 00:10 push is about the notices for the day of the push."""
+    raw = example_raw()
+    parents = next(g for g in raw["groups"] if g["chat_id"] == "parents2024")
+    parents.update(push_time="00:10", prompt_minutes_before=40)
+    raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
+    emulator.clock = lambda: clock.now().timestamp()
+    bot = await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
+    scene = Scene(bot, emulator)
+    try:
+        await scene.say("liyan", AUDIO.format(group="24级家长群").replace("今天", "明天").replace("Excel", "家庭教育"))
+        await scene.say("liuyang", "同意 #1")
+        clock.advance((shanghai(23, 30) - START).total_seconds())  # the prompt, on the 25th
+        await scene.tick()
+        assert scene.got("liyan", "将推送《家庭教育 数据透视表入门》")
+        assert not scene.got("liyan", "目前没有已批准的内容")
+        clock.advance(40 * 60)  # 00:10 on the 26th: the push
+        await scene.tick()
+        assert len(group_texts(scene.emu, "chat:parents2024")) == 1
+    finally:
+        await bot.stop()
