@@ -182,7 +182,17 @@ class Dispatcher:
             return ok
         longest = max(w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]])
         windows = sorted({w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]]})
-        cols = [func.sum(case((OutboxMessage.sent_at > now - timedelta(seconds=w), 1), else_=0)) for w in windows]
+        # A message counts from when it was sent; an attempt whose outcome is unknown (in flight, a
+        # timeout, a lost answer) may have been delivered too, so it counts from when it was made:
+        # WeCom drops what is over the limit without saying so.
+        errcode = OutboxMessage.errcode
+        unknown = or_(errcode.is_(None), errcode.in_((-2, -3, -4)), errcode.between(-599, -500))
+        used_at = case(
+            (OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at),
+            (and_(OutboxMessage.attempted_at.is_not(None), unknown), OutboxMessage.attempted_at),
+            else_=None,
+        )
+        cols = [func.sum(case((used_at > now - timedelta(seconds=w), 1), else_=0)) for w in windows]
         counts = {
             r[0]: dict(zip(windows, r[1:], strict=True))
             for r in (
@@ -190,7 +200,10 @@ class Dispatcher:
                     select(OutboxMessage.recipient, *cols)
                     .where(
                         OutboxMessage.recipient.in_(limited),
-                        OutboxMessage.sent_at > now - timedelta(seconds=longest),
+                        or_(
+                            OutboxMessage.sent_at > now - timedelta(seconds=longest),
+                            OutboxMessage.attempted_at > now - timedelta(seconds=longest),
+                        ),
                     )
                     .group_by(OutboxMessage.recipient)
                 )
@@ -218,7 +231,7 @@ class Dispatcher:
                     OutboxMessage.status == OutboxStatus.PENDING,
                     or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
                 )
-                .values(lease_until=lease, lease_owner=token, attempts=OutboxMessage.attempts + 1)
+                .values(lease_until=lease, lease_owner=token, attempts=OutboxMessage.attempts + 1, attempted_at=now)
                 .execution_options(synchronize_session=False)
             )
             # Rows another claim took a moment earlier carry its token, not ours.

@@ -87,6 +87,9 @@ class OutboxMessage(Base):
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the latest attempt was handed to WeCom: an attempt whose outcome is unknown may have
+    # been delivered, so the per-member limits count it.
+    attempted_at: Mapped[datetime | None] = mapped_column(default=None)
     errcode: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
@@ -97,6 +100,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_status_id", "status", "id"),
         Index("ix_outbox_recipient_sent", "recipient", "sent_at"),
+        Index("ix_outbox_recipient_attempted", "recipient", "attempted_at"),
     )
 
 

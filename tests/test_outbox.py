@@ -137,6 +137,26 @@ async def test_member_rate_limit_is_respected_and_order_kept(
     assert emulator.texts_to("zhaolei") == [f"第{i}条" for i in range(35)]
 
 
+async def test_an_attempt_whose_answer_was_lost_counts_against_the_member_limit(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    """WeCom may have delivered it: resending it within the same minute could be the 31st message."""
+    await queue_texts(quiet_bot, [("zhaolei", f"第{i}条") for i in range(31)])
+    for _ in range(29):
+        await quiet_bot.app[DISPATCHER].drain_once()
+    emulator.inject_lost_answers("message/send", 502)
+    await quiet_bot.app[DISPATCHER].drain_once()  # the 30th reached the member; its answer did not come back
+    assert len(emulator.texts_to("zhaolei")) == 30
+    clock.advance(5)  # past its backoff, still within the minute
+    await drain(quiet_bot, 5)
+    assert len(emulator.calls_to("message/send")) == 30  # not resent yet: the member may have 30 this minute
+    clock.advance(61)
+    await drain(quiet_bot, 5)
+    assert emulator.texts_to("zhaolei") == [f"第{i}条" for i in range(31)]
+    assert emulator.dropped == []  # nothing over WeCom's limit, nothing silently lost
+    assert {r.status for r in await rows(quiet_bot)} == {OutboxStatus.SENT}
+
+
 async def test_group_robot_limit_is_20_per_minute(quiet_bot: Bot, emulator: Emulator, clock: FakeClock) -> None:
     now = clock.now()
     async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
