@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.crypto import WeComCrypto
+from bot.transport import RefusalLog
 from storage.models import InboundEvent
 from tests.conftest import Bot, example_raw
 
@@ -206,3 +208,19 @@ async def test_over_long_request_line_is_a_4xx_without_traceback(bot: Bot, trace
     async with bot.http.get(bot.url + "/wecom/callback?" + "a=" + "x" * 20_000) as resp:
         assert 400 <= resp.status < 500
     assert not tracebacks.bad
+
+
+def test_a_flood_of_refusals_from_one_source_is_summarised(caplog: pytest.LogCaptureFixture) -> None:
+
+    refusals = RefusalLog(window=0.05, burst=3)
+    with caplog.at_level(logging.INFO, logger="infodesk.http"):
+        for _ in range(50):
+            refusals.refused("10.0.0.9", "bad_signature", status=403)
+        refusals.refused("10.0.0.7", "bad_signature", status=403)  # another source is logged on its own
+        time.sleep(0.06)
+        refusals.refused("10.0.0.9", "bad_signature", status=403)  # the window ended: a summary first
+    events = [(r.getMessage(), getattr(r, "fields", {})) for r in caplog.records]
+    assert [e for e, _ in events].count("callback_rejected") == 3 + 1 + 1
+    [summary] = [f for e, f in events if e == "callback_rejected_summary"]
+    assert summary["remote"] == "10.0.0.9" and summary["suppressed"] == 47
+    assert all(r.levelno == logging.WARNING and not r.exc_info for r in caplog.records)
