@@ -120,8 +120,13 @@ async def _close_ticket_cards(ctx: Ctx, t: Ticket, label: str) -> None:
 
 
 def _schedule_sla(ctx: Ctx, t: Ticket) -> None:
+    """Set the deadline and its two timers. A new category with the same SLA keeps the deadline
+    and the timers it already has (they fire for it; adding them again would clash)."""
     hours = ctx.config.faults.sla_hours.get(t.category, 24)
-    t.deadline = t.created_at + timedelta(hours=hours)
+    deadline = t.created_at + timedelta(hours=hours)
+    if t.deadline is not None and deadline == t.deadline:
+        return
+    t.deadline = deadline
     warn_at = t.created_at + timedelta(hours=hours * ctx.config.faults.warn_fraction)
     stamp = t.deadline.isoformat()
     ctx.session.add(Timer(kind="ticket_sla_warn", ref=str(t.id), due_at=warn_at, payload={"deadline": stamp}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from sqlalchemy import select
@@ -87,6 +87,18 @@ async def test_wrong_category_is_corrected_and_rerouted(scene: Scene) -> None:
     assert scene.update_labels("lihua") == ["已改派其他类别"]
     assert scene.card("zhanglei")["main_title"]["title"] == "报修 #1 · 投影"
     assert (await ticket(scene)).category == "projector"
+
+
+async def test_recategorise_between_categories_with_the_same_sla(scene: Scene, clock: FakeClock) -> None:
+    """Projector → computer (both 24 h): the deadline and its timers stay; the warning still comes."""
+    await scene.say("zhaolei", "报修 地点:302 设备:投影 描述:投影仪连不上电脑")
+    reply = await scene.say("zhaolei", "改类别 #1 电脑")
+    assert "出错" not in reply and "已改派给" in reply
+    t = await ticket(scene)
+    assert t.category == "computer" and t.deadline == t.created_at + timedelta(hours=24)
+    clock.advance(18 * 3600 + 60)  # 75 % of 24 h
+    await scene.tick()
+    assert any("报修 #1" in m for m in scene.texts("lihua"))
 
 
 async def test_sla_warning_and_escalation_across_a_restart(
