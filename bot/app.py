@@ -29,6 +29,7 @@ from bot.appkeys import (
 )
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError, Secrets
+from bot.conversation import kernel
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
 from bot.logs import msg_id_var, quiet_protocol_errors
@@ -64,7 +65,7 @@ def create_app(
     run_dispatcher: bool = True,
 ) -> web.Application:
     """Build the bot's web app; database, HTTP client, dispatcher and services live in cleanup_ctx."""
-    registry = Registry(routers)
+    registry = Registry([kernel, *routers])  # the kernel's own card actions (free-text offers) first
     check_registry(config, registry)
     quiet_protocol_errors()
     app = web.Application(client_max_size=config.server.max_body_bytes)

@@ -8,16 +8,39 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 from sqlalchemy import delete, select
 
+from bot.cardkeys import CardAction
+from bot.cards import Button, close_cards, send_card
 from bot.context import Ctx
-from bot.router import Command, FieldError, MalformedFields, allowed, normalise, parse_fields
-from storage.models import Conversation
+from bot.router import Command, FieldError, MalformedFields, Router, allowed, normalise, parse_fields
+from storage.models import Card, Conversation
 
 CANCEL_WORDS = frozenset({"取消", "cancel", "算了", "退出", "quit"})
 YES_WORDS = frozenset({"是", "是的", "对", "好", "好的", "确认", "开始", "y", "yes", "ok"})
 NO_WORDS = frozenset({"否", "不", "不是", "不用", "继续", "n", "no"})
 SWITCH = "__switch__"  # `awaiting` while the member decides between the open form and a new command
+OFFER = "__offer__"  # `awaiting` while the member confirms what the bot read in a free-text message
+EDIT_WORDS = frozenset({"修改", "改", "不对", "edit"})
+
+
+class OfferChoice(StrEnum):
+    CONFIRM = "confirm"
+    EDIT = "edit"
+
+
+@dataclass(frozen=True)
+class OfferClick(CardAction, prefix="of", subject="offer"):
+    """确认/修改 on the card offering a command read from free text (the message's event id)."""
+
+    event: int
+    choice: OfferChoice
+
+
+kernel = Router("kernel")  # what the kernel itself registers; always included
 
 
 async def handle_text(ctx: Ctx, text: str) -> None:
@@ -35,6 +58,11 @@ async def handle_text(ctx: Ctx, text: str) -> None:
     if conv is not None and conv.awaiting == SWITCH:
         await _decide_switch(ctx, conv, norm)
         return
+    if conv is not None and conv.awaiting == OFFER:
+        if await _decide_offer(ctx, conv, norm):
+            return
+        await _drop(ctx)  # something else entirely: the offer lapses
+        conv = None
     match = ctx.registry.match(norm)
     if conv is not None and (switch := _new_command(ctx, conv, norm, match)) is not None:
         await _ask_switch(ctx, conv, *switch)
@@ -72,7 +100,9 @@ async def handle_text(ctx: Ctx, text: str) -> None:
                 values = {conv.awaiting: norm}
             await _advance(ctx, cmd, dict(conv.values), values)
             return
-    suggestion = ctx.registry.suggest(norm)
+    if conv is None and await _offer(ctx, norm):
+        return
+    suggestion = ctx.registry.suggest(norm, may=lambda c: allowed(c.roles, c.members_only, ctx.person))
     ctx.reply(
         "unknown_command",
         text=norm[:20],
@@ -261,3 +291,97 @@ async def start_form(ctx: Ctx, command: str, values: dict[str, str]) -> None:
         return
     await _drop(ctx)
     await _advance(ctx, cmd, {}, values)
+
+
+# -- free text: "三楼机房3号电脑开不了机" is offered as a 报修 ------------------------------------------
+async def _offer(ctx: Ctx, norm: str) -> bool:
+    """Offer the command a recogniser read in a free-text message; True if one was offered."""
+    offer = ctx.registry.recognise(ctx, norm)
+    cmd = ctx.registry.get(offer.command) if offer else None
+    if offer is None or cmd is None or not allowed(cmd.roles, cmd.members_only, ctx.person):
+        return False
+    values = {k: v for k, v in offer.values.items() if any(f.key == k for f in cmd.fields)}
+    event = ctx.event_id or 0
+    ctx.session.add(
+        Conversation(
+            userid=ctx.user,
+            command=cmd.key,
+            awaiting=OFFER,
+            updated_at=ctx.now(),
+            values={OFFER: {"values": values, "event": event}},
+        )
+    )
+    rows = cmd.shown(_shown_values(ctx, cmd, values), ctx)
+    ctx.reply("offer", command=cmd.name, filled=rows, in_group=ctx.robot_replies is not None)
+    if ctx.robot_replies is None and event:  # in the app: a card, one tap to confirm
+        block = ctx.renderer.block
+        await send_card(
+            ctx,
+            ctx.user,
+            subject_id=event,
+            purpose="offer",
+            rows=rows,
+            title=block("cards", "offer_title", command=cmd.name) or cmd.name,
+            buttons=[
+                Button(block("cards", "offer_confirm") or "", OfferClick(event, OfferChoice.CONFIRM)),
+                Button(block("cards", "offer_edit") or "", OfferClick(event, OfferChoice.EDIT), style=2),
+            ],
+        )
+    return True
+
+
+def _shown_values(ctx: Ctx, cmd: Command, values: dict[str, str]) -> dict[str, str]:
+    """The recognised values as the form would read them back (parsed where they parse)."""
+    out = {}
+    for f in cmd.fields:
+        if f.key in values:
+            try:
+                out[f.key] = f.parse(values[f.key], ctx) if f.parse else values[f.key]
+            except FieldError:
+                out[f.key] = values[f.key]
+    return out
+
+
+async def _decide_offer(ctx: Ctx, conv: Conversation, norm: str) -> bool:
+    """是 runs the offered command, 修改 hands its text back to edit; False: not an answer."""
+    answer = norm.strip().lower().rstrip("。.!！")
+    if answer in YES_WORDS:
+        await _accept_offer(ctx, conv, OfferChoice.CONFIRM)
+        return True
+    if answer in NO_WORDS | EDIT_WORDS:
+        await _accept_offer(ctx, conv, OfferChoice.EDIT)
+        return True
+    return False
+
+
+async def _accept_offer(ctx: Ctx, conv: Conversation, choice: OfferChoice) -> None:
+    offer = conv.values.get(OFFER) or {}
+    cmd = ctx.registry.get(conv.command)
+    event = int(offer.get("event") or 0)
+    await _drop(ctx)
+    if event:
+        label = ctx.renderer.block("cards", f"offer_{choice.value}ed") or ""
+        await close_cards(ctx, "offer", event, label)
+    if cmd is None or not permitted(ctx, cmd):
+        return
+    values = {str(k): str(v) for k, v in (offer.get("values") or {}).items()}
+    if choice is OfferChoice.CONFIRM:
+        await _advance(ctx, cmd, {}, values)
+        return
+    labelled = " ".join(f"{f.label}:{values[f.key]}" for f in cmd.fields if f.key in values)
+    ctx.reply(
+        "offer_edit",
+        command=cmd.name,
+        text=f"{cmd.name} {labelled}".strip(),
+        example=ctx.renderer.block(cmd.template, "example"),
+    )
+
+
+@kernel.action(OfferClick)
+async def offer_click(ctx: Ctx, card: Card, click: OfferClick) -> None:
+    conv = await _load(ctx)
+    offer = (conv.values.get(OFFER) or {}) if conv is not None and conv.awaiting == OFFER else {}
+    if conv is None or int(offer.get("event") or 0) != click.event:
+        ctx.reply("card_unknown")  # the offer lapsed (answered, replaced, timed out)
+        return
+    await _accept_offer(ctx, conv, click.choice)

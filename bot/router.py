@@ -119,6 +119,22 @@ TickHandler = Callable[["Ctx"], Awaitable[int]]
 
 
 @dataclass(frozen=True)
+class Offer:
+    """What a free-text message probably meant: a command with the values recognised in it.
+
+    `score` orders competing offers (the most specific wins); `values` are raw field values, parsed
+    by the command's own fields when the member confirms.
+    """
+
+    command: str
+    values: dict[str, str]
+    score: int = 1
+
+
+Recogniser = Callable[["Ctx", str], Offer | None]
+
+
+@dataclass(frozen=True)
 class ActionRoute:
     """A card button: its typed key class, the handler and who may press it."""
 
@@ -168,6 +184,7 @@ class Router:
     ticks: list[TickHandler] = field(default_factory=list)
     chains: dict[str, str] = field(default_factory=dict)  # approval chain key → who needs it
     approvals: list[Any] = field(default_factory=list)  # approval workflow specs (handlers.approvals)
+    recognisers: list[Recogniser] = field(default_factory=list)  # free text → an offered command
 
     def command(
         self,
@@ -256,6 +273,12 @@ class Router:
         self.ticks.append(fn)
         return fn
 
+    def free_text(self, fn: Recogniser) -> Recogniser:
+        """Recognise a message that is no command ("三楼机房3号电脑开不了机"): return an Offer of a
+        command with the values found, or None. The member confirms before anything happens."""
+        self.recognisers.append(fn)
+        return fn
+
     def requires_chain(self, key: str, label: str) -> None:
         """An approval chain (`[chains.<key>]`) this workflow submits to; checked at start."""
         self.chains[key] = label
@@ -326,6 +349,7 @@ class Registry:
                 raise ValueError(f"approval workflow {spec.key!r} registered twice")
             self._approvals[spec.key] = spec
         self.template_dirs: list[Path] = [r.templates for r in rs if r.templates is not None]
+        self.recognisers: list[Recogniser] = [f for r in rs for f in r.recognisers]
         self._aliases: list[tuple[str, Command]] = sorted(
             ((_norm_alias(a), c) for c in self.commands for a in c.aliases),
             key=lambda p: -len(p[0]),
@@ -390,10 +414,16 @@ class Registry:
                     return cmd, cmd.name, text[len(word) :].strip().lstrip(":").strip()
         return None
 
-    def suggest(self, text: str) -> Command | None:
-        """The command whose alias is closest to the first word of an unknown message."""
+    def recognise(self, ctx: Ctx, text: str) -> Offer | None:
+        """The best offer the registered recognisers make for a free-text message."""
+        offers = [o for fn in self.recognisers if (o := fn(ctx, text)) is not None and o.command in self._by_key]
+        return max(offers, key=lambda o: o.score) if offers else None
+
+    def suggest(self, text: str, may: Callable[[Command], bool] = lambda c: True) -> Command | None:
+        """The command whose alias is closest to the first word of an unknown message, among those
+        `may` allows (never a technician's command to a teacher)."""
         word = text.split()[0].lower() if text.split() else ""
-        aliases = [a for a, _ in self._aliases]  # longest first
+        aliases = [a for a, c in self._aliases if may(c)]  # longest first
         # Chinese commands are often typed with extra words glued on: '我要报修电脑'.
         best = [a for a in aliases if len(a) > 1 and a in word][:1]
         if not best:
