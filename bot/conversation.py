@@ -6,9 +6,8 @@ across several bot processes sharing a database.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, select

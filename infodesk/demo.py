@@ -85,7 +85,14 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "zhangwei", "保修", "您是想“报修”吗"),
     ("say", "zhangwei", "报修 颜色:红", "格式不对"),
     ("say", "liyan", "报修", "在哪里"),
+    # A slip of the command word while a question waits: asked, never written into the place.
+    ("say", "liyan", "保修 地点:学前楼钢琴室 设备:音响 描述:左边音箱有杂音", "看起来是一条新的“报修”"),
+    ("say", "liyan", "是", "编号 #"),
+    ("say", "liyan", "报修", "在哪里"),
     ("say", "liyan", "取消", "已取消"),
+    # Plain words, no command: offered as a 报修 with what was recognised, one tap to confirm.
+    ("say", "hejun", "图书馆三楼电脑死机了", "您是要“报修”吗"),
+    ("click", "hejun", "确认", "编号 #"),
     ("section", "调监控（学生相关：班主任 → 系主任 → 信息中心主管校长 → 监控室）", "", ""),
     (
         "say",

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.appkeys import API, DISPATCHER, PIPELINE
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
-from bot.outbox import Dispatcher, enqueue
+from bot.outbox import Dispatcher, enqueue, message_request
 from bot.wecom_api import WeComAPI, WeComError
 from infodesk.app import TIMERS
 from storage.models import OutboxMessage, OutboxStatus
@@ -191,13 +191,28 @@ async def test_unacknowledged_attempt_is_resent_with_duplicate_check(
     dispatcher = quiet_bot.app[DISPATCHER]
     claimed = await dispatcher._claim(row.id)
     assert claimed is not None
-    await quiet_bot.app[API].send_message(claimed.payload)  # ... and then the process dies
+    await quiet_bot.app[API].send_message(message_request(claimed))  # ... and then the process dies
     clock.advance(60)  # the lease runs out
     await drain(quiet_bot)
     calls = emulator.calls_to("message/send")
     assert len(calls) == 2 and calls[1].body.get("enable_duplicate_check") == 1
     assert emulator.texts_to("zhaolei") == ["只收一次"]
     assert (await rows(quiet_bot))[0].status == OutboxStatus.SENT
+
+
+async def test_the_same_text_twice_arrives_twice_but_a_retry_once(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    """Distinct rows carry distinct JSON (the interval differs per row); a row's retries do not."""
+    await queue_texts(quiet_bot, [("zhaolei", "在哪里？"), ("zhaolei", "在哪里？")])
+    emulator.inject_lost_answers("message/send", 502)
+    await drain(quiet_bot, 1)  # the first reached the member; its answer was lost
+    clock.advance(120)
+    await drain(quiet_bot)
+    assert emulator.texts_to("zhaolei") == ["在哪里？", "在哪里？"]  # not three, not one
+    bodies = [c.body for c in emulator.calls_to("message/send")]
+    assert len(bodies) == 3 and bodies[0] == bodies[1] != bodies[2]
+    assert {r.status for r in await rows(quiet_bot)} == {OutboxStatus.SENT}
 
 
 async def test_two_dispatchers_on_one_database_send_each_row_once(
@@ -291,7 +306,7 @@ async def test_card_resent_after_crash_is_not_delivered_twice(
     [row] = await rows(quiet_bot)
     claimed = await quiet_bot.app[DISPATCHER]._claim(row.id)
     assert claimed is not None
-    await quiet_bot.app[API].send_message(claimed.payload)  # reached WeCom; then the process died
+    await quiet_bot.app[API].send_message(message_request(claimed))  # reached WeCom; then the process died
     clock.advance(60)
     await drain(quiet_bot)
     [row] = await rows(quiet_bot)
