@@ -338,7 +338,7 @@ def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None) -> 
             if err["type"] == "missing":
                 msg = "is required but missing"
             elif err["type"] == "extra_forbidden":
-                msg = "is not a known key (check the spelling against config.example.toml)"
+                msg = "is not a known key (check the spelling against infodesk/config.example.toml)"
             problems.append(f"{key or '(top level)'}: {msg}" if key else msg)
         raise ConfigError(problems) from None
     problems = chain_problems(config)

@@ -175,7 +175,7 @@ def required_chain_problems(config: Config, required: Mapping[str, str]) -> list
     if not config.people:
         return []  # an organisation-less config (URL checks, tooling) has no chains to run
     return [
-        f"chains.{key}: is required by {label}; see config.example.toml"
+        f"chains.{key}: is required by {label}; see infodesk/config.example.toml"
         for key, label in required.items()
         if key not in config.chains
     ]

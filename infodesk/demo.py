@@ -27,7 +27,7 @@ from bot.emulator.server import Delivered, Emulator
 from bot.logs import setup_logging
 from infodesk.app import TIMERS, create_app
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+EXAMPLE = Path(__file__).with_name("config.example.toml")  # packaged with infodesk
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

@@ -41,7 +41,7 @@ _wall_clock: RunningClock | None = None
 
 
 def example_raw() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
+    return tomllib.loads((ROOT / "infodesk" / "config.example.toml").read_text(encoding="utf-8"))
 
 
 def make_config(api_base: str, db_url: str, **sections: dict[str, Any]) -> Config:

@@ -20,7 +20,7 @@ from handlers.approval_engine import (
 )
 from tests.conftest import ROOT, example_raw
 
-CONFIG = load_config(ROOT / "config.example.toml", environ={})
+CONFIG = load_config(ROOT / "infodesk" / "config.example.toml", environ={})
 ORG = Org(CONFIG)
 
 

@@ -20,7 +20,7 @@ def problems(raw: dict[str, Any], environ: dict[str, str] | None = None) -> list
 
 
 def test_example_config_describes_a_complete_organisation() -> None:
-    cfg = load_config(ROOT / "config.example.toml", environ={})
+    cfg = load_config(ROOT / "infodesk" / "config.example.toml", environ={})
     assert len(cfg.campuses) == 4
     assert {u.kind for u in cfg.units} == {"系部", "科室"}
     assert cfg.classes and all(cfg.person(c.class_teacher) for c in cfg.classes)
@@ -98,7 +98,7 @@ def test_secrets_may_come_from_the_environment() -> None:
 
 def test_check_config_cli(tmp_path: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "bot", "check-config", str(ROOT / "config.example.toml")],
+        [sys.executable, "-m", "bot", "check-config", str(ROOT / "infodesk" / "config.example.toml")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -106,7 +106,7 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "OK" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(
-        (ROOT / "config.example.toml").read_text(encoding="utf-8").replace('corp_id = "ww_demo_corp"', 'corp_id = ""'),
+        (ROOT / "infodesk" / "config.example.toml").read_text(encoding="utf-8").replace('corp_id = "ww_demo_corp"', 'corp_id = ""'),
         encoding="utf-8",
     )
     res = subprocess.run(

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def write_config(path: Path, api_base: str, db_url: str, port: int) -> None:
-    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = (ROOT / "infodesk" / "config.example.toml").read_text(encoding="utf-8")
     text = text.replace('api_base = "https://qyapi.weixin.qq.com"', f'api_base = "{api_base}"')
     text = text.replace('url = "sqlite+aiosqlite:///infodesk.db"', f'url = "{db_url}"')
     text = text.replace("port = 8080", f"port = {port}")

@@ -104,7 +104,7 @@ def test_every_register_has_the_manual_title() -> None:
 def test_export_cli(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(
-        (ROOT / "config.example.toml")
+        (ROOT / "infodesk" / "config.example.toml")
         .read_text(encoding="utf-8")
         .replace('url = "sqlite+aiosqlite:///infodesk.db"', f'url = "sqlite+aiosqlite:///{tmp_path}/x.db"'),
         encoding="utf-8",
