@@ -106,7 +106,9 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "OK" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(
-        (ROOT / "infodesk" / "config.example.toml").read_text(encoding="utf-8").replace('corp_id = "ww_demo_corp"', 'corp_id = ""'),
+        (ROOT / "infodesk" / "config.example.toml")
+        .read_text(encoding="utf-8")
+        .replace('corp_id = "ww_demo_corp"', 'corp_id = ""'),
         encoding="utf-8",
     )
     res = subprocess.run(
