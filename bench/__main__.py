@@ -1,0 +1,292 @@
+"""`python -m bench callback`: Infodesk against the floor and the tutorial peer, in one run.
+
+    python -m bench callback [--seconds 8] [--concurrency 16] [--rate 200]
+
+Every server runs as its own process on loopback; the WeCom emulator too. One load generator
+(this process) posts fresh encrypted callbacks (unique MsgIds, signed as WeCom signs) with a fixed
+number in flight, for a fixed time, to:
+
+  (a) floor   — bare aiohttp: verify + decrypt (wechatpy), answer 200
+  (b) peer    — Flask + wechatpy under gunicorn (2 workers), a synchronous message/send per message
+  (c) sqlite  — Infodesk (`python -m bot serve`) on SQLite
+  (d) pg      — Infodesk on PostgreSQL, when INFODESK_BENCH_PG_URL (or the CI database) answers
+
+Two loads: `帮助` (a reply) and `报修 …` (a ticket, SLA timers, technicians' cards and a reply, in one
+transaction). Then Infodesk at a steady rate (default 200 req/s) for the p99 target. Prints
+req/s, p50, p99, max, errors, and the ratios c/a and c/b. The peers' dependencies are the `bench`
+extra: `pip install -e '.[bench]'`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bot.emulator.sender import CallbackSender
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "infodesk" / "config.example.toml"
+RAW = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+W = RAW["wecom"]
+PEOPLE = [p["userid"] for p in RAW["people"]]
+LOADS = {
+    "帮助": lambda i: "帮助",
+    "报修": lambda i: f"报修 地点:实训楼{300 + i % 50} 设备:电脑 描述:第{i}号机开不了机",
+}
+_msg_ids = itertools.count(8_000_000_000_000_000_000 + secrets.randbelow(10**15))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Result:
+    name: str
+    load: str
+    count: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.seconds
+
+    def pct(self, p: float) -> float:
+        s = sorted(self.latencies) or [0.0]
+        return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] * 1000
+
+    def line(self) -> str:
+        mx = max(self.latencies, default=0) * 1000
+        return (
+            f"{self.name:<8} {self.load:<4} {self.rps:8.0f} req/s   p50 {self.pct(50):7.1f} ms   "
+            f"p99 {self.pct(99):7.1f} ms   max {mx:7.1f} ms   errors {self.errors}"
+        )
+
+
+class Server:
+    """A server subprocess on a free port, waited for until /healthz answers."""
+
+    def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.argv = argv
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=self.err
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def ready(self, http: aiohttp.ClientSession) -> None:
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                self.err.seek(0)
+                tail = self.err.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"{' '.join(self.argv[:4])} exited with {self.proc.returncode}:\n{tail}")
+            with suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.get(self.url + "/healthz", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                    if r.status < 500:
+                        return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def drive(
+    http: aiohttp.ClientSession, url: str, load: str, seconds: float, concurrency: int, rate: float | None = None
+) -> Result:
+    """Fixed concurrency (or a steady rate) of fresh encrypted callbacks for `seconds`."""
+    sender = CallbackSender(
+        http,
+        url + "/wecom/callback",
+        token=W["token"],
+        encoding_aes_key=W["encoding_aes_key"],
+        corp_id=W["corp_id"],
+        agent_id=W["agent_id"],
+    )
+    make = LOADS[load]
+    latencies: list[float] = []
+    errors = 0
+    counter = itertools.count()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def one() -> None:
+        nonlocal errors
+        i = next(counter)
+        xml, _ = sender.text_xml(PEOPLE[i % len(PEOPLE)], make(i), msg_id=str(next(_msg_ids)))
+        query, body = sender.envelope(xml)
+        t0 = time.perf_counter()
+        try:
+            posted = await sender.post_raw(query, body)
+            ok = posted.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            ok = False
+        latencies.append(time.perf_counter() - t0)
+        if not ok:
+            errors += 1
+
+    async def worker() -> None:
+        while loop.time() < end:
+            await one()
+
+    start = loop.time()
+    if rate is None:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    else:  # open loop: start one request every 1/rate s, whatever the answers do
+        tasks = []
+        k = 0
+        while loop.time() < end:
+            tasks.append(asyncio.create_task(one()))
+            k += 1
+            await asyncio.sleep(max(0.0, start + k / rate - loop.time()))
+        await asyncio.gather(*tasks)
+    return Result("", load, len(latencies), errors, loop.time() - start, latencies)
+
+
+def bot_config(path: Path, api_base: str, db_url: str, port: int) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace('api_base = "https://qyapi.weixin.qq.com"', f'api_base = "{api_base}"')
+    text = text.replace('url = "sqlite+aiosqlite:///infodesk.db"', f'url = "{db_url}"')
+    text = text.replace("port = 8080", f"port = {port}")
+    text = text.replace('level = "INFO"', 'level = "WARNING"')
+    path.write_text(text, encoding="utf-8")
+
+
+def pg_url() -> str | None:
+    url = os.environ.get("INFODESK_BENCH_PG_URL")
+    if url:
+        return url
+    with suppress(Exception):
+        import asyncpg
+
+        async def probe() -> None:
+            conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=2)
+            await conn.execute("DROP DATABASE IF EXISTS infodesk_bench")
+            await conn.execute("CREATE DATABASE infodesk_bench")
+            await conn.close()
+
+        asyncio.run(probe())
+        return "postgresql+asyncpg://postgres@127.0.0.1:5432/infodesk_bench"
+    return None
+
+
+async def run(args: argparse.Namespace, pg: str | None) -> int:
+    emu_port = free_port()
+    emulator = Server([sys.executable, "-m", "bench.emulator_proc", str(emu_port)], emu_port)
+    api = emulator.url
+    servers: dict[str, Server] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="infodesk-bench-"))
+    results: list[Result] = []
+    try:
+        port = free_port()
+        servers["floor"] = Server(
+            [sys.executable, "-m", "bench.peers.floor", str(port), W["token"], W["encoding_aes_key"], W["corp_id"]],
+            port,
+        )
+        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
+        if gunicorn:
+            port = free_port()
+            peer_env = {
+                "INFODESK_PEER": ",".join(
+                    [W["token"], W["encoding_aes_key"], W["corp_id"], W["secret"], str(W["agent_id"]), api]
+                )
+            }
+            servers["peer"] = Server(
+                [
+                    gunicorn,
+                    "-w",
+                    "2",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--log-level",
+                    "warning",
+                    "bench.peers.flask_peer:app",
+                ],
+                port,
+                peer_env,
+            )
+        else:
+            print("peer skipped: gunicorn/flask not installed (pip install -e '.[bench]')")
+        for name, db in (("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db"), ("pg", pg)):
+            if db is None:
+                print("pg skipped: PostgreSQL not reachable (set INFODESK_BENCH_PG_URL)")
+                continue
+            port = free_port()
+            cfg = tmp / f"{name}.toml"
+            bot_config(cfg, api, db, port)
+            servers[name] = Server([sys.executable, "-m", "bot", "serve", "--config", str(cfg)], port)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            await emulator.ready(http)
+            for s in servers.values():
+                await s.ready(http)
+            print(f"{args.seconds:.0f} s per run, {args.concurrency} in flight, fresh encrypted callbacks\n")
+            for load in LOADS:
+                for name, s in servers.items():
+                    await drive(http, s.url, load, 1.0, args.concurrency)  # warm-up
+                    r = await drive(http, s.url, load, args.seconds, args.concurrency)
+                    r.name = name
+                    results.append(r)
+                    print(r.line())
+                by = {r.name: r for r in results if r.load == load}
+                for db in ("sqlite", "pg"):
+                    if db in by:
+                        parts = [f"{db}/floor = {by[db].rps / by['floor'].rps:.2f}"]
+                        if "peer" in by:
+                            parts.append(f"{db}/peer = {by[db].rps / by['peer'].rps:.2f}")
+                        print("   ratios: " + ", ".join(parts))
+                print()
+            print(f"steady {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop):")
+            for name in ("sqlite", "pg"):
+                if name in servers:
+                    for load in LOADS:
+                        r = await drive(http, servers[name].url, load, args.seconds, 0, rate=args.rate)
+                        r.name = name
+                        print(r.line())
+    finally:
+        for s in servers.values():
+            s.stop()
+        emulator.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("callback", help="Infodesk against the floor and the tutorial peer")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--rate", type=float, default=200.0)
+    args = parser.parse_args()
+    return asyncio.run(run(args, pg_url()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The servers Infodesk is compared with: the bare verify+decrypt floor and the tutorial peer."""
