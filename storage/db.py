@@ -23,6 +23,14 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     upgrade). BEGIN IMMEDIATE makes writers queue on the busy timeout instead.
     """
     if url.startswith("sqlite"):
+        # One connection per process: SQLite has one writer, and every transaction here takes the
+        # write lock (BEGIN IMMEDIATE). Queueing for the connection in asyncio (FIFO, no polling)
+        # beats queueing on SQLite's busy handler, which sleeps in growing steps and made the
+        # slowest callbacks wait over a second under load. Other processes still queue on the
+        # busy timeout. No code path holds a session while it opens another.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
