@@ -354,6 +354,12 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             raw = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            [f"{path}: is a directory, not a config file (a container bind mount of a missing file?)"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc}); check its permissions"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return parse_config(raw, environ)
