@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -33,8 +34,9 @@ from bot.conversation import kernel
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
 from bot.logs import msg_id_var, quiet_protocol_errors
-from bot.org import required_chain_problems
+from bot.org import Org, required_chain_problems
 from bot.outbox import Dispatcher, outbox_health
+from bot.pauses import DirectorNotices, Pauses, pause_health
 from bot.pipeline import Outcome, Pipeline
 from bot.render import Renderer
 from bot.robot import robot_routes
@@ -97,7 +99,9 @@ def create_app(
             )
             app[API] = api
             webhook_keys = {g.chat_id: g.webhook_key.get_secret_value() for g in config.groups if g.webhook_key}
-            dispatcher = Dispatcher(app[PIPELINE].sessions, api, app[CLOCK], config.outbox, webhook_keys)
+            dispatcher = Dispatcher(
+                app[PIPELINE].sessions, api, app[CLOCK], config.outbox, webhook_keys, delivery_pauses(app)
+            )
             app[DISPATCHER] = dispatcher
             task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher") if run_dispatcher else None
             yield
@@ -118,6 +122,18 @@ def create_app(
         app[ROBOT_CRYPTO] = WeComCrypto(robot.token, robot.aes_key, "")
         robot_routes(app, config.server.robot_path, ROBOT_CRYPTO)
     return app
+
+
+def delivery_pauses(app: web.Application) -> Pauses:
+    """Configuration errors pause delivery; the director hears when a cause appears and clears."""
+    config = app[CONFIG]
+    notices = DirectorNotices(
+        app[RENDERER],
+        Org(config).with_role("director"),
+        {p.userid: p.name for p in config.people},
+        ZoneInfo(config.scheduler.timezone),
+    )
+    return Pauses(members=[p.userid for p in config.people], notices=notices)
 
 
 async def verify_url(request: web.Request) -> web.Response:
@@ -161,14 +177,21 @@ async def receive_callback(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Database reachability and the outbox backlog, as JSON."""
+    """Database reachability, the outbox backlog and the delivery pauses, as JSON.
+
+    503 only when the database is unreachable; a delivery pause (a configuration error in WeCom's
+    console) makes the status "degraded" with 200: the bot still takes callbacks and queues replies.
+    """
     engine = request.app[ENGINE]
     db_ok = await ping(engine)
     body: dict[str, object] = {"database": "ok" if db_ok else "unreachable"}
+    paused = False
     if db_ok:
         now = request.app[CLOCK].now()
         async with request.app[PIPELINE].sessions() as s:
             body["outbox"] = await outbox_health(s, now)
+            body["delivery_pauses"] = pauses = await pause_health(s)
+            paused = bool(pauses)
             # Timers that should have fired minutes ago mean the scheduler is stuck or failing.
             body["overdue_timers"] = int(
                 (
@@ -179,5 +202,5 @@ async def healthz(request: web.Request) -> web.Response:
                     )
                 ).scalar_one()
             )
-    body["status"] = "ok" if db_ok else "degraded"
+    body["status"] = "ok" if db_ok and not paused else "degraded"
     return web.json_response(body, status=200 if db_ok else 503)

@@ -6,6 +6,10 @@ with backoff on transient errors. A row is claimed with a lease before it is sen
 processes sharing one database never send the same row at once. If a process dies after WeCom
 accepted a message but before the row was marked sent, the retry carries WeCom's own
 `enable_duplicate_check`, so the member does not get it twice.
+
+A configuration error (untrusted IP, bad credentials, a forbidden API, a configured member WeCom
+does not know yet) fails no row: it pauses delivery for its cause and one row at a time probes it
+(bot/pauses.py); the rows stay pending in their order and go out when the cause clears.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
+import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.logs import log
+from bot.pauses import Pauses, cause_of, choose_probes, covers, got_past
 from bot.wecom_api import WeComAPI, WeComError
-from storage.models import OutboxMessage, OutboxStatus
+from storage.models import Card, DeliveryPause, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger("infodesk.outbox")
 
@@ -105,8 +113,10 @@ class Dispatcher:
         clock: Clock,
         config: OutboxConfig,
         webhook_keys: Mapping[str, str] | None = None,
+        pauses: Pauses | None = None,
     ) -> None:
         self._sessions = sessions
+        self._pauses = pauses or Pauses()
         self._api = api
         self._clock = clock
         self._cfg = config
@@ -123,6 +133,10 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Drain until stopped; survives database and network errors."""
+        try:
+            await self.probe_pauses_now()
+        except Exception:
+            logger.exception("delivery_pause_start_probe_failed")  # the pauses probe on schedule
         while not self._stopping:
             self._wake.clear()
             try:
@@ -140,6 +154,19 @@ class Dispatcher:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+    async def probe_pauses_now(self) -> None:
+        """At start: probe every open pause now (a restart is when an admin's fixed config takes
+        effect), and end the pauses of members the config no longer lists (their rows then fail
+        as addressed to nobody)."""
+        now = self._clock.now()
+        async with self._sessions() as s, s.begin():
+            for p in await self._pauses.active(s):
+                members = self._pauses.members
+                if p.cause.startswith("user:") and members and p.cause[5:] not in members:
+                    await self._pauses.drop(s, p, now)
+                elif p.next_probe_at > now:
+                    await self._pauses.probe_again_now(s, p, now)
 
     async def drain_once(self) -> int:
         """Send the head row of every recipient that is due and under its limits."""
@@ -159,6 +186,7 @@ class Dispatcher:
                     select(
                         OutboxMessage.id,
                         OutboxMessage.recipient,
+                        OutboxMessage.kind,
                         OutboxMessage.next_attempt_at,
                         OutboxMessage.lease_until,
                     )
@@ -172,8 +200,19 @@ class Dispatcher:
                 for r in heads.values()
                 if r.next_attempt_at <= now and (r.lease_until is None or r.lease_until <= now)
             ]
-            allowed = await self._under_limits(s, [r.recipient for r in due], now)
-        due = [r for r in due if r.recipient in allowed]
+            # Rows a paused cause holds wait, except one probe per cause when its interval is up.
+            active = await self._pauses.active(s)
+            free, probes = choose_probes(due, active, now)
+            allowed = await self._under_limits(s, [r.recipient for r in [*free, *(h for h, _ in probes)]], now)
+        due = [r for r in free if r.recipient in allowed]
+        probe_of: dict[int, DeliveryPause] = {}
+        for head, pause in probes:
+            if head.recipient not in allowed:
+                continue
+            async with self._sessions() as s, s.begin():
+                if await self._pauses.claim_probe(s, pause, now):
+                    probe_of[head.id] = pause
+                    due.append(head)
         if not due:
             return 0
         claimed = await self._claim_many([r.id for r in due])  # one transaction for the whole batch
@@ -181,7 +220,7 @@ class Dispatcher:
 
         async def one(row: OutboxMessage) -> bool:
             async with sem:
-                return await self._deliver(row)
+                return await self._deliver(row, probe_of.get(row.id), active)
 
         results = await asyncio.gather(*(one(r) for r in claimed))
         return sum(results)
@@ -267,30 +306,45 @@ class Dispatcher:
         rows = await self._claim_many([row_id])
         return rows[0] if rows else None
 
-    async def _deliver(self, row: OutboxMessage) -> bool:
+    async def _deliver(
+        self, row: OutboxMessage, probe: DeliveryPause | None = None, active: Sequence[DeliveryPause] = ()
+    ) -> bool:
+        # The pauses this attempt can end: those holding the row that began before it was claimed.
+        holding = [
+            p
+            for p in active
+            if covers(p.cause, row.recipient, row.kind) and row.attempted_at is not None and p.since <= row.attempted_at
+        ]
         try:
             result = await self._call(row)
         except WeComError as exc:
             if not self._delivered_earlier(row, exc):
-                await self._failed(row, exc)
+                cause = cause_of(exc.errcode, row.recipient, row.kind, self._pauses.members)
+                if cause is not None:
+                    await self._held(row, exc, cause, holding)
+                else:
+                    await self._failed(row, exc, holding, probe)
                 return False
             # A card's task_id may be used once per app: after an attempt whose answer never came
             # back (crash, timeout), WeCom refusing the repeat means the first one got through.
             log(logger, logging.WARNING, "outbox_assumed_delivered", id=row.id, errcode=exc.errcode, error=exc.errmsg)
             result = {"assumed_delivered": True, "errcode_on_retry": exc.errcode}
         async with self._sessions() as s, s.begin():
+            now = self._clock.now()
             await s.execute(
                 update(OutboxMessage)
                 .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
                 .values(
                     status=OutboxStatus.SENT,
-                    sent_at=self._clock.now(),
+                    sent_at=now,
                     lease_until=None,
                     result={k: v for k, v in result.items() if k not in ("errcode", "errmsg")},
                     errcode=0,
                     last_error=None,
                 )
             )
+            for p in holding:  # it went through: whatever held it is over
+                await self._pauses.clear(s, p, now, row.id)
         log(
             logger,
             logging.INFO,
@@ -339,7 +393,45 @@ class Dispatcher:
             raise WeComError(-11, "the card has no response_code to update it with", transient=False)
         return str(code)
 
-    async def _failed(self, row: OutboxMessage, exc: WeComError) -> None:
+    async def _held(self, row: OutboxMessage, exc: WeComError, cause: str, holding: Sequence[DeliveryPause]) -> None:
+        """A configuration error: the row stays pending (in its place) and the cause is paused."""
+        now = self._clock.now()
+        # An earlier attempt whose outcome is unknown may have delivered it: keep that errcode, so
+        # a card's 42014 on the next attempt still reads as delivered (_delivered_earlier).
+        keep = row.attempts > 1 and outcome_unknown(row.errcode)
+        async with self._sessions() as s, s.begin():
+            await s.execute(
+                update(OutboxMessage)
+                .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
+                .values(
+                    lease_until=None,
+                    last_error=exc.errmsg[:500],
+                    **({} if keep else {"errcode": exc.errcode}),
+                )
+            )
+            for p in holding:  # e.g. 81013 after a 60020 pause: the app-wide checks passed
+                if p.cause != cause and got_past(p.cause, exc.errcode):
+                    await self._pauses.clear(s, p, now, row.id)
+            await self._pauses.hold(s, cause, exc.errcode, exc.errmsg, now)
+        log(
+            logger,
+            logging.INFO,
+            "outbox_held",
+            id=row.id,
+            kind=row.kind,
+            recipient=row.recipient,
+            cause=cause,
+            errcode=exc.errcode,
+            attempts=row.attempts,
+        )
+
+    async def _failed(
+        self,
+        row: OutboxMessage,
+        exc: WeComError,
+        holding: Sequence[DeliveryPause] = (),
+        probe: DeliveryPause | None = None,
+    ) -> None:
         now = self._clock.now()
         if exc.transient:
             delay = backoff(row.attempts, self._cfg.max_backoff_seconds)
@@ -357,6 +449,11 @@ class Dispatcher:
                 .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
                 .values(lease_until=None, errcode=exc.errcode, last_error=exc.errmsg[:500], **values)
             )
+            for p in holding:
+                if got_past(p.cause, exc.errcode):
+                    await self._pauses.clear(s, p, now, row.id)
+                elif p is probe and not exc.transient:
+                    await self._pauses.probe_again_now(s, p, now)  # the row's own fault shows nothing
         log(
             logger,
             level,
@@ -416,3 +513,86 @@ async def purge_sent(sessions: async_sessionmaker[AsyncSession], now: datetime, 
             )
         )
     return int(getattr(res, "rowcount", 0) or 0)
+
+
+# -- the operator's tools (`python -m bot outbox failed|resend`) --------------------------------
+# Past these ages a row can never succeed: a card update's response_code lives 72 h (doc 94945),
+# a smart robot's response_url 1 h (doc 101138).
+EXPIRES_AFTER = {"update_card": timedelta(hours=71), "robot_response": timedelta(hours=1)}
+
+
+@dataclass(frozen=True)
+class Resent:
+    """What `resend` did with one row."""
+
+    id: int
+    queued: bool
+    note: str = ""
+
+
+async def failed_rows(s: AsyncSession, limit: int | None = None) -> list[OutboxMessage]:
+    """The failed rows, newest first."""
+    q = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED).order_by(OutboxMessage.id.desc())
+    return list((await s.execute(q.limit(limit) if limit else q)).scalars())
+
+
+def fresh_task_id(task_id: str) -> str:
+    """The same card's next task_id: a task_id is single-use per app (42014 on a repeat)."""
+    return f"{re.sub(r'_[0-9a-f]{12}$', '', task_id)[:100]}_{secrets.token_hex(6)}"
+
+
+async def resend(s: AsyncSession, now: datetime, ids: Sequence[int] | None = None) -> list[Resent]:
+    """Put failed rows (the given ids, or all) back in the queue with their attempts reset.
+
+    An interactive card goes out under a fresh task_id (the old one may be used up: 42014), and
+    its `cards` row moves with it so clicks on it are still recognised; a card the workflow has
+    closed since, and a card update or robot reply whose code has expired, are not re-sent.
+    """
+    q = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+    if ids is not None:
+        q = q.where(OutboxMessage.id.in_(list(ids)))
+    rows = list((await s.execute(q.order_by(OutboxMessage.id))).scalars())
+    found = {r.id for r in rows}
+    out: list[Resent] = []
+    for missing in [i for i in dict.fromkeys(ids or ()) if i not in found]:
+        status = (await s.execute(select(OutboxMessage.status).where(OutboxMessage.id == missing))).scalar()
+        out.append(Resent(missing, False, f"is {status}, not failed" if status else "no such row"))
+    for row in rows:
+        payload = dict(row.payload)
+        note = ""
+        expiry = EXPIRES_AFTER.get(row.kind)
+        if expiry is not None and now - row.created_at > expiry:
+            out.append(Resent(row.id, False, f"{row.kind} older than {expiry}: its WeCom code has expired"))
+            continue
+        card_body = payload.get("template_card") if payload.get("msgtype") == "template_card" else None
+        if row.kind == "message" and isinstance(card_body, dict) and card_body.get("task_id"):
+            old = str(card_body["task_id"])
+            card = await s.get(Card, old)
+            if card is not None and not card.active:
+                out.append(Resent(row.id, False, f"card {old} was closed since (its request moved on)"))
+                continue
+            new = fresh_task_id(old)
+            payload["template_card"] = {**card_body, "task_id": new}
+            if card is not None:
+                await s.execute(update(Card).where(Card.task_id == old).values(task_id=new))
+            note = f"card re-sent as task_id {new}"
+        await s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.FAILED)
+            .values(
+                status=OutboxStatus.PENDING,
+                payload=payload,
+                attempts=0,
+                # Due at once on any process's clock (the operator's host may run behind the bot's).
+                next_attempt_at=OutboxMessage.created_at,
+                lease_until=None,
+                lease_owner=None,
+                attempted_at=None,
+                errcode=None,
+                last_error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        out.append(Resent(row.id, True, note))
+    log(logger, logging.INFO, "outbox_resent", ids=[r.id for r in out if r.queued])
+    return sorted(out, key=lambda r: r.id)

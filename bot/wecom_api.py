@@ -24,9 +24,20 @@ logger = logging.getLogger("infodesk.wecom")
 
 # Global error codes (doc 90313): token problems are refreshed once; system busy and frequency
 # limits are retried later; everything else is the message's own fault and is not retried.
-TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+TOKEN_ERRORS = frozenset({40001, 40014, 41001, 42001})
 TRANSIENT_ERRORS = frozenset({-1, 45009, 45033})
 TOKEN_MARGIN = timedelta(minutes=5)
+
+# Configuration errors (WECOM.md, "Corrections"): WeCom refuses every call of the app, one API, or
+# one member until an admin changes the console or the config. Trying again soon cannot help and
+# the message is not at fault: the outbox pauses delivery for the cause (bot/pauses.py).
+IP_NOT_TRUSTED = 60020  # the caller's IP is not in the app's 企业可信IP list
+API_FORBIDDEN = 48002  # the app may not call this API
+INVALID_USER = 81013  # user & party & tag all invalid: not in the directory or the app's visible range
+# Credentials: invalid secret / corpid / token / agentid, missing token / corpid / secret, token
+# expired (after the one refresh `call` makes, a token error is no longer the token's fault).
+CREDENTIAL_ERRORS = frozenset({40001, 40013, 40014, 40056, 40091, 41001, 41002, 41004, 42001})
+APP_CONFIG_ERRORS = CREDENTIAL_ERRORS | {IP_NOT_TRUSTED}
 
 
 @dataclass
@@ -85,8 +96,9 @@ class WeComAPI:
             )
             errcode = int(data.get("errcode", 0))
             if errcode:
-                # A bad secret is a configuration problem, not the message's: retry later.
-                raise WeComError(errcode, str(data.get("errmsg", "")), transient=True)
+                # A bad secret or corpid is a configuration problem (the outbox pauses for it);
+                # anything else (system busy) may pass on a later try.
+                raise WeComError(errcode, str(data.get("errmsg", "")), transient=errcode not in APP_CONFIG_ERRORS)
             self._token = str(data["access_token"])
             self._expires = self._clock.now() + timedelta(seconds=int(data.get("expires_in", 7200)))
             self.token_refreshes += 1
@@ -124,7 +136,7 @@ class WeComAPI:
         params: dict[str, Any] | None = None,
         data: Any = None,
     ) -> dict[str, Any]:
-        """Call an access_token API; refresh the token once on 40001/40014/42001."""
+        """Call an access_token API; refresh the token once on 40001/40014/41001/42001."""
         token = await self.access_token()
         for attempt in range(2):
             q = dict(params or {}, access_token=token)
@@ -140,8 +152,8 @@ class WeComAPI:
     def _check(self, result: dict[str, Any], path: str) -> dict[str, Any]:
         errcode = int(result.get("errcode", 0))
         if errcode:
-            transient = errcode in TRANSIENT_ERRORS or errcode in TOKEN_ERRORS
-            raise WeComError(errcode, str(result.get("errmsg", "")), transient=transient)
+            # A token error here survived the refresh: credentials (a configuration error).
+            raise WeComError(errcode, str(result.get("errmsg", "")), transient=errcode in TRANSIENT_ERRORS)
         return result
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -150,7 +162,7 @@ class WeComAPI:
         result = await self.call("POST", "/cgi-bin/message/send", json={**body, "agentid": self.agent_id})
         invalid = result.get("invaliduser") or result.get("unlicenseduser")
         if invalid and invalid == body.get("touser"):
-            raise WeComError(81013, f"invalid user {invalid}", transient=False)
+            raise WeComError(INVALID_USER, f"invalid user {invalid}", transient=False)
         return result
 
     async def update_template_card(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,24 @@
-"""Command line: serve, demo, check-config, migrate, export, create-groups."""
+"""Command line: serve, demo, check-config, migrate, export, create-groups, outbox."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import date
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import check_registry
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, Secrets, load_config
 from bot.logs import setup_logging
+from bot.outbox import failed_rows, resend
+from bot.pauses import cleared_pauses, pause_health
 from bot.router import Registry
 from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
@@ -21,6 +26,8 @@ from handlers.registers import REGISTERS, export, find_register
 from infodesk.app import create_app
 from infodesk.demo import run_demo
 from storage.db import make_engine, make_sessionmaker, migrate
+
+T = TypeVar("T")
 
 
 def _load(path: str) -> Config:
@@ -158,6 +165,87 @@ def cmd_create_groups(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _with_session(cfg: Config, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on the configured database (migrated first, like the bot)."""
+
+    async def run() -> T:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            async with make_sessionmaker(engine)() as s, s.begin():
+                return await work(s)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _one_line(text: str | None, width: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def cmd_outbox_failed(args: argparse.Namespace) -> int:
+    """List the failed rows, newest first."""
+    cfg = _load(args.config)
+    rows = _with_session(cfg, lambda s: failed_rows(s, args.limit))
+    if not rows:
+        print("no failed rows")
+        return 0
+    print(f"{'id':>6}  {'recipient':<24} {'kind':<14} {'errcode':>7}  {'created (UTC)':<16}  last error")
+    for r in rows:
+        created = r.created_at.strftime("%Y-%m-%d %H:%M")
+        print(
+            f"{r.id:>6}  {r.recipient:<24} {r.kind:<14} {r.errcode if r.errcode is not None else '':>7}  "
+            f"{created:<16}  {_one_line(r.last_error)}"
+        )
+    print(f"{len(rows)} failed row(s); `outbox resend ID …` or `outbox resend --all` puts them back in the queue")
+    return 0
+
+
+def cmd_outbox_resend(args: argparse.Namespace) -> int:
+    """Failed rows back to pending, attempts reset (the running bot picks them up at its next poll)."""
+    if bool(args.ids) == bool(args.all):
+        print("give the ids of failed rows, or --all", file=sys.stderr)
+        return 2
+    cfg = _load(args.config)
+    done = _with_session(cfg, lambda s: resend(s, SystemClock().now(), None if args.all else args.ids))
+    if not done:
+        print("no failed rows")
+        return 0
+    for r in done:
+        state = "queued again" if r.queued else "not re-sent"
+        print(f"{r.id}: {state}{f' ({r.note})' if r.note else ''}")
+    queued = sum(r.queued for r in done)
+    print(f"{queued} row(s) back in the queue, {len(done) - queued} not")
+    return 0 if queued == len(done) else 1
+
+
+def cmd_outbox_pauses(args: argparse.Namespace) -> int:
+    """The active delivery pauses, then the latest cleared ones."""
+    cfg = _load(args.config)
+
+    async def both(s: AsyncSession) -> tuple[list[dict[str, object]], list[tuple[str, int, str, str]]]:
+        ended = [
+            (p.cause, p.errcode, p.since.isoformat(timespec="seconds"), (p.cleared_at or p.since).isoformat())
+            for p in await cleared_pauses(s)
+        ]
+        return await pause_health(s), ended
+
+    active, ended = _with_session(cfg, both)
+    if not active:
+        print("delivery is not paused")
+    for p in active:
+        print(
+            f"PAUSED {p['cause']}: errcode {p['errcode']} since {p['since']}; {p['held']} row(s) held; "
+            f"{p['probes']} probe(s), next at {p['next_probe']}; director told: {'yes' if p['director_told'] else 'no'}"
+        )
+        print(f"  {_one_line(str(p['error']), 200)}")
+    for cause, errcode, since, cleared in ended:
+        print(f"cleared {cause}: errcode {errcode} from {since} to {cleared}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
 
     return asyncio.run(run_demo(verbose=args.verbose))
@@ -185,6 +273,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("create-groups", help="create the configured app group chats (appchat) in WeCom")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_create_groups)
+    p = sub.add_parser("outbox", help="inspect and repair outbound delivery")
+    outbox = p.add_subparsers(dest="outbox_command", required=True)
+    q = outbox.add_parser("failed", help="list the rows that failed for good (newest first)")
+    q.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
+    q.add_argument("--config", required=True)
+    q.set_defaults(fn=cmd_outbox_failed)
+    q = outbox.add_parser("resend", help="put failed rows back in the queue (attempts reset)")
+    q.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox row ids (see `outbox failed`)")
+    q.add_argument("--all", action="store_true", help="every failed row")
+    q.add_argument("--config", required=True)
+    q.set_defaults(fn=cmd_outbox_resend)
+    q = outbox.add_parser("pauses", help="the delivery pauses (configuration errors WeCom keeps answering)")
+    q.add_argument("--config", required=True)
+    q.set_defaults(fn=cmd_outbox_pauses)
     p = sub.add_parser("demo", help="play a scripted day against the bundled WeCom emulator")
     p.add_argument("--verbose", action="store_true", help="also print the bot's log lines")
     p.set_defaults(fn=cmd_demo)

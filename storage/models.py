@@ -104,6 +104,29 @@ class OutboxMessage(Base):
     )
 
 
+class DeliveryPause(Base):
+    """Delivery held for one cause: a configuration error WeCom keeps answering until an admin
+    fixes it (untrusted IP, bad credentials, a forbidden API, a configured member WeCom does not
+    know). One row per cause, reopened when the cause comes back; several processes sharing the
+    database agree on it, and a restart remembers it."""
+
+    __tablename__ = "delivery_pauses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # 'app' (every call with the app's token), 'api:<path>' (one API), 'user:<userid>' (one member).
+    cause: Mapped[str] = mapped_column(String(200))
+    errcode: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    since: Mapped[datetime]
+    probes: Mapped[int] = mapped_column(Integer, default=0)  # probes since it appeared (their backoff)
+    last_probe_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_probe_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)  # None while the pause lasts
+    notified: Mapped[bool] = mapped_column(default=False)  # the director was told it appeared
+
+    __table_args__ = (Index("uq_delivery_pauses_cause", "cause", unique=True),)
+
+
 class Conversation(Base):
     """A half-filled command form; one per user, kept in the database so it survives restarts."""
 

@@ -271,4 +271,4 @@ def test_every_template_is_used() -> None:
 
 def test_templates_dirs_are_not_empty() -> None:
     assert len(RENDERER.names) > 150
-    assert len(folder_names(KERNEL)) < 20
+    assert len(folder_names(KERNEL)) < 25  # the kernel says little: asking, refusing, apologising, pausing

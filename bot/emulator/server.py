@@ -56,6 +56,20 @@ class _Faults:
     statuses: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     delays: dict[str, float] = field(default_factory=dict)
     lost: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))  # done, answer lost
+    # Persistent refusals: path -> [(errcode, only for this touser or None)], until unblocked.
+    blocks: dict[str, list[tuple[int, str | None]]] = field(default_factory=lambda: defaultdict(list))
+
+
+# The errmsg WeCom gives for the persistent refusals `block` can stage.
+BLOCK_MESSAGES = {
+    60020: "not allow to access from your ip, hint: [1700000000000000000], from ip: {ip}, "
+    "more info at https://open.work.weixin.qq.com/devtool/query?e=60020",
+    48002: "api forbidden, hint: [1700000000000000001], more info at https://open.work.weixin.qq.com/devtool/query?e=48002",
+    81013: "user & party & tag all invalid",
+    40001: "invalid credential",
+    40013: "invalid corpid",
+    40056: "invalid agentid",
+}
 
 
 async def _json(request: web.Request) -> Any:
@@ -121,6 +135,26 @@ class Emulator:
         """The next calls to `path` are carried out, but the caller gets these HTTP statuses instead
         of the answer (a proxy or WeCom failing after the work was done)."""
         self._faults.lost[path].extend(statuses)
+
+    def block(self, path: str, errcode: int, touser: str | None = None) -> None:
+        """Every call to `path` (for `touser` only, if given) answers `errcode` until `unblock`:
+        a configuration problem such as 60020 (IP not trusted), 48002 (API forbidden) or 81013
+        (member not in the directory) that lasts until an admin fixes the console."""
+        self._faults.blocks[path].append((errcode, touser))
+
+    def unblock(self, path: str | None = None, touser: str | None = None) -> None:
+        """Lift the blocks on `path` (for `touser` only, if given), or every block."""
+        for p in [path] if path is not None else list(self._faults.blocks):
+            self._faults.blocks[p] = [b for b in self._faults.blocks[p] if touser is not None and b[1] != touser]
+
+    def _blocked(self, path: str, request: web.Request, body: Any) -> dict[str, Any] | None:
+        touser = str(body.get("touser", "")).split("|") if isinstance(body, dict) else []
+        for errcode, only in self._faults.blocks.get(path, ()):
+            if only is None or only in touser:
+                msg = BLOCK_MESSAGES.get(errcode, "blocked").format(ip=request.remote or "127.0.0.1")
+                extra = {"invaliduser": only or "|".join(touser)} if errcode == 81013 else {}
+                return _err(errcode, msg, **extra)
+        return None
 
     def set_delay(self, path: str, seconds: float) -> None:
         """Every call to `path` waits this long before answering."""
@@ -209,6 +243,10 @@ class Emulator:
             if codes:
                 call.errcode = codes.popleft()
                 return web.json_response(_err(call.errcode, "injected"))
+            blocked = self._blocked(path, request, body)
+            if blocked:
+                call.errcode = blocked["errcode"]
+                return web.json_response(blocked)
             if path not in ("gettoken", "webhook/send", "aibot/response"):
                 bad = self._check_token(request.query.get("access_token", ""))
                 if bad:
