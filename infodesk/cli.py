@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
+from importlib.metadata import version
 from typing import TypeVar
 
 import aiohttp
@@ -253,6 +254,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infodesk", description="Infodesk WeCom bot")
+    parser.add_argument("--version", action="version", version=f"infodesk {version('infodesk')}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the bot")
     p.add_argument("--config", required=True)
