@@ -147,7 +147,8 @@ async def close_cards(
 def refresh_card(ctx: Ctx, card: Card, label: str) -> None:
     """Replace the card's buttons with `label` (response codes are single-use: use a fresh one)."""
     body: dict[str, Any] = {"userids": [card.userid], "button": {"replace_name": label[:10]}}
-    if card.click_code:
+    now = ctx.now()
+    if card.click_code and (card.click_at is None or now - card.click_at < RESPONSE_CODE_LIFETIME):
         body["response_code"] = card.click_code
         card.click_code = None
     elif (
@@ -184,6 +185,7 @@ async def handle_click(ctx: Ctx) -> None:
     route, action = found
     if ib.response_code:
         card.click_code = ib.response_code  # fresh, single-use: for this card's next update
+        card.click_at = ctx.now()
     await route.handler(ctx, card, action)
 
 

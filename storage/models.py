@@ -230,6 +230,7 @@ class Card(Base):
     outbox_id: Mapped[int | None] = mapped_column(BigId, default=None)  # its message/send row
     send_code_used: Mapped[bool] = mapped_column(default=False)
     click_code: Mapped[str | None] = mapped_column(String(200), default=None)  # fresh, single use
+    click_at: Mapped[datetime | None] = mapped_column(default=None)  # when click_code came (72 h life)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.appkeys import PIPELINE
+from bot.clock import FakeClock
 from bot.cardkeys import BadCardKey, CardAction
 from bot.router import Registry
 from handlers import ROUTERS
@@ -109,3 +110,19 @@ async def test_forged_key_on_a_real_card_is_refused_and_audited(scene: Scene, ke
     assert len(refused) == 1 and refused[0].actor == "liuna" and refused[0].detail["reason"] == reason
     # The real button still works afterwards.
     assert "已同意" in await scene.click("liuna", card, "同意")
+
+
+async def test_a_click_code_older_than_72_hours_is_never_used(scene: Scene, clock: FakeClock) -> None:
+    await scene.say("zhaolei", STUDENT_FOOTAGE)
+    for approver in ("liuna", "songtao", "liuyang"):
+        await scene.say(approver, "同意 #1")
+    card = scene.card("linxue")
+    assert "调取人" in await scene.click("linxue", card, "登记交付")  # the click's code is kept
+    await scene.say("linxue", "取消")
+    clock.advance(73 * 3600)
+    before = len(scene.emu.calls_to("message/update_template_card"))
+    reply = await scene.say("linxue", "登记 #1 调取人:赵磊 调取时间:周一 10:30 内容:走廊录像 交付方式:U盘")
+    assert "已登记" in reply
+    assert len(scene.emu.calls_to("message/update_template_card")) == before  # no stale code sent
+    health = await scene.bot.health()
+    assert health["outbox"]["failed"] == 0
