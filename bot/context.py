@@ -57,6 +57,10 @@ class Ctx:
     robot_replies: list[str] | None = None
     in_group: bool = False
     private: bool = False
+    # A confidential matter (footage): texts go out with WeCom's `safe = 1` (no forwarding, a
+    # watermark). Set by the conversation for confidential commands and by workflows for their
+    # confidential records.
+    confidential: bool = False
 
     @property
     def user(self) -> str:
@@ -89,7 +93,12 @@ class Ctx:
                 self.now(),
                 f"user:{userid}",
                 "message",
-                {"touser": userid, "msgtype": "text", "text": {"content": part}},
+                {
+                    "touser": userid,
+                    "msgtype": "text",
+                    "text": {"content": part},
+                    **({"safe": 1} if self.confidential else {}),
+                },
                 caused_by=self.event_id,
             )
 

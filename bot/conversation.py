@@ -70,10 +70,12 @@ async def handle_text(ctx: Ctx, text: str) -> None:
         current = ctx.registry.get(conv.command)
         if current is not None and current.confidential:
             ctx.go_private()
+            ctx.confidential = True
     if match is not None:
         cmd, rest = match
         if cmd.confidential:
             ctx.go_private()
+            ctx.confidential = True
         if not permitted(ctx, cmd):
             return  # refused before any question; a form already open stays open
         if not cmd.fields:

@@ -126,3 +126,19 @@ async def test_a_click_code_older_than_72_hours_is_never_used(scene: Scene, cloc
     assert len(scene.emu.calls_to("message/update_template_card")) == before  # no stale code sent
     health = await scene.bot.health()
     assert health["outbox"]["failed"] == 0
+
+
+async def test_confidential_texts_go_out_with_safe(scene: Scene) -> None:
+    """Footage matters are sent as WeCom 保密消息 (safe = 1); ordinary replies are not."""
+    await scene.say(
+        "linxue", "公安调取 地点:校门口 时间:昨天 18:00-19:00 单位:城东派出所 案由:事故 内容:录像 交付方式:U盘"
+    )
+    await scene.say("zhaolei", "调监控")
+    await scene.say("zhaolei", "报修 地点:302 设备:投影 描述:不亮")
+    bodies = {
+        d.body["text"]["content"][:4]: d.body
+        for d in scene.emu.messages_to("linxue") + scene.emu.messages_to("zhaolei")
+        if d.msgtype == "text"
+    }
+    safe = [b.get("safe") for b in bodies.values()]
+    assert safe.count(1) == 2 and None in safe  # the police log and the footage question; not the 报修 reply
