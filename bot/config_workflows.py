@@ -9,7 +9,11 @@ from typing import Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
-from bot.config_base import Role, Skill, _Strict
+from bot.config_base import SKILLS, Role, Skill, _Strict
+
+# Repair categories: the technicians' skills, plus "other" (其他) for what fits none of them.
+CATEGORIES = (*SKILLS, "other")
+Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 
 
 class ChainStep(_Strict):
@@ -62,13 +66,39 @@ class ComputersConfig(_Strict):
     reminder_hour: int = Field(default=9, ge=0, le=23)
 
 
+class NotOurs(_Strict):
+    """Equipment or requests another office handles: a 报修 naming one of `words` gets a reply
+    pointing to `office` (and `contact`) instead of a ticket (`[[faults.not_ours]]`)."""
+
+    words: tuple[str, ...]
+    office: str
+    contact: str = ""  # how to reach the office: a phone number, a room, a person
+
+    @field_validator("words")
+    @classmethod
+    def _words(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        words = tuple(w.strip() for w in v)
+        if not words or not all(words):
+            raise ValueError('must list the words people use for these things, e.g. words = ["空调", "打印机"]')
+        return words
+
+    @field_validator("office")
+    @classmethod
+    def _office(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError('must name the office that handles these, e.g. office = "总务处"')
+        return v.strip()
+
+
 class FaultsConfig(_Strict):
-    # Repair deadline per equipment category; the manual fixes computers at 24 h.
-    sla_hours: dict[Skill, float] = Field(
+    # Repair deadline per equipment category; the manual fixes computers at 24 h. A category
+    # left out (e.g. other) gets 24 h.
+    sla_hours: dict[Category, float] = Field(
         default_factory=lambda: {"computer": 24.0, "projector": 24.0, "stage": 48.0, "cctv": 48.0, "network": 8.0}
     )
     warn_fraction: float = Field(default=0.75, gt=0, lt=1)  # warn at this share of the SLA
     photo_window_minutes: int = Field(default=10, ge=1)  # photos sent this soon after a report attach
+    not_ours: tuple[NotOurs, ...] = ()  # what the information center does not repair, and who does
 
     @field_validator("sla_hours")
     @classmethod
@@ -77,6 +107,19 @@ class FaultsConfig(_Strict):
             raise ValueError("computer must be at most 24 (计算机的维修周期不能超过 24 个小时)")
         if any(h <= 0 for h in v.values()):
             raise ValueError("every SLA must be a positive number of hours")
+        return v
+
+    @field_validator("not_ours")
+    @classmethod
+    def _one_office_per_word(cls, v: tuple[NotOurs, ...]) -> tuple[NotOurs, ...]:
+        seen: dict[str, str] = {}
+        for entry in v:
+            for word in entry.words:
+                if seen.setdefault(word, entry.office) != entry.office:
+                    raise ValueError(
+                        f"the word {word!r} is listed under both {seen[word]!r} and {entry.office!r}; "
+                        "each word may point to one office"
+                    )
         return v
 
 

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from bot.router import Router
-from handlers import approval_commands, computers, duties, faults, footage, groups, help, intents, publishing, stage
+from handlers import (
+    approval_commands,
+    computers,
+    duties,
+    faults,
+    find,
+    footage,
+    groups,
+    help,
+    intents,
+    publishing,
+    stage,
+)
 
 ROUTERS: tuple[Router, ...] = (
     help.router,
@@ -15,5 +27,6 @@ ROUTERS: tuple[Router, ...] = (
     groups.router,
     duties.router,
     approval_commands.router,
+    find.router,
     intents.router,
 )

@@ -1,13 +1,14 @@
-"""Text fallbacks for everything a card does, plus 待办 / 进度 / 我的申请 / 设置代理."""
+"""Text fallbacks for everything an approval card does, plus 撤销 / 催办 / 评论 / 设置代理.
+
+(待办 / 进度 / 我的申请, which cover tickets and drafts too, are in handlers/find.py.)
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-
+from bot.config import Person
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, find_date, local_now
@@ -26,6 +27,8 @@ from handlers.approvals import (
     spec_for,
     sweep_idle,
 )
+from handlers.labels import example_names, show_day
+from handlers.numbers import REQUEST_NUMBER
 from storage.models import Away, Request
 
 router = Router("approvals", templates=Path(__file__).with_name("templates") / "approvals")
@@ -34,20 +37,32 @@ router.on_refused_click("request")(refused_click)
 router.every_tick(sweep_idle)
 
 
-def parse_number(value: str, ctx: Ctx) -> str:
-    m = re.fullmatch(r"(?:编号)?\s*#?\s*(\d{1,12})", value.strip())
-    if not m:
-        raise FieldError("invalid_number")
-    return str(int(m.group(1)))
-
-
 def parse_required(value: str, ctx: Ctx) -> str:
     if not value.strip():
         raise FieldError("invalid_empty")
     return value.strip()[:500]
 
 
-NUMBER = Field("number", ("编号", "编號", "number", "no"), parse=parse_number)
+NUMBER = REQUEST_NUMBER
+
+# Who may decide approvals (同意, 驳回, 转审) and hand them to a substitute (设置代理): the roles an
+# approval chain or an escalation resolves to. A transfer or a substitute must hold one of them.
+APPROVER_ROLES = (
+    "class_teacher",
+    "dept_head",
+    "dept_deputy",
+    "office_lead",
+    "vp_supervising",
+    "vp_campus",
+    "vp_info_center",
+    "principal",
+    "committee",
+    "director",
+)
+
+
+def approves(person: Person | None) -> bool:
+    return person is not None and bool(set(APPROVER_ROLES) & set(person.roles))
 
 
 async def visible_request(ctx: Ctx, number: str, lock: bool = True) -> Request | None:
@@ -59,6 +74,11 @@ async def visible_request(ctx: Ctx, number: str, lock: bool = True) -> Request |
         ctx.reply("request_not_found", number=number)
         return None
     return req
+
+
+def example_approver(ctx: Ctx) -> str:
+    """A real approver's name for the examples in replies (转审 #12 刘洋)."""
+    return example_names(ctx.config, ctx.person)["approver"]
 
 
 def resolve_person(ctx: Ctx, text: str) -> str | None:
@@ -74,6 +94,7 @@ def resolve_person(ctx: Ctx, text: str) -> str | None:
     "approve",
     aliases=("同意", "批准", "approve"),
     positional=True,
+    roles=APPROVER_ROLES,
     fields=(NUMBER, Field("comment", ("意见", "意見", "comment"), required=False)),
 )
 async def approve(ctx: Ctx, values: dict[str, str]) -> None:
@@ -89,6 +110,7 @@ async def approve(ctx: Ctx, values: dict[str, str]) -> None:
     "reject",
     aliases=("驳回", "駁回", "拒绝", "reject"),
     positional=True,
+    roles=APPROVER_ROLES,
     fields=(NUMBER, Field("reason", ("原因", "理由", "reason"), parse=parse_required)),
 )
 async def reject(ctx: Ctx, values: dict[str, str]) -> None:
@@ -102,16 +124,20 @@ async def reject(ctx: Ctx, values: dict[str, str]) -> None:
     "transfer",
     aliases=("转审", "轉審", "转交审批", "transfer"),
     positional=True,
+    roles=APPROVER_ROLES,
     fields=(NUMBER, Field("target", ("转给", "對象", "对象", "to"), parse=parse_required)),
 )
 async def transfer(ctx: Ctx, values: dict[str, str]) -> None:
-    """转审 #编号 userid或姓名"""
+    """转审 #编号 姓名 — to someone who approves (they can then 同意 or 驳回 too)."""
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
     target = resolve_person(ctx, values["target"])
     if target is None:
-        ctx.reply("person_unknown", text=values["target"])
+        ctx.reply("person_unknown", text=values["target"], example=example_approver(ctx))
+        return
+    if not approves(ctx.org.person(target)):
+        ctx.reply("not_an_approver", name=ctx.org.name(target), action="transfer", example=example_approver(ctx))
         return
     await decide(ctx, req, Decision(ctx.user, Action.TRANSFER, target=target), await card_for(ctx, req))
 
@@ -171,33 +197,8 @@ async def comment(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply("comment_saved", number=req.id)
 
 
-@router.command("pending", aliases=("待办", "待辦", "todo", "pending"))
-async def pending(ctx: Ctx, values: dict[str, str]) -> None:
-    """待办 — the approvals waiting for me."""
-    rows = (
-        await ctx.session.execute(select(Request).where(Request.status == FlowStatus.PENDING).order_by(Request.id))
-    ).scalars()
-    mine = [r for r in rows if ctx.user in flow_of(r).pending_approvers()]
-    ctx.reply(
-        "pending_list",
-        items=[
-            {
-                "number": r.id,
-                "title": spec_for(ctx, r.workflow).title(ctx),
-                "requester": ctx.org.name(r.requester),
-                "since": local_now(r.step_started_at, ctx.config.scheduler.timezone).strftime("%m-%d %H:%M"),
-            }
-            for r in mine
-        ],
-    )
-
-
-@router.command("progress", aliases=("进度", "進度", "status", "progress"), positional=True, fields=(NUMBER,))
-async def progress(ctx: Ctx, values: dict[str, str]) -> None:
-    """进度 #编号 — where a request is and who approves next."""
-    req = await visible_request(ctx, values["number"], lock=False)
-    if req is None:
-        return
+async def show_progress(ctx: Ctx, req: Request) -> None:
+    """Where a request is and who approves next (进度)."""
     flow = flow_of(req)
     steps = [
         {
@@ -221,28 +222,6 @@ async def progress(ctx: Ctx, values: dict[str, str]) -> None:
     )
 
 
-@router.command("my_requests", aliases=("我的申请", "我的申請", "mine", "my requests"))
-async def my_requests(ctx: Ctx, values: dict[str, str]) -> None:
-    """我的申请 — my requests and where each stands."""
-    rows = (
-        await ctx.session.execute(
-            select(Request).where(Request.requester == ctx.user).order_by(Request.id.desc()).limit(20)
-        )
-    ).scalars()
-    ctx.reply(
-        "my_requests",
-        items=[
-            {
-                "number": r.id,
-                "title": spec_for(ctx, r.workflow).title(ctx),
-                "status": r.status,
-                "next": [ctx.org.name(u) for u in flow_of(r).pending_approvers()],
-            }
-            for r in rows
-        ],
-    )
-
-
 def _parse_day(ctx: Ctx, text: str, end: bool) -> datetime:
     now = local_now(ctx.now(), ctx.config.scheduler.timezone)
     found = find_date(text, now.date(), prefer="future")
@@ -256,6 +235,7 @@ def _parse_day(ctx: Ctx, text: str, end: bool) -> datetime:
     "delegate",
     aliases=("设置代理", "設置代理", "代理", "delegate"),
     positional=True,
+    roles=APPROVER_ROLES,
     fields=(
         Field("target", ("代理人", "target"), parse=parse_required),
         Field("start", ("从", "從", "from"), parse=parse_required),
@@ -263,31 +243,26 @@ def _parse_day(ctx: Ctx, text: str, end: bool) -> datetime:
     ),
 )
 async def delegate(ctx: Ctx, values: dict[str, str]) -> None:
-    """设置代理 userid 从 到 — while I am away, my approval steps go to this person."""
+    """设置代理 姓名 从 到 — while I am away, my approval steps go to this person."""
     target = resolve_person(ctx, values["target"])
     if target is None or target == ctx.user:
-        ctx.reply("person_unknown", text=values["target"])
+        ctx.reply("person_unknown", text=values["target"], example=example_approver(ctx))
+        return
+    if not approves(ctx.org.person(target)):
+        ctx.reply("not_an_approver", name=ctx.org.name(target), action="delegate", example=example_approver(ctx))
         return
     try:
         start_at = _parse_day(ctx, values["start"], end=False)
         end_at = _parse_day(ctx, values["end"], end=True)
     except TimeParseError:
-        ctx.reply("delegate_bad_dates")
+        ctx.reply("delegate_bad_dates", example=example_approver(ctx))
         return
     if end_at <= start_at:
-        ctx.reply("delegate_bad_dates")
+        ctx.reply("delegate_bad_dates", example=example_approver(ctx))
         return
     ctx.session.add(Away(userid=ctx.user, substitute=target, start_at=start_at, end_at=end_at, created_at=ctx.now()))
-    ctx.reply(
-        "delegate_set",
-        name=ctx.org.name(target),
-        start=start_at.strftime("%Y-%m-%d"),
-        end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"),
-    )
+    first, last = start_at.date(), (end_at - timedelta(days=1)).date()
+    ctx.reply("delegate_set", name=ctx.org.name(target), start=show_day(ctx, first), end=show_day(ctx, last))
     ctx.tell(
-        target,
-        "delegate_notice",
-        name=ctx.org.name(ctx.user),
-        start=start_at.strftime("%Y-%m-%d"),
-        end=(end_at - timedelta(days=1)).strftime("%Y-%m-%d"),
+        target, "delegate_notice", name=ctx.org.name(ctx.user), start=show_day(ctx, first), end=show_day(ctx, last)
     )

@@ -37,7 +37,7 @@ from handlers.labels import Labels
 from storage.models import ApprovalAudit, Away, Card, Request
 
 # The approval service's own display words (not a workflow's: those are in each WorkflowSpec's labels).
-APPROVAL_LABELS = Labels("labels_approvals")
+APPROVAL_LABELS = Labels("labels_approvals", status=FlowStatus)
 
 
 @dataclass(frozen=True)

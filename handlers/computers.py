@@ -23,7 +23,7 @@ from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, local_now, parse_date
-from handlers.approval_commands import NUMBER, parse_required, visible_request
+from handlers.approval_commands import parse_required, visible_request
 from handlers.approvals import (
     WorkflowSpec,
     audit,
@@ -33,7 +33,8 @@ from handlers.approvals import (
     send_request_cards,
     submit,
 )
-from handlers.labels import HasRenderer, Labels
+from handlers.labels import HasRenderer, Labels, show_iso_day
+from handlers.numbers import REQUEST_NUMBER as NUMBER
 from storage.models import Card, ComputerIssue, ComputerPurpose, Request, Timer
 
 router = Router("computers", templates=Path(__file__).with_name("templates") / "computers")
@@ -110,7 +111,7 @@ def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
         (LABELS(ctx, "row_spec"), f["spec"]),
     ]
     if f.get("return_date"):
-        rows.append((LABELS(ctx, "row_return_date"), f["return_date"]))
+        rows.append((LABELS(ctx, "row_return_date"), show_iso_day(ctx, f["return_date"])))
     return rows
 
 
@@ -130,7 +131,8 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
         req,
         local or techs,
         title=block("cards_computers", "computer_issue_title", number=req.id) or "",
-        desc=block("cards_computers", "computer_issue_desc", requester=ctx.org.name(req.requester)) or "",
+        desc=block("cards_computers", "computer_issue_desc", number=req.id, requester=ctx.org.name(req.requester))
+        or "",
         rows=facts(ctx, req),
         buttons=[
             Button(block("cards_computers", "computer_issue_button") or "", ComputerClick(req.id, ComputerButton.ISSUE))
@@ -157,6 +159,7 @@ SPEC = router.approval(
             ("归还日期", "歸還日期", "归还", "return"),
             parse=parse_return_date,
             required_if=lambda v: v.get("purpose") == ComputerPurpose.LOAN,
+            show=lambda v, c: show_iso_day(c, v),
         ),
     ),
     members_only=True,
@@ -178,6 +181,9 @@ async def request_computer(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply(
         "computer_submitted",
         number=req.id,
+        count=fields["count"],
+        purpose=purpose_name(ctx, fields["purpose"]),
+        return_date=show_iso_day(ctx, fields["return_date"]) if fields.get("return_date") else "",
         next=[ctx.org.name(u) for u in flow.pending_approvers()],
         chain=[ctx.render("role_name", role=s.role) for s in flow.steps],
     )
@@ -290,7 +296,8 @@ async def confirm_computer(ctx: Ctx, values: dict[str, str]) -> None:
     issue.confirmed_at = ctx.now()
     req.stage = ComputerStage.DONE
     audit(ctx, req, "computer_received", req.status)
-    ctx.reply("computer_confirmed", number=req.id, assets=issue.assets["numbers"], due_back=issue.due_back)
+    due_back = show_iso_day(ctx, issue.due_back) if issue.due_back else None
+    ctx.reply("computer_confirmed", number=req.id, assets=issue.assets["numbers"], due_back=due_back)
     ctx.tell(issue.issued_by, "computer_receipt_notice", number=req.id, name=ctx.org.name(ctx.user))
 
 
@@ -304,7 +311,7 @@ async def fire_loan_return(ctx: Ctx, timer: Timer) -> None:
         "loan_return_due",
         number=issue.request_id,
         assets=issue.assets["numbers"],
-        due_back=issue.due_back,
+        due_back=show_iso_day(ctx, issue.due_back or ""),
     )
     ctx.tell(
         issue.issued_by,
@@ -312,7 +319,7 @@ async def fire_loan_return(ctx: Ctx, timer: Timer) -> None:
         number=issue.request_id,
         name=ctx.org.name(issue.recipient),
         assets=issue.assets["numbers"],
-        due_back=issue.due_back,
+        due_back=show_iso_day(ctx, issue.due_back or ""),
     )
 
 
@@ -326,5 +333,5 @@ async def fire_collection(ctx: Ctx, timer: Timer) -> None:
         "computer_collection_due",
         number=issue.request_id,
         assets=issue.assets["numbers"],
-        date=timer.payload["date"],
+        date=show_iso_day(ctx, timer.payload["date"]),
     )

@@ -5,6 +5,10 @@ with 接单; the first claim wins; the owner transfers (转交) or resolves (完
 人为损坏 for 追责). The reporter hears at claim and at completion. SLA timers are database rows:
 at 75% the owner (or, unclaimed, every technician of the category) is warned; at the deadline
 the director gets a card. Photos sent within 10 minutes of a report attach to it.
+
+Category 其他 (other: fits none of the skills) goes to the computer technicians, the generalists who
+can claim it at once or 改类别 it. What the center does not repair at all (`[[faults.not_ours]]`:
+air conditioning, printers, water, …) gets a reply naming the office that does, and no ticket.
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ from sqlalchemy import select, update
 
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_cards
-from bot.config_base import SKILLS
+from bot.config_workflows import CATEGORIES, NotOurs
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
-from handlers.approval_commands import NUMBER, resolve_person
-from handlers.labels import HasRenderer, Labels
+from handlers.approval_commands import resolve_person
+from handlers.labels import HasRenderer, Labels, example_names, show_moment
+from handlers.numbers import TICKET_NUMBER
 from storage.models import Card, Ticket, TicketStatus, Timer
 
 router = Router("faults", templates=Path(__file__).with_name("templates") / "faults")
-LABELS = Labels("labels_faults", category=SKILLS)
+LABELS = Labels("labels_faults", category=CATEGORIES, status=TicketStatus)
+NUMBER = TICKET_NUMBER
 
 
 class TicketButton(StrEnum):
@@ -50,7 +56,14 @@ CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
     "cctv": ("监控", "摄像头", "录像", "cctv", "camera"),
     "network": ("网络", "网线", "wifi", "无线", "路由", "交换机", "断网", "上网", "network"),
 }
+# The answer when it fits none of them (asked for the category, not read from a description).
+OTHER_WORDS = ("其他", "其它", "别的", "都不是", "不确定", "不清楚", "不知道", "other")
 DAMAGE_WORDS = ("人为损坏", "人为", "damage")
+# A category value the form keeps (never stored) for something another office handles:
+# "not_ours:<index in [[faults.not_ours]]>:<the word that matched>".
+NOT_OURS = "not_ours:"
+# A description naming such a thing carries the same mark, so the category can be inferred from it.
+_MARK = "\x1f"
 
 
 def category_of(text: str) -> str | None:
@@ -60,16 +73,79 @@ def category_of(text: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+def skill_of(category: str) -> str:
+    """The technician skill that handles a category (其他 goes to the computer technicians)."""
+    return "computer" if category == "other" else category
+
+
+def not_ours(ctx: Ctx, text: str) -> tuple[int, NotOurs, str] | None:
+    """The `[[faults.not_ours]]` entry (index, entry, the word) for text that names something another
+    office handles and none of the center's own equipment."""
+    low = text.lower()
+    if any(w in low for words in CATEGORY_WORDS.values() for w in words):
+        return None
+    hits = [(len(w), i, e, w) for i, e in enumerate(ctx.config.faults.not_ours) for w in e.words if w.lower() in low]
+    if not hits:
+        return None
+    _, i, entry, word = max(hits, key=lambda h: h[0])  # the longest word: 热水器 before 热水
+    return i, entry, word
+
+
+def _not_ours_value(ctx: Ctx, value: str) -> tuple[NotOurs, str] | None:
+    """The entry and word a `not_ours:` category value stands for."""
+    if not value.startswith(NOT_OURS):
+        return None
+    index, _, word = value.removeprefix(NOT_OURS).partition(":")
+    entries = ctx.config.faults.not_ours
+    return (entries[int(index)], word) if index.isdigit() and int(index) < len(entries) else None
+
+
 def parse_category(value: str, ctx: Ctx) -> str:
     cat = category_of(value)
-    if cat is None:
-        raise FieldError("invalid_category", choices=[category_name(ctx, c) for c in CATEGORY_WORDS])
-    return cat
+    if cat is not None:
+        return cat
+    low = value.strip().lower()
+    if any(w in low for w in OTHER_WORDS):
+        return "other"
+    hit = not_ours(ctx, value)
+    if hit is not None:
+        return f"{NOT_OURS}{hit[0]}:{hit[2]}"
+    raise FieldError("invalid_category", choices=[category_name(ctx, c) for c in CATEGORIES])
 
 
 def category_name(ctx: HasRenderer, category: str) -> str:
-    """The category's display name (电脑, 舞台音响, …)."""
+    """The category's display name (电脑, 舞台音响, 其他 …)."""
     return LABELS.name(ctx, "category", category)
+
+
+def show_category(value: str, ctx: Ctx) -> str:
+    office = _not_ours_value(ctx, value)
+    return office[1] if office else category_name(ctx, value)
+
+
+def _unmark(description: str) -> tuple[str | None, str]:
+    """(the not-ours category a description implies, or None; the description as written)."""
+    if not description.startswith(_MARK):
+        return None, description
+    tag, _, text = description[1:].partition(_MARK)
+    return f"{NOT_OURS}{tag}", text
+
+
+def parse_description(value: str, ctx: Ctx) -> str:
+    """The description; when it names something another office handles, it carries a mark."""
+    text = parse_text(500)(value, ctx)
+    hit = not_ours(ctx, text)
+    return f"{_MARK}{hit[0]}:{hit[2]}{_MARK}{text}" if hit else text
+
+
+def infer_category(values: dict[str, str]) -> str | None:
+    implied, text = _unmark(values.get("description", ""))
+    return implied or category_of(text)
+
+
+def ours(values: dict[str, str]) -> bool:
+    """Whether the report is about something the center repairs (else nothing more is asked)."""
+    return not values.get("category", "").startswith(NOT_OURS)
 
 
 def parse_text(limit: int):  # type: ignore[no-untyped-def]
@@ -84,9 +160,13 @@ def parse_text(limit: int):  # type: ignore[no-untyped-def]
     return parse
 
 
+def deadline_text(ctx: Ctx, t: Ticket) -> str:
+    """The repair deadline as every text shows a moment: 11月26日（周四）09:00."""
+    return show_moment(ctx, local_now(t.deadline, ctx.config.scheduler.timezone)) if t.deadline else ""
+
+
 def _facts(ctx: Ctx, t: Ticket) -> list[tuple[str, str]]:
-    tz = ctx.config.scheduler.timezone
-    deadline = local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else ""
+    deadline = deadline_text(ctx, t)
     return [
         (LABELS(ctx, "row_location"), t.location),
         (LABELS(ctx, "row_category"), category_name(ctx, t.category)),
@@ -98,7 +178,7 @@ def _facts(ctx: Ctx, t: Ticket) -> list[tuple[str, str]]:
 
 async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
     """接单 cards to the category's technicians, those on the reporter's campus only if any."""
-    techs = ctx.org.technicians(t.category, t.campus)
+    techs = ctx.org.technicians(skill_of(t.category), t.campus)
     local = [u for u in techs if (p := ctx.org.person(u)) is not None and p.campus == t.campus]
     # Nobody is asked to claim their own report, unless nobody else could.
     targets = [u for u in local if u != t.reporter] or [u for u in techs if u != t.reporter] or techs
@@ -163,31 +243,52 @@ async def open_ticket(
     "report_fault",
     aliases=("报修", "報修", "repair", "report"),
     fields=(
-        Field("location", ("地点", "地點", "位置", "location", "where"), parse=parse_text(100)),
+        Field("location", ("地点", "地點", "位置", "location", "where"), parse=parse_text(100), required_if=ours),
         Field(
             "category",
             ("设备", "設備", "类别", "equipment", "device"),
             parse=parse_category,
-            infer=lambda v: category_of(v.get("description", "")),
-            show=LABELS.show("category"),
+            infer=infer_category,
+            show=show_category,
         ),
-        Field("description", ("描述", "问题", "問題", "故障", "description", "problem"), parse=parse_text(500)),
+        Field(
+            "description",
+            ("描述", "问题", "問題", "故障", "description", "problem"),
+            parse=parse_description,
+            show=lambda v, c: _unmark(v)[1],
+            required_if=ours,
+        ),
     ),
     default_field="description",
 )
 async def report_fault(ctx: Ctx, values: dict[str, str]) -> None:
-    """Record a fault ticket, send it to the technicians, and confirm its number."""
-    t = await open_ticket(ctx, values["location"], values["category"], values["description"])
-    tz = ctx.config.scheduler.timezone
+    """Record a fault ticket, send it to the technicians, and confirm its number — or, for what
+    another office handles, say which office."""
+    office = _not_ours_value(ctx, values["category"])
+    if office is not None:
+        entry, word = office
+        ctx.reply("not_ours", word=word, office=entry.office, contact=entry.contact)
+        return
+    t = await open_ticket(ctx, values["location"], values["category"], _unmark(values["description"])[1])
     ctx.reply(
         "fault_recorded",
         number=t.id,
         location=t.location,
         category=category_name(ctx, t.category),
         description=t.description,
-        deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M"),  # type: ignore[arg-type]
+        deadline=deadline_text(ctx, t),
         hours=ctx.config.faults.sla_hours.get(t.category, 24),
     )
+
+
+def can_see(ctx: Ctx, t: Ticket) -> bool:
+    """The reporter, the owner, the director, and the technicians who could claim it."""
+    if ctx.user in (t.reporter, t.owner):
+        return True
+    p = ctx.person
+    if p is None:
+        return False
+    return "director" in p.roles or ("technician" in p.roles and skill_of(t.category) in p.skills)
 
 
 async def _ticket(ctx: Ctx, number: str, lock: bool = True) -> Ticket | None:
@@ -234,7 +335,7 @@ async def ticket_click(ctx: Ctx, card: Card, click: TicketClick) -> None:
     if click.button is TicketButton.CLAIM:
         await claim(ctx, t)
     else:
-        await _progress(ctx, t)
+        await show_progress(ctx, t)
 
 
 @router.command(
@@ -265,7 +366,7 @@ async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("ticket_not_yours", number=t.id, owner=ctx.org.name(t.owner or ""))
         return
     if target is None or person is None or "technician" not in person.roles or target == ctx.user:
-        ctx.reply("ticket_bad_target", text=values["target"])
+        ctx.reply("ticket_bad_target", text=values["target"], example=example_names(ctx.config, ctx.person)["tech"])
         return
     t.owner = target
     ctx.reply("ticket_handed_over", number=t.id, name=person.name)
@@ -335,7 +436,7 @@ def repair_hours(t: Ticket) -> float:
     positional=True,
     fields=(
         NUMBER,
-        Field("category", ("设备", "類別", "类别", "category"), parse=parse_category, show=LABELS.show("category")),
+        Field("category", ("设备", "類別", "类别", "category"), parse=parse_category, show=show_category),
     ),
 )
 async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
@@ -349,6 +450,11 @@ async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
     if t.status != TicketStatus.OPEN:
         ctx.reply("ticket_taken", number=t.id, owner=ctx.org.name(t.owner or ""), status=t.status)
         return
+    office = _not_ours_value(ctx, values["category"])
+    if office is not None:
+        entry, word = office
+        ctx.reply("not_ours", word=word, office=entry.office, contact=entry.contact, number=t.id)
+        return
     if values["category"] == t.category:
         ctx.reply("ticket_recategorised", number=t.id, category=category_name(ctx, t.category), names=[])
         return
@@ -359,51 +465,65 @@ async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply("ticket_recategorised", number=t.id, category=category_name(ctx, t.category), names=names)
 
 
-async def _progress(ctx: Ctx, t: Ticket) -> None:
-    tz = ctx.config.scheduler.timezone
+def status_name(ctx: HasRenderer, status: str) -> str:
+    """待接单 / 处理中 / 已完成"""
+    return LABELS.name(ctx, "status", status)
+
+
+async def show_progress(ctx: Ctx, t: Ticket) -> None:
+    """A ticket's state, owner and deadline (进度, the overdue card's 查看进度)."""
     ctx.reply(
         "ticket_progress",
         number=t.id,
-        status=t.status,
+        status=status_name(ctx, t.status),
         owner=ctx.org.name(t.owner or ""),
         location=t.location,
         category=category_name(ctx, t.category),
         description=t.description,
-        deadline=local_now(t.deadline, tz).strftime("%m-%d %H:%M") if t.deadline else "",
+        deadline=deadline_text(ctx, t),
         hours=repair_hours(t) if t.resolved_at else None,
     )
 
 
-@router.command("my_tickets", aliases=("我的报修", "我的報修", "my tickets", "tickets"))
+def row(ctx: Ctx, t: Ticket) -> dict[str, Any]:
+    """One ticket in a list (我的申请, 待办, 我的报修, 进度 with several matches)."""
+    return {
+        "number": t.id,
+        "category": category_name(ctx, t.category),
+        "location": t.location,
+        "status": status_name(ctx, t.status),
+        "owner": ctx.org.name(t.owner) if t.owner else "",
+        "campus": t.campus,
+    }
+
+
+async def reported_by_me(ctx: Ctx, limit: int = 10) -> list[Ticket]:
+    q = select(Ticket).where(Ticket.reporter == ctx.user).order_by(Ticket.id.desc()).limit(limit)
+    return list((await ctx.session.execute(q)).scalars())
+
+
+async def owned_by_me(ctx: Ctx) -> list[Ticket]:
+    q = select(Ticket).where(Ticket.owner == ctx.user, Ticket.status == TicketStatus.CLAIMED).order_by(Ticket.id)
+    return list((await ctx.session.execute(q)).scalars())
+
+
+async def claimable(ctx: Ctx, limit: int = 10) -> tuple[list[Ticket], int]:
+    """Open tickets a technician may claim (their skills; their campus first, then oldest first),
+    and how many there are in all."""
+    p = ctx.person
+    if p is None or "technician" not in p.roles:
+        return [], 0
+    categories = [c for c in CATEGORIES if skill_of(c) in p.skills]
+    q = select(Ticket).where(Ticket.status == TicketStatus.OPEN, Ticket.category.in_(categories))
+    rows = sorted((await ctx.session.execute(q)).scalars(), key=lambda t: (t.campus != p.campus, t.id))
+    return rows[:limit], len(rows)
+
+
+@router.command("my_tickets", aliases=("我的报修", "我的報修", "my tickets", "tickets"), in_help=False)
 async def my_tickets(ctx: Ctx, values: dict[str, str]) -> None:
-    """我的报修 — tickets I reported, and (technicians) tickets I own."""
-    reported = list(
-        (
-            await ctx.session.execute(
-                select(Ticket).where(Ticket.reporter == ctx.user).order_by(Ticket.id.desc()).limit(10)
-            )
-        ).scalars()
-    )
-    owned = list(
-        (
-            await ctx.session.execute(
-                select(Ticket)
-                .where(Ticket.owner == ctx.user, Ticket.status == TicketStatus.CLAIMED)
-                .order_by(Ticket.id)
-            )
-        ).scalars()
-    )
-
-    def row(t: Ticket) -> dict[str, Any]:
-        return {
-            "number": t.id,
-            "category": category_name(ctx, t.category),
-            "location": t.location,
-            "status": t.status,
-            "owner": ctx.org.name(t.owner) if t.owner else "",
-        }
-
-    ctx.reply("my_tickets", reported=[row(t) for t in reported], owned=[row(t) for t in owned])
+    """我的报修 — tickets I reported, and (technicians) tickets I own (我的申请 and 待办 show these too)."""
+    reported, owned = await reported_by_me(ctx), await owned_by_me(ctx)
+    ctx.reply("my_tickets", reported=[row(ctx, t) for t in reported], owned=[row(ctx, t) for t in owned])
 
 
 @router.attachment(order=20)  # after a draft being written (publishing, order 10)
@@ -440,15 +560,14 @@ async def fire_sla_warn(ctx: Ctx, timer: Timer) -> None:
         or t.deadline.isoformat() != timer.payload.get("deadline")
     ):
         return
-    tz = ctx.config.scheduler.timezone
     info = {
         "number": t.id,
         "location": t.location,
         "category": category_name(ctx, t.category),
-        "deadline": local_now(t.deadline, tz).strftime("%m-%d %H:%M"),
+        "deadline": deadline_text(ctx, t),
         "claimed": bool(t.owner),
     }
-    for u in [t.owner] if t.owner else ctx.org.technicians(t.category):
+    for u in [t.owner] if t.owner else ctx.org.technicians(skill_of(t.category)):
         ctx.tell(u, "ticket_sla_warning", **info)
 
 

@@ -20,7 +20,7 @@ from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, local_now, parse_span
-from handlers.approval_commands import NUMBER, parse_required, visible_request
+from handlers.approval_commands import parse_required, visible_request
 from handlers.approvals import (
     WorkflowSpec,
     audit,
@@ -30,7 +30,8 @@ from handlers.approvals import (
     send_request_cards,
     submit,
 )
-from handlers.labels import HasRenderer, Labels
+from handlers.labels import HasRenderer, Labels, show_span
+from handlers.numbers import REQUEST_NUMBER as NUMBER
 from storage.models import Card, FootageLog, Request
 
 router = Router("footage", templates=Path(__file__).with_name("templates") / "footage")
@@ -102,6 +103,17 @@ def footage_start(fields: dict[str, str], tz: str) -> datetime:
     return datetime.strptime(fields["time"][:16], "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(tz))
 
 
+def show_time(value: str, ctx: Ctx) -> str:
+    """A parsed span ('2026-11-20 14:00-15:00') read back: 11月20日（周五）14:00-15:00."""
+    tz = ZoneInfo(ctx.config.scheduler.timezone)
+    try:
+        start = datetime.strptime(value[:16], "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+        end = datetime.strptime(f"{value[:10]} {value[-5:]}", "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    except ValueError:
+        return value
+    return show_span(ctx, start, end)
+
+
 def days_left(ctx: Ctx, fields: dict[str, str]) -> int:
     """Days before the footage is overwritten (negative: probably gone already)."""
     tz = ctx.config.scheduler.timezone
@@ -126,7 +138,7 @@ def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     left = days_left(ctx, f)
     return [
         (LABELS(ctx, "row_location"), f["location"]),
-        (LABELS(ctx, "row_time"), f["time"]),
+        (LABELS(ctx, "row_time"), show_time(f["time"], ctx)),
         (LABELS(ctx, "row_subject"), who),
         (LABELS(ctx, "row_reason"), f["reason"]),
         (LABELS(ctx, "row_retention"), ctx.render("footage_days_left", days=left)),
@@ -146,7 +158,8 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
         req,
         ctx.org.with_role("cctv_operator"),
         title=block("cards_footage", "footage_retrieve_title", number=req.id) or "",
-        desc=block("cards_footage", "footage_retrieve_desc", requester=ctx.org.name(req.requester)) or "",
+        desc=block("cards_footage", "footage_retrieve_desc", number=req.id, requester=ctx.org.name(req.requester))
+        or "",
         rows=facts(ctx, req),
         buttons=[Button(block("cards_footage", "footage_log_button") or "", FootageClick(req.id, FootageButton.LOG))],
     )
@@ -164,7 +177,7 @@ SPEC = router.approval(
     members_only=True,
     fields=(
         Field("location", ("地点", "地點", "位置", "摄像头", "location", "camera"), parse=parse_required),
-        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
+        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time, show=show_time),
         Field("reason", ("原因", "理由", "事由", "reason"), parse=parse_required),
         Field("kind", ("类型", "類型", "对象", "type"), parse=parse_kind, show=LABELS.show("kind")),
         Field(
@@ -192,6 +205,8 @@ async def request_footage(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply(
         "footage_submitted",
         number=req.id,
+        location=fields["location"],
+        time=show_time(fields["time"], ctx),
         days_left=days_left(ctx, fields),
         next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
         chain=[ctx.render("role_name", role=s.role) for s in flow_of(req).steps],

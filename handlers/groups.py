@@ -26,7 +26,7 @@ from bot.timeparse import TimeParseError, local_now, parse_date
 from handlers.approval_commands import parse_required
 from handlers.approval_engine import FlowStatus
 from handlers.approvals import WorkflowSpec, flow_of, submit
-from handlers.labels import Labels
+from handlers.labels import Labels, show_iso_day
 from storage.models import AudioClass, Request
 
 router = Router("groups", templates=Path(__file__).with_name("templates") / "groups")
@@ -87,7 +87,7 @@ def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
     f = req.fields
     names = LABELS(ctx, "group_names", names=[g.name for c in f["groups"].split() if (g := group(ctx, c)) is not None])
     return [
-        (LABELS(ctx, "row_day"), f["day"]),
+        (LABELS(ctx, "row_day"), show_iso_day(ctx, f["day"])),
         (LABELS(ctx, "row_time"), f["class_time"]),
         (LABELS(ctx, "row_title"), f["title"]),
         (LABELS(ctx, "row_speaker"), f["speaker"]),
@@ -117,7 +117,7 @@ SPEC = router.approval(
     aliases=("音频课堂", "音頻課堂", "audio class", "audio"),
     roles=("group_admin", "platform_editor"),
     fields=(
-        Field("day", ("日期", "date"), parse=parse_day),
+        Field("day", ("日期", "date"), parse=parse_day, show=lambda v, c: show_iso_day(c, v)),
         Field("class_time", ("时间", "時間", "time"), parse=parse_required),
         Field("title", ("标题", "標題", "title"), parse=parse_required),
         Field("speaker", ("主讲", "主講", "speaker"), parse=parse_required),
@@ -151,7 +151,7 @@ async def audio_class(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.reply(
         "audio_submitted",
         number=req.id,
-        day=values["day"],
+        day=show_iso_day(ctx, values["day"]),
         next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
         groups=[g.name for c in chats if (g := group(ctx, c)) is not None],
     )
@@ -223,7 +223,7 @@ def push(g: ManagedGroup) -> Callable[[Ctx, datetime], Awaitable[None]]:
                     admin,
                     "audio_missing",
                     group=g.name,
-                    day=day,
+                    day=show_iso_day(ctx, day),
                     waiting=[{"number": r.id, "title": a.title} for a, r in waiting],
                 )
 

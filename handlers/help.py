@@ -1,25 +1,189 @@
-"""帮助 — list every command with one example."""
+"""帮助 / 你好 — what this person can do, grouped by workflow, with examples from the organisation.
+
+`帮助` lists the commands the asker may use (a command's `roles` / `members_only`, decided by
+`bot.router.allowed`), grouped by workflow, one example each; `帮助 借舞台` (any alias of any
+command) explains one command: what it does, each field and what it accepts, an example. The
+examples name real people, venues, classes and groups from the configuration, never a userid.
+`你好` / `？` answers with a short greeting and the three commands this person uses most.
+
+Each command's form template (`forms/<key>.j2`) carries the words: `example` (also used by the
+kernel), optionally `brief` (a shorter example for the list), `about` (what it does) and
+`accepts_<field>` (what the field accepts).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bot.context import Ctx
-from bot.router import Router, allowed
+from bot.conversation import handle_text
+from bot.router import Command, Router, allowed, normalise
+from handlers.labels import example_names
+from storage.models import Conversation
 
 router = Router("help", templates=Path(__file__).with_name("templates") / "help")
 
+# The order of the groups in 帮助 (router names); a router not named here comes after them.
+GROUP_ORDER = ("faults", "stage", "footage", "computers", "publishing", "groups", "approvals", "find", "help")
+# The three commands a greeting offers: those of the first of these roles the person holds
+# (as far as they may use them), then the everyday ones.
+TOP_BY_ROLE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("technician", ("pending", "claim_ticket", "complete_ticket")),
+    ("cctv_operator", ("pending", "log_footage", "progress")),
+    ("platform_editor", ("pending", "publish_draft", "audio_class")),
+    ("publicity_reviewer", ("pending", "pass_draft", "return_draft")),
+    ("photo_reviewer", ("pending", "pass_draft", "return_draft")),
+    ("director", ("pending", "approve", "progress")),
+    ("principal", ("pending", "approve", "progress")),
+    ("vp_info_center", ("pending", "approve", "progress")),
+    ("vp_supervising", ("pending", "approve", "progress")),
+    ("vp_campus", ("pending", "approve", "progress")),
+    ("committee", ("pending", "approve", "progress")),
+    ("dept_head", ("pending", "approve", "report_fault")),
+    ("office_lead", ("pending", "approve", "report_fault")),
+    ("dept_deputy", ("pending", "approve", "report_fault")),
+    ("class_teacher", ("report_fault", "pending", "my_requests")),
+    ("group_admin", ("audio_class", "report_fault", "my_requests")),
+)
+EVERYDAY = ("report_fault", "book_stage", "my_requests", "progress")
+# What may follow a greeting and still be only a greeting ("你好啊", "您好！", "hi~").
+FILLER = " \t,，.。!！?？~～、啊呀哈嘿哦喔嗯呢吗么"
 
-@router.command("help", aliases=("帮助", "幫助", "help", "?", "菜单", "menu"))
+
+def may_use(ctx: Ctx, cmd: Command) -> bool:
+    return allowed(cmd.roles, cmd.members_only, ctx.person)
+
+
+def _context(ctx: Ctx) -> dict[str, Any]:
+    """What the examples and field descriptions name: from the configuration."""
+    cfg = ctx.config
+    return {
+        "who": example_names(cfg, ctx.person),
+        "venues": [v.name for v in cfg.venues],
+        "classes": [c.name for c in cfg.classes],
+        "groups": [g.name for g in cfg.groups],
+        "not_ours": [{"words": list(e.words), "office": e.office} for e in cfg.faults.not_ours],
+        "retention_days": cfg.footage.retention_days,
+    }
+
+
+def _block(ctx: Ctx, cmd: Command, block: str, context: dict[str, Any]) -> str:
+    return ctx.renderer.block(cmd.template, block, **context) or ""
+
+
+def _heading(ctx: Ctx, router_name: str, commands: list[Command]) -> str:
+    return ctx.renderer.block("labels_help", f"group_{router_name}") or commands[0].name
+
+
+def _groups(ctx: Ctx, context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workflows with the commands this person may use, each command with a short example."""
+    rank = {name: i for i, name in enumerate(GROUP_ORDER)}
+    routers = sorted(ctx.registry.routers, key=lambda r: rank.get(r.name, len(rank)))
+    groups = []
+    for r in routers:
+        commands = [c for c in r.commands if c.in_help and may_use(ctx, c)]
+        if commands:
+            groups.append(
+                {
+                    "key": r.name,
+                    "heading": _heading(ctx, r.name, commands),
+                    "examples": [
+                        _block(ctx, c, "brief", context) or _block(ctx, c, "example", context) or c.name
+                        for c in commands
+                    ],
+                }
+            )
+    return groups
+
+
+def _topic(ctx: Ctx) -> str:
+    """What follows 帮助 in the message (`帮助 借舞台` → 借舞台), greetings before it skipped."""
+    text = normalise(ctx.inbound.content)
+    while (m := ctx.registry.match(text)) is not None:
+        cmd, rest = m
+        if cmd.key == "help":
+            return rest.strip(FILLER + ":：#“”\"'")
+        if cmd.key != "greeting":
+            return ""
+        text = rest.lstrip(FILLER)
+    return ""
+
+
+@router.command("help", aliases=("帮助", "幫助", "help", "菜单", "menu", "使用说明", "怎么用"), in_help=False)
 async def show_help(ctx: Ctx, values: dict[str, str]) -> None:
-    """List the commands this bot understands, each with an example."""
-    commands = [
-        {
-            "name": c.name,
-            "aliases": [a for a in c.aliases[1:] if a.isascii() and len(a) > 1],
-            "example": ctx.renderer.block(c.template, "example"),
-        }
-        for c in ctx.registry.commands
-        if c.in_help and allowed(c.roles, c.members_only, ctx.person)
-    ]
-    ctx.reply("help", commands=commands, name=ctx.person.name if ctx.person else None)
+    """帮助 — what I can use, grouped, with examples; 帮助 <指令> — one command explained."""
+    topic = _topic(ctx)
+    context = _context(ctx)
+    if topic:
+        await explain(ctx, topic, context)
+        return
+    ctx.reply("help", groups=_groups(ctx, context), name=ctx.person.name if ctx.person else None, one=None)
+
+
+async def explain(ctx: Ctx, topic: str, context: dict[str, Any]) -> None:
+    """帮助 借舞台: what the command does, its fields and what each accepts, an example."""
+    match = ctx.registry.match(topic)
+    if match is None:
+        groups = [g for g in _groups(ctx, context) if g["heading"] == topic]
+        if groups:
+            ctx.reply("help", groups=groups, name=None, one=groups[0]["heading"])
+            return
+        suggestion = ctx.registry.suggest(topic, may=lambda c: may_use(ctx, c))
+        ctx.reply("help_unknown", topic=topic[:20], suggestion=suggestion.name if suggestion else None)
+        return
+    cmd = match[0]
+    if not may_use(ctx, cmd):
+        if ctx.person is None:
+            ctx.reply("help_not_for_you", command=cmd.name, roles=[])
+        else:
+            ctx.reply("help_not_for_you", command=cmd.name, roles=[ctx.render("role_name", role=r) for r in cmd.roles])
+        return
+    fields = []
+    for f in cmd.fields:
+        # Whether it must be given: the form may say (block need_<field>), else the field's flags.
+        need = _block(ctx, cmd, f"need_{f.key}", context) or ctx.render(
+            "help_need", need="optional" if not f.required else "sometimes" if f.required_if is not None else "required"
+        )
+        accepts = (
+            _block(ctx, cmd, f"accepts_{f.key}", context)
+            or _block(ctx, cmd, f"ask_{f.key}", context)
+            or (ctx.renderer.block("forms/_common", f"ask_{f.key}") or "")
+        )
+        fields.append({"label": f.label, "need": need, "accepts": accepts})
+    ctx.reply(
+        "help_command",
+        command=cmd.name,
+        about=_block(ctx, cmd, "about", context),
+        fields=fields,
+        positional=cmd.positional,
+        example=_block(ctx, cmd, "example", context),
+        aliases=list(cmd.aliases[1:]),
+    )
+
+
+@router.command(
+    "greeting", aliases=("你好", "您好", "你们好", "老师好", "嗨", "在吗", "hello", "hi", "?", "？"), in_help=False
+)
+async def greeting(ctx: Ctx, values: dict[str, str]) -> None:
+    """你好 / ？ — a short greeting with the three commands this person uses most. A greeting
+    followed by something else ("你好，我想借舞台") is that something else."""
+    text = normalise(ctx.inbound.content)
+    m = ctx.registry.match(text)
+    rest = m[1].strip(FILLER) if m is not None and m[0].key == "greeting" else ""
+    if rest and await ctx.session.get(Conversation, ctx.user) is None:
+        await handle_text(ctx, rest)
+        return
+    context = _context(ctx)
+    top = [c for c in (ctx.registry.get(k) for k in _top_keys(ctx)) if c is not None and may_use(ctx, c)][:3]
+    ctx.reply(
+        "greeting",
+        name=ctx.person.name if ctx.person else None,
+        examples=[_block(ctx, c, "brief", context) or _block(ctx, c, "example", context) for c in top],
+    )
+
+
+def _top_keys(ctx: Ctx) -> list[str]:
+    roles = set(ctx.person.roles) if ctx.person else set()
+    mine = next((keys for role, keys in TOP_BY_ROLE if role in roles), ())
+    return list(dict.fromkeys((*mine, *EVERYDAY)))

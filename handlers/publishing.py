@@ -28,9 +28,10 @@ from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Job, Router
 from bot.timeparse import local_now
-from handlers.approval_commands import NUMBER, parse_number, parse_required
+from handlers.approval_commands import parse_required
 from handlers.approvals import WorkflowSpec, submit
 from handlers.labels import Labels
+from handlers.numbers import DRAFT_NUMBER, Kind, number_field
 from storage.models import Card, Draft, DraftStatus, DraftVersion, Platform, Publication, Request
 
 router = Router("publishing", templates=Path(__file__).with_name("templates") / "publishing")
@@ -74,7 +75,8 @@ class Verdict(StrEnum):
     RETURN = "return"
 
 
-LABELS = Labels("labels_publishing", platform=Platform, part=(DraftPart.TEXT, DraftPart.PHOTO))
+LABELS = Labels("labels_publishing", platform=Platform, part=(DraftPart.TEXT, DraftPart.PHOTO), status=DraftStatus)
+NUMBER = DRAFT_NUMBER
 
 # Drafts an author is still writing: new photos attach to them, 提交 sends them.
 OPEN = (DraftStatus.COLLECTING, DraftStatus.REVISING)
@@ -221,7 +223,7 @@ async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPar
         step=d.version,
         rows=rows,
         title=block("cards_publishing", f"draft_review_{part.value}", number=d.id) or "",
-        desc=block("cards_publishing", "draft_review_desc", title=v.title) or "",
+        desc=block("cards_publishing", "draft_review_desc", number=d.id, title=v.title) or "",
         buttons=[
             Button(block("cards_publishing", "draft_pass") or "", DraftClick(d.id, v.version, part, DraftButton.PASS)),
             Button(
@@ -241,7 +243,7 @@ async def _close(ctx: Ctx, d: Draft, purpose: str, label: str) -> None:
     "submit_draft",
     aliases=("提交", "提交稿件", "submit"),
     positional=True,
-    fields=(Field("number", ("编号", "number"), parse=parse_number, required=False),),
+    fields=(number_field(Kind.DRAFT, required=False),),
 )
 async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """提交 [#编号] — send the draft to the text and photo reviewers."""
@@ -397,7 +399,7 @@ async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
         purpose="edit",
         step=d.version,
         title=block("cards_publishing", "draft_edit_title", number=d.id) or "",
-        desc=block("cards_publishing", "draft_review_desc", title=v.title) or "",
+        desc=block("cards_publishing", "draft_review_desc", number=d.id, title=v.title) or "",
         rows=[
             (LABELS(ctx, "row_author"), ctx.org.name(d.author)),
             (LABELS(ctx, "row_title"), v.title),
@@ -602,13 +604,92 @@ async def publish_draft(ctx: Ctx, values: dict[str, str]) -> None:
     )
 
 
-@router.command("my_drafts", aliases=("我的投稿", "my drafts"))
-async def my_drafts(ctx: Ctx, values: dict[str, str]) -> None:
-    """我的投稿 — my drafts and where each stands."""
-    rows = (
-        await ctx.session.execute(select(Draft).where(Draft.author == ctx.user).order_by(Draft.id.desc()).limit(10))
+def status_name(ctx: Ctx, status: str) -> str:
+    """待提交 / 审核中 / …"""
+    return LABELS.name(ctx, "status", status)
+
+
+def can_see(ctx: Ctx, d: Draft) -> bool:
+    """The author, the reviewers, the platform editors and the director."""
+    p = ctx.person
+    roles = {"publicity_reviewer", "photo_reviewer", "platform_editor", "director"}
+    return d.author == ctx.user or (p is not None and bool(roles & set(p.roles)))
+
+
+async def row(ctx: Ctx, d: Draft) -> dict[str, object]:
+    """One draft in a list (我的申请, 待办, 我的投稿, 进度 with several matches)."""
+    v = await _version(ctx, d)
+    return {
+        "number": d.id,
+        "title": v.title,
+        "version": d.version,
+        "status": status_name(ctx, d.status),
+        "author": ctx.org.name(d.author),
+    }
+
+
+async def show_progress(ctx: Ctx, d: Draft) -> None:
+    """Where a draft stands: its version, each review and the publications (进度)."""
+    v = await _version(ctx, d)
+    published = (
+        await ctx.session.execute(select(Publication).where(Publication.draft_id == d.id).order_by(Publication.id))
     ).scalars()
-    ctx.reply("my_drafts", items=[{"number": d.id, "status": d.status, "version": d.version} for d in rows])
+
+    def review(state: dict[str, object]) -> dict[str, object]:
+        by = str(state.get("by") or "")
+        return {"status": str(state.get("status") or ""), "by": ctx.org.name(by) if by else ""}
+
+    ctx.reply(
+        "draft_progress",
+        number=d.id,
+        title=v.title,
+        version=d.version,
+        status=status_name(ctx, d.status),
+        submitted=v.submitted_at is not None,
+        text=review(v.text_review),
+        photo=review(v.photo_review),
+        photos=len(v.photos.get("items", [])),
+        published=[{"platform": platform_name(ctx, p.platform), "link": p.link} for p in published],
+    )
+
+
+async def mine(ctx: Ctx, limit: int = 10) -> list[Draft]:
+    q = select(Draft).where(Draft.author == ctx.user).order_by(Draft.id.desc()).limit(limit)
+    return list((await ctx.session.execute(q)).scalars())
+
+
+async def to_review(ctx: Ctx) -> list[tuple[Draft, DraftPart]]:
+    """Drafts whose current version waits for this reviewer's part (text or photos)."""
+    parts = [
+        part
+        for part, role in ((DraftPart.TEXT, "publicity_reviewer"), (DraftPart.PHOTO, "photo_reviewer"))
+        if _has_role(ctx, role)
+    ]
+    if not parts:
+        return []
+    q = select(Draft).where(Draft.status == DraftStatus.IN_REVIEW).order_by(Draft.id)
+    out = []
+    for d in (await ctx.session.execute(q)).scalars():
+        v = await _version(ctx, d)
+        for part in parts:
+            state = v.text_review if part is DraftPart.TEXT else v.photo_review
+            if state.get("status") == ReviewStatus.PENDING:
+                out.append((d, part))
+    return out
+
+
+async def to_publish(ctx: Ctx) -> list[Draft]:
+    """Drafts with the platform editors (for an editor)."""
+    if not _has_role(ctx, "platform_editor"):
+        return []
+    q = select(Draft).where(Draft.status == DraftStatus.EDITING).order_by(Draft.id)
+    return list((await ctx.session.execute(q)).scalars())
+
+
+@router.command("my_drafts", aliases=("我的投稿", "my drafts"), in_help=False)
+async def my_drafts(ctx: Ctx, values: dict[str, str]) -> None:
+    """我的投稿 — my drafts and where each stands (我的申请 lists them too)."""
+    ctx.reply("my_drafts", items=[await row(ctx, d) for d in await mine(ctx)])
 
 
 def _week_start(ctx: Ctx, when: datetime) -> datetime:

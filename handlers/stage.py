@@ -28,7 +28,7 @@ from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, find_date, local_now, parse_date, parse_span
-from handlers.approval_commands import NUMBER, parse_required, visible_request
+from handlers.approval_commands import parse_required, visible_request
 from handlers.approval_engine import SYSTEM, Action, Decision, FlowStatus
 from handlers.approvals import (
     WorkflowSpec,
@@ -41,7 +41,8 @@ from handlers.approvals import (
     submit,
 )
 from handlers.faults import open_ticket
-from handlers.labels import Labels
+from handlers.labels import Labels, show_iso_day, show_span
+from handlers.numbers import REQUEST_NUMBER as NUMBER
 from storage.models import Booking, BookingCondition, Card, Request, Timer, VenueLock
 
 router = Router("stage", templates=Path(__file__).with_name("templates") / "stage")
@@ -147,6 +148,16 @@ def parse_time(value: str, ctx: Ctx) -> str:
     return f"{start:%Y-%m-%d} {span}" if has_date else span
 
 
+def show_time(value: str, ctx: Ctx) -> str:
+    """A parsed 时间 read back: 14:00-16:00, or with its date: 12月1日（周二）14:00-16:00."""
+    if not re.match(r"\d{4}-\d{2}-\d{2} ", value):
+        return value
+    tz = ZoneInfo(ctx.config.scheduler.timezone)
+    start = datetime.strptime(value[:16], "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    end = datetime.strptime(f"{value[:10]} {value[-5:]}", "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    return show_span(ctx, start, end)
+
+
 def _span(ctx: Ctx, values: dict[str, str]) -> tuple[datetime, datetime]:
     tz = ZoneInfo(ctx.config.scheduler.timezone)
     t = values["time"]
@@ -229,7 +240,7 @@ def _chain(values: dict[str, str]) -> str:
 
 
 def _slot_text(ctx: Ctx, s: datetime, e: datetime) -> str:
-    return LABELS(ctx, "slot", start=s, end=e)
+    return show_span(ctx, s, e)
 
 
 async def check_booking(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
@@ -345,9 +356,13 @@ SPEC = router.approval(
     fields=(
         Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue, show=lambda v, c: venue_name(c, v)),
         Field(
-            "date", ("日期", "date"), parse=parse_day, required_if=lambda v: not re.match(r"\d{4}-", v.get("time", ""))
+            "date",
+            ("日期", "date"),
+            parse=parse_day,
+            required_if=lambda v: not re.match(r"\d{4}-", v.get("time", "")),
+            show=lambda v, c: show_iso_day(c, v),
         ),
-        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time),
+        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time, show=show_time),
         Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
         Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
         Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no, show=LABELS.show("yes_no")),
@@ -450,7 +465,7 @@ async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
         req,
         [req.requester],
         title=block("cards_stage", "stage_condition_title", number=req.id) or "",
-        desc=block("cards_stage", "stage_condition_desc", activity=booking.activity) or "",
+        desc=block("cards_stage", "stage_condition_desc", number=req.id, activity=booking.activity) or "",
         rows=[],
         purpose="condition",
         buttons=[

@@ -62,7 +62,7 @@ async def test_student_footage_chain_to_handover(scene: Scene) -> None:
     await scene.say("linxue", "张伟")
     await scene.say("linxue", "11月25日 11:00")
     await scene.say("linxue", "实训楼二楼走廊摄像头 14:00-15:00")
-    assert "已登记 #1" in await scene.say("linxue", "U盘拷贝")
+    assert "已登记申请 #1" in await scene.say("linxue", "U盘拷贝")
     assert "U盘拷贝" in scene.last_text("zhaolei")
     assert scene.update_labels("wangpeng") == ["已登记·林雪"]  # the other operator's card closes
     req = await request_row(scene.bot, 1)
@@ -109,7 +109,7 @@ async def test_footage_questions_one_at_a_time_and_retention_warning(scene: Scen
 async def test_footage_is_invisible_to_others(scene: Scene) -> None:
     await scene.say("zhaolei", STUDENT_FOOTAGE)
     assert "没有找到编号 #1" in await scene.say("lihua", "进度 #1")
-    assert "没有找到编号 #1" in await scene.say("majun", "同意 #1")
+    assert "没有找到申请 #1" in await scene.say("majun", "同意 #1")
     progress = await scene.say("linxue", "进度 #1")  # operators may see it
     assert "审批中" in progress and "刘娜" in progress
     progress = await scene.say("zhaolei", "进度 #1")
@@ -204,7 +204,7 @@ async def test_office_computer_chain_issue_and_receipt(scene: Scene) -> None:
     assert scene.cards("hejun") == []  # the other campus's technician is not bothered
     assert "资产号" in await scene.click("lihua", tech_card, "登记发放")
     assert "2 台" in await scene.say("lihua", "PC-001")
-    assert "已登记 #1" in await scene.say("lihua", "发放 #1 资产号:PC-001 PC-002")
+    assert "已登记申请 #1" in await scene.say("lihua", "发放 #1 资产号:PC-001 PC-002")
     assert "确认领取 #1" in scene.last_text("huangli")
     assert "已确认领取" in await scene.say("huangli", "确认领取 #1")
     async with scene.bot.app[PIPELINE].sessions() as s:
@@ -223,10 +223,10 @@ async def test_department_loan_chain_with_return_reminder(scene: Scene, clock: F
         await scene.say(who, "同意 #1")
     await scene.say("lihua", "发放 #1 资产号:NB-007")
     await scene.say("zhaolei", "确认领取 #1")
-    assert "2026-12-01 前归还" in scene.last_text("zhaolei")
+    assert "12月1日（周二）前归还" in scene.last_text("zhaolei")
     clock.advance(timedelta(days=6, hours=-1).total_seconds())  # 2026-12-01 09:00 Shanghai
     await scene.tick()
-    assert scene.got("zhaolei", "今天（2026-12-01）到期")
+    assert scene.got("zhaolei", "今天是12月1日（周二），您借用的电脑")
     assert scene.got("lihua", "NB-007")
     await scene.tick()  # fired once only
     assert sum("到期" in t for t in scene.texts("zhaolei")) == 1
@@ -302,3 +302,14 @@ async def test_two_approvers_clicking_at_once_decide_exactly_once(scene: Scene) 
     assert actions.count("approve") == 3 and actions.count("refused_approve") == 1
     assert (await request_row(scene.bot, 1)).status == "approved"
     assert len(scene.cards("lihua")) == 1  # the technician is asked to issue once
+
+
+async def test_transfer_and_substitutes_only_to_people_who_approve(scene: Scene) -> None:
+    await scene.say("zhaolei", "调监控 地点:302 时间:今天 8:00-9:00 原因:丢失 类型:教职工")
+    reply = await scene.say("majun", "转审 #1 张伟")  # a class teacher: may approve
+    assert "已转给张伟" in reply
+    reply = await scene.say("zhangwei", "转审 #1 李华")  # a technician: may not
+    assert "不能转给李华：李华没有审批权限" in reply and "转审 #12 刘洋" in reply
+    assert "通讯录里没找到“lihua2”" in await scene.say("zhangwei", "转审 #1 lihua2")
+    assert "“同意”只有" in await scene.say("lihua", "同意 #1")  # approving is for those who approve
+    assert "已同意" in await scene.say("zhangwei", "同意 #1")

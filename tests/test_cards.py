@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.appkeys import PIPELINE
-from bot.clock import FakeClock
 from bot.cardkeys import BadCardKey, CardAction
+from bot.clock import FakeClock
 from bot.router import Registry
 from handlers import ROUTERS
 from storage.models import ApprovalAudit, Request

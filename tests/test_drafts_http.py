@@ -94,7 +94,7 @@ async def test_phone_number_needs_the_committee_before_publication(scene: Scene)
 async def test_cadence_reminders(scene: Scene, clock: FakeClock) -> None:
     clock.advance(7 * 3600)  # 16:00 Wednesday, no website post today
     await scene.tick()
-    assert scene.got("zhouyan", "今天（11月25日）网站还没有发布新内容")
+    assert scene.got("zhouyan", "今天是11月25日（周三），网站还没有发布新内容")
     async with scene.bot.app[PIPELINE].sessions() as s, s.begin():
         for i in range(4):
             s.add(

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
+from bot.config import ConfigError, parse_config
 from bot.emulator.server import Emulator
-from storage.models import Ticket
-from tests.conftest import make_config, start_bot
+from storage.models import Conversation, Ticket
+from tests.conftest import example_raw, make_config, start_bot
 from tests.scene import Scene
 
 START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -26,7 +29,7 @@ async def ticket(scene: Scene, number: int = 1) -> Ticket:
 
 async def test_report_claim_complete(scene: Scene, clock: FakeClock) -> None:
     reply = await scene.say("zhaolei", "报修 地点:302教室 描述:投影仪开机没有画面")
-    assert "编号 #1" in reply and "24 小时内" in reply
+    assert "报修编号 #1" in reply and "24 小时内" in reply
     card = scene.card("zhanglei")  # projector technician on the reporter's campus
     assert card["main_title"]["title"] == "报修 #1 · 投影"
     assert scene.cards("xuqiang") == []  # another campus's projector technician is not bothered
@@ -133,3 +136,62 @@ async def test_health_shows_timers_the_scheduler_has_not_fired(scene: Scene, clo
     assert (await scene.bot.health())["overdue_timers"] == 2  # the 75 % warning and the deadline
     await scene.tick()
     assert (await scene.bot.health())["overdue_timers"] == 0
+
+
+# -- what the center does not repair, and 其他 --------------------------------------------------
+async def test_what_another_office_handles_gets_that_office_not_a_ticket(scene: Scene) -> None:
+    reply = await scene.say("zhaolei", "报修 地点:行政楼 设备:打印机 描述:卡纸")
+    assert "“打印机”不归信息中心维修，请联系总务处（总务处报修电话 8001，行政楼一楼）" in reply
+    # Named only in the description: answered at once, nothing more is asked.
+    reply = await scene.say("zhaolei", "报修 办公室空调不制冷")
+    assert "“空调”不归信息中心维修" in reply and "在哪里" not in reply
+    assert "“饭卡”不归信息中心维修，请联系财务处" in await scene.say("zhaolei", "报修 地点:食堂 描述:饭卡刷不了")
+    assert await scene.bot.count(Ticket) == 0 and await scene.bot.count(Conversation) == 0
+
+
+async def test_answering_the_category_question_with_something_not_ours_ends_the_form(scene: Scene) -> None:
+    assert "哪类设备" in await scene.say("zhaolei", "报修 地点:302 描述:坏了")
+    reply = await scene.say("zhaolei", "饮水机")
+    assert "“饮水机”不归信息中心维修，请联系总务处" in reply and "哪类设备" not in reply
+    assert await scene.bot.count(Ticket) == 0 and await scene.bot.count(Conversation) == 0
+
+
+async def test_our_equipment_wins_over_a_word_another_office_has(scene: Scene) -> None:
+    reply = await scene.say("zhaolei", "报修 地点:302 描述:投影仪的插座没电了")
+    assert "报修编号 #1" in reply and "设备：投影" in reply
+
+
+async def test_other_goes_to_the_computer_technicians(scene: Scene) -> None:
+    assert "都不是请回复“其他”" in await scene.say("zhaolei", "报修 地点:302 描述:门口的电子班牌黑了")
+    reply = await scene.say("zhaolei", "其他")
+    assert "报修编号 #1" in reply and "设备：其他" in reply and "24 小时内" in reply
+    assert scene.card("lihua")["main_title"]["title"] == "报修 #1 · 其他"  # computer technician, same campus
+    assert scene.cards("wangpeng") == []
+    assert "您已接单" in await scene.say("lihua", "接单 #1")
+    t = await ticket(scene)
+    assert (t.category, t.owner) == ("other", "lihua")
+
+
+async def test_recategorise_to_something_not_ours_leaves_the_ticket(scene: Scene) -> None:
+    await scene.say("zhaolei", "报修 地点:302 设备:投影 描述:不亮")
+    reply = await scene.say("zhaolei", "改类别 #1 空调")
+    assert "“空调”不归信息中心维修" in reply and "报修 #1 的类别没有改动" in reply
+    assert (await ticket(scene)).category == "projector"
+
+
+def test_not_ours_is_validated_with_the_fix() -> None:
+    raw = example_raw()
+    raw["faults"]["not_ours"] = [{"words": [], "office": "总务处"}]
+    assert any("faults.not_ours[0].words" in p and 'words = ["空调", "打印机"]' in p for p in config_problems(raw))
+    raw["faults"]["not_ours"] = [{"words": ["空调"], "office": " "}]
+    assert any('office = "总务处"' in p for p in config_problems(raw))
+    raw["faults"]["not_ours"] = [{"words": ["空调"], "office": "总务处"}, {"words": ["空调"], "office": "后勤处"}]
+    assert any("'空调' is listed under both '总务处' and '后勤处'" in p for p in config_problems(raw))
+    raw["faults"]["not_ours"] = [{"words": ["空调"], "office": "总务处", "phone": "1"}]
+    assert any("faults.not_ours[0].phone" in p for p in config_problems(raw))
+
+
+def config_problems(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, environ={})
+    return err.value.problems

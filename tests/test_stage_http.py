@@ -71,9 +71,9 @@ async def test_ambiguous_past_and_open_times_get_a_question(scene: Scene) -> Non
 async def test_clash_is_answered_with_the_booking_and_three_free_slots(scene: Scene) -> None:
     await scene.say("zhaolei", f"借舞台 场地:本部礼堂 日期:明天 时间:14:00-16:00 活动:合唱排练 {FLAGS}")
     reply = await scene.say("songtao", f"借舞台 场地:本部礼堂 日期:明天 时间:15:00-17:00 活动:机电技能展示 {FLAGS}")
-    assert "与 #1（信息技术系“合唱排练”，11月26日 14:00-16:00，审批中）冲突" in reply
+    assert "与申请 #1（信息技术系“合唱排练”，11月26日（周四）14:00-16:00，审批中）冲突" in reply
     assert reply.count("· 11月26日") == 3
-    for slot in ("11月26日 16:00-18:00", "11月26日 16:30-18:30", "11月26日 17:00-19:00"):
+    for slot in ("11月26日（周四）16:00-18:00", "11月26日（周四）16:30-18:30", "11月26日（周四）17:00-19:00"):
         assert slot in reply
     # Picking a free slot instead submits at once.
     assert "编号 #2" in await scene.say("songtao", "时间:16:00-18:00")
@@ -88,7 +88,7 @@ async def test_competing_requests_director_sees_both_and_exactly_one_wins(scene:
     assert "中心主任裁决" in await scene.say("songtao", "是")
     cards = scene.cards("chenhao")
     assert len(cards) == 2
-    assert ("冲突", "#1 合唱排练") in [(h["keyname"], h["value"]) for h in cards[1]["horizontal_content_list"]]
+    assert ("冲突", "申请 #1 合唱排练") in [(h["keyname"], h["value"]) for h in cards[1]["horizontal_content_list"]]
     posts = []
     for card in cards:
         key = next(b["key"] for b in card["button_list"] if b["text"] == "同意")
@@ -138,7 +138,7 @@ async def test_major_event_check_and_condition_opening_a_ticket(scene: Scene, cl
     cond = scene.card("zhaolei")
     assert cond["main_title"]["title"] == "设备运转情况 #1"
     assert "说明" in await scene.click("zhaolei", cond, "异常")
-    assert "报修单号 #1" in await scene.say("zhaolei", "左侧音箱有杂音")
+    assert "报修 #1" in await scene.say("zhaolei", "左侧音箱有杂音")
     async with scene.bot.app[PIPELINE].sessions() as s:
         t = (await s.execute(select(Ticket))).scalar_one()
     assert (t.category, t.location, t.booking_id) == ("stage", "本部礼堂", 1)

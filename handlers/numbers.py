@@ -1,0 +1,102 @@
+"""The numbers people type for tickets (报修), requests (申请) and drafts (稿件).
+
+Each kind keeps its own sequence, so a number may carry its kind, written either way:
+`#B12` or `报修 #12`, `#S7` or `申请 #7`, `#G3` or `稿件 #3` (the letter: B for 报修, S for 申请,
+G for 稿件). A command about one kind (接单, 同意, 通过 …) takes that kind's number and refuses
+another kind's; 进度 takes any, and without a kind finds what the asker may see among all three.
+Every text shows the kind with the number: "报修 #12", "申请 #7", "稿件 #3".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.context import Ctx
+from bot.router import Field, FieldError
+from handlers.labels import Labels
+
+
+class Kind(StrEnum):
+    """What a number counts; the value is the letter people may type before it."""
+
+    TICKET = "B"  # 报修
+    REQUEST = "S"  # 申请 (footage, computers, stage, audio class, committee)
+    DRAFT = "G"  # 稿件
+
+
+# The words for each kind people may write before a number (normalised: Simplified, lower case).
+KIND_WORDS: dict[Kind, tuple[str, ...]] = {
+    Kind.TICKET: ("报修单", "报修", "工单", "ticket", "repair"),
+    Kind.REQUEST: ("申请单", "申请", "审批", "request"),
+    Kind.DRAFT: ("稿件", "投稿", "稿", "draft"),
+}
+KIND_LABELS = Labels("labels_approvals", kind=Kind)  # kind_B → 报修 …
+
+_WORD_KIND = {w: k for k, words in KIND_WORDS.items() for w in words}
+_WORDS = "|".join(re.escape(w) for w in sorted(_WORD_KIND, key=len, reverse=True))
+REF_RE = re.compile(
+    rf"(?:(?P<word>{_WORDS})\s*)?(?:编号|编號|no\.?|number)?\s*#?\s*(?P<letter>[bsg])?\s*(?P<number>\d{{1,12}})",
+    re.IGNORECASE,
+)
+NUMBER_LABELS = ("编号", "編號", "number", "no")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A number as typed: its kind when one was given, and the number."""
+
+    kind: Kind | None
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.kind.value if self.kind else ''}{self.number}"
+
+
+def parse_ref(text: str) -> Ref:
+    """`#12`, `12`, `#B12`, `b12`, `报修 #12`, `申请#7`, `稿件 3` → a Ref; FieldError otherwise."""
+    m = REF_RE.fullmatch(text.strip())
+    if m is None:
+        raise FieldError("invalid_number")
+    by_word = _WORD_KIND.get(m.group("word").lower()) if m.group("word") else None
+    by_letter = Kind(m.group("letter").upper()) if m.group("letter") else None
+    if by_word and by_letter and by_word is not by_letter:
+        raise FieldError("invalid_number")
+    return Ref(by_word or by_letter, int(m.group("number")))
+
+
+def kind_name(ctx: Ctx, kind: Kind) -> str:
+    return KIND_LABELS.name(ctx, "kind", kind)
+
+
+def show_ref(ctx: Ctx, kind: Kind, number: int | str) -> str:
+    """报修 #12"""
+    return f"{kind_name(ctx, kind)} #{number}"
+
+
+def number_field(kind: Kind | None, required: bool = True) -> Field:
+    """The number of one kind (its digits are the value), or of any kind (`B12`, `12`)."""
+
+    def parse(value: str, ctx: Ctx) -> str:
+        ref = parse_ref(value)
+        if kind is None:
+            return str(ref)
+        if ref.kind is not None and ref.kind is not kind:
+            raise FieldError(
+                "invalid_number_kind", given=kind_name(ctx, ref.kind), expected=kind_name(ctx, kind), number=ref.number
+            )
+        return str(ref.number)
+
+    def show(value: str, ctx: Ctx) -> str:
+        ref = parse_ref(value)
+        shown = ref.kind or kind
+        return show_ref(ctx, shown, ref.number) if shown else f"#{ref.number}"
+
+    return Field("number", NUMBER_LABELS, required=required, parse=parse, show=show)
+
+
+TICKET_NUMBER = number_field(Kind.TICKET)
+REQUEST_NUMBER = number_field(Kind.REQUEST)
+DRAFT_NUMBER = number_field(Kind.DRAFT)
+ANY_NUMBER = number_field(None, required=False)
