@@ -73,6 +73,7 @@ async def visible_request(ctx: Ctx, number: str, lock: bool = True) -> Request |
     if req is None or not can_see(ctx, req, ctx.user):
         ctx.reply("request_not_found", number=number)
         return None
+    ctx.confidential = ctx.confidential or req.confidential  # what follows goes out as 保密消息
     return req
 
 

@@ -211,6 +211,7 @@ async def submit(
     ctx: Ctx, spec: WorkflowSpec, chain_key: str, fields: dict[str, Any], class_key: str | None = None, stage: str = ""
 ) -> Request:
     """Create a request, resolve its chain to people now, and send the first cards."""
+    ctx.confidential = ctx.confidential or spec.confidential  # its texts go out as 保密消息 (safe = 1)
     chain = ctx.config.chains[chain_key]
     resolved = ctx.org.resolve_chain(chain, ctx.user, class_key)
     steps = tuple(Step(s.role, s.mode, s.approvers) for s in resolved)
@@ -271,6 +272,7 @@ STALE_REFUSALS = frozenset({Refusal.NOT_PENDING, Refusal.STALE_STEP, Refusal.NOT
 async def decide(ctx: Ctx, req: Request, decision: Decision, card: Card | None = None) -> bool:
     """Apply a decision; on refusal tell the actor why, audit it, refresh the card. True if applied."""
     spec = spec_for(ctx, req.workflow)
+    ctx.confidential = ctx.confidential or req.confidential
     flow = flow_of(req)
     prev = req.status
     try:
@@ -380,6 +382,8 @@ async def request_of(ctx: Ctx, card: Card) -> Request | None:
     req = await load_for_update(ctx, card.request_id)
     if req is None:
         ctx.reply("card_unknown")
+    elif req.confidential:
+        ctx.confidential = True  # everything this click causes goes out as 保密消息
     return req
 
 

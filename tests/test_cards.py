@@ -142,3 +142,12 @@ async def test_confidential_texts_go_out_with_safe(scene: Scene) -> None:
     }
     safe = [b.get("safe") for b in bodies.values()]
     assert safe.count(1) == 2 and None in safe  # the police log and the footage question; not the 报修 reply
+
+
+async def test_messages_about_a_footage_request_are_safe_all_along(scene: Scene) -> None:
+    """Approvers' texts, the operator's and the requester's: every text about it has safe = 1."""
+    await scene.say("zhaolei", STUDENT_FOOTAGE)
+    await scene.click("liuna", scene.card("liuna"), "同意")  # a click
+    await scene.say("songtao", "同意 #1")  # a text fallback
+    texts = [d.body for u in ("zhaolei", "liuna", "songtao") for d in scene.emu.messages_to(u) if d.msgtype == "text"]
+    assert texts and all(b.get("safe") == 1 for b in texts)
