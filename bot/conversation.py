@@ -302,6 +302,9 @@ async def _offer(ctx: Ctx, norm: str) -> bool:
     if offer is None or cmd is None or not allowed(cmd.roles, cmd.members_only, ctx.person):
         return False
     values = {k: v for k, v in offer.values.items() if any(f.key == k for f in cmd.fields)}
+    if offer.direct:
+        await _advance(ctx, cmd, {}, values)
+        return True
     event = ctx.event_id or 0
     ctx.session.add(
         Conversation(

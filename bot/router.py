@@ -129,6 +129,9 @@ class Offer:
     command: str
     values: dict[str, str]
     score: int = 1
+    # Run at once, without asking: only for what records nothing (e.g. referring a fault the center
+    # does not handle to the office that does).
+    direct: bool = False
 
 
 Recogniser = Callable[["Ctx", str], Offer | None]

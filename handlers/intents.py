@@ -13,7 +13,7 @@ import re
 from bot.context import Ctx
 from bot.router import Offer, Router
 from bot.timeparse import find_date, local_now
-from handlers.faults import CATEGORY_WORDS, category_of
+from handlers.faults import CATEGORY_WORDS, category_of, not_ours
 
 router = Router("intents")
 
@@ -121,3 +121,12 @@ def footage(ctx: Ctx, text: str) -> Offer | None:
     if place:
         values["location"] = place
     return Offer("request_footage", values, score=1)
+
+
+@router.free_text
+def elsewhere(ctx: Ctx, text: str) -> Offer | None:
+    """ "办公室空调坏了": not the center's equipment — referred to the office that handles it at once
+    (the 报修 form answers that without recording anything)."""
+    if not any(w in text for w in FAULT_WORDS) or not_ours(ctx, text) is None:
+        return None
+    return Offer("report_fault", {"description": text.strip()[:500]}, score=5, direct=True)

@@ -63,3 +63,9 @@ async def test_something_else_after_an_offer_lets_it_lapse(scene: Scene) -> None
 async def test_chatter_is_not_offered_anything(scene: Scene) -> None:
     reply = await scene.say("zhaolei", "今天天气不错")
     assert "您是要" not in reply and "没看懂" in reply
+
+
+async def test_a_fault_the_center_does_not_handle_is_referred_at_once(scene: Scene) -> None:
+    reply = await scene.say("zhaolei", "办公室空调坏了")
+    assert "不归信息中心维修" in reply and "总务处" in reply and "您是要" not in reply
+    assert await scene.bot.count(Ticket) == 0 and await scene.bot.count(Conversation) == 0
