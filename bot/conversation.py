@@ -221,7 +221,7 @@ async def _advance(ctx: Ctx, cmd: Command, known: dict[str, str], new: dict[str,
         return
     for field in cmd.fields:
         if field.key not in values and field.infer is not None:
-            guess = field.infer(values)
+            guess = field.infer(values, ctx)
             if guess is not None:
                 values[field.key] = guess
     missing = [f for f in cmd.fields if f.needed(values) and not values.get(f.key)]

@@ -52,7 +52,7 @@ class Field:
     labels: tuple[str, ...]  # first is canonical (Simplified); all normalised forms accepted
     required: bool = True
     parse: Callable[[str, Ctx], str] | None = None  # raise FieldError when unusable
-    infer: Callable[[dict[str, str]], str | None] | None = None  # fill from other fields
+    infer: Callable[[dict[str, str], Ctx], str | None] | None = None  # fill from other fields
     show: Callable[[str, Ctx], str] | None = None  # how a parsed value reads back to the user
     required_if: Callable[[dict[str, str]], bool] | None = None  # required only in some cases
 

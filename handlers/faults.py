@@ -62,8 +62,6 @@ DAMAGE_WORDS = ("人为损坏", "人为", "damage")
 # A category value the form keeps (never stored) for something another office handles:
 # "not_ours:<index in [[faults.not_ours]]>:<the word that matched>".
 NOT_OURS = "not_ours:"
-# A description naming such a thing carries the same mark, so the category can be inferred from it.
-_MARK = "\x1f"
 
 
 def category_of(text: str) -> str | None:
@@ -123,24 +121,11 @@ def show_category(value: str, ctx: Ctx) -> str:
     return office[1] if office else category_name(ctx, value)
 
 
-def _unmark(description: str) -> tuple[str | None, str]:
-    """(the not-ours category a description implies, or None; the description as written)."""
-    if not description.startswith(_MARK):
-        return None, description
-    tag, _, text = description[1:].partition(_MARK)
-    return f"{NOT_OURS}{tag}", text
-
-
-def parse_description(value: str, ctx: Ctx) -> str:
-    """The description; when it names something another office handles, it carries a mark."""
-    text = parse_text(500)(value, ctx)
+def infer_category(values: dict[str, str], ctx: Ctx) -> str | None:
+    """The category a description implies: one of ours, or the office that handles it instead."""
+    text = values.get("description", "")
     hit = not_ours(ctx, text)
-    return f"{_MARK}{hit[0]}:{hit[2]}{_MARK}{text}" if hit else text
-
-
-def infer_category(values: dict[str, str]) -> str | None:
-    implied, text = _unmark(values.get("description", ""))
-    return implied or category_of(text)
+    return f"{NOT_OURS}{hit[0]}:{hit[2]}" if hit else category_of(text)
 
 
 def ours(values: dict[str, str]) -> bool:
@@ -254,8 +239,7 @@ async def open_ticket(
         Field(
             "description",
             ("描述", "问题", "問題", "故障", "description", "problem"),
-            parse=parse_description,
-            show=lambda v, c: _unmark(v)[1],
+            parse=parse_text(500),
             required_if=ours,
         ),
     ),
@@ -269,7 +253,7 @@ async def report_fault(ctx: Ctx, values: dict[str, str]) -> None:
         entry, word = office
         ctx.reply("not_ours", word=word, office=entry.office, contact=entry.contact)
         return
-    t = await open_ticket(ctx, values["location"], values["category"], _unmark(values["description"])[1])
+    t = await open_ticket(ctx, values["location"], values["category"], values["description"])
     ctx.reply(
         "fault_recorded",
         number=t.id,
