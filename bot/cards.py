@@ -151,9 +151,7 @@ def refresh_card(ctx: Ctx, card: Card, label: str) -> None:
     if card.click_code and (card.click_at is None or now - card.click_at < RESPONSE_CODE_LIFETIME):
         body["response_code"] = card.click_code
         card.click_code = None
-    elif (
-        not card.send_code_used and card.outbox_id is not None and ctx.now() - card.created_at < RESPONSE_CODE_LIFETIME
-    ):
+    elif not card.send_code_used and card.outbox_id is not None and now - card.created_at < RESPONSE_CODE_LIFETIME:
         body["card_outbox_id"] = card.outbox_id  # the dispatcher reads the send's response_code
         card.send_code_used = True
     else:

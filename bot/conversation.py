@@ -147,7 +147,7 @@ async def _ask_switch(ctx: Ctx, conv: Conversation, text: str, cmd: Command, typ
 
 async def _decide_switch(ctx: Ctx, conv: Conversation, norm: str) -> None:
     pending = conv.values.get(SWITCH) or {}
-    answer = norm.strip().lower().rstrip("。.!！")
+    answer = _short_answer(norm)
     if answer in YES_WORDS:
         await _drop(ctx)
         await handle_text(ctx, str(pending.get("text", "")))
@@ -168,6 +168,11 @@ async def _decide_switch(ctx: Ctx, conv: Conversation, norm: str) -> None:
         filled=[],
         again=True,
     )
+
+
+def _short_answer(norm: str) -> str:
+    """A one-word answer (是 / 否 / 修改) as typed, without case or closing punctuation."""
+    return norm.strip().lower().rstrip("。.!！")
 
 
 def _fields(values: dict[str, object]) -> dict[str, str]:
@@ -348,7 +353,7 @@ def _shown_values(ctx: Ctx, cmd: Command, values: dict[str, str]) -> dict[str, s
 
 async def _decide_offer(ctx: Ctx, conv: Conversation, norm: str) -> bool:
     """是 runs the offered command, 修改 hands its text back to edit; False: not an answer."""
-    answer = norm.strip().lower().rstrip("。.!！")
+    answer = _short_answer(norm)
     if answer in YES_WORDS:
         await _accept_offer(ctx, conv, OfferChoice.CONFIRM)
         return True
