@@ -198,28 +198,116 @@ class Person(_Strict):
         return v
 
 
+EXTERNAL_AUDIENCES = ("在校生", "毕业生", "家长", "社会人士")
+APPCHAT_ID_RE = re.compile(r"^[0-9a-zA-Z]{1,32}$")  # doc 90245
+CUSTOMER_GROUP_ID_RE = re.compile(r"^wr[0-9A-Za-z_-]{6,62}$")  # WeCom's customer-group chat ids
+WEEKDAYS = (1, 2, 3, 4, 5, 6, 7)
+
+
 class ManagedGroup(_Strict):
+    """A managed group (微信族群) and the channel its pushes take.
+
+    - appchat: a group the app created; members of the organisation only (doc 90244), so only an
+      internal audience (教职工).
+    - customer_group: a WeCom customer group (客户群) holding external contacts (students, parents,
+      graduates, the public); pushes are enterprise mass sends its `owner` confirms in WeCom.
+    - webhook: a group robot added to the group; its key is the credential.
+    """
+
     chat_id: str
     name: str
-    audience: Literal["在校生", "毕业生", "家长", "社会人士"]
+    audience: Literal["教职工", "在校生", "毕业生", "家长", "社会人士"]
     admins: tuple[str, ...]
-    channel: Literal["appchat", "webhook"] = "appchat"
+    channel: Literal["appchat", "webhook", "customer_group"] = "appchat"
     webhook_key: SecretStr | None = None
-    push_time: str = "19:00"  # the daily audio-class notice goes out at this local time
+    owner: str | None = None  # customer_group: the group owner (群主), who confirms each mass send
+    # The local times of the daily push; one time or a list ("07:30" or ["07:30", "19:00"]).
+    push_time: tuple[str, ...] = ("19:05",)  # not :00 or :30, when most apps push (doc 90236)
+    push_weekdays: tuple[int, ...] = WEEKDAYS  # 1 = Monday … 7 = Sunday
     prompt_minutes_before: int = Field(default=60, ge=0)  # admins are prompted this much earlier
+    # customer_group: the receive limit the WeCom admin set for mass messages per customer group:
+    # "month" (as many a month as it has days, WeCom's default), "week" (7 a week) or "day" (1).
+    receive_limit: Literal["month", "week", "day"] = "month"
+
+    @field_validator("push_time", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
 
     @field_validator("push_time")
     @classmethod
-    def _hhmm(cls, v: str) -> str:
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
-            raise ValueError("must be HH:MM in 24-hour time, e.g. 19:00")
-        return v
+    def _hhmm(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError('give at least one push time, e.g. "19:00"')
+        for t in v:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t):
+                raise ValueError(f"'{t}' must be HH:MM in 24-hour time, e.g. 19:00")
+        if len(set(v)) != len(v):
+            raise ValueError("a push time is listed twice")
+        return tuple(sorted(v))
+
+    @field_validator("push_weekdays")
+    @classmethod
+    def _weekdays(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(d not in WEEKDAYS for d in v):
+            raise ValueError("weekdays are 1 (Monday) to 7 (Sunday), at least one")
+        return tuple(sorted(set(v)))
 
     @model_validator(mode="after")
     def _channel(self) -> ManagedGroup:
+        where = f"group '{self.name}'"
         if self.channel == "webhook" and not self.webhook_key:
-            raise ValueError("channel = 'webhook' needs webhook_key (the key=... of the robot URL)")
+            raise ValueError(f"{where}: channel = 'webhook' needs webhook_key (the key=... of the robot URL)")
+        if self.channel == "appchat":
+            if not APPCHAT_ID_RE.match(self.chat_id):
+                raise ValueError(f"{where}: an app group's chat_id is 1-32 letters or digits (got '{self.chat_id}')")
+            if self.audience in EXTERNAL_AUDIENCES:
+                raise ValueError(
+                    f"{where}: audience '{self.audience}' are external contacts, and an app group chat "
+                    "(appchat) holds members of the organisation only; use channel = 'customer_group' "
+                    "with the customer group's chat id and its owner, or a group robot (webhook)"
+                )
+        if self.channel == "customer_group":
+            if not CUSTOMER_GROUP_ID_RE.match(self.chat_id):
+                raise ValueError(
+                    f"{where}: a customer group's chat_id is WeCom's id of it, starting with 'wr' "
+                    f"(got '{self.chat_id}'; externalcontact/groupchat/list gives it)"
+                )
+            if not self.owner:
+                raise ValueError(f"{where}: channel = 'customer_group' needs owner (the 群主 who confirms mass sends)")
+            most, allowed = self.most_pushes()
+            if most > allowed:
+                raise ValueError(
+                    f"{where}: its schedule pushes up to {most} times a {self.receive_limit}, but a customer "
+                    f"group receives at most {allowed} mass messages a {self.receive_limit} "
+                    f"(receive_limit = '{self.receive_limit}'); use fewer push times or weekdays"
+                )
         return self
+
+    def most_pushes(self) -> tuple[int, int]:
+        """(the most pushes the schedule makes in one period of the receive limit, the limit)."""
+        per_day = len(self.push_time)
+        if self.receive_limit == "day":
+            return per_day, 1
+        if self.receive_limit == "week":
+            return per_day * len(self.push_weekdays), 7
+        # The worst month: every length (28-31 days) starting on every weekday.
+        worst, limit = 0, 31
+        for days in (28, 29, 30, 31):
+            for first in range(7):
+                n = per_day * sum(1 for d in range(days) if (first + d) % 7 + 1 in self.push_weekdays)
+                if n - days > worst - limit:
+                    worst, limit = n, days
+        return worst, limit
+
+
+class MassSendConfig(_Strict):
+    """Following customer-group mass sends until their owners confirm (or the day is over)."""
+
+    poll_minutes: int = Field(default=10, ge=1)  # how often WeCom is asked whether it went out
+    first_reminder_minutes: int = Field(default=20, ge=0)  # WeCom's reminder to the owner, first
+    remind_every_minutes: int = Field(default=40, ge=1)  # then again (at most 3 in 24 h), then 1:1
+    confirm_hours: float = Field(default=4, gt=0)  # unconfirmed this long: reported and cancelled
 
 
 class Config(_Strict):
@@ -236,6 +324,7 @@ class Config(_Strict):
     classes: tuple[SchoolClass, ...] = ()
     people: tuple[Person, ...] = ()
     groups: tuple[ManagedGroup, ...] = ()
+    mass_send: MassSendConfig = MassSendConfig()
     approval: ApprovalConfig = ApprovalConfig()
     chains: dict[str, Chain] = Field(default_factory=dict)
     footage: FootageConfig = FootageConfig()
@@ -287,6 +376,9 @@ class Config(_Strict):
         for i, g in enumerate(self.groups):
             for a in g.admins:
                 need_user(f"groups[{i}].admins", a)
+            need_user(f"groups[{i}].owner", g.owner)
+        if len({g.chat_id for g in self.groups}) != len(self.groups):
+            errors.append("groups: every chat_id must be unique")
         for i, d in enumerate(self.duties):
             for userid in d.users:
                 need_user(f"duties[{i}].users", userid)

@@ -34,7 +34,7 @@ from bot.config import OutboxConfig
 from bot.logs import log
 from bot.pauses import Pauses, cause_of, choose_probes, covers, got_past
 from bot.wecom_api import WeComAPI, WeComError
-from storage.models import Card, DeliveryPause, OutboxMessage, OutboxStatus
+from storage.models import Card, DeliveryPause, OutboxMessage, OutboxStatus, Timer
 
 logger = logging.getLogger("infodesk.outbox")
 
@@ -45,6 +45,12 @@ RATE_LIMITS: dict[str, tuple[tuple[int, int], ...]] = {
     "chat": ((60, 200),),
 }
 DUPLICATE_CHECK_SECONDS = 1800
+# Customer-contact (客户联系) calls that follow a mass send, by outbox kind.
+EXTERNAL_KINDS: Mapping[str, str] = {
+    "groupmsg_result": "get_groupmsg_send_result",
+    "groupmsg_remind": "remind_groupmsg_send",
+    "groupmsg_cancel": "cancel_groupmsg_send",
+}
 BATCH = 500
 # "taskid has existed or empty or exceed max len": a card's task_id is single-use per app.
 TASK_ID_USED = 42014
@@ -64,8 +70,13 @@ def enqueue(
     kind: str,
     payload: dict[str, Any],
     caused_by: int | None = None,
+    then: str | None = None,
 ) -> OutboxMessage:
-    """Add an outbound message to the caller's transaction (never sent if it rolls back)."""
+    """Add an outbound message to the caller's transaction (never sent if it rolls back).
+
+    `then` names a timer kind fired once the call is settled (sent, or failed for good), with
+    `{"outbox_id", "ok", "errcode"}` in its payload: how a workflow reads WeCom's answer.
+    """
     row = OutboxMessage(
         recipient=recipient,
         kind=kind,
@@ -75,9 +86,17 @@ def enqueue(
         created_at=now,
         next_attempt_at=now,
         caused_by=caused_by,
+        then=then,
     )
     session.add(row)
     return row
+
+
+def settled(s: AsyncSession, row: OutboxMessage, now: datetime, ok: bool, errcode: int) -> None:
+    """The `then` timer of a settled row, in the transaction that settles it."""
+    if row.then:
+        payload = {"outbox_id": row.id, "ok": ok, "errcode": errcode}
+        s.add(Timer(kind=row.then, ref=f"outbox:{row.id}", due_at=now, payload=payload))
 
 
 def message_request(row: OutboxMessage) -> dict[str, Any]:
@@ -345,6 +364,7 @@ class Dispatcher:
             )
             for p in holding:  # it went through: whatever held it is over
                 await self._pauses.clear(s, p, now, row.id)
+            settled(s, row, now, True, 0)
         log(
             logger,
             logging.INFO,
@@ -380,7 +400,39 @@ class Dispatcher:
             return await self._api.webhook_send(key, payload)
         if row.kind == "robot_response":
             return await self._api.robot_response(payload["url"], payload["body"])
+        if row.kind == "groupmsg":
+            if row.attempts > 1 and outcome_unknown(row.errcode):
+                found = await self._mass_send_made_earlier(row)
+                if found is not None:
+                    return found
+            return await self._api.externalcontact("add_msg_template", payload)
+        if row.kind in EXTERNAL_KINDS:
+            return await self._api.externalcontact(EXTERNAL_KINDS[row.kind], payload)
         raise WeComError(-10, f"unknown outbox kind {row.kind}", transient=False)
+
+    async def _mass_send_made_earlier(self, row: OutboxMessage) -> dict[str, Any] | None:
+        """The task an earlier attempt created although its answer was lost, if WeCom lists one.
+
+        add_msg_template has no duplicate check: calling it again would ask the owner to confirm
+        the same message twice. WeCom's list of mass sends shows whether the first call got
+        through (same sender, same text, created since the row was).
+        """
+        start = int(row.created_at.timestamp()) - 60
+        body = {
+            "chat_type": "group",
+            "start_time": start,
+            "end_time": max(start + 60, int(self._clock.now().timestamp()) + 60),
+            "creator": row.payload.get("sender"),
+            "filter_type": 0,
+            "limit": 100,
+        }
+        listed = await self._api.externalcontact("get_groupmsg_list_v2", body)
+        text = (row.payload.get("text") or {}).get("content")
+        for m in listed.get("group_msg_list") or []:
+            if m.get("creator") in (None, row.payload.get("sender")) and (m.get("text") or {}).get("content") == text:
+                log(logger, logging.WARNING, "outbox_mass_send_recovered", id=row.id, msgid=m.get("msgid"))
+                return {"msgid": m.get("msgid"), "fail_list": [], "recovered": True}
+        return None
 
     async def _send_code(self, outbox_id: int) -> str:
         """The response_code WeCom returned when the card was sent (single use, 72 h)."""
@@ -454,6 +506,8 @@ class Dispatcher:
                     await self._pauses.clear(s, p, now, row.id)
                 elif p is probe and not exc.transient:
                     await self._pauses.probe_again_now(s, p, now)  # the row's own fault shows nothing
+            if not exc.transient:
+                settled(s, row, now, False, exc.errcode)
         log(
             logger,
             level,

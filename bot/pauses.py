@@ -11,7 +11,8 @@ pending in their order, and one row at a time probes it (after 30 s, the interva
 it, and delivery resumes by itself.
 
 A cause holds rows by scope:
-- `app`: every row sent with the app's token (message, update_card, appchat). Group-robot
+- `app`: every row sent with the app's token (message, update_card, appchat, the customer-group
+  mass sends and their follow-ups). Group-robot
   webhooks and smart-robot response_urls carry their own credentials and keep flowing.
 - `api:<path>`: the rows that call one API. 48002 is per API: a forbidden appchat/send must not
   stop one-to-one messages.
@@ -48,6 +49,10 @@ APP_KINDS: Mapping[str, str] = {
     "message": "message/send",
     "update_card": "message/update_template_card",
     "appchat": "appchat/send",
+    "groupmsg": "externalcontact/add_msg_template",
+    "groupmsg_result": "externalcontact/get_groupmsg_send_result",
+    "groupmsg_remind": "externalcontact/remind_groupmsg_send",
+    "groupmsg_cancel": "externalcontact/cancel_groupmsg_send",
 }
 PROBE_FIRST = timedelta(seconds=30)
 PROBE_MAX = timedelta(minutes=15)

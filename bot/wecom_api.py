@@ -174,6 +174,14 @@ class WeComAPI:
     async def appchat_get(self, chatid: str) -> dict[str, Any]:
         return await self.call("GET", "/cgi-bin/appchat/get", params={"chatid": chatid})
 
+    async def appchat_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("POST", "/cgi-bin/appchat/update", json=body)
+
+    async def externalcontact(self, api: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A customer-contact (客户联系) API: add_msg_template, get_groupmsg_send_result,
+        remind_groupmsg_send, cancel_groupmsg_send, get_groupmsg_list_v2, groupchat/get."""
+        return await self.call("POST", f"/cgi-bin/externalcontact/{api}", json=body)
+
     async def appchat_send(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call("POST", "/cgi-bin/appchat/send", json=body)
 

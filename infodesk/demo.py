@@ -48,6 +48,13 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
         return str(body["text"]["content"])
     if d.msgtype == "markdown":
         return str(body["markdown"]["content"])
+    if d.msgtype == "groupmsg_task":
+        return f"（企业微信通知：有一条企业群发等您确认，发到{'、'.join(body['groups'])}）"
+    if d.msgtype == "groupmsg_remind":
+        return f"（企业微信提醒：发到{'、'.join(body['groups'])}的企业群发还没有发送）"
+    if d.msgtype == "mass":
+        links = "".join(f"\n[链接] {a['link']['title']} <{a['link']['url']}>" for a in body.get("attachments", []))
+        return f"[企业群发] {body['text']['content']}{links}"
     if d.msgtype == "update_template_card":
         return f"（卡片更新：按钮变为「{body.get('button', {}).get('replace_name', '')}」）"
     if d.msgtype == "template_card":
@@ -161,7 +168,7 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("say", "zhouyan", "发布 #1 网站 https://www.school.edu.cn/news/1", "还差：公众号"),
     ("say", "zhouyan", "发布 #1 公众号 https://mp.weixin.qq.com/s/1", "两个平台都已发布"),
-    ("section", "音频课堂（领导批准后，到点推送到群；未批准的不推送）", "", ""),
+    ("section", "音频课堂与新闻推送（领导批准后，到点推送到群；未批准的不推送）", "", ""),
     (
         "say",
         "zhangwei",
@@ -175,9 +182,23 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
         "音频课堂 日期:今天 时间:20:00 标题:家庭教育十讲 主讲:李燕 链接:https://example.edu.cn/audio/13 群:24级家长群",
         "音频课堂推送申请",
     ),
+    (
+        "say",
+        "zhouyan",
+        "推送链接 日期:今天 标题:我校学子获省技能大赛一等奖 链接:https://www.school.edu.cn/news/1 受众:教职工、毕业生",
+        "链接推送申请",
+    ),
+    ("say", "liuyang", "同意 #6", "已同意"),
     ("say", "liuyang", "同意 #7", "已同意"),
-    ("at", "18:00", "", "将推送《家庭教育十讲》"),  # #6 was never approved: it will not go out
-    ("at", "19:00", "", "今日音频课堂"),
+    ("say", "liuyang", "同意 #8", "已同意"),
+    ("at", "18:05", "", "将推送《家庭教育十讲》"),
+    # Staff group (app group) and graduates' group (group robot): at once. Students' and parents'
+    # groups are customer groups (external): WeCom asks each group owner to confirm the mass send.
+    ("at", "19:05", "", "推荐阅读"),
+    ("confirm", "liyan", "", "[企业群发] 【今日音频课堂】家庭教育十讲"),  # the parents' group owner confirms
+    # 周燕 never confirms the students' group: WeCom reminds her three times, the bot once, then
+    # the mass send is withdrawn and the director told.
+    ("at", "23:15", "", "群发没有发出"),
 )
 
 
@@ -188,6 +209,8 @@ class Transcript:
         self.emulator = emulator
         self.names = {p.userid: p.name for p in config.people}
         self.names.update({g.chat_id: f"群「{g.name}」" for g in config.groups})
+        # A group robot's deliveries are addressed by its key (a secret): show the group instead.
+        self.names.update({g.webhook_key.get_secret_value(): f"群「{g.name}」" for g in config.groups if g.webhook_key})
         self.seen = 0
 
     def said(self, userid: str, text: str, where: str = "") -> None:
@@ -244,17 +267,29 @@ class Demo:
             code = self.t.emulator.issue_click_code(card["task_id"], who)
             status = (await self.sender.card_click(who, card["task_id"], key, code)).status
         elif kind == "group":
-            self.t.said(who, f"@信息中心助手 {text}", where="在群「24级信息技术在校生群」")
+            self.t.said(who, f"@信息中心助手 {text}", where="在群「信息技术组教师群」")
             status = (
-                await self.robot.mention(who, text, self.t.emulator.new_response_url(), chat_id="itstudents2024")
+                await self.robot.mention(who, text, self.t.emulator.new_response_url(), chat_id="itteachers2024")
             ).status
-        else:  # "at": move the (demo) clock to HH:MM today and let the scheduler run
+        elif kind == "confirm":  # a customer group's owner taps 发送 in WeCom (the emulator's endpoint)
+            print(f"\n{self.t.names.get(who, who)}（{who}）：在企业微信里确认发送企业群发")
+            async with self.http.post(
+                f"{self.t.emulator.base_url}/emulator/groupmsg/confirm", json={"sender": who}
+            ) as resp:
+                status = resp.status
+        else:  # "at": move the (demo) clock to HH:MM today, the scheduler running as it goes
             hh, mm = (int(x) for x in who.split(":"))
             target = self.clock.now().astimezone(SHANGHAI).replace(hour=hh, minute=mm, second=0)
-            if target > self.clock.now():
-                self.clock.advance((target - self.clock.now()).total_seconds())
             print(f"\n[时钟] {who}")
-            await self.app[TIMERS].tick()
+            while True:  # in steps of at most 10 minutes, as the scheduler's ticks would see it
+                step = min(600.0, (target - self.clock.now()).total_seconds())
+                if step > 0:
+                    self.clock.advance(step)
+                for _ in range(2):  # a timer, the call it queues, the timer WeCom's answer fires
+                    await self.app[TIMERS].tick()
+                    await self.settle()
+                if step <= 0 or self.clock.now() >= target:
+                    break
             status = 200
         await self.settle()
         return status
@@ -296,7 +331,10 @@ async def run_demo(verbose: bool = False, today: date | None = None) -> int:
                     "name": g.name,
                     "owner": g.admins[0],
                     "userlist": list(g.admins),
+                    "visible": True,
                 }
+            elif g.channel == "customer_group" and g.owner:  # the owners' customer groups
+                emulator.customer.add(g.chat_id, g.name, g.owner)
         app = create_app(config, clock=clock, run_jobs=True)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

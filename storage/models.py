@@ -93,6 +93,9 @@ class OutboxMessage(Base):
     errcode: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # A timer kind to fire once the call is settled (sent, or failed for good): the handler reads
+    # `result` and carries on, so a reply from WeCom reaches the workflow in its own transaction.
+    then: Mapped[str | None] = mapped_column(String(32), default=None)
     caused_by: Mapped[int | None] = mapped_column(
         BigId, _fk("inbound_events.id", "fk_outbox_caused_by_inbound_events", "SET NULL"), default=None
     )
@@ -390,8 +393,50 @@ class AudioClass(Base):
     link: Mapped[str] = mapped_column(String(500))
     groups: Mapped[dict[str, Any]]  # {"chats": [chat_id, ...]}
     pushed: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {chat_id: iso time}
+    # 'audio' (an audio-class notice) or 'news' (a news link): both are pushed at the groups' time.
+    # (Server default only, so rows written by code that predates it need not name it.)
+    kind: Mapped[str] = mapped_column(String(16), server_default="audio")
 
     __table_args__ = (Index("ix_audio_classes_day", "day"),)
+
+
+class GroupSendStatus(StrEnum):
+    CREATING = "creating"  # the mass-send task is in the outbox
+    WAITING = "waiting"  # WeCom asked the owner to confirm
+    SENT = "sent"  # the owner confirmed and the group received it
+    OVER_LIMIT = "over_limit"  # the group had its month's share of mass messages
+    FAILED = "failed"  # WeCom refused the task or the group
+    NOT_SENT = "not_sent"  # the owner never confirmed: reported, cancelled, not retried
+
+
+class GroupSend(Base):
+    """One enterprise mass-send task into a customer group (客户群), followed until it settles."""
+
+    __tablename__ = "group_sends"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (local): the push it carries
+    slot: Mapped[str] = mapped_column(String(5))  # HH:MM: the push time it carries
+    status: Mapped[str] = mapped_column(String(16), default=GroupSendStatus.CREATING)
+    msgid: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The outbox row of the latest call about this send (create, then each result query): its
+    # `then` timer finds the send by it. Not a foreign key: sent rows are purged.
+    call_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    items: Mapped[dict[str, Any]]  # {"ids": [audio_classes.id, ...]}
+    reminders: Mapped[int] = mapped_column(Integer, default=0)  # WeCom's own reminders sent
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    owner_told: Mapped[bool] = mapped_column(default=False)  # the 1:1 reminder after WeCom's three
+    created_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None] = mapped_column(default=None)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (
+        Index("uq_group_sends_chat_day_slot", "chat_id", "day", "slot", unique=True),
+        Index("ix_group_sends_status", "status"),
+        Index("ix_group_sends_call_id", "call_id"),
+    )
 
 
 class DraftStatus(StrEnum):

@@ -104,7 +104,10 @@ async def emulator(example_people: set[str]) -> AsyncIterator[Emulator]:
                 "name": g["name"],
                 "owner": g["admins"][0],
                 "userlist": list(g["admins"]),
+                "visible": True,
             }
+        elif g["channel"] == "customer_group":  # the owners' customer groups exist in WeCom
+            emu.customer.add(g["chat_id"], g["name"], g["owner"])
     await emu.start()
     yield emu
     await emu.stop()

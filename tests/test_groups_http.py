@@ -32,33 +32,48 @@ def group_texts(emu: Emulator, to: str) -> list[str]:
 AUDIO = "音频课堂 日期:今天 时间:19:30 标题:Excel 数据透视表入门 主讲:周燕 链接:https://example.edu.cn/a/12 群:{group}"
 
 
+PARENTS = "wrOgQhDgAAparents2024AAAAA"  # a customer group (external): mass sends
+STUDENTS = "wrOgQhDgAAstudents2024AAAA"
+
+
 async def test_approved_notice_is_pushed_at_its_time_and_unapproved_withheld(scene: Scene, clock: FakeClock) -> None:
     await scene.tick()  # the 07:30 cleaning reminder (within the grace window) goes out now
-    assert "编号 #1" in await scene.say("zhangwei", AUDIO.format(group="24级信息技术在校生群"))
+    assert "编号 #1" in await scene.say("zhangwei", AUDIO.format(group="信息技术组教师群"))
     assert "编号 #2" in await scene.say("liyan", AUDIO.format(group="24级家长群").replace("Excel", "家庭教育"))
+    assert "编号 #3" in await scene.say("zhangwei", AUDIO.format(group="24级信息技术在校生群").replace("Excel", "Word"))
     assert "只有这些群的管理员" in await scene.say("liyan", AUDIO.format(group="毕业生群"))
-    await scene.click("liuyang", scene.card("liuyang"), "同意")  # the newest card: #2 (parents)
-    await scene.say("liuyang", "驳回 #1 链接打不开")
+    await scene.say("liuyang", "同意 #1")
+    await scene.say("liuyang", "同意 #2")
+    await scene.say("liuyang", "驳回 #3 链接打不开")
 
-    clock.advance((shanghai(18) - START).total_seconds())  # 18:00: admins prompted
+    clock.advance((shanghai(18, 5) - START).total_seconds())  # 18:05: admins prompted
     await scene.tick()
     assert scene.got("liyan", "将推送《家庭教育 数据透视表入门》")
-    assert scene.got("zhangwei", "目前没有已批准的内容")
+    assert scene.got("liyan", "群主李燕确认群发")  # a customer group: the owner will be asked
+    assert scene.got("zhouyan", "24级信息技术在校生群今天 19:05 的推送：目前没有已批准的内容")
     assert scene.group_deliveries() == []  # nothing is pushed before the time
 
-    clock.advance(3600)  # 19:00: push
+    clock.advance(3600)  # 19:05: push
     await scene.tick()
-    parents = group_texts(scene.emu, "chat:parents2024")
-    assert len(parents) == 1 and "家庭教育 数据透视表入门" in parents[0] and "https://example.edu.cn/a/12" in parents[0]
-    assert group_texts(scene.emu, "chat:itstudents2024") == []  # rejected: never pushed
-    assert scene.got("zhangwei", "没有推送音频课堂")
+    teachers = group_texts(scene.emu, "chat:itteachers2024")  # the internal app group: at once
+    assert len(teachers) == 1 and "Excel 数据透视表入门" in teachers[0] and "https://example.edu.cn/a/12" in teachers[0]
+    # The parents' group is external: WeCom asks its owner to confirm; nothing is in the group yet.
+    [task] = scene.emu.customer.waiting("liyan")
+    assert task.chat_ids == [PARENTS] and "家庭教育 数据透视表入门" in task.text
+    assert task.attachments[0]["link"]["url"] == "https://example.edu.cn/a/12"
+    assert scene.emu.customer.sent_to(PARENTS) == []
+    assert scene.emu.customer.waiting("zhouyan") == []  # rejected: never pushed
+    assert scene.got("zhouyan", "没有推送音频课堂")
+    scene.emu.customer.confirm("liyan")  # the owner taps 发送
+    assert len(scene.emu.customer.sent_to(PARENTS)) == 1
     await scene.tick()
-    assert len(group_texts(scene.emu, "chat:parents2024")) == 1  # once
+    assert len(group_texts(scene.emu, "chat:itteachers2024")) == 1  # once
+    assert len(scene.emu.calls_to("externalcontact/add_msg_template")) == 1
 
 
 async def test_webhook_group_and_pending_content_named_to_admins(scene: Scene, clock: FakeClock) -> None:
     await scene.say("zhouyan", AUDIO.format(group="毕业生群、24级信息技术在校生群"))
-    clock.advance((shanghai(19) - START).total_seconds())
+    clock.advance((shanghai(19, 5) - START).total_seconds())
     await scene.tick()
     assert scene.got("zhouyan", "#1《Excel 数据透视表入门》未获批准，未推送")
     assert scene.group_deliveries() == []
@@ -131,21 +146,23 @@ async def test_prompt_before_midnight_announces_the_next_days_push(
 ) -> None:
     """A 23:30 prompt for a 00:10 push is about the notices for the day of the push."""
     raw = example_raw()
-    parents = next(g for g in raw["groups"] if g["chat_id"] == "parents2024")
-    parents.update(push_time="00:10", prompt_minutes_before=40)
+    teachers = next(g for g in raw["groups"] if g["chat_id"] == "itteachers2024")
+    teachers.update(push_time="00:10", prompt_minutes_before=40)
     raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
     emulator.clock = lambda: clock.now().timestamp()
     bot = await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
     scene = Scene(bot, emulator)
     try:
-        await scene.say("liyan", AUDIO.format(group="24级家长群").replace("今天", "明天").replace("Excel", "家庭教育"))
+        await scene.say(
+            "zhangwei", AUDIO.format(group="信息技术组教师群").replace("今天", "明天").replace("Excel", "Word")
+        )
         await scene.say("liuyang", "同意 #1")
         clock.advance((shanghai(23, 30) - START).total_seconds())  # the prompt, on the 25th
         await scene.tick()
-        assert scene.got("liyan", "将推送《家庭教育 数据透视表入门》")
-        assert not scene.got("liyan", "目前没有已批准的内容")
+        assert scene.got("zhangwei", "将推送《Word 数据透视表入门》")
+        assert not scene.got("zhangwei", "信息技术组教师群今天 00:10 的推送：目前没有已批准的内容")
         clock.advance(40 * 60)  # 00:10 on the 26th: the push
         await scene.tick()
-        assert len(group_texts(scene.emu, "chat:parents2024")) == 1
+        assert len(group_texts(scene.emu, "chat:itteachers2024")) == 1
     finally:
         await bot.stop()

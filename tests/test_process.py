@@ -198,8 +198,9 @@ async def test_create_groups_cli_creates_missing_app_group_chats(emulator: Emula
     first = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await first.communicate()
     assert first.returncode == 0, err.decode()
-    assert set(emulator.chats) == {"itstudents2024", "parents2024"}  # the webhook groups need no chat
-    assert emulator.chats["parents2024"]["userlist"] == ["liyan", "guoqing"]
+    # Only the internal staff group is an app group; customer groups and group robots need no chat.
+    assert set(emulator.chats) == {"itteachers2024"}
+    assert emulator.chats["itteachers2024"]["userlist"] == ["zhangwei", "zhouyan"]
     again = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, _ = await again.communicate()
-    assert again.returncode == 0 and out.decode().count("exists") == 2
+    assert again.returncode == 0 and out.decode().count("exists") == 1

@@ -21,6 +21,8 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bot.emulator.customer import CustomerGroups
+
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_@-]{1,128}$")
 CARD_TYPES = {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
 INTERACTIVE = {"button_interaction", "vote_interaction", "multiple_interaction"}
@@ -117,6 +119,7 @@ class Emulator:
         self._webhook_sent: dict[str, deque[float]] = defaultdict(deque)
         self.webhook_keys: set[str] = set()
         self._faults = _Faults()
+        self.customer = CustomerGroups(self, Delivered)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.base_url = ""
@@ -195,10 +198,12 @@ class Emulator:
             ("POST", "/cgi-bin/message/update_template_card", self._update_card),
             ("POST", "/cgi-bin/appchat/create", self._appchat_create),
             ("GET", "/cgi-bin/appchat/get", self._appchat_get),
+            ("POST", "/cgi-bin/appchat/update", self._appchat_update),
             ("POST", "/cgi-bin/appchat/send", self._appchat_send),
             ("POST", "/cgi-bin/media/upload", self._media_upload),
             ("POST", "/cgi-bin/webhook/send", self._webhook_send),
             ("POST", "/cgi-bin/aibot/response", self._aibot_response),
+            *self.customer.routes(),
         ]
         for method, path, handler in routes:
             # The handlers return the JSON body as a dict; the middleware records and sends it.
@@ -247,7 +252,7 @@ class Emulator:
             if blocked:
                 call.errcode = blocked["errcode"]
                 return web.json_response(blocked)
-            if path not in ("gettoken", "webhook/send", "aibot/response"):
+            if path not in ("gettoken", "webhook/send", "aibot/response") and not path.startswith("/emulator/"):
                 bad = self._check_token(request.query.get("access_token", ""))
                 if bad:
                     call.errcode = bad["errcode"]
@@ -407,14 +412,35 @@ class Emulator:
             "name": body.get("name", ""),
             "owner": body.get("owner"),
             "userlist": users,
+            # A new group shows in no client until its first message (doc 90245).
+            "visible": False,
         }
         return {"errcode": 0, "errmsg": "ok", "chatid": chatid}
+
+    async def _appchat_update(self, request: web.Request) -> dict[str, Any]:
+        body = await _json(request) or {}
+        chat = self.chats.get(body.get("chatid", ""))
+        if chat is None:
+            return _err(86003, "chat not found")
+        add = [u for u in body.get("add_user_list") or [] if u not in chat["userlist"]]
+        unknown = [u for u in add if self.known_users is not None and u not in self.known_users]
+        if unknown:
+            return _err(40031, "invalid userid in add_user_list")
+        drop = set(body.get("del_user_list") or [])
+        users = [u for u in chat["userlist"] if u not in drop] + add
+        if len(users) > 2000:
+            return _err(40050, "a group holds at most 2000 members")
+        chat["userlist"] = users
+        for key in ("name", "owner"):
+            if body.get(key):
+                chat[key] = body[key]
+        return _err(0, "ok")
 
     async def _appchat_get(self, request: web.Request) -> dict[str, Any]:
         chat = self.chats.get(request.query.get("chatid", ""))
         if chat is None:
             return _err(86003, "chat not found")
-        return {"errcode": 0, "errmsg": "ok", "chat_info": chat}
+        return {"errcode": 0, "errmsg": "ok", "chat_info": {k: v for k, v in chat.items() if k != "visible"}}
 
     async def _appchat_send(self, request: web.Request) -> dict[str, Any]:
         body = await _json(request) or {}
@@ -424,6 +450,7 @@ class Emulator:
         msgtype = body.get("msgtype")
         if msgtype not in ("text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown"):
             return _err(40008, "invalid message type")  # no template_card in appchat (doc 90248)
+        self.chats[chatid]["visible"] = True
         self.delivered.append(Delivered(f"chat:{chatid}", msgtype, dict(body), self.clock()))
         return _err(0, "ok")
 
