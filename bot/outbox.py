@@ -54,6 +54,7 @@ EXTERNAL_KINDS: Mapping[str, str] = {
 BATCH = 500
 # "taskid has existed or empty or exceed max len": a card's task_id is single-use per app.
 TASK_ID_USED = 42014
+RESPONSE_CODE_SPENT = 40058
 
 
 def outcome_unknown(errcode: int | None) -> bool:
@@ -378,9 +379,14 @@ class Dispatcher:
 
     @staticmethod
     def _delivered_earlier(row: OutboxMessage, exc: WeComError) -> bool:
-        """A card re-sent after an attempt whose outcome is unknown, refused for its used task_id."""
-        is_card = row.kind == "message" and row.payload.get("msgtype") == "template_card"
-        return is_card and row.attempts > 1 and outcome_unknown(row.errcode) and exc.errcode == TASK_ID_USED
+        """A repeat after an attempt whose outcome is unknown, refused for what the first used up:
+        a card's task_id (42014), or a card update's response_code (single use, doc 94945; WeCom
+        answers a spent code with 40058, invalid parameter)."""
+        if row.attempts <= 1 or not outcome_unknown(row.errcode):
+            return False
+        if row.kind == "update_card":
+            return exc.errcode == RESPONSE_CODE_SPENT
+        return row.kind == "message" and row.payload.get("msgtype") == "template_card" and exc.errcode == TASK_ID_USED
 
     async def _call(self, row: OutboxMessage) -> dict[str, Any]:
         payload = dict(row.payload)

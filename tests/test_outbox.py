@@ -347,6 +347,41 @@ async def test_card_whose_answer_came_back_as_5xx_is_not_a_false_failure(
     assert health["outbox"]["failed"] == 0 and health["outbox"]["pending"] == 0
 
 
+async def test_card_update_whose_answer_was_lost_is_not_a_false_failure(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    """The update went through but its answer was a 502: the retry finds the response_code spent
+    (single use); that means the first call worked, not that the update failed."""
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "报修 #1"},
+        "task_id": "t1_claim_z",
+        "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
+    }
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(
+            s,
+            clock.now(),
+            "user:lihua",
+            "message",
+            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
+        )
+    await drain(quiet_bot)
+    [sent] = await rows(quiet_bot)
+    update = {"userids": ["lihua"], "response_code": sent.result["response_code"], "button": {"replace_name": "已接单"}}
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, clock.now(), "user:lihua", "update_card", update)
+    emulator.inject_lost_answers("message/update_template_card", 502)
+    await drain(quiet_bot, 1)
+    clock.advance(600)
+    await drain(quiet_bot)
+    row = next(r for r in await rows(quiet_bot) if r.kind == "update_card")
+    assert row.status == OutboxStatus.SENT and row.result["assumed_delivered"] is True
+    assert len(emulator.calls_to("message/update_template_card")) == 2
+    assert len([d for d in emulator.messages_to("lihua") if d.msgtype == "update_template_card"]) == 1
+    assert (await quiet_bot.health())["outbox"]["failed"] == 0
+
+
 async def test_reused_task_id_on_a_first_attempt_is_a_real_failure(
     quiet_bot: Bot, emulator: Emulator, clock: FakeClock
 ) -> None:
