@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_card
 from bot.context import Ctx
-from bot.router import Command, FieldError, MalformedFields, Router, allowed, normalise, parse_fields
+from bot.router import Command, FieldError, MalformedFields, Router, normalise, parse_fields
 from storage.models import Card, Conversation
 
 CANCEL_WORDS = frozenset({"取消", "cancel", "算了", "退出", "quit"})
@@ -103,13 +103,29 @@ async def handle_text(ctx: Ctx, text: str) -> None:
             return
     if conv is None and await _offer(ctx, norm):
         return
-    suggestion = ctx.registry.suggest(norm, may=lambda c: allowed(c.roles, c.members_only, ctx.person))
+    suggestion = ctx.registry.suggest(norm, may=lambda c: may_use(ctx, c))
     ctx.reply(
         "unknown_command",
         text=norm[:20],
         suggestion=suggestion.name if suggestion else None,
-        example=ctx.renderer.block(suggestion.template, "example") if suggestion else None,
+        example=example(ctx, suggestion) if suggestion else None,
     )
+
+
+def may_use(ctx: Ctx, cmd: Command) -> bool:
+    """Whether the sender may use `cmd` (its roles, derived roles expanded from the config)."""
+    return ctx.registry.may(cmd.roles, cmd.members_only, ctx.person, ctx.config)
+
+
+def role_names(ctx: Ctx, cmd: Command) -> list[str]:
+    """Who may use `cmd`, as people call the roles (a derived role: the configured ones)."""
+    return [ctx.render("role_name", role=r) for r in ctx.registry.roles(cmd.roles, ctx.config)]
+
+
+def example(ctx: Ctx, cmd: Command, block: str = "example") -> str | None:
+    """The command's example, naming real people, venues, classes and groups of the organisation
+    (what `Router.example_context` gives, the same as in 帮助), never a userid."""
+    return ctx.renderer.block(cmd.template, block, **ctx.registry.example_context(ctx))
 
 
 def _new_command(
@@ -119,11 +135,11 @@ def _new_command(
     command word). Returns (the command text to run, the command, whether it was a typo)."""
     if match is not None:
         cmd = match[0]
-        if cmd.key == conv.command or not cmd.fields or not allowed(cmd.roles, cmd.members_only, ctx.person):
+        if cmd.key == conv.command or not cmd.fields or not may_use(ctx, cmd):
             return None  # the same form again, a command that answers at once, or one refused anyway
         return norm, cmd, False
     fixed = ctx.registry.typo(norm)
-    if fixed is None or not allowed(fixed[0].roles, fixed[0].members_only, ctx.person):
+    if fixed is None or not may_use(ctx, fixed[0]):
         return None
     cmd, alias, rest = fixed
     return f"{alias} {rest}".strip(), cmd, True
@@ -182,12 +198,12 @@ def _fields(values: dict[str, object]) -> dict[str, str]:
 
 def permitted(ctx: Ctx, cmd: Command) -> bool:
     """Whether the sender may use `cmd`; if not, one reply says who may (nothing else happens)."""
-    if allowed(cmd.roles, cmd.members_only, ctx.person):
+    if may_use(ctx, cmd):
         return True
     if ctx.person is None:
         ctx.reply("not_in_directory", command=cmd.name)
     else:
-        ctx.reply("not_allowed", command=cmd.name, roles=[ctx.render("role_name", role=r) for r in cmd.roles])
+        ctx.reply("not_allowed", command=cmd.name, roles=role_names(ctx, cmd))
     return False
 
 
@@ -201,7 +217,7 @@ def _malformed(ctx: Ctx, cmd: Command) -> None:
         "malformed",
         command=cmd.name,
         labels=[f.label for f in cmd.fields],
-        example=ctx.renderer.block(cmd.template, "example"),
+        example=example(ctx, cmd),
     )
 
 
@@ -304,7 +320,7 @@ async def _offer(ctx: Ctx, norm: str) -> bool:
     """Offer the command a recogniser read in a free-text message; True if one was offered."""
     offer = ctx.registry.recognise(ctx, norm)
     cmd = ctx.registry.get(offer.command) if offer else None
-    if offer is None or cmd is None or not allowed(cmd.roles, cmd.members_only, ctx.person):
+    if offer is None or cmd is None or not may_use(ctx, cmd):
         return False
     values = {k: v for k, v in offer.values.items() if any(f.key == k for f in cmd.fields)}
     if offer.direct:
@@ -382,7 +398,7 @@ async def _accept_offer(ctx: Ctx, conv: Conversation, choice: OfferChoice) -> No
         "offer_edit",
         command=cmd.name,
         text=f"{cmd.name} {labelled}".strip(),
-        example=ctx.renderer.block(cmd.template, "example"),
+        example=example(ctx, cmd),
     )
 
 

@@ -22,6 +22,7 @@ from pypinyin import lazy_pinyin
 
 from bot.cardkeys import BadCardKey, CardAction
 from bot.config import Config, Person
+from bot.config_base import ROLES
 from storage.models import Card, Timer
 
 if TYPE_CHECKING:  # bot.context builds on the registry defined here; handlers receive a Ctx
@@ -55,6 +56,9 @@ class Field:
     infer: Callable[[dict[str, str], Ctx], str | None] | None = None  # fill from other fields
     show: Callable[[str, Ctx], str] | None = None  # how a parsed value reads back to the user
     required_if: Callable[[dict[str, str]], bool] | None = None  # required only in some cases
+    # Typed in order without labels (`同意 申请 #7 好`): how much of the text is this field's value
+    # (`申请 #7`) and what is left for the next; None, or no match, takes one word.
+    take: Callable[[str], tuple[str, str] | None] | None = None
 
     def needed(self, values: dict[str, str]) -> bool:
         return self.required and (self.required_if is None or self.required_if(values))
@@ -76,7 +80,8 @@ class Command:
     in_help: bool = True
     positional: bool = False  # `驳回 #12 原因`: unlabelled words fill the fields in order
     # Who may use it, checked before any question is asked: holders of one of `roles` (if any),
-    # and only people in the directory when `members_only`.
+    # and only people in the directory when `members_only`. A role may be one a router derives
+    # from the configuration (`Router.derived_role`, e.g. "approver"): `Registry.may` expands it.
     roles: tuple[str, ...] = ()
     validate: Validator | None = None
     confidential: bool = False  # typed in a group chat: answered one-to-one, the group only told so
@@ -103,7 +108,10 @@ class Command:
 
 
 def allowed(roles: tuple[str, ...], members_only: bool, person: Person | None) -> bool:
-    """May this person use something declared for `roles` (any of them) / members only?"""
+    """May this person use something declared for `roles` (any of them) / members only?
+
+    Roles as a person holds them; a derived role is expanded by `Registry.may` first (here it
+    matches nobody, so a command declared for one is refused rather than open to all)."""
     if (roles or members_only) and person is None:
         return False
     return not roles or (person is not None and bool(set(roles) & set(person.roles)))
@@ -135,6 +143,10 @@ class Offer:
 
 
 Recogniser = Callable[["Ctx", str], Offer | None]
+# The names the commands' examples use (people, venues, classes, groups of the organisation).
+ExampleContext = Callable[["Ctx"], dict[str, Any]]
+# The configured roles a derived role stands for (e.g. every role an approval chain names).
+DerivedRole = Callable[[Config], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,8 @@ class Router:
     chains: dict[str, str] = field(default_factory=dict)  # approval chain key → who needs it
     approvals: list[Any] = field(default_factory=list)  # approval workflow specs (handlers.approvals)
     recognisers: list[Recogniser] = field(default_factory=list)  # free text → an offered command
+    example_contexts: list[ExampleContext] = field(default_factory=list)  # what examples name
+    derived_roles: dict[str, DerivedRole] = field(default_factory=dict)  # role → from the config
 
     def command(
         self,
@@ -282,6 +296,25 @@ class Router:
         self.recognisers.append(fn)
         return fn
 
+    def example_context(self, fn: ExampleContext) -> ExampleContext:
+        """What the commands' `example` / `brief` blocks are rendered with (real names from the
+        organisation), wherever an example is shown: 帮助, and the kernel's replies to an unknown or
+        malformed command and to 修改 of a free-text offer."""
+        self.example_contexts.append(fn)
+        return fn
+
+    def derived_role(self, name: str) -> Callable[[DerivedRole], DerivedRole]:
+        """A role people hold by holding one of the configured roles `fn(config)` returns (e.g.
+        "approver": whoever an approval chain can name); commands may be declared for it."""
+        if name in ROLES or name in self.derived_roles:
+            raise ValueError(f"derived role {name!r} is a configured role or registered twice")
+
+        def register(fn: DerivedRole) -> DerivedRole:
+            self.derived_roles[name] = fn
+            return fn
+
+        return register
+
     def requires_chain(self, key: str, label: str) -> None:
         """An approval chain (`[chains.<key>]`) this workflow submits to; checked at start."""
         self.chains[key] = label
@@ -353,6 +386,14 @@ class Registry:
             self._approvals[spec.key] = spec
         self.template_dirs: list[Path] = [r.templates for r in rs if r.templates is not None]
         self.recognisers: list[Recogniser] = [f for r in rs for f in r.recognisers]
+        self.example_contexts: list[ExampleContext] = [f for r in rs for f in r.example_contexts]
+        self.derived_roles: dict[str, DerivedRole] = {}
+        for name, derive in ((n, d) for r in rs for n, d in r.derived_roles.items()):
+            if name in self.derived_roles:
+                raise ValueError(f"derived role {name!r} registered twice")
+            self.derived_roles[name] = derive
+        # Derived roles, computed once per configuration (a bot has one; tests a few).
+        self._derived: list[tuple[Config, dict[str, tuple[str, ...]]]] = []
         self._aliases: list[tuple[str, Command]] = sorted(
             ((_norm_alias(a), c) for c in self.commands for a in c.aliases),
             key=lambda p: -len(p[0]),
@@ -364,6 +405,37 @@ class Registry:
 
     def get(self, key: str) -> Command | None:
         return self._by_key.get(key)
+
+    def roles(self, declared: Iterable[str], config: Config) -> tuple[str, ...]:
+        """The configured roles `declared` stands for: each derived role replaced by its roles."""
+        derived = self._derived_for(config)
+        out = (r for d in declared for r in derived.get(d, (d,)))
+        return tuple(dict.fromkeys(out))
+
+    def may(self, roles: tuple[str, ...], members_only: bool, person: Person | None, config: Config) -> bool:
+        """`allowed`, with derived roles expanded; a derived role the configuration gives to no
+        role admits nobody (never everybody)."""
+        expanded = self.roles(roles, config)
+        return (bool(expanded) or not roles) and allowed(expanded, members_only, person)
+
+    def _derived_for(self, config: Config) -> dict[str, tuple[str, ...]]:
+        for seen, derived in self._derived:
+            if seen is config:
+                return derived
+        order = {r: i for i, r in enumerate(ROLES)}
+        derived = {
+            name: tuple(sorted(set(fn(config)), key=lambda r: order.get(r, len(order))))
+            for name, fn in self.derived_roles.items()
+        }
+        self._derived = [*self._derived[-3:], (config, derived)]
+        return derived
+
+    def example_context(self, ctx: Ctx) -> dict[str, Any]:
+        """What the examples name for this reader (see `Router.example_context`)."""
+        context: dict[str, Any] = {}
+        for fn in self.example_contexts:
+            context.update(fn(ctx))
+        return context
 
     def action(self, key: str) -> tuple[ActionRoute, CardAction] | None:
         """The route of a card button key and the key unpacked; None if unknown or malformed."""
@@ -524,14 +596,33 @@ def parse_fields(cmd: Command, text: str) -> dict[str, str]:
         values[key] = value
     head = (text[: matches[0][0]] if matches else text).strip(SEPARATORS)
     if head and cmd.positional and not matches:
-        words = head.split(None, len(cmd.fields) - 1) if cmd.fields else [head]
-        if len(words) > len(cmd.fields):
+        if not cmd.fields:
             raise MalformedFields("too_many_words")
-        return {f.key: w for f, w in zip(cmd.fields, words, strict=False)}  # fewer words: ask the rest
+        return _in_order(cmd.fields, head)  # fewer words than fields: the form asks the rest
     if head:
         if re.match(r"^[^\s:]{1,8}:", head):
             raise MalformedFields("unknown_label")
         if cmd.default_field is None or cmd.default_field in values:
             raise MalformedFields("unlabelled")
         values[cmd.default_field] = head
+    return values
+
+
+def _in_order(fields: tuple[Field, ...], text: str) -> dict[str, str]:
+    """Unlabelled words fill the fields in order, the last field the rest of the text; a field
+    with `take` says how much is its own (`申请 #7` of `申请 #7 好`), otherwise it is one word."""
+    values: dict[str, str] = {}
+    rest = text
+    for i, f in enumerate(fields):
+        rest = rest.strip(SEPARATORS)
+        if not rest:
+            break
+        if i == len(fields) - 1:
+            values[f.key] = rest
+            break
+        taken = f.take(rest) if f.take is not None else None
+        if taken is None:
+            words = rest.split(None, 1)
+            taken = (words[0], words[1] if len(words) > 1 else "")
+        values[f.key], rest = taken
     return values

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
-from bot.config import Person
+from bot.config import Config, Person
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import TimeParseError, find_date, local_now
@@ -45,24 +45,31 @@ def parse_required(value: str, ctx: Ctx) -> str:
 
 NUMBER = REQUEST_NUMBER
 
-# Who may decide approvals (同意, 驳回, 转审) and hand them to a substitute (设置代理): the roles an
-# approval chain or an escalation resolves to. A transfer or a substitute must hold one of them.
-APPROVER_ROLES = (
-    "class_teacher",
-    "dept_head",
-    "dept_deputy",
-    "office_lead",
-    "vp_supervising",
-    "vp_campus",
-    "vp_info_center",
-    "principal",
-    "committee",
-    "director",
-)
+# Who may decide approvals (同意, 驳回, 转审) and hand them to a substitute (设置代理): people holding a
+# role an approval chain or an escalation resolves to, derived from the configuration (a school
+# whose chains name other roles gates these commands, and lists them in 帮助, accordingly). A
+# transfer or a substitute must hold one of them too.
+APPROVER = "approver"
 
 
-def approves(person: Person | None) -> bool:
-    return person is not None and bool(set(APPROVER_ROLES) & set(person.roles))
+@router.derived_role(APPROVER)
+def approver_roles(config: Config) -> set[str]:
+    """Every role a configured chain step names, and every role those go up to (`[approval]
+    next_level`) when a step would name the requester or sits idle and escalates."""
+    roles: set[str] = set()
+    todo = [step.role for chain in config.chains.values() for step in chain.steps]
+    while todo:
+        role = todo.pop()
+        if role not in roles:
+            roles.add(role)
+            if (up := config.approval.next_level.get(role)) is not None:
+                todo.append(up)
+    return roles
+
+
+def approves(ctx: Ctx, person: Person | None) -> bool:
+    """Whether this person holds a role that decides approvals in this configuration."""
+    return ctx.registry.may((APPROVER,), False, person, ctx.config)
 
 
 async def visible_request(ctx: Ctx, number: str, lock: bool = True) -> Request | None:
@@ -95,7 +102,7 @@ def resolve_person(ctx: Ctx, text: str) -> str | None:
     "approve",
     aliases=("同意", "批准", "approve"),
     positional=True,
-    roles=APPROVER_ROLES,
+    roles=(APPROVER,),
     fields=(NUMBER, Field("comment", ("意见", "意見", "comment"), required=False)),
 )
 async def approve(ctx: Ctx, values: dict[str, str]) -> None:
@@ -111,7 +118,7 @@ async def approve(ctx: Ctx, values: dict[str, str]) -> None:
     "reject",
     aliases=("驳回", "駁回", "拒绝", "reject"),
     positional=True,
-    roles=APPROVER_ROLES,
+    roles=(APPROVER,),
     fields=(NUMBER, Field("reason", ("原因", "理由", "reason"), parse=parse_required)),
 )
 async def reject(ctx: Ctx, values: dict[str, str]) -> None:
@@ -125,7 +132,7 @@ async def reject(ctx: Ctx, values: dict[str, str]) -> None:
     "transfer",
     aliases=("转审", "轉審", "转交审批", "transfer"),
     positional=True,
-    roles=APPROVER_ROLES,
+    roles=(APPROVER,),
     fields=(NUMBER, Field("target", ("转给", "對象", "对象", "to"), parse=parse_required)),
 )
 async def transfer(ctx: Ctx, values: dict[str, str]) -> None:
@@ -137,7 +144,7 @@ async def transfer(ctx: Ctx, values: dict[str, str]) -> None:
     if target is None:
         ctx.reply("person_unknown", text=values["target"], example=example_approver(ctx))
         return
-    if not approves(ctx.org.person(target)):
+    if not approves(ctx, ctx.org.person(target)):
         ctx.reply("not_an_approver", name=ctx.org.name(target), action="transfer", example=example_approver(ctx))
         return
     await decide(ctx, req, Decision(ctx.user, Action.TRANSFER, target=target), await card_for(ctx, req))
@@ -236,7 +243,7 @@ def _parse_day(ctx: Ctx, text: str, end: bool) -> datetime:
     "delegate",
     aliases=("设置代理", "設置代理", "代理", "delegate"),
     positional=True,
-    roles=APPROVER_ROLES,
+    roles=(APPROVER,),
     fields=(
         Field("target", ("代理人", "target"), parse=parse_required),
         Field("start", ("从", "從", "from"), parse=parse_required),
@@ -249,7 +256,7 @@ async def delegate(ctx: Ctx, values: dict[str, str]) -> None:
     if target is None or target == ctx.user:
         ctx.reply("person_unknown", text=values["target"], example=example_approver(ctx))
         return
-    if not approves(ctx.org.person(target)):
+    if not approves(ctx, ctx.org.person(target)):
         ctx.reply("not_an_approver", name=ctx.org.name(target), action="delegate", example=example_approver(ctx))
         return
     try:

@@ -1,7 +1,7 @@
 """帮助 / 你好 — what this person can do, grouped by workflow, with examples from the organisation.
 
 `帮助` lists the commands the asker may use (a command's `roles` / `members_only`, decided by
-`bot.router.allowed`), grouped by workflow, one example each; `帮助 借舞台` (any alias of any
+`bot.conversation.may_use`), grouped by workflow, one example each; `帮助 借舞台` (any alias of any
 command) explains one command: what it does, each field and what it accepts, an example. The
 examples name real people, venues, classes and groups from the configuration, never a userid.
 `你好` / `？` answers with a short greeting and the three commands this person uses most.
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.context import Ctx
-from bot.conversation import handle_text
-from bot.router import Command, Router, allowed, normalise
+from bot.conversation import handle_text, may_use, role_names
+from bot.router import Command, Router, normalise
 from handlers.labels import example_names
 from storage.models import Conversation
 
@@ -51,12 +51,10 @@ EVERYDAY = ("report_fault", "book_stage", "my_requests", "progress")
 FILLER = " \t,，.。!！?？~～、啊呀哈嘿哦喔嗯呢吗么"
 
 
-def may_use(ctx: Ctx, cmd: Command) -> bool:
-    return allowed(cmd.roles, cmd.members_only, ctx.person)
-
-
-def _context(ctx: Ctx) -> dict[str, Any]:
-    """What the examples and field descriptions name: from the configuration."""
+@router.example_context
+def names(ctx: Ctx) -> dict[str, Any]:
+    """What the examples and field descriptions name: from the configuration. The kernel renders
+    its examples (unknown or malformed command, 修改 of a free-text offer) with it too."""
     cfg = ctx.config
     return {
         "who": example_names(cfg, ctx.person),
@@ -114,7 +112,7 @@ def _topic(ctx: Ctx) -> str:
 async def show_help(ctx: Ctx, values: dict[str, str]) -> None:
     """帮助 — what I can use, grouped, with examples; 帮助 <指令> — one command explained."""
     topic = _topic(ctx)
-    context = _context(ctx)
+    context = ctx.registry.example_context(ctx)
     if topic:
         await explain(ctx, topic, context)
         return
@@ -137,7 +135,7 @@ async def explain(ctx: Ctx, topic: str, context: dict[str, Any]) -> None:
         if ctx.person is None:
             ctx.reply("help_not_for_you", command=cmd.name, roles=[])
         else:
-            ctx.reply("help_not_for_you", command=cmd.name, roles=[ctx.render("role_name", role=r) for r in cmd.roles])
+            ctx.reply("help_not_for_you", command=cmd.name, roles=role_names(ctx, cmd))
         return
     fields = []
     for f in cmd.fields:
@@ -174,7 +172,7 @@ async def greeting(ctx: Ctx, values: dict[str, str]) -> None:
     if rest and await ctx.session.get(Conversation, ctx.user) is None:
         await handle_text(ctx, rest)
         return
-    context = _context(ctx)
+    context = ctx.registry.example_context(ctx)
     top = [c for c in (ctx.registry.get(k) for k in _top_keys(ctx)) if c is not None and may_use(ctx, c)][:3]
     ctx.reply(
         "greeting",

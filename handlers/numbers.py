@@ -4,7 +4,9 @@ Each kind keeps its own sequence, so a number may carry its kind, written either
 `#B12` or `报修 #12`, `#S7` or `申请 #7`, `#G3` or `稿件 #3` (the letter: B for 报修, S for 申请,
 G for 稿件). A command about one kind (接单, 同意, 通过 …) takes that kind's number and refuses
 another kind's; 进度 takes any, and without a kind finds what the asker may see among all three.
-Every text shows the kind with the number: "报修 #12", "申请 #7", "稿件 #3".
+Every text shows the kind with the number: "报修 #12", "申请 #7", "稿件 #3". Typed in order
+after a command, the kind word belongs to the number and what follows is the next field:
+`同意 申请 #7 好` is request 7 with the comment 好.
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ def parse_ref(text: str) -> Ref:
     return Ref(by_word or by_letter, int(m.group("number")))
 
 
+def take_ref(text: str) -> tuple[str, str] | None:
+    """The number at the start of positional input, kind word included, and what follows it:
+    `申请 #7 好` → (`申请 #7`, ` 好`), `#S7，好` → (`#S7`, `，好`); None if it starts with none."""
+    m = REF_RE.match(text)
+    if m is None or re.match(r"\w", text[m.end() :]):  # `7号楼`: a word, not a number
+        return None
+    return text[: m.end()], text[m.end() :]
+
+
 def kind_name(ctx: Ctx, kind: Kind) -> str:
     return KIND_LABELS.name(ctx, "kind", kind)
 
@@ -93,7 +104,7 @@ def number_field(kind: Kind | None, required: bool = True) -> Field:
         shown = ref.kind or kind
         return show_ref(ctx, shown, ref.number) if shown else f"#{ref.number}"
 
-    return Field("number", NUMBER_LABELS, required=required, parse=parse, show=show)
+    return Field("number", NUMBER_LABELS, required=required, parse=parse, show=show, take=take_ref)
 
 
 TICKET_NUMBER = number_field(Kind.TICKET)

@@ -194,6 +194,27 @@ async def test_transfer_and_nudge_and_todo(scene: Scene, clock: FakeClock) -> No
     assert "需要哪个机位" in scene.last_text("zhaolei")
 
 
+async def test_the_kind_word_may_come_before_the_number_and_the_rest_is_the_comment(scene: Scene) -> None:
+    await scene.say("zhaolei", "调监控 地点:302 时间:今天 8:00-9:00 原因:丢失 类型:教职工")
+    # 申请 before #1 names the kind; 好 is the comment, not part of the number.
+    assert "下一步由刘洋审批" in await scene.say("majun", "同意 申请 #1 好")
+    # Not this kind: said so, nothing decided.
+    reply = await scene.say("liuyang", "同意 报修 #1 好")
+    assert "是报修的编号，这里要填申请编号" in reply
+    assert (await request_row(scene.bot, 1)).status == "pending"
+    assert "已同意" in await scene.say("liuyang", "同意 #S1，尽快处理 谢谢")  # a kind letter still works
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        rows = (await s.execute(select(ApprovalAudit).where(ApprovalAudit.action == "approve"))).scalars()
+        assert [(r.actor, r.detail["reason"]) for r in rows] == [("majun", "好"), ("liuyang", "尽快处理 谢谢")]
+    assert (await request_row(scene.bot, 1)).status == "approved"
+    # The same for the other commands that take a number first.
+    await scene.say("zhaolei", "调监控 地点:机房 时间:今天 8:00-9:00 原因:丢失 类型:教职工")
+    assert "已转给杨帆" in await scene.say("majun", "转审 申请 #2 杨帆")
+    await scene.say("yangfan", "驳回 申请 #2 时间段写得不清楚")
+    assert "时间段写得不清楚" in scene.last_text("zhaolei")
+    assert (await request_row(scene.bot, 2)).status == "rejected"
+
+
 async def test_office_computer_chain_issue_and_receipt(scene: Scene) -> None:
     reply = await scene.say("huangli", "领电脑 用途:办公 数量:2 配置:i5/16G")
     assert "科室负责人 → 主管副校长 → 校长" in reply

@@ -173,3 +173,36 @@ def test_example_names_come_from_the_organisation() -> None:
     assert example_names(CONFIG, CONFIG.person("liuyang"))["approver"] == "王建国"  # never oneself
     assert example_names(CONFIG, CONFIG.person("songtao"))["venue"] == "东湖校区舞台"
     assert example_names(CONFIG, None)["approver"] == "刘洋"
+
+
+# -- the kernel's examples name the organisation too ----------------------------------------------
+PLACEHOLDERS = ("对方姓名", "代理人姓名", "技术员姓名", "领取人姓名", "主讲人姓名", "班级名称", "场地名称", "群名称")
+
+
+def real_names_only(reply: str) -> None:
+    no_userids(reply)
+    for placeholder in PLACEHOLDERS:
+        assert placeholder not in reply, (placeholder, reply)
+
+
+async def test_examples_in_the_kernels_replies_name_real_people_and_places(scene: Scene) -> None:
+    # A malformed command: what was expected, and an example with the venue on her campus.
+    reply = await scene.say("songtao", "借舞台 颜色:红")
+    assert "格式不对" in reply and "例：借舞台 场地:东湖校区舞台 日期:12月1日" in reply
+    real_names_only(reply)
+    reply = await scene.say("zhaolei", "调监控 颜色:红")
+    assert "格式不对" in reply and "班级:24级计算机应用1班" in reply  # a class of his department
+    real_names_only(reply)
+    # Unknown input: the closest command this person may use, its example naming real people.
+    reply = await scene.say("chenhao", "转申 #12 刘洋")
+    assert "您是想“转审”吗" in reply and "例：转审 #12 刘洋" in reply
+    real_names_only(reply)
+    reply = await scene.say("zhangwei", "音频课 明天")
+    assert "您是想“音频课堂”吗" in reply and "主讲:张伟" in reply and "群:24级信息技术在校生群" in reply
+    real_names_only(reply)
+    # 修改 of a free-text offer hands back the line to correct, with the same example.
+    assert "您是要“借舞台”吗" in await scene.say("songtao", "想借舞台")
+    reply = await scene.say("songtao", "修改")
+    assert "格式示例：借舞台 场地:东湖校区舞台" in reply
+    real_names_only(reply)
+    assert await scene.bot.count(Conversation) == 0

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import aiohttp
 import pytest
 
-from bot.config import Person
-from bot.router import Command, Registry, allowed
+from bot.clock import FakeClock
+from bot.config import Config, Person
+from bot.config_base import ROLES
+from bot.emulator.server import Emulator
+from bot.router import Command, Registry, Router, allowed
 from handlers import ROUTERS
-from storage.models import Conversation, FootageLog, Request
+from handlers.approval_commands import APPROVER, approver_roles
+from storage.models import ApprovalAudit, Conversation, FootageLog, Request
+from tests.conftest import make_config, start_bot
 from tests.scene import Scene
 
 REGISTRY = Registry(ROUTERS)
@@ -59,3 +67,71 @@ async def test_someone_outside_the_directory_is_told_before_any_question(scene: 
     for text in ("借舞台", "领电脑"):  # the same answer again arrives again (distinct rows, distinct JSON)
         assert "不在信息中心的人员名单里" in await scene.say("stranger", text)
     assert await scene.bot.count(Conversation) == 0 and await scene.bot.count(Request) == 0
+
+
+# -- approver commands follow the configured chains ------------------------------------------------
+def test_the_example_organisations_approvers_are_the_roles_its_chains_name() -> None:
+    config = make_config("http://127.0.0.1:1", "sqlite+aiosqlite:///:memory:")
+    # Everyone a chain step or an escalation can name; not the workers who carry requests out.
+    workers = {"technician", "cctv_operator", "platform_editor", "publicity_reviewer", "photo_reviewer"}
+    assert set(approver_roles(config)) == set(ROLES) - workers - {"group_admin", "sysadmin"}
+    assert REGISTRY.roles((APPROVER, "technician"), config)[-1] == "technician"
+
+
+def test_a_derived_role_is_computed_once_per_config_and_empty_admits_nobody() -> None:
+    router = Router("probe")
+    calls: list[Config] = []
+
+    @router.derived_role("probe_approver")
+    def nobody(config: Config) -> tuple[str, ...]:
+        calls.append(config)
+        return ()
+
+    registry = Registry([router])
+    config = make_config("http://127.0.0.1:1", "sqlite+aiosqlite:///:memory:")
+    chenhao = config.person("chenhao")
+    assert not registry.may(("probe_approver",), False, chenhao, config)  # nobody, never everybody
+    assert not registry.may(("probe_approver",), False, chenhao, config)
+    assert registry.may((), False, chenhao, config)
+    assert calls == [config]
+    with pytest.raises(ValueError):
+        router.derived_role("director")  # a configured role cannot be redefined
+
+
+# A school whose footage requests go to the CCTV room and then the director: no chain names a class
+# teacher any more, and the CCTV operators approve.
+CCTV_FIRST = {
+    "footage_student": {"needs_class": True, "steps": [{"role": "cctv_operator"}, {"role": "director"}]},
+    "footage_staff": {"steps": [{"role": "cctv_operator"}, {"role": "director"}]},
+}
+
+
+@pytest.fixture
+async def cctv_first(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> AsyncIterator[Scene]:
+    emulator.clock = lambda: clock.now().timestamp()
+    config = make_config(emulator.base_url, db_url, chains=CCTV_FIRST)
+    bot = await start_bot(config, http, clock=clock, run_dispatcher=False)
+    yield Scene(bot, emulator)
+    await bot.stop()
+
+
+async def test_approver_commands_follow_the_configured_chains(cctv_first: Scene) -> None:
+    scene = cctv_first
+    await scene.say("zhaolei", "调监控 地点:302 时间:今天 8:00-9:00 原因:丢失 类型:教职工")
+    assert scene.card("linxue")
+    # The CCTV operator approves in this school: she sees the approver commands and may use them.
+    operator = await scene.say("linxue", "帮助")
+    assert "· 同意 #12" in operator and "· 转审 #12" in operator
+    assert "下一步由陈浩审批" in await scene.say("linxue", "同意 #1")
+    # A class teacher approves nothing here: not listed, refused naming who may, nothing recorded.
+    teacher = await scene.say("zhangwei", "帮助")
+    assert "· 同意" not in teacher and "· 驳回" not in teacher and "· 设置代理" not in teacher
+    refusal = await scene.say("zhangwei", "同意 #1")
+    assert "“同意”只有" in refusal and "监控室" in refusal and "班主任" not in refusal
+    assert "只有" in await scene.say("zhangwei", "帮助 同意")
+    # Nobody may hand a step to someone who approves nothing.
+    assert "张伟没有审批权限" in await scene.say("chenhao", "转审 #1 张伟")
+    assert "已同意" in await scene.say("chenhao", "同意 #1")
+    assert await scene.bot.count(ApprovalAudit, ApprovalAudit.action == "approve") == 2
