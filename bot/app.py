@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import func, select
 
 from bot.appkeys import (
     API,
@@ -34,6 +32,7 @@ from bot.conversation import kernel
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
 from bot.logs import msg_id_var, quiet_protocol_errors
+from bot.metrics import METRICS, MeteredPipeline, Metrics, overdue_timers
 from bot.org import Org, required_chain_problems
 from bot.outbox import Dispatcher, outbox_health
 from bot.pauses import DirectorNotices, Pauses, pause_health
@@ -44,7 +43,6 @@ from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
 from storage.db import make_engine, make_sessionmaker, migrate, ping
-from storage.models import Timer
 
 # A background service runs beside the server (after the database and the outbox are up) and
 # stops before them: an aiohttp cleanup context.
@@ -70,7 +68,16 @@ def create_app(
     registry = Registry([kernel, *routers])  # the kernel's own card actions (free-text offers) first
     check_registry(config, registry)
     quiet_protocol_errors()
-    app = web.Application(client_max_size=config.server.max_body_bytes)
+    metrics = None
+    if config.server.metrics:
+        paths = {config.server.callback_path: "app"}
+        if config.robot is not None:
+            paths[config.server.robot_path] = "robot"
+        metrics = Metrics(paths, config.server.metrics_allow)
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes,
+        middlewares=[metrics.middleware] if metrics is not None else [],
+    )
     secrets = Secrets.of(config.wecom)
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
@@ -82,7 +89,8 @@ def create_app(
         engine = make_engine(config.database.url)
         await migrate(engine)
         app[ENGINE] = engine
-        app[PIPELINE] = Pipeline(make_sessionmaker(engine), app[CLOCK], config, app[RENDERER], app[REGISTRY])
+        pipeline = MeteredPipeline if metrics is not None else Pipeline
+        app[PIPELINE] = pipeline(make_sessionmaker(engine), app[CLOCK], config, app[RENDERER], app[REGISTRY])
         yield
         await engine.dispose()
 
@@ -116,6 +124,9 @@ def create_app(
     app.router.add_get(config.server.callback_path, verify_url)
     app.router.add_post(config.server.callback_path, receive_callback)
     app.router.add_get("/healthz", healthz)
+    if metrics is not None:  # off by default: without the key, /metrics is a 404
+        app[METRICS] = metrics
+        app.router.add_get("/metrics", metrics.scrape)
     if config.robot is not None:
         robot = Secrets.of(config.robot)
         # Smart robots encrypt with an empty receive id (doc 101033).
@@ -193,14 +204,6 @@ async def healthz(request: web.Request) -> web.Response:
             body["delivery_pauses"] = pauses = await pause_health(s)
             paused = bool(pauses)
             # Timers that should have fired minutes ago mean the scheduler is stuck or failing.
-            body["overdue_timers"] = int(
-                (
-                    await s.execute(
-                        select(func.count())
-                        .select_from(Timer)
-                        .where(Timer.fired_at.is_(None), Timer.due_at < now - timedelta(minutes=5))
-                    )
-                ).scalar_one()
-            )
+            body["overdue_timers"] = await overdue_timers(s, now)
     body["status"] = "ok" if db_ok and not paused else "degraded"
     return web.json_response(body, status=200 if db_ok else 503)

@@ -105,6 +105,9 @@ class ServerConfig(_Strict):
     robot_path: str = "/wecom/robot"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # GET /metrics (Prometheus): off unless set; then served to loopback clients and these networks.
+    metrics: bool = False
+    metrics_allow: tuple[str, ...] = ()  # e.g. ["10.0.0.0/8", "192.168.1.20"]
 
     @field_validator("callback_path", "robot_path")
     @classmethod
@@ -112,6 +115,16 @@ class ServerConfig(_Strict):
         if not v.startswith("/"):
             raise ValueError("must start with '/', e.g. /wecom/callback")
         return v
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        try:
+            return tuple(str(ipaddress.ip_network(n.strip(), strict=False)) for n in v)
+        except ValueError as exc:
+            raise ValueError(f"must be IP networks or addresses such as 10.0.0.0/8 ({exc})") from None
 
 
 class DatabaseConfig(_Strict):

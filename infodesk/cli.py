@@ -1,4 +1,4 @@
-"""Command line: serve, demo, check-config, migrate, export, create-groups, outbox."""
+"""Command line: serve, demo, check-config, migrate, backup, restore, export, create-groups, outbox."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
 from importlib.metadata import version
+from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
@@ -15,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import check_registry
+from bot.backup import BackupError, Copied, backup_sqlite, pg_commands, restore_sqlite, sqlite_file
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, Secrets, load_config
 from bot.logs import setup_logging
@@ -71,19 +73,63 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-
-    cfg = _load(args.config)
+def _migrate(url: str) -> None:
+    """Apply every pending migration to the database at `url`."""
 
     async def run() -> None:
-        engine = make_engine(cfg.database.url)
+        engine = make_engine(url)
         try:
             await migrate(engine)
         finally:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+
+    cfg = _load(args.config)
+    _migrate(cfg.database.url)
     print("database is at the latest schema")
+    return 0
+
+
+def _sqlite_copy(cfg: Config, file: str, copy: Callable[[str], Copied]) -> Copied:
+    """Run a backup or restore on an SQLite database; for PostgreSQL, print the pg_dump/pg_restore
+    lines instead and exit 2; exit 1 when the copy cannot be done."""
+    try:
+        if sqlite_file(cfg.database.url) is not None:
+            return copy(cfg.database.url)
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+    dump, restore = pg_commands(cfg.database.url, file)
+    print(
+        "The database is PostgreSQL: back it up and restore it with PostgreSQL's own tools "
+        "(the password from PGPASSWORD or ~/.pgpass):\n"
+        f"  backup:  {dump}\n"
+        f"  restore: {restore}\n"
+        "           (into an empty database made with createdb; then `infodesk migrate --config …`)",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the SQLite database, safe while the bot runs."""
+    cfg = _load(args.config)
+    done = _sqlite_copy(cfg, args.output, lambda url: backup_sqlite(url, Path(args.output), force=args.force))
+    source = sqlite_file(cfg.database.url)
+    print(f"backup of {source} (schema {done.revision}) written to {done.path} ({done.size} bytes)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """A backup into the configured SQLite database, then the migrations (the bot must be stopped)."""
+    cfg = _load(args.config)
+    done = _sqlite_copy(cfg, args.file, lambda url: restore_sqlite(url, Path(args.file), force=args.force))
+    _migrate(cfg.database.url)
+    print(f"{args.file} (schema {done.revision}) restored into {done.path}; the database is at the latest schema")
     return 0
 
 
@@ -265,6 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser("backup", help="copy the SQLite database to a file (safe while the bot runs)")
+    p.add_argument("-o", "--output", required=True, help="the backup file to write")
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_backup)
+    p = sub.add_parser("restore", help="restore a backup into the configured SQLite database, then migrate")
+    p.add_argument("file", help="a file written by `backup`")
+    p.add_argument("--force", action="store_true", help="replace a database that is not empty (stop the bot first)")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_restore)
     p = sub.add_parser("export", help="write a register as an .xlsx spreadsheet")
     p.add_argument("register", help="the form's name (设备维修登记表) or key (repairs)")
     p.add_argument("--from", dest="date_from", required=True, help="first day, e.g. 2026-11-01")
