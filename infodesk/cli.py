@@ -23,11 +23,12 @@ from bot.logs import setup_logging
 from bot.outbox import failed_rows, resend
 from bot.pauses import cleared_pauses, pause_health
 from bot.router import Registry
-from bot.wecom_api import WeComAPI, WeComError
+from bot.wecom_api import WeComAPI
 from handlers import ROUTERS
 from handlers.registers import REGISTERS, export, find_register
 from infodesk.app import create_app
 from infodesk.demo import run_demo
+from infodesk.online import Report, check_online, create_groups
 from storage.db import make_engine, make_sessionmaker, migrate
 
 T = TypeVar("T")
@@ -52,6 +53,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.file}: OK ({len(cfg.people)} people, {len(cfg.units)} units, "
         f"{len(cfg.campuses)} campuses, {len(cfg.groups)} managed groups)"
     )
+    if args.online:  # what only WeCom can tell: groups it knows, their owners, the credentials
+        return _print_report(_api_session(cfg, lambda api: check_online(cfg, api)))
     return 0
 
 
@@ -164,13 +167,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_create_groups(args: argparse.Namespace) -> int:
-    """Create the configured `appchat` groups that do not exist yet (appchat/get, appchat/create)."""
+def _api_session(cfg: Config, work: Callable[[WeComAPI], Awaitable[T]]) -> T:
+    """Run `work` with an API client for the configured app."""
 
-    cfg = _load(args.config)
-
-    async def run() -> int:
-        failures = 0
+    async def run() -> T:
         async with aiohttp.ClientSession() as session:
             api = WeComAPI(
                 session,
@@ -180,36 +180,25 @@ def cmd_create_groups(args: argparse.Namespace) -> int:
                 agent_id=cfg.wecom.agent_id,
                 clock=SystemClock(),
             )
-            for g in (g for g in cfg.groups if g.channel == "appchat"):
-                try:
-                    await api.appchat_get(g.chat_id)
-                    print(f"{g.name} ({g.chat_id}): exists")
-                    continue
-                except WeComError as exc:
-                    if exc.transient:
-                        print(f"{g.name} ({g.chat_id}): WeCom unreachable ({exc}); try again", file=sys.stderr)
-                        failures += 1
-                        continue
-                members = list(dict.fromkeys(g.admins))
-                if len(members) < 2:
-                    print(
-                        f"{g.name} ({g.chat_id}): a group chat needs at least 2 members; "
-                        f"add another admin in [[groups]]",
-                        file=sys.stderr,
-                    )
-                    failures += 1
-                    continue
-                try:
-                    await api.appchat_create(
-                        {"name": g.name[:50], "owner": members[0], "userlist": members, "chatid": g.chat_id}
-                    )
-                    print(f"{g.name} ({g.chat_id}): created with {len(members)} members; add the audience in WeCom")
-                except WeComError as exc:
-                    print(f"{g.name} ({g.chat_id}): not created: {exc}", file=sys.stderr)
-                    failures += 1
-        return 1 if failures else 0
+            return await work(api)
 
     return asyncio.run(run())
+
+
+def _print_report(report: Report) -> int:
+    for line in report.done:
+        print(line)
+    for line in report.problems:
+        print(line, file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+def cmd_create_groups(args: argparse.Namespace) -> int:
+    """Create the configured app groups that do not exist yet, greet each new one (a new group is
+    invisible until its first message) and add configured admins missing from existing ones."""
+    cfg = _load(args.config)
+    greeting = "信息中心助手已加入本群，之后的通知和推送会发在这里。"
+    return _print_report(_api_session(cfg, lambda api: create_groups(cfg, api, greeting)))
 
 
 def _with_session(cfg: Config, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -305,8 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the bot")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_serve)
-    p = sub.add_parser("check-config", help="validate a config file")
+    p = sub.add_parser("check-config", help="validate a config file (--online: also ask WeCom)")
     p.add_argument("file")
+    p.add_argument(
+        "--online", action="store_true", help="ask the WeCom API: credentials, customer groups and owners, app groups"
+    )
     p.set_defaults(fn=cmd_check_config)
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--config", required=True)

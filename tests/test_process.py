@@ -203,4 +203,19 @@ async def test_create_groups_cli_creates_missing_app_group_chats(emulator: Emula
     assert emulator.chats["itteachers2024"]["userlist"] == ["zhangwei", "zhouyan"]
     again = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, _ = await again.communicate()
-    assert again.returncode == 0 and out.decode().count("exists") == 1
+    assert again.returncode == 0 and out.decode().count("已存在") == 1
+    assert emulator.chats["itteachers2024"]["visible"]  # greeted once created: a new group is invisible until then
+
+
+async def test_check_config_online_names_a_customer_group_wecom_does_not_know(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    del emulator.customer.groups["wrOgQhDgAAparents2024AAAAA"]
+    cfg = tmp_path / "bot.toml"
+    write_config(cfg, emulator.base_url, f"sqlite+aiosqlite:///{tmp_path}/x.db", free_port())
+    cmd = [sys.executable, "-m", "bot", "check-config", "--online", str(cfg)]
+    proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "群「24级家长群」（wrOgQhDgAAparents2024AAAAA）：企业微信里没有这个客户群" in err.decode()
+    assert "群「24级信息技术在校生群」（wrOgQhDgAAstudents2024AAAA）：客户群存在，群主 zhouyan" in out.decode()
