@@ -38,7 +38,19 @@ from handlers.approval_commands import parse_required
 from handlers.approval_engine import FlowStatus
 from handlers.approvals import WorkflowSpec, flow_of, submit
 from handlers.labels import Labels, show_iso_day
-from storage.models import AudioClass, GroupSend, GroupSendStatus, OutboxMessage, Request, Timer
+from handlers.numbers import Kind, parse_ref
+from storage.models import (
+    AudioClass,
+    Draft,
+    DraftVersion,
+    GroupSend,
+    GroupSendStatus,
+    OutboxMessage,
+    Platform,
+    Publication,
+    Request,
+    Timer,
+)
 
 router = Router("groups", templates=Path(__file__).with_name("templates") / "groups")
 router.requires_chain("audio_class", "音频课堂")
@@ -217,24 +229,50 @@ async def audio_class(ctx: Ctx, values: dict[str, str]) -> None:
     )
 
 
+def parse_news_link(value: str, ctx: Ctx) -> str:
+    """A link, or a published draft's number (`稿件 #G3`, `#G3`) → `draft:3` (its link is looked up)."""
+    try:
+        ref = parse_ref(value)
+    except FieldError:
+        return parse_link(value, ctx)
+    if ref.kind not in (None, Kind.DRAFT):
+        raise FieldError("invalid_link")
+    return f"draft:{ref.number}"
+
+
 @router.command(
     "group_news",
     aliases=("推送链接", "推送鏈接", "群推送", "推送新闻", "推送新聞", "push link", "news link"),
     roles=("group_admin", "platform_editor"),
     fields=(
         Field("day", ("日期", "date"), parse=parse_day, show=lambda v, c: show_iso_day(c, v)),
-        Field("title", ("标题", "標題", "title"), parse=parse_required),
-        Field("link", ("链接", "鏈接", "link", "url"), parse=parse_link),
+        Field("link", ("链接", "鏈接", "稿件", "link", "url", "draft"), parse=parse_news_link),
+        # A published draft brings its own title.
+        Field(
+            "title",
+            ("标题", "標題", "title"),
+            parse=parse_required,
+            required_if=lambda v: not v.get("link", "").startswith("draft:"),
+        ),
         Field("groups", ("受众", "受眾", "推送群", "群", "audience", "groups"), parse=parse_groups),
     ),
 )
 async def group_news(ctx: Ctx, values: dict[str, str]) -> None:
-    """Submit a news link (a published article, a school notice) for managed groups; a school
-    leader approves it like an audio class, and it goes out at the groups' push time."""
+    """Submit a news link (a published 投稿, a school notice) for managed groups; a school leader
+    approves it like an audio class, and it goes out at the groups' push time."""
     chats = values["groups"].split()
     if not _may_push_to(ctx, chats):
         ctx.reply("audio_not_admin")
         return
+    values = dict(values)
+    if values["link"].startswith("draft:"):
+        number = int(values["link"].removeprefix("draft:"))
+        published = await _published(ctx, number)
+        if published is None:
+            ctx.reply("news_draft_unpublished", number=number)
+            return
+        values["link"], title = published
+        values["title"] = values.get("title") or title
     fields = {k: values[k] for k in ("day", "title", "link", "groups")}
     req = await submit(ctx, NEWS, "audio_class", fields, stage=AudioStage.AWAITING_APPROVAL)
     ctx.session.add(
@@ -257,6 +295,24 @@ async def group_news(ctx: Ctx, values: dict[str, str]) -> None:
         next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
         groups=[g.name for c in chats if (g := group(ctx, c)) is not None],
     )
+
+
+async def _published(ctx: Ctx, draft_id: int) -> tuple[str, str] | None:
+    """A published draft's link (the website's first, else the official account's) and title."""
+    pubs = (await ctx.session.execute(select(Publication).where(Publication.draft_id == draft_id))).scalars().all()
+    if not pubs:
+        return None
+    pub = min(pubs, key=lambda p: (p.platform != Platform.WEBSITE, p.id))
+    draft = await ctx.session.get(Draft, draft_id)
+    title = ""
+    if draft is not None:
+        version = (
+            await ctx.session.execute(
+                select(DraftVersion).where(DraftVersion.draft_id == draft_id, DraftVersion.version == draft.version)
+            )
+        ).scalar_one_or_none()
+        title = version.title if version is not None else ""
+    return pub.link, title or f"#G{draft_id}"
 
 
 def _may_push_to(ctx: Ctx, chats: Sequence[str]) -> bool:

@@ -18,7 +18,7 @@ from bot.clock import FakeClock
 from bot.config import ConfigError, parse_config
 from bot.emulator.server import Emulator
 from infodesk.app import TIMERS
-from storage.models import GroupSend, GroupSendStatus
+from storage.models import Draft, DraftVersion, GroupSend, GroupSendStatus, Publication
 from tests.conftest import example_raw, start_bot
 from tests.scene import Scene
 
@@ -251,3 +251,42 @@ async def test_unknown_sender_fails_and_the_director_hears(
         assert emulator.calls_to("externalcontact/get_groupmsg_send_result") == []
     finally:
         await bot.stop()
+
+
+async def test_a_published_draft_is_pushed_by_its_number(scene: Scene, clock: FakeClock) -> None:
+    """`推送链接 稿件:#G1`: the published article's website link and title, no copying by hand."""
+    now = clock.now()
+    async with scene.bot.app[PIPELINE].sessions() as s, s.begin():
+        s.add(Draft(id=1, author="zhaolei", status="published", version=2, created_at=now, updated_at=now))
+        s.add(Draft(id=2, author="zhaolei", status="in_review", version=1, created_at=now, updated_at=now))
+        for v, title in ((1, "技能节开幕"), (2, "我校举办第十一届技能节")):
+            s.add(DraftVersion(draft_id=1, version=v, title=title, body="…", photos={"items": []}, created_at=now))
+        await s.flush()
+        s.add(
+            Publication(
+                draft_id=1, platform="oa", link="https://mp.weixin.qq.com/s/1", editor="zhouyan", published_at=now
+            )
+        )
+        s.add(
+            Publication(
+                draft_id=1,
+                platform="website",
+                link="https://www.school.edu.cn/news/1",
+                editor="zhouyan",
+                published_at=now,
+            )
+        )
+    unpublished = await scene.say("zhouyan", "推送链接 日期:今天 稿件:#G2 受众:家长")
+    assert "稿件 #G2 还没有发布" in unpublished
+    answer = await scene.say("zhouyan", "推送链接 日期:今天 稿件:#G1 受众:家长")
+    assert "链接推送申请已提交" in answer
+    card = scene.card("liuyang")
+    rows = {r["keyname"]: r for r in card["horizontal_content_list"]}
+    assert (
+        rows["标题"]["value"] == "我校举办第十一届技能节" and rows["链接"]["url"] == "https://www.school.edu.cn/news/1"
+    )
+    await scene.say("liuyang", "同意 #1")
+    clock.advance((PUSH - clock.now()).total_seconds())
+    await settle_round(scene)
+    [task] = scene.emu.customer.waiting("liyan")
+    assert task.text == "【推荐阅读】我校举办第十一届技能节"
