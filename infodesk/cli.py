@@ -284,7 +284,7 @@ def cmd_outbox_pauses(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
 
-    return asyncio.run(run_demo(verbose=args.verbose))
+    return asyncio.run(run_demo(verbose=args.verbose, keep=Path(args.keep) if args.keep else None))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     q.set_defaults(fn=cmd_outbox_pauses)
     p = sub.add_parser("demo", help="play a scripted day against the bundled WeCom emulator")
     p.add_argument("--verbose", action="store_true", help="also print the bot's log lines")
+    p.add_argument(
+        "--keep", metavar="DIR", help="keep the demo's database and write DIR/config.toml for the other commands"
+    )
     p.set_defaults(fn=cmd_demo)
     args = parser.parse_args(argv)
     return int(args.fn(args))

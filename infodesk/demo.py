@@ -7,6 +7,7 @@ answers through its outbox, and the emulator records what each person received.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 import textwrap
@@ -304,7 +305,19 @@ def demo_day(today: date) -> date:
     return today + timedelta(days=(7 - today.weekday()) % 7 if today.weekday() >= 5 else 0)
 
 
-async def run_demo(verbose: bool = False, today: date | None = None) -> int:
+def keep_config(directory: Path, api_base: str) -> Path:
+    """`DIR/config.toml`: the example organisation on the demo's database, for every command's
+    `--config` (export, backup, outbox …); WeCom points at the (stopped) emulator."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    db = (directory / "demo.db").resolve()
+    text = text.replace('api_base = "https://qyapi.weixin.qq.com"', f'api_base = "{api_base}"', 1)
+    text = text.replace('url = "sqlite+aiosqlite:///infodesk.db"', f'url = "sqlite+aiosqlite:///{db.as_posix()}"', 1)
+    path = directory / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def run_demo(verbose: bool = False, today: date | None = None, keep: Path | None = None) -> int:
     """Play the script; return 0 when every step behaved as expected.
 
     `today` is the wall-clock date to start from (the machine's, in Shanghai, by default); the
@@ -316,7 +329,14 @@ async def run_demo(verbose: bool = False, today: date | None = None) -> int:
     day = demo_day(today or datetime.now(SHANGHAI).date())
     clock = FakeClock(datetime.combine(day, time(7, 0), SHANGHAI).astimezone(UTC))
     emulator = Emulator(clock=lambda: clock.now().timestamp())
-    with tempfile.TemporaryDirectory(prefix="infodesk-demo-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = (
+            str(keep) if keep is not None else stack.enter_context(tempfile.TemporaryDirectory(prefix="infodesk-demo-"))
+        )
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for old in keep.glob("demo.db*"):  # a fresh day each time
+                old.unlink()
         api_base = await emulator.start()
         config = demo_config(api_base, str(Path(tmp) / "demo.db"))
         emulator.corp_id = config.wecom.corp_id
@@ -362,10 +382,13 @@ async def run_demo(verbose: bool = False, today: date | None = None) -> int:
                     clock=stamp,
                 )
                 demo = Demo(http, bot_url, app, clock, sender, robot, Transcript(emulator, config))
-                return await _script(demo)
+                result = await _script(demo)
         finally:
             await runner.cleanup()
             await emulator.stop()
+        if keep is not None:
+            print(f"\n数据库与配置已保留：{keep_config(keep, api_base)}（其他命令用 --config 指向它）")
+        return result
 
 
 async def _script(demo: Demo) -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
+import openpyxl
 import pytest
 
+from infodesk.cli import main
 from infodesk.demo import demo_day, run_demo
 
 
@@ -31,3 +34,19 @@ async def test_demo_script_passes_on_a_weekend_wall_clock(today: date, capsys: p
     out = capsys.readouterr().out
     assert "演示结束。" in out
     assert "机房打扫" in out  # the weekday duty the script expects did go out
+
+
+def test_demo_keep_leaves_a_database_every_command_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --keep DIR`: DIR/config.toml points every other command at what the demo did."""
+    keep = tmp_path / "kept"
+    assert main(["demo", "--keep", str(keep)]) == 0
+    config = keep / "config.toml"
+    assert config.is_file() and (keep / "demo.db").is_file()
+    out = tmp_path / "repairs.xlsx"
+    args = ["export", "设备维修登记表", "--from", "2000-01-01", "--to", "2100-01-01", "-o", str(out)]
+    assert main([*args, "--config", str(config)]) == 0
+    sheet = openpyxl.load_workbook(out).active
+    assert sheet is not None and sheet.max_row > 3  # title, header and the demo's tickets
+    assert main(["outbox", "failed", "--config", str(config)]) == 0
+    assert main(["demo", "--keep", str(keep)]) == 0  # again: a fresh day, not added to the last one
+    capsys.readouterr()
