@@ -22,11 +22,13 @@ _OPS = {ast.Mult: operator.mul, ast.Add: operator.add, ast.Sub: operator.sub}
 
 
 def _number(node: ast.expr) -> Any:
-    """A literal or simple arithmetic on literals (1024 * 1024)."""
+    """A literal, simple arithmetic on literals (1024 * 1024), or a tuple of them."""
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
         return _OPS[type(node.op)](_number(node.left), _number(node.right))
+    if isinstance(node, ast.Tuple | ast.List):  # metrics_allow = ()
+        return tuple(_number(e) for e in node.elts)
     raise ValueError(ast.dump(node))
 
 
