@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import re
@@ -34,7 +35,7 @@ from bot.config import OutboxConfig
 from bot.logs import log
 from bot.pauses import Pauses, cause_of, choose_probes, covers, got_past
 from bot.wecom_api import WeComAPI, WeComError
-from storage.models import Card, DeliveryPause, OutboxMessage, OutboxStatus, Timer
+from storage.models import Card, DeliveryPause, MediaFile, MediaStatus, OutboxMessage, OutboxStatus, Timer
 
 logger = logging.getLogger("infodesk.outbox")
 
@@ -52,6 +53,11 @@ EXTERNAL_KINDS: Mapping[str, str] = {
     "groupmsg_cancel": "cancel_groupmsg_send",
 }
 BATCH = 500
+# A kept photo or file sent as itself (bot/media.py): uploaded, then message/send.
+MEDIA_KINDS = frozenset({"image", "file"})
+# An upload lives 3 days (doc 96484): renew it well before, so neither a late send nor its retry
+# carries a media_id that expires on WeCom's side first.
+REUPLOAD_AFTER = timedelta(hours=60)
 # "taskid has existed or empty or exceed max len": a card's task_id is single-use per app.
 TASK_ID_USED = 42014
 RESPONSE_CODE_SPENT = 40058
@@ -414,7 +420,89 @@ class Dispatcher:
             return await self._api.externalcontact("add_msg_template", payload)
         if row.kind in EXTERNAL_KINDS:
             return await self._api.externalcontact(EXTERNAL_KINDS[row.kind], payload)
+        if row.kind == "media_fetch":
+            return await self._fetch_media(row)
+        if row.kind in MEDIA_KINDS:
+            return await self._send_media(row)
         raise WeComError(-10, f"unknown outbox kind {row.kind}", transient=False)
+
+    async def _fetch_media(self, row: OutboxMessage) -> dict[str, Any]:
+        """Download a member's photo or file (media/get) into its `media_files` row.
+
+        A permanent refusal (40007: the 3 days are over, or an id WeCom never gave) marks the row
+        failed here, so a workflow never waits for it; a configuration error pauses instead.
+        """
+        media_file = int(row.payload["media_file"])
+        try:
+            got = await self._api.media_get(str(row.payload["media_id"]))
+        except WeComError as exc:
+            if not exc.transient and cause_of(exc.errcode, row.recipient, row.kind, self._pauses.members) is None:
+                async with self._sessions() as s, s.begin():
+                    await s.execute(
+                        update(MediaFile)
+                        .where(MediaFile.id == media_file, MediaFile.status == MediaStatus.PENDING)
+                        .values(status=MediaStatus.FAILED, error=f"errcode {exc.errcode}: {exc.errmsg}"[:500])
+                    )
+            raise
+        digest = hashlib.sha256(got.content).hexdigest()
+        async with self._sessions() as s, s.begin():
+            await s.execute(
+                update(MediaFile)
+                .where(MediaFile.id == media_file)
+                .values(
+                    status=MediaStatus.KEPT,
+                    content=got.content,
+                    sha256=digest,
+                    size=len(got.content),
+                    content_type=got.content_type[:100],
+                    filename=case((MediaFile.filename == "", got.filename[:255]), else_=MediaFile.filename),
+                    fetched_at=self._clock.now(),
+                    error=None,
+                )
+            )
+        return {"media_file": media_file, "size": len(got.content), "sha256": digest}
+
+    async def _send_media(self, row: OutboxMessage) -> dict[str, Any]:
+        """message/send of a kept file as an image or file message, uploading it first unless its
+        last upload is recent. The request keeps the row's JSON (message_request) with the
+        upload's media_id; retries reuse the cached upload, so they carry the same JSON."""
+        media_file = int(row.payload["media_file"])
+        async with self._sessions() as s:
+            found = (
+                await s.execute(
+                    select(
+                        MediaFile.status,
+                        MediaFile.kind,
+                        MediaFile.filename,
+                        MediaFile.upload_media_id,
+                        MediaFile.uploaded_at,
+                    ).where(MediaFile.id == media_file)
+                )
+            ).one_or_none()
+        if found is None or found.status != MediaStatus.KEPT:
+            raise WeComError(-14, f"media file {media_file} is not kept", transient=False)
+        media_id = found.upload_media_id
+        now = self._clock.now()
+        if media_id is None or found.uploaded_at is None or found.uploaded_at <= now - REUPLOAD_AFTER:
+            async with self._sessions() as s:
+                content = (await s.execute(select(MediaFile.content).where(MediaFile.id == media_file))).scalar_one()
+            filename = found.filename or f"{media_file}.{'jpg' if found.kind == 'image' else 'bin'}"
+            up = await self._api.media_upload(found.kind, filename, content or b"")
+            media_id = str(up["media_id"])
+            created = int(up.get("created_at") or 0)
+            uploaded_at = datetime.fromtimestamp(created, UTC) if created else now
+            async with self._sessions() as s, s.begin():
+                await s.execute(
+                    update(MediaFile)
+                    .where(MediaFile.id == media_file)
+                    .values(upload_media_id=media_id, uploaded_at=uploaded_at)
+                )
+            log(logger, logging.INFO, "media_uploaded", media_file=media_file, kind=found.kind)
+        body = message_request(row)
+        body.pop("media_file", None)
+        body["msgtype"] = row.kind
+        body[row.kind] = {"media_id": media_id}
+        return await self._api.send_message(body)
 
     async def _mass_send_made_earlier(self, row: OutboxMessage) -> dict[str, Any] | None:
         """The task an earlier attempt created although its answer was lost, if WeCom lists one.

@@ -53,6 +53,12 @@ APP_KINDS: Mapping[str, str] = {
     "groupmsg_result": "externalcontact/get_groupmsg_send_result",
     "groupmsg_remind": "externalcontact/remind_groupmsg_send",
     "groupmsg_cancel": "externalcontact/cancel_groupmsg_send",
+    # A kept photo or file: media/upload when its cached upload nears 3 days, then message/send.
+    # Filed under media/upload: a 48002 from those rows can only be the upload's (the texts
+    # beside them prove message/send works), and it must not hold the texts.
+    "image": "media/upload",
+    "file": "media/upload",
+    "media_fetch": "media/get",
 }
 PROBE_FIRST = timedelta(seconds=30)
 PROBE_MAX = timedelta(minutes=15)

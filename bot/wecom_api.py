@@ -10,6 +10,7 @@ order and never blocks other recipients behind a slow one.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +51,15 @@ class WeComError(Exception):
 
     def __str__(self) -> str:
         return f"errcode={self.errcode} {self.errmsg}"
+
+
+@dataclass(frozen=True)
+class Media:
+    """A temporary medium's bytes as media/get returned them."""
+
+    content: bytes
+    content_type: str
+    filename: str
 
 
 class WeComAPI:
@@ -190,6 +200,37 @@ class WeComAPI:
         form.add_field("media", content, filename=filename, content_type="application/octet-stream")
         return await self.call("POST", "/cgi-bin/media/upload", params={"type": media_type}, data=form)
 
+    async def media_get(self, media_id: str) -> Media:
+        """media/get (doc 90254): the raw file on success, JSON with an errcode on failure (an
+        expired or unknown media_id answers 40007); the token is refreshed once, as in `call`."""
+        token = await self.access_token()
+        for attempt in range(2):
+            url = self._base + "/cgi-bin/media/get"
+            try:
+                async with self._session.get(
+                    url, params={"access_token": token, "media_id": media_id}, timeout=self._timeout
+                ) as resp:
+                    if resp.status >= 500:
+                        raise WeComError(-resp.status, f"http {resp.status}", transient=True)
+                    if resp.status != 200:
+                        raise WeComError(-resp.status, f"http {resp.status}", transient=False)
+                    content = await resp.read()
+                    content_type = resp.content_type
+                    filename = (resp.content_disposition.filename if resp.content_disposition else None) or ""
+            except TimeoutError:
+                raise WeComError(-2, "timeout", transient=True) from None
+            except aiohttp.ClientError as exc:
+                raise WeComError(-3, f"connection: {type(exc).__name__}", transient=True) from None
+            error = _json_error(content, content_type)
+            if error is None:
+                return Media(content, content_type, filename)
+            if int(error.get("errcode", 0)) in TOKEN_ERRORS and attempt == 0:
+                log(logger, logging.WARNING, "wecom_token_rejected", path="media/get", errcode=error["errcode"])
+                token = await self.access_token(stale=token)
+                continue
+            self._check(error, "media/get")  # raises: the errcode is not 0
+        raise AssertionError("unreachable")
+
     async def webhook_send(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """Group robot push (no access_token; the key is the credential)."""
         result = await self._request("POST", "/cgi-bin/webhook/send", params={"key": key}, json=body)
@@ -199,3 +240,18 @@ class WeComAPI:
         """Smart robot one-shot reply to the `response_url` of a callback (valid once, 1 h)."""
         result = await self._request("POST", response_url, json=body)
         return self._check(result, "aibot/response")
+
+
+def _json_error(content: bytes, content_type: str) -> dict[str, Any] | None:
+    """WeCom's JSON error answer to a download, or None when the body is the file itself.
+
+    A JSON (or text) body with a non-zero `errcode` is an error; anything else, a JSON file a member sent
+    included, is content.
+    """
+    if "json" not in content_type and not content_type.startswith("text/"):
+        return None
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and int(data.get("errcode") or 0) != 0 else None

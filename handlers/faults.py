@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from bot import media as media_files
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_cards
 from bot.config_workflows import CATEGORIES, NotOurs
@@ -30,7 +31,7 @@ from bot.timeparse import local_now
 from handlers.approval_commands import resolve_person
 from handlers.labels import HasRenderer, Labels, example_names, show_moment
 from handlers.numbers import TICKET_NUMBER
-from storage.models import Card, Ticket, TicketStatus, Timer
+from storage.models import Card, MediaFile, MediaStatus, Ticket, TicketStatus, Timer
 
 router = Router("faults", templates=Path(__file__).with_name("templates") / "faults")
 LABELS = Labels("labels_faults", category=CATEGORIES, status=TicketStatus)
@@ -362,6 +363,7 @@ async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
         location=t.location,
         description=t.description,
     )
+    _show_photos(ctx, t, [target], await media_files.kept_for(ctx, f"ticket:{t.id}"), f"ticket:{target}")
     ctx.tell(t.reporter, "ticket_claimed_reporter", number=t.id, name=person.name)
 
 
@@ -512,7 +514,8 @@ async def my_tickets(ctx: Ctx, values: dict[str, str]) -> None:
 
 @router.attachment(order=20)  # after a draft being written (publishing, order 10)
 async def attach_photo(ctx: Ctx) -> bool:
-    """An image soon after the member's latest report attaches to that ticket."""
+    """An image soon after the member's latest report attaches to that ticket; the bot keeps it and
+    shows it to the technicians (`ticket_photo_kept`)."""
     window = timedelta(minutes=ctx.config.faults.photo_window_minutes)
     t = (
         await ctx.session.execute(
@@ -525,13 +528,57 @@ async def attach_photo(ctx: Ctx) -> bool:
     ).scalar_one_or_none()
     if t is None:
         return False
+    media = await media_files.keep(ctx, f"ticket:{t.id}", then="ticket_photo_kept")
     items = list((t.photos or {}).get("items", []))
-    items.append({"media_id": ctx.inbound.media_id, "pic_url": ctx.inbound.pic_url, "at": ctx.now().isoformat()})
+    items.append(
+        {
+            "media_id": ctx.inbound.media_id,
+            "pic_url": ctx.inbound.pic_url,
+            "at": ctx.now().isoformat(),
+            "media_file": media.id,
+        }
+    )
     t.photos = {"items": items}
     ctx.reply("ticket_photo_attached", number=t.id, count=len(items))
-    if t.owner:
-        ctx.tell(t.owner, "ticket_photo_for_owner", number=t.id, url=ctx.inbound.pic_url or "")
     return True
+
+
+async def photo_judges(ctx: Ctx, t: Ticket) -> list[str]:
+    """Who looks at a ticket's photos: its owner, or while unclaimed the technicians holding its
+    接单 card; nobody once it is done."""
+    if t.status == TicketStatus.DONE:
+        return []
+    if t.owner:
+        return [t.owner]
+    q = select(Card.userid).where(
+        Card.subject == "ticket", Card.request_id == t.id, Card.purpose == "claim", Card.active.is_(True)
+    )
+    return list(dict.fromkeys((await ctx.session.execute(q.order_by(Card.created_at))).scalars()))
+
+
+def _show_photos(ctx: Ctx, t: Ticket, userids: list[str], files: list[MediaFile], stage: str) -> None:
+    intro = ctx.render(
+        "ticket_photo_for_owner",
+        number=t.id,
+        location=t.location,
+        reporter=ctx.org.name(t.reporter),
+        count=len([m for m in files if m.shown != stage]),
+    )
+    media_files.show_once(ctx, userids, files, stage, intro=intro)
+
+
+@router.timer("ticket_photo_kept")
+async def photo_kept(ctx: Ctx, timer: Timer) -> None:
+    """A ticket's photo was downloaded (to the technicians), or WeCom no longer had it (to the reporter)."""
+    media = await media_files.fetched(ctx, timer)
+    number = media_files.subject_id(media, "ticket") if media is not None else None
+    t = await ctx.session.get(Ticket, number) if number is not None else None
+    if media is None or t is None:
+        return
+    if media.status != MediaStatus.KEPT:
+        ctx.tell(media.owner, "ticket_photo_lost", number=t.id, minutes=ctx.config.faults.photo_window_minutes)
+        return
+    _show_photos(ctx, t, await photo_judges(ctx, t), [media], f"ticket:{t.owner or ''}")
 
 
 @router.timer("ticket_sla_warn")

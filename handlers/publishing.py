@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
+from bot import media as media_files
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_cards
 from bot.config import Config
@@ -32,7 +33,17 @@ from handlers.approval_commands import parse_required
 from handlers.approvals import WorkflowSpec, submit
 from handlers.labels import Labels
 from handlers.numbers import DRAFT_NUMBER, Kind, number_field
-from storage.models import Card, Draft, DraftStatus, DraftVersion, Platform, Publication, Request
+from storage.models import (
+    Card,
+    Draft,
+    DraftStatus,
+    DraftVersion,
+    MediaStatus,
+    Platform,
+    Publication,
+    Request,
+    Timer,
+)
 
 router = Router("publishing", templates=Path(__file__).with_name("templates") / "publishing")
 router.requires_chain("draft_phone", "投稿 (含联系电话)")
@@ -195,12 +206,61 @@ async def attach_photo(ctx: Ctx) -> bool:
     if d is None:
         return False
     v = await _version(ctx, d)
+    media = await media_files.keep(ctx, f"draft:{d.id}", then="draft_photo_kept")
     items = list(v.photos.get("items", []))
-    items.append({"media_id": ctx.inbound.media_id, "pic_url": ctx.inbound.pic_url})
+    items.append({"media_id": ctx.inbound.media_id, "pic_url": ctx.inbound.pic_url, "media_file": media.id})
     v.photos = {"items": items}
     d.updated_at = ctx.now()
     ctx.reply("draft_photo_added", number=d.id, count=len(items))
     return True
+
+
+def _photo_judges(ctx: Ctx, d: Draft, v: DraftVersion) -> tuple[str, list[str]] | None:
+    """Who looks at the photos now, and the stage they look at: the photo reviewers while the
+    photo review of this version is pending, the platform editors once it is with them."""
+    if d.status == DraftStatus.IN_REVIEW and v.photo_review.get("status") == ReviewStatus.PENDING:
+        return f"review:{v.version}", ctx.org.with_role("photo_reviewer")
+    if d.status == DraftStatus.EDITING:
+        return f"edit:{v.version}", ctx.org.with_role("platform_editor")
+    return None
+
+
+async def _show_photos(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
+    """Send the version's kept photos to whoever judges them now (each once per stage); a photo
+    still being downloaded follows when it arrives (`draft_photo_kept`)."""
+    judges = _photo_judges(ctx, d, v)
+    if judges is None:
+        return
+    stage, people = judges
+    ids = {item.get("media_file") for item in v.photos.get("items", [])}
+    files = [m for m in await media_files.kept_for(ctx, f"draft:{d.id}") if m.id in ids]
+    count = len([m for m in files if m.shown != stage])
+    intro = ctx.render(
+        "draft_photos_for_judge", number=d.id, title=v.title, count=count, editing=stage.startswith("edit")
+    )
+    media_files.show_once(ctx, people, files, stage, intro=intro)
+
+
+@router.timer("draft_photo_kept")
+async def photo_kept(ctx: Ctx, timer: Timer) -> None:
+    """A draft's photo was downloaded (to its judges, if it is with them), or WeCom no longer had
+    it: the author hears, and a draft still being written drops it."""
+    media = await media_files.fetched(ctx, timer)
+    number = media_files.subject_id(media, "draft") if media is not None else None
+    if media is None or number is None:
+        return
+    d = (await ctx.session.execute(select(Draft).where(Draft.id == number).with_for_update())).scalar_one_or_none()
+    if d is None:
+        return
+    v = await _version(ctx, d)
+    if media.status == MediaStatus.KEPT:
+        await _show_photos(ctx, d, v)
+        return
+    items = list(v.photos.get("items", []))
+    if d.status in OPEN:
+        items = [item for item in items if item.get("media_file") != media.id]
+        v.photos = {"items": items}
+    ctx.tell(d.author, "draft_photo_lost", number=d.id, count=len(items), dropped=d.status in OPEN)
 
 
 async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPart, userids: list[str]) -> None:
@@ -297,6 +357,7 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     if v.photo_review["status"] == ReviewStatus.PENDING:
         people = ctx.org.with_role("photo_reviewer")
         await _send_review_cards(ctx, d, v, DraftPart.PHOTO, people)
+        await _show_photos(ctx, d, v)
         reviewers += people
     ctx.reply(
         "draft_submitted", number=d.id, version=v.version, reviewers=[ctx.org.name(u) for u in reviewers], phone=d.phone
@@ -412,6 +473,7 @@ async def _to_editors(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
             )
         ],
     )
+    await _show_photos(ctx, d, v)
     ctx.tell(d.author, "draft_passed", number=d.id, editors=[ctx.org.name(u) for u in editors])
 
 

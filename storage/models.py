@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -502,4 +502,49 @@ class Publication(Base):
     __table_args__ = (
         Index("uq_publications", "draft_id", "platform", unique=True),
         Index("ix_publications_time", "platform", "published_at"),
+    )
+
+
+class MediaStatus(StrEnum):
+    PENDING = "pending"  # recorded with its message; the outbox fetches it (media/get)
+    KEPT = "kept"  # the bytes are in `content`
+    FAILED = "failed"  # WeCom no longer had it (temporary media live 3 days) or refused it
+
+
+class MediaFile(Base):
+    """A photo or file a member sent, kept past the 3 days WeCom keeps temporary media (doc 96484).
+
+    The bytes live in the database, not under a data directory: replicas share the database but
+    not a disk, the backup (bot/backup.py) already covers it, and photos are small (WeCom takes
+    images up to 10 MB, files up to 20 MB). `content` is deferred and raises if touched by
+    accident: only the dispatcher reads it, explicitly.
+    """
+
+    __tablename__ = "media_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    media_id: Mapped[str] = mapped_column(String(256))  # the inbound MediaId (valid 3 days)
+    kind: Mapped[str] = mapped_column(String(8))  # image | file
+    owner: Mapped[str] = mapped_column(String(64))  # who sent it
+    subject: Mapped[str] = mapped_column(String(32))  # what it belongs to: 'ticket:<id>', 'draft:<id>'
+    status: Mapped[str] = mapped_column(String(16), default=MediaStatus.PENDING)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content_type: Mapped[str] = mapped_column(String(100), default="")
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True, deferred_raiseload=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime]
+    fetched_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # The outbox row that fetches it: its `then` timer finds the file by it (sent rows are purged).
+    fetch_call_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    # The latest media/upload of it and WeCom's created_at: reused until it nears its 3 days.
+    upload_media_id: Mapped[str | None] = mapped_column(String(256), default=None)
+    uploaded_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The latest stage whose judges were sent it (e.g. 'review:2'), so it goes to them once.
+    shown: Mapped[str | None] = mapped_column(String(32), default=None)
+
+    __table_args__ = (
+        Index("ix_media_files_subject", "subject"),
+        Index("ix_media_files_fetch_call_id", "fetch_call_id"),
     )

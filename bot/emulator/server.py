@@ -27,6 +27,8 @@ TASK_ID_RE = re.compile(r"^[A-Za-z0-9_@-]{1,128}$")
 CARD_TYPES = {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
 INTERACTIVE = {"button_interaction", "vote_interaction", "multiple_interaction"}
 RESPONSE_CODE_TTL = 72 * 3600
+MEDIA_TTL = 3 * 24 * 3600  # temporary media, inbound and uploaded, live 3 days (doc 96484)
+INVALID_MEDIA = 40007
 
 
 @dataclass
@@ -108,7 +110,9 @@ class Emulator:
         self.delivered: list[Delivered] = []
         self.cards: dict[str, dict[str, Any]] = {}  # response_code -> card info
         self.chats: dict[str, dict[str, Any]] = {}
-        self.media: dict[str, bytes] = {}
+        self.media: dict[str, bytes] = {}  # uploaded (media/upload)
+        self.media_created: dict[str, float] = {}
+        self.inbound_media: dict[str, tuple[bytes, float, str]] = {}  # members' MediaIds: bytes, when, name
         self.response_urls: dict[str, bool] = {}  # smart-robot response codes -> used
         self._response_url_issued: dict[str, float] = {}
         self._tokens: dict[str, float] = {}
@@ -201,6 +205,7 @@ class Emulator:
             ("POST", "/cgi-bin/appchat/update", self._appchat_update),
             ("POST", "/cgi-bin/appchat/send", self._appchat_send),
             ("POST", "/cgi-bin/media/upload", self._media_upload),
+            ("GET", "/cgi-bin/media/get", self._media_get),
             ("POST", "/cgi-bin/webhook/send", self._webhook_send),
             ("POST", "/cgi-bin/aibot/response", self._aibot_response),
             *self.customer.routes(),
@@ -334,6 +339,8 @@ class Emulator:
             problem = self._validate_card(content)
             if problem:
                 return _err(42014 if problem.startswith("taskid") else 40058, problem)
+        if msgtype in ("image", "file") and not self._media_valid(str(content.get("media_id", ""))):
+            return _err(INVALID_MEDIA, "invalid media_id")  # never uploaded, or older than 3 days
         users = [u for u in str(body.get("touser", "")).split("|") if u]
         if not users:
             return _err(40058, "touser empty")
@@ -464,6 +471,7 @@ class Emulator:
         data = await part.read()  # type: ignore[union-attr]
         media_id = "media_" + secrets.token_hex(10)
         self.media[media_id] = bytes(data)
+        self.media_created[media_id] = self.clock()
         return {
             "errcode": 0,
             "errmsg": "ok",
@@ -471,6 +479,29 @@ class Emulator:
             "media_id": media_id,
             "created_at": str(int(self.clock())),
         }
+
+    def _media_valid(self, media_id: str) -> bool:
+        created = self.media_created.get(media_id)
+        return created is not None and created > self.clock() - MEDIA_TTL
+
+    def add_inbound_media(self, media_id: str, data: bytes, filename: str = "") -> None:
+        """A member sent this photo or file: WeCom holds it as `media_id` for 3 days from now."""
+        self.inbound_media[media_id] = (data, self.clock(), filename or f"{media_id}.jpg")
+
+    async def _media_get(self, request: web.Request) -> web.StreamResponse | dict[str, Any]:
+        """The raw file (doc 90254), or JSON 40007 for an unknown or expired media_id."""
+        media_id = request.query.get("media_id", "")
+        held = self.inbound_media.get(media_id)
+        if held is None and self._media_valid(media_id):
+            held = (self.media[media_id], self.media_created[media_id], f"{media_id}.bin")
+        if held is None or held[1] <= self.clock() - MEDIA_TTL:
+            return _err(INVALID_MEDIA, "invalid media_id")
+        data, _, filename = held
+        return web.Response(
+            body=data,
+            content_type="image/jpeg" if filename.endswith((".jpg", ".jpeg")) else "application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
     async def _webhook_send(self, request: web.Request) -> dict[str, Any]:
         key = request.query.get("key", "")
