@@ -61,6 +61,12 @@ async def fetched(ctx: Ctx, timer: Timer) -> MediaFile | None:
     return media
 
 
+async def of_subject(ctx: Ctx, subject: str) -> list[MediaFile]:
+    """Every file recorded for `subject` (kept, pending or lost), oldest first."""
+    q = select(MediaFile).where(MediaFile.subject == subject).order_by(MediaFile.id)
+    return list((await ctx.session.execute(q)).scalars())
+
+
 async def kept_for(ctx: Ctx, subject: str) -> list[MediaFile]:
     """The files of `subject` that are kept, oldest first."""
     q = select(MediaFile).where(MediaFile.subject == subject, MediaFile.status == MediaStatus.KEPT)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+
+import bot.media as media_files
 from bot.config import Config, Person
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
@@ -24,12 +27,13 @@ from handlers.approvals import (
     load_for_update,
     refused_click,
     send_approval_cards,
+    show_attachments,
     spec_for,
     sweep_idle,
 )
 from handlers.labels import example_names, show_day
 from handlers.numbers import REQUEST_NUMBER
-from storage.models import Away, Request
+from storage.models import Away, MediaStatus, Request, Timer
 
 router = Router("approvals", templates=Path(__file__).with_name("templates") / "approvals")
 router.action(ApprovalClick)(approval_click)
@@ -177,7 +181,8 @@ async def nudge(ctx: Ctx, values: dict[str, str]) -> None:
     req.nudged_at = ctx.now()
     pending = flow_of(req).pending_approvers()
     audit(ctx, req, "nudge", req.status, step=flow_of(req).current, to=list(pending))
-    await send_approval_cards(ctx, req, pending)  # a fresh card: the old one may have scrolled away
+    # A fresh card: the old one may have scrolled away (the photos they already have).
+    await send_approval_cards(ctx, req, pending, with_attachments=False)
     for u in pending:
         ctx.tell(u, "nudged", title=spec.title(ctx), number=req.id, requester=ctx.org.name(req.requester))
     ctx.reply("nudge_sent", number=req.id, names=[ctx.org.name(u) for u in pending])
@@ -274,3 +279,51 @@ async def delegate(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.tell(
         target, "delegate_notice", name=ctx.org.name(ctx.user), start=show_day(ctx, first), end=show_day(ctx, last)
     )
+
+
+# -- attachments: a photo sent just after submitting goes with the request -------------------
+# A self-built app receives text, image, voice, video, location and link messages, no files
+# (doc 90239 / 96467): a police letter or a signed paper form arrives as its photo. Sent within
+# the same window as a fault ticket's photos (`[faults] photo_window_minutes`) after the member
+# submitted a request still awaiting approval, it is kept (bot/media.py) and shown to the
+# approvers deciding it now and to each later step's approvers with their card.
+
+
+@router.attachment(order=30)  # after a draft being written (10) and a fresh fault ticket (20)
+async def on_request_photo(ctx: Ctx) -> bool:
+    window = timedelta(minutes=ctx.config.faults.photo_window_minutes)
+    req = (
+        await ctx.session.execute(
+            select(Request)
+            .where(
+                Request.requester == ctx.user,
+                Request.status == FlowStatus.PENDING,
+                Request.created_at >= ctx.now() - window,
+            )
+            .order_by(Request.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if req is None:
+        return False
+    ctx.confidential = ctx.confidential or req.confidential
+    await media_files.keep(ctx, f"request:{req.id}", then="request_photo_kept")
+    count = len(await media_files.of_subject(ctx, f"request:{req.id}"))
+    ctx.reply("request_photo_attached", number=req.id, title=spec_for(ctx, req.workflow).title(ctx), count=count)
+    return True
+
+
+@router.timer("request_photo_kept")
+async def request_photo_kept(ctx: Ctx, timer: Timer) -> None:
+    """Kept: to the approvers deciding the request now. Not kept: the sender is told."""
+    media = await media_files.fetched(ctx, timer)
+    number = media_files.subject_id(media, "request") if media is not None else None
+    req = await ctx.session.get(Request, number) if number is not None else None
+    if media is None or req is None:
+        return
+    ctx.confidential = req.confidential
+    if media.status != MediaStatus.KEPT:
+        ctx.tell(media.owner, "request_photo_lost", number=req.id)
+        return
+    if req.status == FlowStatus.PENDING:
+        await show_attachments(ctx, req, flow_of(req).pending_approvers())

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
+import bot.media as media_files
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, refresh_card, send_card, send_cards
 from bot.context import Ctx
@@ -144,8 +145,9 @@ def _block(ctx: Ctx, name: str, /, **kw: Any) -> str:
     return text
 
 
-async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) -> None:
-    """A fresh card (new task_id) to each approver of the current step."""
+async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str], *, with_attachments: bool = True) -> None:
+    """A fresh card (new task_id) to each approver of the current step, with the request's kept
+    photos (not again when the card is only re-sent, `with_attachments=False`)."""
     spec = spec_for(ctx, req.workflow)
     flow = flow_of(req)
     step = flow.step
@@ -180,6 +182,22 @@ async def send_approval_cards(ctx: Ctx, req: Request, userids: Sequence[str]) ->
                 for c, style in ((ApprovalChoice.APPROVE, 1), (ApprovalChoice.REJECT, 2), (ApprovalChoice.TRANSFER, 3))
             ],
         )
+    if with_attachments:
+        await show_attachments(ctx, req, userids)
+
+
+async def show_attachments(ctx: Ctx, req: Request, userids: Sequence[str]) -> None:
+    """The request's kept photos to approvers who have not had them for this step."""
+    files = await media_files.kept_for(ctx, f"request:{req.id}")
+    if not files or not userids:
+        return
+    ctx.confidential = ctx.confidential or req.confidential
+    step = flow_of(req).current
+    for u in dict.fromkeys(userids):  # per approver: one added later (转审, a substitute) gets them too
+        intro = ctx.render(
+            "request_photos_for_approver", number=req.id, title=spec_for(ctx, req.workflow).title(ctx), count=len(files)
+        )
+        media_files.show_once(ctx, [u], files, f"step:{step}:{u}", intro=intro)
 
 
 async def send_request_cards(

@@ -162,3 +162,27 @@ async def test_the_upload_is_reused_then_renewed_before_it_expires(scene: Scene,
     assert kept.uploaded_at is not None and kept.uploaded_at > clock.now() - timedelta(minutes=1)
     async with scene.bot.app[PIPELINE].sessions() as s:
         assert (await s.execute(select(Draft.version))).scalar_one() == 3
+
+
+async def test_a_photo_of_a_police_letter_goes_with_the_footage_request_to_each_approver(scene: Scene) -> None:
+    """A self-built app receives no file messages: a letter arrives as its photo, sent right after
+    the request. Each step's approvers see it, as a confidential (safe) image."""
+    await scene.say("zhaolei", "调监控 地点:302教室 时间:今天 8:00-9:00 原因:教师物品丢失 类型:教职工")
+    letter = photo_bytes()
+    await send_photo(scene, "zhaolei", "wx_media_letter", letter)
+    assert scene.got("zhaolei", "照片已加入监控调取申请 #1（共 1 张）")
+    assert images_to(scene, "majun") == [letter]
+    [sent] = [d for d in scene.emu.messages_to("majun") if d.msgtype == "image"]
+    assert sent.body.get("safe") == 1  # confidential: no forwarding, watermarked
+    assert "监控调取申请 #1 附有 1 张照片" in scene.texts("majun")[-1]
+    await scene.say("majun", "同意 #1")
+    assert images_to(scene, "liuyang") == [letter]  # the next step sees it with its card
+    assert images_to(scene, "majun") == [letter]  # once
+
+
+async def test_a_photo_long_after_the_request_is_not_attached(scene: Scene, clock: FakeClock) -> None:
+    await scene.say("zhaolei", "调监控 地点:302教室 时间:今天 8:00-9:00 原因:教师物品丢失 类型:教职工")
+    clock.advance(3600)
+    await send_photo(scene, "zhaolei", "wx_media_late_letter", photo_bytes())
+    assert images_to(scene, "majun") == []
+    assert not scene.got("zhaolei", "照片已加入")
