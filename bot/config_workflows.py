@@ -21,12 +21,32 @@ class ChainStep(_Strict):
     mode: Literal["any", "all"] = "any"
 
 
+class CcEntry(_Strict):
+    """Someone told about a chain's requests without deciding them (抄送): a role (resolved
+    relative to the requester like a step; `technician` narrowed by `skill`) or a person, at
+    submission, at final approval, or both. They may look the request up (进度), never decide it."""
+
+    role: Role | None = None
+    skill: Skill | None = None
+    user: str | None = None
+    when: Literal["submit", "approved", "both"] = "approved"
+
+    @model_validator(mode="after")
+    def _one(self) -> CcEntry:
+        if (self.role is None) == (self.user is None):
+            raise ValueError("a cc entry names either a role or a user")
+        if self.skill is not None and self.role != "technician":
+            raise ValueError("skill narrows role = 'technician' only")
+        return self
+
+
 class Chain(_Strict):
     """An approval chain: steps naming roles resolved relative to the requester and request."""
 
     applies_to: Literal["all", "系部", "科室"] = "all"  # whose requests may use it
     needs_class: bool = False  # resolved against the request's class (student matters)
     steps: tuple[ChainStep, ...] = Field(min_length=1)
+    cc: tuple[CcEntry, ...] = ()
 
 
 class ApprovalConfig(_Strict):

@@ -19,6 +19,7 @@ from sqlalchemy import and_, select
 import bot.media as media_files
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, refresh_card, send_card, send_cards
+from bot.config_workflows import Chain
 from bot.context import Ctx
 from bot.conversation import start_form
 from handlers.approval_engine import (
@@ -248,6 +249,9 @@ async def submit(
         updated_at=now,
         step_started_at=now,
     )
+    cc = resolve_cc(ctx, chain, ctx.user, class_key)
+    if cc["submit"] or cc["approved"]:
+        req.fields = {**fields, CC_FIELD: cc}
     ctx.session.add(req)
     await ctx.session.flush()
     audit(
@@ -260,9 +264,59 @@ async def submit(
         steps=[{"role": s.role, "approvers": list(s.approvers)} for s in outcome.flow.steps],
     )
     await send_approval_cards(ctx, req, outcome.new_approvers)
+    tell_cc(ctx, req, "submit")
     if outcome.flow.status is FlowStatus.APPROVED:
+        tell_cc(ctx, req, "approved")
         await spec.on_approved(ctx, req)
     return req
+
+
+# -- 抄送: people told about a request who do not decide it ----------------------------------
+CC_FIELD = "_cc"  # in requests.fields: {"submit": [userid…], "approved": [userid…]}, resolved at submit
+
+
+def resolve_cc(ctx: Ctx, chain: Chain, requester: str, class_key: str | None) -> dict[str, list[str]]:
+    """The chain's cc entries resolved to people now (never the requester; unknown users skipped)."""
+    out: dict[str, list[str]] = {"submit": [], "approved": []}
+    for entry in chain.cc:
+        if entry.user is not None:
+            people = [entry.user] if ctx.org.person(entry.user) is not None else []
+        elif entry.role == "technician" and entry.skill is not None:
+            unit = ctx.org.unit_of(requester)
+            people = ctx.org.technicians(entry.skill, unit.campus if unit else None)
+        else:
+            assert entry.role is not None
+            people = list(ctx.org.resolve_role(entry.role, requester, class_key))
+        for when in ("submit", "approved") if entry.when == "both" else (entry.when,):
+            out[when] += [u for u in people if u != requester and u not in out[when]]
+    return out
+
+
+def cc_of(req: Request, when: str | None = None) -> list[str]:
+    cc = (req.fields or {}).get(CC_FIELD) or {}
+    if when is not None:
+        return list(cc.get(when, []))
+    return list(dict.fromkeys([*cc.get("submit", []), *cc.get("approved", [])]))
+
+
+def tell_cc(ctx: Ctx, req: Request, when: str) -> None:
+    """Tell the request's cc people (submitted, or approved), as a safe message when confidential."""
+    people = cc_of(req, when)
+    if not people:
+        return
+    ctx.confidential = ctx.confidential or req.confidential
+    spec = spec_for(ctx, req.workflow)
+    requester = ctx.org.person(req.requester)
+    for u in people:
+        ctx.tell(
+            u,
+            "cc_notice",
+            when=when,
+            title=spec.title(ctx),
+            number=req.id,
+            requester=requester.name if requester else req.requester,
+            facts=spec.facts(ctx, req)[:6],
+        )
 
 
 async def load_for_update(ctx: Ctx, request_id: int) -> Request | None:
@@ -280,7 +334,7 @@ def can_see(ctx: Ctx, req: Request, userid: str) -> bool:
     for s in flow.steps:
         if userid in s.approvers or userid in s.on_behalf.values():
             return True
-    return userid in spec_for(ctx, req.workflow).viewers(ctx, req)
+    return userid in cc_of(req) or userid in spec_for(ctx, req.workflow).viewers(ctx, req)
 
 
 # Refusals that mean the card no longer shows something its holder can act on.
@@ -369,6 +423,7 @@ async def _apply(
     }
     if "approved" in outcome.events:
         ctx.tell(req.requester, "request_approved", **info, note=spec.labels(ctx, "approved_note", number=req.id))
+        tell_cc(ctx, req, "approved")
         await spec.on_approved(ctx, req)
     elif "rejected" in outcome.events:
         if spec.on_closed is not None:
