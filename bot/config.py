@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +21,11 @@ from pydantic import (
 )
 
 from bot.config_base import ROLES, SKILLS, Role, Skill, _Strict  # noqa: F401  (re-exported)
+from bot.config_coverage import coverage
+from bot.config_errors import problems_of
+from bot.config_messages import PERIODS, ConfigProblem, Lang, Text, entity_label, lang_from, msg, of, problem
 from bot.config_workflows import (  # noqa: F401  (re-exported)
-    DUTY_KEYS,
+    LEGACY_DUTY_KEYS,
     ApprovalConfig,
     Chain,
     ChainStep,
@@ -34,7 +39,6 @@ from bot.config_workflows import (  # noqa: F401  (re-exported)
     Venue,
     check_cron,
 )
-from bot.org import chain_problems
 
 AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 USERID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -52,10 +56,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 
 def _check_aes_key(value: SecretStr) -> SecretStr:
     if not AES_KEY_RE.match(value.get_secret_value()):
-        raise ValueError(
-            "must be exactly 43 characters from [A-Za-z0-9]; copy EncodingAESKey from the "
-            "admin console (应用 → 接收消息 → 设置API接收)"
-        )
+        raise problem("aes_key")
     return value
 
 
@@ -72,14 +73,14 @@ class WecomConfig(_Strict):
     @classmethod
     def _token(cls, v: SecretStr) -> SecretStr:
         if not re.fullmatch(r"[A-Za-z0-9]{1,32}", v.get_secret_value()):
-            raise ValueError("must be 1-32 letters or digits, as entered in 设置API接收")
+            raise problem("token")
         return v
 
     @field_validator("secret")
     @classmethod
     def _secret(cls, v: SecretStr) -> SecretStr:
         if not v.get_secret_value():
-            raise ValueError("must not be empty; set it here or in INFODESK_WECOM_SECRET")
+            raise problem("secret_empty", env="INFODESK_WECOM_SECRET")
         return v
 
     _aes = field_validator("encoding_aes_key")(_check_aes_key)
@@ -88,7 +89,7 @@ class WecomConfig(_Strict):
     @classmethod
     def _api_base(cls, v: str) -> str:
         if not re.match(r"^https?://[^/\s]+(/.*)?$", v):
-            raise ValueError("must be an http(s) URL such as https://qyapi.weixin.qq.com")
+            raise problem("api_base")
         return v.rstrip("/")
 
 
@@ -113,7 +114,7 @@ class ServerConfig(_Strict):
     @classmethod
     def _path(cls, v: str) -> str:
         if not v.startswith("/"):
-            raise ValueError("must start with '/', e.g. /wecom/callback")
+            raise problem("url_path")
         return v
 
     @field_validator("metrics_allow")
@@ -124,7 +125,7 @@ class ServerConfig(_Strict):
         try:
             return tuple(str(ipaddress.ip_network(n.strip(), strict=False)) for n in v)
         except ValueError as exc:
-            raise ValueError(f"must be IP networks or addresses such as 10.0.0.0/8 ({exc})") from None
+            raise problem("networks", detail=str(exc)) from None
 
 
 class DatabaseConfig(_Strict):
@@ -134,9 +135,7 @@ class DatabaseConfig(_Strict):
     @classmethod
     def _url(cls, v: str) -> str:
         if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
-            raise ValueError(
-                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (e.g. sqlite+aiosqlite:///infodesk.db)"
-            )
+            raise problem("database_url")
         return v
 
 
@@ -150,7 +149,7 @@ class SchedulerConfig(_Strict):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("must be an IANA time zone name such as Asia/Shanghai") from None
+            raise problem("timezone") from None
         return v
 
 
@@ -207,7 +206,7 @@ class Person(_Strict):
     @classmethod
     def _userid(cls, v: str) -> str:
         if not USERID_RE.match(v):
-            raise ValueError("must be the WeCom userid: 1-64 letters, digits or _ . @ -")
+            raise problem("userid")
         return v
 
 
@@ -251,50 +250,41 @@ class ManagedGroup(_Strict):
     @classmethod
     def _hhmm(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
-            raise ValueError('give at least one push time, e.g. "19:00"')
+            raise problem("push_time_none")
         for t in v:
             if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t):
-                raise ValueError(f"'{t}' must be HH:MM in 24-hour time, e.g. 19:00")
+                raise problem("push_time_format", time=t)
         if len(set(v)) != len(v):
-            raise ValueError("a push time is listed twice")
+            raise problem("push_time_twice")
         return tuple(sorted(v))
 
     @field_validator("push_weekdays")
     @classmethod
     def _weekdays(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v or any(d not in WEEKDAYS for d in v):
-            raise ValueError("weekdays are 1 (Monday) to 7 (Sunday), at least one")
+            raise problem("weekdays")
         return tuple(sorted(set(v)))
 
     @model_validator(mode="after")
     def _channel(self) -> ManagedGroup:
-        where = f"group '{self.name}'"
+        # The error's location names the group (群 "…"), so the messages do not repeat it.
         if self.channel == "webhook" and not self.webhook_key:
-            raise ValueError(f"{where}: channel = 'webhook' needs webhook_key (the key=... of the robot URL)")
+            raise problem("webhook_key")
         if self.channel == "appchat":
             if not APPCHAT_ID_RE.match(self.chat_id):
-                raise ValueError(f"{where}: an app group's chat_id is 1-32 letters or digits (got '{self.chat_id}')")
+                raise problem("appchat_id", chat_id=self.chat_id)
             if self.audience in EXTERNAL_AUDIENCES:
-                raise ValueError(
-                    f"{where}: audience '{self.audience}' are external contacts, and an app group chat "
-                    "(appchat) holds members of the organisation only; use channel = 'customer_group' "
-                    "with the customer group's chat id and its owner, or a group robot (webhook)"
-                )
+                raise problem("appchat_external", audience=self.audience)
         if self.channel == "customer_group":
             if not CUSTOMER_GROUP_ID_RE.match(self.chat_id):
-                raise ValueError(
-                    f"{where}: a customer group's chat_id is WeCom's id of it, starting with 'wr' "
-                    f"(got '{self.chat_id}'; externalcontact/groupchat/list gives it)"
-                )
+                raise problem("customer_group_id", chat_id=self.chat_id)
             if not self.owner:
-                raise ValueError(f"{where}: channel = 'customer_group' needs owner (the 群主 who confirms mass sends)")
+                raise problem("customer_group_owner")
             most, allowed = self.most_pushes()
             if most > allowed:
-                raise ValueError(
-                    f"{where}: its schedule pushes up to {most} times a {self.receive_limit}, but a customer "
-                    f"group receives at most {allowed} mass messages a {self.receive_limit} "
-                    f"(receive_limit = '{self.receive_limit}'); use fewer push times or weekdays"
-                )
+                limit = self.receive_limit
+                period = Text(PERIODS[limit], limit)
+                raise problem("customer_group_limit", most=most, allowed=allowed, limit=limit, period=period)
         return self
 
     def most_pushes(self) -> tuple[int, int]:
@@ -312,6 +302,30 @@ class ManagedGroup(_Strict):
                 if n - days > worst - limit:
                     worst, limit = n, days
         return worst, limit
+
+
+class DirectoryConfig(_Strict):
+    """The organisation read from WeCom's directory (通讯录) besides `[[people]]`.
+
+    Members WeCom lists in a department mapped here join as people of that unit (name from WeCom,
+    roles and skills from their tags); `[[people]]` keeps what WeCom does not know (roles, skills,
+    the people of unmapped departments) and wins where both speak. A member who leaves WeCom (or
+    is disabled) stops being a person: their pending approvals go to the next level up and the
+    director is told. Needs the app to read the directory (its visible range, or the 通讯录 secret).
+    """
+
+    enabled: bool = False
+    sync_time: str = "06:40"  # daily, local time
+    departments: dict[str, str] = Field(default_factory=dict)  # WeCom department name -> unit key
+    role_tags: dict[str, Role] = Field(default_factory=dict)  # WeCom tag name -> role
+    skill_tags: dict[str, Skill] = Field(default_factory=dict)  # WeCom tag name -> technician skill
+
+    @field_validator("sync_time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("must be HH:MM in 24-hour time, e.g. 06:40")
+        return v
 
 
 class MassSendConfig(_Strict):
@@ -338,6 +352,7 @@ class Config(_Strict):
     people: tuple[Person, ...] = ()
     groups: tuple[ManagedGroup, ...] = ()
     mass_send: MassSendConfig = MassSendConfig()
+    directory: DirectoryConfig = DirectoryConfig()
     approval: ApprovalConfig = ApprovalConfig()
     chains: dict[str, Chain] = Field(default_factory=dict)
     footage: FootageConfig = FootageConfig()
@@ -351,52 +366,62 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        errors: list[str] = []
+        """Every key naming another entry names one that exists; each problem names the entry."""
+        errors: list[Text] = []
         users = {p.userid for p in self.people}
         campuses = {c.key for c in self.campuses}
         units = {u.key: u for u in self.units}
-        if len(users) != len(self.people):
-            errors.append("people: every userid must be unique")
 
-        def need_user(where: str, userid: str | None) -> None:
-            if userid is not None and userid not in users:
-                errors.append(f"{where}: '{userid}' is not a userid listed in [[people]]")
+        def label(section: str, entry: _Strict) -> Text:
+            return entity_label(section, entry.model_dump()) or Text(section, section)
 
-        for i, c in enumerate(self.campuses):
-            need_user(f"campuses[{i}].vp", c.vp)
-        for i, u in enumerate(self.units):
-            if u.campus not in campuses:
-                errors.append(f"units[{i}].campus: '{u.campus}' is not a [[campuses]] key")
-            need_user(f"units[{i}].head", u.head)
-            need_user(f"units[{i}].deputy", u.deputy)
-            need_user(f"units[{i}].vp_supervising", u.vp_supervising)
-        for i, k in enumerate(self.classes):
+        def twice(kind: str, field: str, values: list[str]) -> None:
+            for value, times in Counter(values).items():
+                if times > 1:
+                    errors.append(msg(kind, times=times, **{field: value}))
+
+        def need(kind: str, where: Text, **value: str | None) -> None:
+            [(field, key)] = value.items()
+            known = {"unknown_user": users, "unknown_campus": campuses, "unknown_unit": units}[kind]
+            if key is not None and key not in known:
+                errors.append(msg(kind, where=where, **{field: key}))
+
+        twice("duplicate_userid", "userid", [p.userid for p in self.people])
+        for department, unit_key in self.directory.departments.items():
+            where = Text(f'[directory] 部门 "{department}" 对应的单位', f'[directory] department "{department}" unit')
+            need("unknown_unit", where, unit=unit_key)
+        for c in self.campuses:
+            need("unknown_user", of(label("campuses", c), "vp"), userid=c.vp)
+        for u in self.units:
+            unit = label("units", u)
+            need("unknown_campus", of(unit, "campus"), campus=u.campus)
+            for field in ("head", "deputy", "vp_supervising"):
+                need("unknown_user", of(unit, field), userid=getattr(u, field))
+        for k in self.classes:
+            klass = label("classes", k)
             if units.get(k.department) is None or units[k.department].kind != "系部":
-                errors.append(f"classes[{i}].department: '{k.department}' is not a 系部 in [[units]]")
-            need_user(f"classes[{i}].class_teacher", k.class_teacher)
-        for i, p in enumerate(self.people):
-            if p.campus not in campuses:
-                errors.append(f"people[{i}].campus: '{p.campus}' is not a [[campuses]] key")
-            if p.unit not in units:
-                errors.append(f"people[{i}].unit: '{p.unit}' is not a [[units]] key")
+                errors.append(msg("not_a_department", where=of(klass, "department"), unit=k.department))
+            need("unknown_user", of(klass, "class_teacher"), userid=k.class_teacher)
+        for p in self.people:
+            who = label("people", p)
+            need("unknown_campus", of(who, "campus"), campus=p.campus)
+            need("unknown_unit", of(who, "unit"), unit=p.unit)
             if "technician" in p.roles and not p.skills:
-                errors.append(f"people[{i}].skills: technician '{p.userid}' needs at least one of {list(SKILLS)}")
-        for i, v in enumerate(self.venues):
-            if v.campus not in campuses:
-                errors.append(f"venues[{i}].campus: '{v.campus}' is not a [[campuses]] key")
-        if len({v.key for v in self.venues}) != len(self.venues):
-            errors.append("venues: every key must be unique")
-        for i, g in enumerate(self.groups):
-            for a in g.admins:
-                need_user(f"groups[{i}].admins", a)
-            need_user(f"groups[{i}].owner", g.owner)
-        if len({g.chat_id for g in self.groups}) != len(self.groups):
-            errors.append("groups: every chat_id must be unique")
-        for i, d in enumerate(self.duties):
-            for userid in d.users:
-                need_user(f"duties[{i}].users", userid)
+                errors.append(msg("technician_skills", who=who, choices=SKILLS))
+        for v in self.venues:
+            need("unknown_campus", of(label("venues", v), "campus"), campus=v.campus)
+        twice("duplicate_venue", "key", [v.key for v in self.venues])
+        for g in self.groups:
+            group = label("groups", g)
+            for a in dict.fromkeys(g.admins):
+                need("unknown_user", of(group, "admins"), userid=a)
+            need("unknown_user", of(group, "owner"), userid=g.owner)
+        twice("duplicate_chat_id", "chat_id", [g.chat_id for g in self.groups])
+        for d in self.duties:
+            for userid in dict.fromkeys(d.users):
+                need("unknown_user", of(label("duties", d), "users"), userid=userid)
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ConfigProblem(*errors)
         return self
 
     def person(self, userid: str) -> Person | None:
@@ -405,11 +430,25 @@ class Config(_Strict):
 
 
 class ConfigError(Exception):
-    """A configuration that cannot be used; `problems` name each bad key and the fix."""
+    """A configuration that cannot be used; `problems` name each bad key and the fix, once each.
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    The problems are kept in every language: `problems` are in `lang` (INFODESK_LANG, else
+    Chinese), `lines(lang)` in another.
+    """
+
+    def __init__(self, problems: Sequence[Text | str], lang: Lang | None = None) -> None:
+        self.texts = tuple(dict.fromkeys(p if isinstance(p, Text) else Text(p, p) for p in problems))
+        self.lang: Lang = lang or lang_from()
+        self.problems = self.lines(self.lang)
+        super().__init__("\n".join(self.problems))
+
+    def lines(self, lang: Lang) -> list[str]:
+        """The problems in `lang`."""
+        return [t.in_(lang) for t in self.texts]
+
+
+# (section, key) → the environment variable that may supply it.
+SECRET_ENV: dict[tuple[str, ...], str] = {keys: var for var, keys in ENV_OVERRIDES.items()}
 
 
 def _apply_env(raw: dict[str, Any], environ: dict[str, str]) -> None:
@@ -419,55 +458,38 @@ def _apply_env(raw: dict[str, Any], environ: dict[str, str]) -> None:
             raw.setdefault(section, {})[key] = value
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
-def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Config:
+def parse_config(raw: dict[str, Any], environ: dict[str, str] | None = None, lang: Lang | None = None) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming every bad key."""
+    env = dict(os.environ) if environ is None else environ
+    lang = lang or lang_from(env)
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    _apply_env(raw, dict(os.environ) if environ is None else environ)
+    _apply_env(raw, env)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False, include_input=False):
-            key = _loc(tuple(p for p in err["loc"] if not str(p).startswith("function-")))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing":
-                msg = "is required but missing"
-            elif err["type"] == "extra_forbidden":
-                msg = "is not a known key (check the spelling against infodesk/config.example.toml)"
-            problems.append(f"{key or '(top level)'}: {msg}" if key else msg)
-        raise ConfigError(problems) from None
-    problems = chain_problems(config)
+        raise ConfigError(problems_of(exc, raw, SECRET_ENV), lang) from None
+    problems = coverage(config).problems
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, lang)
     return config
 
 
-def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+def load_config(path: str | Path, environ: dict[str, str] | None = None, lang: Lang | None = None) -> Config:
     """Read and validate a TOML config file."""
+    lang = lang or lang_from(environ)
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
+        raise ConfigError([msg("file_not_found", file=str(path))], lang) from None
     except IsADirectoryError:
-        raise ConfigError(
-            [f"{path}: is a directory, not a config file (a container bind mount of a missing file?)"]
-        ) from None
+        raise ConfigError([msg("file_is_directory", file=str(path))], lang) from None
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc}); check its permissions"]) from None
+        reason = str(exc.strerror or exc)
+        raise ConfigError([msg("file_unreadable", file=str(path), reason=reason)], lang) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    return parse_config(raw, environ)
+        raise ConfigError([msg("file_not_toml", file=str(path), reason=str(exc))], lang) from None
+    return parse_config(raw, environ, lang)
 
 
 @dataclass(frozen=True)

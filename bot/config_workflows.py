@@ -10,6 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
 from bot.config_base import SKILLS, Role, Skill, _Strict
+from bot.config_messages import problem
 
 # Repair categories: the technicians' skills, plus "other" (其他) for what fits none of them.
 CATEGORIES = (*SKILLS, "other")
@@ -72,7 +73,7 @@ class ApprovalConfig(_Strict):
     @model_validator(mode="after")
     def _escalation_order(self) -> ApprovalConfig:
         if self.escalate_after_hours <= self.remind_after_hours:
-            raise ValueError("escalate_after_hours must be longer than remind_after_hours")
+            raise problem("escalation_order")
         return self
 
 
@@ -99,14 +100,14 @@ class NotOurs(_Strict):
     def _words(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         words = tuple(w.strip() for w in v)
         if not words or not all(words):
-            raise ValueError('must list the words people use for these things, e.g. words = ["空调", "打印机"]')
+            raise problem("not_ours_words")
         return words
 
     @field_validator("office")
     @classmethod
     def _office(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError('must name the office that handles these, e.g. office = "总务处"')
+            raise problem("not_ours_office")
         return v.strip()
 
 
@@ -124,9 +125,9 @@ class FaultsConfig(_Strict):
     @classmethod
     def _computer_24(cls, v: dict[str, float]) -> dict[str, float]:
         if v.get("computer", 24) > 24:
-            raise ValueError("computer must be at most 24 (计算机的维修周期不能超过 24 个小时)")
+            raise problem("sla_computer")
         if any(h <= 0 for h in v.values()):
-            raise ValueError("every SLA must be a positive number of hours")
+            raise problem("sla_positive")
         return v
 
     @field_validator("not_ours")
@@ -136,10 +137,7 @@ class FaultsConfig(_Strict):
         for entry in v:
             for word in entry.words:
                 if seen.setdefault(word, entry.office) != entry.office:
-                    raise ValueError(
-                        f"the word {word!r} is listed under both {seen[word]!r} and {entry.office!r}; "
-                        "each word may point to one office"
-                    )
+                    raise problem("not_ours_twice", word=word, first=seen[word], second=entry.office)
         return v
 
 
@@ -156,7 +154,9 @@ class StageConfig(_Strict):
     condition_delay_minutes: int = Field(default=30, ge=0)  # ask for 设备运转情况 after the end
 
 
-DUTY_KEYS = (
+# The duty keys of the closed catalogue before duties were defined in config: an entry with one of
+# these keys may leave out `title` and `text` (the shipped texts, handlers/templates/duties/).
+LEGACY_DUTY_KEYS = (
     "room_cleaning",
     "ups_check",
     "stage_maintenance",
@@ -167,41 +167,83 @@ DUTY_KEYS = (
     "inventory",
     "domain_fees",
 )
+DUTY_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_DUTY_CHOICES = 5  # a card holds 6 buttons (doc 90236)
+MAX_CHECKLIST = 20
 
 
 def check_cron(expr: str) -> str:
     """A 5-field crontab expression; weekdays must be names (APScheduler reads 0 as Monday)."""
     parts = expr.split()
     if len(parts) != 5:
-        raise ValueError("must be a 5-field crontab expression 'minute hour day month weekday', e.g. '0 8 * * mon-fri'")
+        raise problem("cron_fields")
     if re.search(r"\d", parts[4]):
-        raise ValueError(
-            "write weekdays as names (mon-fri, sat, sun): APScheduler counts 0 as Monday, "
-            "unlike crontab, so digits are ambiguous"
-        )
+        raise problem("cron_weekday_digits")
     try:
         CronTrigger.from_crontab(expr)
     except ValueError as exc:
-        raise ValueError(f"is not a valid crontab expression: {exc}") from None
+        raise problem("cron_invalid", detail=str(exc)) from None
     return expr
 
 
 class Duty(_Strict):
-    """A recurring reminder from the manual (W7); its text is templates/duties/<key>.j2."""
+    """A recurring duty (W7): each occurrence is a task for the assignees to confirm by a deadline.
 
-    key: Literal[DUTY_KEYS]  # type: ignore[valid-type]
+    Defined entirely here: `key` (any slug), `title`, `text` (what the assignees are told),
+    `cron`, who does it (`roles`, `skills` for technicians, `users`), `deadline_minutes` after the
+    occurrence, result choices (`results`, the `abnormal` ones open a 报修 ticket) or `checklist`
+    items, and who is told when it is not done (`escalate_to`, `escalate_after_minutes` after the
+    deadline).
+    """
+
+    key: str
+    title: str = ""
+    text: str = ""
     cron: str
     roles: tuple[Role, ...] = ()
     skills: tuple[Skill, ...] = ()  # with role technician: only these technicians
     users: tuple[str, ...] = ()
-    note: str = ""  # shown in the reminder (e.g. which domain, the renewal date)
+    note: str = ""  # shown after the text (e.g. which domain, the renewal date)
+    deadline_minutes: int = Field(default=24 * 60, ge=1)  # after the occurrence
+    results: tuple[str, ...] = ()  # e.g. ["正常", "异常"]: one button each
+    abnormal: tuple[str, ...] = ()  # the results that open a 报修 ticket (and ask for a 说明)
+    checklist: tuple[str, ...] = ()  # items ticked one by one (per venue, per camera group)
+    fault_category: Category = "other"  # the 报修 ticket an abnormal result opens
+    fault_location: str = ""  # its 地点 (default: the title)
+    escalate_to: Role = "director"
+    escalate_after_minutes: int = Field(default=60, ge=0)  # after the deadline
 
     _cron = field_validator("cron")(classmethod(lambda cls, v: check_cron(v)))
 
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not DUTY_KEY_RE.fullmatch(v):
+            raise ValueError("must be a slug of lowercase letters, digits and _ starting with a letter, e.g. ups_check")
+        return v
+
+    @field_validator("results", "abnormal", "checklist")
+    @classmethod
+    def _words(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        words = tuple(w.strip() for w in v)
+        if not all(words) or len(set(words)) != len(words):
+            raise ValueError("must list distinct, non-empty words")
+        return words
+
     @model_validator(mode="after")
-    def _someone(self) -> Duty:
+    def _complete(self) -> Duty:
         if not self.roles and not self.users:
             raise ValueError("needs roles or users to remind")
+        if self.key not in LEGACY_DUTY_KEYS and not (self.title.strip() and self.text.strip()):
+            raise ValueError('needs a title and a text, e.g. title = "UPS 检查", text = "请检查服务器 UPS 是否正常。"')
+        if self.results and self.checklist:
+            raise ValueError("takes results or checklist items, not both")
+        if len(self.results) == 1 or len(self.results) > MAX_DUTY_CHOICES:
+            raise ValueError(f'results: list 2 to {MAX_DUTY_CHOICES} choices, e.g. results = ["正常", "异常"]')
+        if not set(self.abnormal) <= set(self.results):
+            raise ValueError("abnormal: every abnormal result must be one of results")
+        if len(self.checklist) > MAX_CHECKLIST:
+            raise ValueError(f"checklist: at most {MAX_CHECKLIST} items")
         return self
 
 

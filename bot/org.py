@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from bot.config_messages import Text, msg
+
 if TYPE_CHECKING:  # bot.config validates chains with this module; annotations only here
     from bot.config import Config, Person, SchoolClass, Unit
     from bot.config_workflows import Chain
@@ -132,7 +134,9 @@ class Org:
             found = (campus.vp if campus else None,)
         else:
             found = tuple(self.with_role(role))
-        people = tuple(dict.fromkeys(u for u in found if u))
+        # Someone the configuration names who is not a person any more (left WeCom, bot/directory.py)
+        # holds nothing: the step goes up a level.
+        people = tuple(dict.fromkeys(u for u in found if u and u in self._people))
         if not people:
             raise Unresolvable(role)
         return people
@@ -170,43 +174,8 @@ class Org:
         return tuple(steps)
 
 
-def required_chain_problems(config: Config, required: Mapping[str, str]) -> list[str]:
+def required_chain_problems(config: Config, required: Mapping[str, str]) -> list[Text]:
     """The chains the registered workflows need (key → who needs it) that the config lacks."""
     if not config.people:
         return []  # an organisation-less config (URL checks, tooling) has no chains to run
-    return [
-        f"chains.{key}: is required by {label}; see infodesk/config.example.toml"
-        for key, label in required.items()
-        if key not in config.chains
-    ]
-
-
-def chain_problems(config: Config) -> list[str]:
-    """Every (chain, person[, class]) whose chain cannot resolve, naming the person and role."""
-    org = Org(config)
-    problems: list[str] = []
-    if not config.people:
-        return problems  # an organisation-less config (URL checks, tooling) has no chains to run
-    for key, chain in config.chains.items():
-        failing: dict[tuple[int, str], list[str]] = {}
-        for i, person in enumerate(config.people):
-            unit = org.unit(person.unit)
-            if chain.applies_to != "all" and (unit is None or unit.kind != chain.applies_to):
-                continue
-            classes = [c.key for c in config.classes] if chain.needs_class else [None]
-            for class_key in classes:
-                for n, step in enumerate(chain.steps):
-                    try:
-                        org.resolve_step(step.role, step.mode, person.userid, class_key)
-                    except Unresolvable:
-                        where = f" (class '{class_key}')" if class_key else ""
-                        failing.setdefault((n, step.role), []).append(f"people[{i}] '{person.userid}'{where}")
-                        break
-        for (n, role), who in failing.items():
-            more = f" and {len(who) - 3} more" if len(who) > 3 else ""
-            problems.append(
-                f"chains.{key}.steps[{n}]: role '{role}' resolves to nobody for {', '.join(who[:3])}{more}; "
-                f"give that role to someone, set the unit's head/deputy/vp_supervising, or add "
-                f"[approval.next_level] {role} = ..."
-            )
-    return problems
+    return [msg("chain_required", key=key, label=label) for key, label in required.items() if key not in config.chains]

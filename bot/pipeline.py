@@ -43,6 +43,9 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.org = Org(self.config)
+        # The configuration as loaded; `config` may add the people WeCom's directory lists
+        # (bot/directory.py), recomputed from this one after each sync.
+        self.base_config = self.config
 
     def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
         ctx = Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)

@@ -531,7 +531,9 @@ async def sweep_idle(ctx: Ctx) -> int:
     )
     acted = 0
     for row in rows:
-        if step_age(row, now) < cfg.remind_after_hours:
+        pending = flow_of(row).pending_approvers()
+        left = bool(pending) and all(ctx.org.person(u) is None for u in pending)
+        if step_age(row, now) < cfg.remind_after_hours and not left:
             continue
         req = await load_for_update(ctx, row.id)  # re-read under the lock: a decision may have won
         if req is None or req.status != FlowStatus.PENDING:
@@ -541,7 +543,9 @@ async def sweep_idle(ctx: Ctx) -> int:
         if step is None:
             continue
         age = step_age(req, now)
-        if age >= cfg.escalate_after_hours and not step.escalated:
+        # Approvers who all left WeCom (bot/directory.py) are no persons any more: up a level at once.
+        gone = bool(flow.pending_approvers()) and all(ctx.org.person(u) is None for u in flow.pending_approvers())
+        if (gone or age >= cfg.escalate_after_hours) and not step.escalated:
             level = ctx.org.next_level(step.role)
             targets: tuple[str, ...] = ()
             if level:

@@ -1,9 +1,10 @@
-"""The numbers people type for tickets (报修), requests (申请) and drafts (稿件).
+"""The numbers people type for tickets (报修), requests (申请), drafts (稿件) and tasks (任务).
 
 Each kind keeps its own sequence, so a number may carry its kind, written either way:
-`#B12` or `报修 #12`, `#S7` or `申请 #7`, `#G3` or `稿件 #3` (the letter: B for 报修, S for 申请,
-G for 稿件). A command about one kind (接单, 同意, 通过 …) takes that kind's number and refuses
-another kind's; 进度 takes any, and without a kind finds what the asker may see among all three.
+`#B12` or `报修 #12`, `#S7` or `申请 #7`, `#G3` or `稿件 #3`, `#T3` or `任务 #3` (the letter: B for
+报修, S for 申请, G for 稿件, T for 任务, a duty's occurrence). A command about one kind (接单, 同意,
+通过 …) takes that kind's number and refuses another kind's; 进度 takes any, and without a kind
+finds what the asker may see among the first three (tasks: `我的任务`).
 Every text shows the kind with the number: "报修 #12", "申请 #7", "稿件 #3". Typed in order
 after a command, the kind word belongs to the number and what follows is the next field:
 `同意 申请 #7 好` is request 7 with the comment 好.
@@ -26,6 +27,7 @@ class Kind(StrEnum):
     TICKET = "B"  # 报修
     REQUEST = "S"  # 申请 (footage, computers, stage, audio class, committee)
     DRAFT = "G"  # 稿件
+    TASK = "T"  # 任务 (a duty's occurrence)
 
 
 # The words for each kind people may write before a number (normalised: Simplified, lower case).
@@ -33,13 +35,15 @@ KIND_WORDS: dict[Kind, tuple[str, ...]] = {
     Kind.TICKET: ("报修单", "报修", "工单", "ticket", "repair"),
     Kind.REQUEST: ("申请单", "申请", "审批", "request"),
     Kind.DRAFT: ("稿件", "投稿", "稿", "draft"),
+    Kind.TASK: ("任务", "task"),
 }
-KIND_LABELS = Labels("labels_approvals", kind=Kind)  # kind_B → 报修 …
+KIND_LABELS = Labels("labels_approvals", kind=[k for k in Kind if k is not Kind.TASK])  # kind_B → 报修 …
+TASK_LABELS = Labels("labels_duties", kind=[Kind.TASK])  # kind_T → 任务: the duties' own word
 
 _WORD_KIND = {w: k for k, words in KIND_WORDS.items() for w in words}
 _WORDS = "|".join(re.escape(w) for w in sorted(_WORD_KIND, key=len, reverse=True))
 REF_RE = re.compile(
-    rf"(?:(?P<word>{_WORDS})\s*)?(?:编号|编號|no\.?|number)?\s*#?\s*(?P<letter>[bsg])?\s*(?P<number>\d{{1,12}})",
+    rf"(?:(?P<word>{_WORDS})\s*)?(?:编号|编號|no\.?|number)?\s*#?\s*(?P<letter>[bsgt])?\s*(?P<number>\d{{1,12}})",
     re.IGNORECASE,
 )
 NUMBER_LABELS = ("编号", "編號", "number", "no")
@@ -78,7 +82,7 @@ def take_ref(text: str) -> tuple[str, str] | None:
 
 
 def kind_name(ctx: Ctx, kind: Kind) -> str:
-    return KIND_LABELS.name(ctx, "kind", kind)
+    return (TASK_LABELS if kind is Kind.TASK else KIND_LABELS).name(ctx, "kind", kind)
 
 
 def show_ref(ctx: Ctx, kind: Kind, number: int | str) -> str:
@@ -110,4 +114,5 @@ def number_field(kind: Kind | None, required: bool = True) -> Field:
 TICKET_NUMBER = number_field(Kind.TICKET)
 REQUEST_NUMBER = number_field(Kind.REQUEST)
 DRAFT_NUMBER = number_field(Kind.DRAFT)
+TASK_NUMBER = number_field(Kind.TASK)
 ANY_NUMBER = number_field(None, required=False)

@@ -9,6 +9,7 @@ from aiohttp import web
 from bot.app import create_app as create_kernel_app
 from bot.clock import Clock
 from bot.config import Config
+from bot.directory import directory_service
 from bot.router import Router
 from handlers import ROUTERS
 from schedules.service import TIMERS, scheduling
@@ -30,5 +31,8 @@ def create_app(
         routers=routers,
         clock=clock,
         run_dispatcher=run_dispatcher,
-        services=[scheduling(run_loop=run_dispatcher, run_jobs=run_jobs)],
+        services=[
+            scheduling(run_loop=run_dispatcher, run_jobs=run_jobs),
+            *([directory_service()] if config.directory.enabled else []),
+        ],
     )

@@ -19,11 +19,16 @@ from bot.app import check_registry
 from bot.backup import BackupError, Copied, backup_sqlite, pg_commands, restore_sqlite, sqlite_file
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, Secrets, load_config
+from bot.config_coverage import coverage
+from bot.config_messages import LANG_ENV, LANGS, Lang, lang_from, msg
+from bot.directory import sync as sync_directory
 from bot.logs import setup_logging
 from bot.outbox import failed_rows, resend
 from bot.pauses import cleared_pauses, pause_health
+from bot.pipeline import Pipeline
+from bot.render import Renderer
 from bot.router import Registry
-from bot.wecom_api import WeComAPI
+from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
 from handlers.registers import REGISTERS, export, find_register
 from infodesk.app import create_app
@@ -34,25 +39,30 @@ from storage.db import make_engine, make_sessionmaker, migrate
 T = TypeVar("T")
 
 
-def _load(path: str) -> Config:
-    """The config, checked like the bot checks it at start (including the workflows' chains)."""
+def _load(path: str, lang: Lang | None = None) -> Config:
+    """The config, checked like the bot checks it at start (including the workflows' chains);
+    its problems are printed in `lang` (INFODESK_LANG, else Chinese)."""
+    lang = lang or lang_from()
     try:
-        config = load_config(path)
+        config = load_config(path, lang=lang)
         check_registry(config, Registry(ROUTERS))
         return config
     except ConfigError as exc:
-        print(f"{path}: configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for p in exc.problems:
-            print(f"  - {p}", file=sys.stderr)
+        lines = exc.lines(lang)
+        print(msg("header", file=path, count=len(lines)).in_(lang), file=sys.stderr)
+        for line in lines:
+            print(f"  - {line}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = _load(args.file)
-    print(
-        f"{args.file}: OK ({len(cfg.people)} people, {len(cfg.units)} units, "
-        f"{len(cfg.campuses)} campuses, {len(cfg.groups)} managed groups)"
-    )
+    """Validate a config file; role coverage warnings do not fail it."""
+    cfg = _load(args.file, args.lang)
+    lang = args.lang or lang_from()
+    counts = {"people": len(cfg.people), "units": len(cfg.units), "campuses": len(cfg.campuses)}
+    print(msg("ok", file=args.file, groups=len(cfg.groups), **counts).in_(lang))
+    for warning in coverage(cfg).warnings:
+        print(msg("warning", text=warning).in_(lang), file=sys.stderr)
     if args.online:  # what only WeCom can tell: groups it knows, their owners, the credentials
         return _print_report(_api_session(cfg, lambda api: check_online(cfg, api)))
     return 0
@@ -60,7 +70,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, args.lang)
     setup_logging(cfg.logging.level)
     app = create_app(cfg)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: stop accepting, let in-flight
@@ -282,6 +292,48 @@ def cmd_outbox_pauses(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync_directory(args: argparse.Namespace) -> int:
+    """Read WeCom's directory once into the database (the running bot picks it up within a minute)."""
+    cfg = _load(args.config)
+    if not cfg.directory.enabled:
+        print("[directory] enabled = false：先在配置里打开并填写部门与单位的对应关系", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            registry = Registry(ROUTERS)
+            pipeline = Pipeline(
+                make_sessionmaker(engine), SystemClock(), cfg, Renderer(registry.template_dirs), registry
+            )
+            async with aiohttp.ClientSession() as session:
+                api = WeComAPI(
+                    session,
+                    api_base=cfg.wecom.api_base,
+                    corp_id=cfg.wecom.corp_id,
+                    secret=Secrets.of(cfg.wecom).secret,
+                    agent_id=cfg.wecom.agent_id,
+                    clock=SystemClock(),
+                )
+                report = await sync_directory(pipeline, api)
+        except WeComError as exc:
+            print(f"读取通讯录失败（{exc}）：应用的可见范围要包含这些部门，或使用通讯录同步的 secret", file=sys.stderr)
+            return 1
+        finally:
+            await engine.dispose()
+        served = len(pipeline.config.people)
+        print(f"通讯录：企业微信列出 {report.listed} 人，机器人服务 {served} 人")
+        for label, people in (("新加入", report.joined), ("已离开或停用", report.left)):
+            if people:
+                print(f"{label}：{'、'.join(people)}")
+        for userid, old, new in report.renamed:
+            print(f"改名：{old} → {new}（{userid}）")
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
 
     return asyncio.run(run_demo(verbose=args.verbose, keep=Path(args.keep) if args.keep else None))
@@ -293,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the bot")
     p.add_argument("--config", required=True)
+    p.add_argument("--lang", choices=LANGS, help=f"language of configuration errors (default: {LANG_ENV}, else zh)")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("check-config", help="validate a config file (--online: also ask WeCom)")
     p.add_argument("file")
+    p.add_argument("--lang", choices=LANGS, help=f"language of the report (default: {LANG_ENV}, else zh)")
     p.add_argument(
         "--online", action="store_true", help="ask the WeCom API: credentials, customer groups and owners, app groups"
     )
@@ -337,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     q = outbox.add_parser("pauses", help="the delivery pauses (configuration errors WeCom keeps answering)")
     q.add_argument("--config", required=True)
     q.set_defaults(fn=cmd_outbox_pauses)
+    p = sub.add_parser("sync-directory", help="read the organisation from WeCom's directory (通讯录) once")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_sync_directory)
     p = sub.add_parser("demo", help="play a scripted day against the bundled WeCom emulator")
     p.add_argument("--verbose", action="store_true", help="also print the bot's log lines")
     p.add_argument(

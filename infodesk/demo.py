@@ -21,8 +21,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 
+from bot.appkeys import API, PIPELINE
 from bot.clock import FakeClock
 from bot.config import Config, parse_config
+from bot.directory import sync as sync_directory
 from bot.emulator.sender import CallbackSender, RobotSender
 from bot.emulator.server import Delivered, Emulator
 from bot.logs import setup_logging
@@ -39,6 +41,7 @@ def demo_config(api_base: str, db_path: str) -> Config:
     raw["database"] = {"url": f"sqlite+aiosqlite:///{db_path}"}
     raw["server"] = {**raw.get("server", {}), "host": "127.0.0.1", "port": 0}
     raw["outbox"] = {**raw.get("outbox", {}), "poll_interval_seconds": 0.2}
+    raw["directory"] = {**raw.get("directory", {}), "enabled": True}  # the emulator serves a directory
     return parse_config(raw, environ={})
 
 
@@ -83,6 +86,9 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
 SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("section", "早上：值班提醒（定时任务；时钟由演示拨动）", "", ""),
     ("at", "09:00", "", "机房打扫"),
+    ("section", "通讯录：新来的技术员不用写进配置（从企业微信通讯录同步）", "", ""),
+    ("directory", "wangfang", "王芳 信息技术系 技术员 电脑维修", "新加入 王芳（wangfang）"),
+    ("say", "wangfang", "帮助", "报修"),
     ("section", "帮助与报修（技术员接单 → 完成，24 小时时限）", "", ""),
     ("say", "zhaolei", "帮助", "报修"),
     ("say", "zhaolei", "报修 地点:302教室 描述:投影仪开机没有画面", "编号 #"),
@@ -272,6 +278,15 @@ class Demo:
             status = (
                 await self.robot.mention(who, text, self.t.emulator.new_response_url(), chat_id="itteachers2024")
             ).status
+        elif kind == "directory":  # someone joins WeCom's directory; the bot syncs it
+            name, department, *tags = text.split()
+            print(f"\n[企业微信通讯录] {name}（{who}）加入{department}，标签：{'、'.join(tags)}；机器人同步通讯录")
+            self.t.emulator.directory.add(who, name, department, tags=tuple(tags))
+            if self.t.emulator.known_users is not None:
+                self.t.emulator.known_users.add(who)
+            await sync_directory(self.app[PIPELINE], self.app[API])
+            self.t.names[who] = name
+            status = 200
         elif kind == "confirm":  # a customer group's owner taps 发送 in WeCom (the emulator's endpoint)
             print(f"\n{self.t.names.get(who, who)}（{who}）：在企业微信里确认发送企业群发")
             async with self.http.post(
@@ -358,6 +373,11 @@ async def run_demo(verbose: bool = False, today: date | None = None, keep: Path 
         app = create_app(config, clock=clock, run_jobs=True)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
+        # WeCom's directory lists the organisation; the bot reads it once before the day starts.
+        units = {u.key: u.name for u in config.units}
+        for p in config.people:
+            emulator.directory.add(p.userid, p.name, units[p.unit])
+        await sync_directory(app[PIPELINE], app[API])
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         bot_url = f"http://127.0.0.1:{runner.addresses[0][1]}"

@@ -270,6 +270,46 @@ class Timer(Base):
     )
 
 
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    MISSED = "missed"  # not done by the deadline; the escalation role was told
+
+
+class Task(Base):
+    """Work someone must confirm by a deadline: one occurrence of a `[[duties]]` entry.
+
+    What the duty asked for is stored with it (`spec`: result choices, checklist items, who is
+    told when it is missed), like an approval chain is stored with its request, so editing the
+    config never changes a task in flight. First to complete wins: a conditional update on
+    `status`. `ticket_id` is the 报修 ticket an abnormal result opened (no foreign key: a
+    cross-link, like `cards.request_id`).
+    """
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    duty: Mapped[str] = mapped_column(String(64))  # the [[duties]] key
+    title: Mapped[str] = mapped_column(String(200))
+    occurrence_at: Mapped[datetime | None] = mapped_column(default=None)  # the duty's scheduled time
+    assignees: Mapped[dict[str, Any]]  # {"users": [userid, ...]}, resolved when created
+    spec: Mapped[dict[str, Any]]  # {"results", "abnormal", "checklist", "escalate_to", "fault_*"}
+    deadline: Mapped[datetime]
+    escalate_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.OPEN)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"choice": "异常", "note": "…"}
+    checklist: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"ticked": {"0": userid, …}}
+    done_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)
+    ticket_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("uq_tasks_duty_occurrence", "duty", "occurrence_at", unique=True),
+        Index("ix_tasks_status", "status"),
+    )
+
+
 class FootageLog(Base):
     """监控调取登记表: a retrieval handed over (approved request, or police)."""
 
@@ -548,3 +588,17 @@ class MediaFile(Base):
         Index("ix_media_files_subject", "subject"),
         Index("ix_media_files_fetch_call_id", "fetch_call_id"),
     )
+
+
+class DirectoryMember(Base):
+    """A member as WeCom's directory (通讯录) last listed them (bot/directory.py)."""
+
+    __tablename__ = "directory_members"
+
+    userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    departments: Mapped[dict[str, Any]]  # {"names": [department name, ...]}, the main one first
+    tags: Mapped[dict[str, Any]]  # {"names": [tag name, ...]}
+    active: Mapped[bool] = mapped_column(default=True)  # listed and enabled at the latest sync
+    synced_at: Mapped[datetime]
+    left_at: Mapped[datetime | None] = mapped_column(default=None)

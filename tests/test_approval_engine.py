@@ -220,4 +220,7 @@ def test_unresolvable_chain_is_a_config_error_naming_person_and_role() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(raw, environ={})
     text = "\n".join(err.value.problems)
-    assert "chains.footage_staff.steps[1]: role 'vp_info_center' resolves to nobody for people[0] 'wangjianguo'" in text
+    assert (
+        '审批链 "调监控（教职工）"（chains.footage_staff）第 2 步的角色 vp_info_center（信息中心主管校长）没有人担任，'
+        "这些申请人的申请无人审批：全部单位" in text
+    )

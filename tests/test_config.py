@@ -1,7 +1,8 @@
-"""Configuration: the example validates; bad keys are named with the fix; env secrets."""
+"""Configuration: the example validates; problems name the entry and the fix, in Chinese or English."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, load_config, parse_config
+from bot.config_coverage import coverage
+from bot.config_messages import MESSAGES, template_fields
 from tests.conftest import ROOT, example_raw
 
 
@@ -58,32 +61,100 @@ def test_bad_keys_are_named_with_the_fix() -> None:
     raw["database"]["url"] = "mysql://x"
     raw["scheduler"] = {"timezone": "Mars/Olympus"}
     raw["server"]["prot"] = 1
-    found = "\n".join(problems(raw))
-    assert "wecom.encoding_aes_key: must be exactly 43 characters" in found
-    assert "wecom.agent_id" in found
-    assert "server.callback_path: must start with '/'" in found
-    assert "database.url: must start with sqlite+aiosqlite://" in found
-    assert "scheduler.timezone: must be an IANA time zone" in found
-    assert "server.prot: is not a known key" in found
+    found = problems(raw)
+    assert len(found) == 6, found
+    text = "\n".join(found)
+    assert "[wecom] 的 encoding_aes_key：必须正好是 43 个字母或数字" in text
+    assert "[wecom] 的 agent_id：应为整数" in text
+    assert "[server] 的 callback_path：必须以 '/' 开头" in text
+    assert "[database] 的 url：必须以 sqlite+aiosqlite:// 或 postgresql+asyncpg:// 开头" in text
+    assert "[scheduler] 的 timezone：必须是 IANA 时区名" in text
+    assert "[server]：未知的键 'prot'（拼写错误？" in text
+
+
+def test_english_on_request() -> None:
+    raw = example_raw()
+    raw["wecom"]["encoding_aes_key"] = "tooshort"
+    raw["server"]["prot"] = 1
+    raw["people"][7]["skills"] = ["computer", "电工"]
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, environ={}, lang="en")
+    text = "\n".join(err.value.problems)
+    assert "[wecom] encoding_aes_key: must be exactly 43 characters" in text
+    assert "[server]: unknown key 'prot' (a typo?" in text
+    assert '李华 (lihua) skills "电工" does not exist; choose from: computer, projector' in text
+    assert err.value.lines("zh") != err.value.problems  # both languages are kept
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, environ={"INFODESK_LANG": "en"})
+    assert err.value.problems[0].startswith("[wecom] encoding_aes_key: must be")
+
+
+def test_a_bad_skill_names_the_person_in_chinese() -> None:
+    raw = example_raw()
+    raw["people"][7]["skills"] = ["computer", "电工"]
+    assert problems(raw) == ['李华（lihua）的技能 "电工" 不存在；可选：computer、projector、stage、cctv、network']
 
 
 def test_missing_required_key_and_broken_references() -> None:
     raw = example_raw()
     del raw["wecom"]["corp_id"]
-    assert any(p.startswith("wecom.corp_id: is required") for p in problems(raw))
+    assert problems(raw) == ["[wecom] 的 corp_id：缺少这一项"]
     raw = example_raw()
     raw["units"][0]["head"] = "nobody"
+    raw["units"][0]["campus"] = "yy"
     raw["people"][7]["skills"] = []
-    found = "\n".join(problems(raw))
-    assert "units[0].head: 'nobody' is not a userid listed in [[people]]" in found
-    assert "people[7].skills: technician 'lihua' needs at least one of" in found
+    raw["venues"][0]["campus"] = "nowhere"
+    found = problems(raw)
+    assert found == [
+        '单位 "信息技术系" 的校区 "yy" 不在 [[campuses]] 里',
+        '单位 "信息技术系" 的负责人 head "nobody" 不在 [[people]] 里',
+        "李华（lihua）是技术员（technician），至少要有一项技能；可选：computer、projector、stage、cctv、network",
+        '场地 "本部礼堂" 的校区 "nowhere" 不在 [[campuses]] 里',
+    ]
+
+
+def test_several_errors_are_each_reported_once_and_counted(tmp_path: Path) -> None:
+    raw = example_raw()
+    raw["groups"][0]["admins"] = ["ghost", "ghost", "zhouyan"]  # one unknown admin, listed twice
+    raw["people"].append(dict(raw["people"][0]))  # wangjianguo twice
+    raw["people"].append(dict(raw["people"][0]))  # … three times: still one problem
+    raw["classes"][0]["department"] = "office"  # a 科室, not a 系部
+    found = problems(raw)
+    assert found == [
+        '[[people]] 里 userid "wangjianguo" 出现了 3 次；每个 userid 只能出现一次',
+        '班级 "24级计算机应用1班" 的系部 department "office" 不是 [[units]] 里的系部（kind = "系部"）',
+        '群 "24级信息技术在校生群" 的管理员 admins "ghost" 不在 [[people]] 里',
+    ]
+    raw = example_raw()
+    raw["people"][7]["skills"] = ["电工"]
+    raw["people"][8]["roles"] = ["technician", "boss"]
+    raw["logging"]["level"] = "TRACE"
+    found = problems(raw)
+    assert len(found) == 3 and len(set(found)) == 3
+    assert any(p.startswith('张磊（zhanglei）的角色 "boss" 不存在；可选：director、technician') for p in found)
+    assert '[logging] 的 level "TRACE" 不存在；可选：DEBUG、INFO、WARNING、ERROR' in found
+
+
+def test_missing_secrets_name_their_environment_variables() -> None:
+    raw = example_raw()
+    for key in ("secret", "token", "encoding_aes_key"):
+        del raw["wecom"][key]
+    assert problems(raw) == [
+        f"[wecom] 的 {key}：缺少这一项；写在配置文件里，或设置环境变量 {env}"
+        for key, env in (
+            ("secret", "INFODESK_WECOM_SECRET"),
+            ("token", "INFODESK_WECOM_TOKEN"),
+            ("encoding_aes_key", "INFODESK_WECOM_AES_KEY"),
+        )
+    ]
+    del raw["robot"]["token"]
+    assert "[robot] 的 token：缺少这一项；写在配置文件里，或设置环境变量 INFODESK_ROBOT_TOKEN" in problems(raw)
 
 
 def test_secrets_may_come_from_the_environment() -> None:
     raw = example_raw()
     for key in ("secret", "token", "encoding_aes_key"):
         del raw["wecom"][key]
-    assert len(problems(raw)) == 3
     cfg = parse_config(
         raw,
         environ={
@@ -96,23 +167,86 @@ def test_secrets_may_come_from_the_environment() -> None:
     assert "s3cr3t" not in repr(cfg) and "EnvToken1" not in str(cfg)
 
 
-def test_check_config_cli(tmp_path: Path) -> None:
-    ok = subprocess.run(
-        [sys.executable, "-m", "bot", "check-config", str(ROOT / "infodesk" / "config.example.toml")],
+def test_a_chain_role_held_by_nobody_fails_listing_the_units() -> None:
+    raw = example_raw()
+    for p in raw["people"]:
+        if "director" in p["roles"]:
+            p["roles"].remove("director")  # 借舞台 would quietly go to vp_info_center (next_level)
+    for unit in raw["units"]:
+        if unit["key"] in ("mech", "preschool"):
+            del unit["deputy"]
+    found = problems(raw)
+    assert len(found) == 5, found
+    assert found[0] == (
+        '审批链 "领电脑（系部）"（chains.computer_department）第 1 步的角色 dept_deputy（系主管副主任）没有人担任，'
+        '这些申请人的申请无人审批：单位 "机电工程系"、单位 "学前教育系"；'
+        "请填写这些单位在 [[units]] 里的 deputy（或从审批链里去掉这一步）"
+    )
+    assert found[1].startswith('审批链 "借舞台"（chains.stage）第 1 步的角色 director（信息中心主任）没有人担任')
+    assert "全部单位" in found[1] and '给某人的 roles 加上 "director"' in found[1]
+    raw["campuses"][1]["vp"] = "nobody"
+    assert '校区 "东湖校区" 的督导副校长 vp "nobody" 不在 [[people]] 里' in problems(raw)
+
+
+def test_fallback_past_the_next_level_is_a_warning(tmp_path: Path) -> None:
+    raw = example_raw()
+    raw["units"][5]["vp_supervising"] = "zhengmei"  # the office's head supervises it herself
+    cfg = parse_config(raw, environ={})
+    [first, *_] = coverage(cfg).warnings
+    assert first.zh == (
+        '审批链 "调监控（教职工）"（chains.footage_staff）第 1 步：郑梅（zhengmei）自己担任 dept_head（系主任），'
+        "本人申请时改由 principal（校长）王建国（wangjianguo） 审批"
+    )
+    assert coverage(parse_config(example_raw(), environ={})).warnings == []
+    text = (ROOT / "infodesk" / "config.example.toml").read_text(encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        text.replace('head = "zhengmei"\nvp_supervising = "zhaomin"', 'head = "zhengmei"\nvp_supervising = "zhengmei"'),
+        encoding="utf-8",
+    )
+    res = check_config(path)
+    assert res.returncode == 0 and "OK" in res.stdout
+    assert '警告：审批链 "调监控（教职工）"' in res.stderr
+
+
+def test_every_message_has_both_languages_with_the_same_fields() -> None:
+    for kind, (zh, en) in MESSAGES.items():
+        assert template_fields(zh) == template_fields(en), kind
+
+
+def check_config(path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("INFODESK_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", *args, str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env={**environ, **(env or {})},
     )
-    assert ok.returncode == 0 and "OK" in ok.stdout
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    ok = check_config(ROOT / "infodesk" / "config.example.toml")
+    assert ok.returncode == 0 and "OK" in ok.stdout and ok.stderr == ""
     bad = tmp_path / "bad.toml"
     bad.write_text(
         (ROOT / "infodesk" / "config.example.toml")
         .read_text(encoding="utf-8")
-        .replace('corp_id = "ww_demo_corp"', 'corp_id = ""'),
+        .replace('corp_id = "ww_demo_corp"', 'corp_id = ""')
+        .replace('skills = ["computer", "network"]', 'skills = ["computer", "电工"]'),
         encoding="utf-8",
     )
-    res = subprocess.run(
-        [sys.executable, "-m", "bot", "check-config", str(bad)], cwd=ROOT, capture_output=True, text=True
-    )
-    assert res.returncode != 0 and "wecom.corp_id" in res.stderr
+    res = check_config(bad)
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        f"{bad}：配置有 2 处错误：",
+        "  - [wecom] 的 corp_id：不能为空",
+        '  - 李华（lihua）的技能 "电工" 不存在；可选：computer、projector、stage、cctv、network',
+    ]
     assert "demo-secret" not in res.stderr + res.stdout
+    en = check_config(bad, "--lang", "en")
+    assert en.returncode == 2 and en.stderr.startswith(f"{bad}: configuration has 2 problem(s):\n")
+    assert "  - [wecom] corp_id: must not be empty" in en.stderr
+    assert check_config(bad, env={"INFODESK_LANG": "en"}).stderr == en.stderr
+    missing = check_config(tmp_path / "nope.toml")
+    assert missing.returncode == 2 and f"{tmp_path / 'nope.toml'}：文件不存在" in missing.stderr

@@ -177,19 +177,19 @@ def _raw_with(**group: Any) -> dict[str, Any]:
     [
         (
             {"chat_id": "parentsA", "audience": "家长", "channel": "appchat"},
-            "group '测试群': audience '家长' are external contacts",
+            "群 \"测试群\"：受众 '家长' 是外部联系人，而应用群聊（appchat）只能有本单位成员",
         ),
         (
             {"chat_id": "bad-id_with-dash", "audience": "教职工", "channel": "appchat"},
-            "an app group's chat_id is 1-32 letters or digits",
+            "应用群聊的 chat_id 是 1-32 个字母或数字（现在是 'bad-id_with-dash'）",
         ),
         (
             {"chat_id": "parents2024", "audience": "家长", "channel": "customer_group", "owner": "liyan"},
-            "a customer group's chat_id is WeCom's id of it, starting with 'wr'",
+            "客户群的 chat_id 是企业微信给它的 id，以 'wr' 开头",
         ),
         (
             {"chat_id": "wrOgQhDgAAxyzAAAA", "audience": "家长", "channel": "customer_group"},
-            "needs owner",
+            "需要 owner（确认群发的群主）",
         ),
         (
             {
@@ -199,7 +199,7 @@ def _raw_with(**group: Any) -> dict[str, Any]:
                 "owner": "liyan",
                 "push_time": ["07:05", "19:05"],
             },
-            "pushes up to 62 times a month, but a customer group receives at most 31",
+            "推送安排每月最多推送 62 次，但客户群每月最多只能收到 31 条群发",
         ),
         (
             {
@@ -208,7 +208,7 @@ def _raw_with(**group: Any) -> dict[str, Any]:
                 "channel": "customer_group",
                 "owner": "nobody",
             },
-            "groups[5].owner: 'nobody' is not a userid",
+            '群 "测试群" 的群主 owner "nobody" 不在 [[people]] 里',
         ),
     ],
 )

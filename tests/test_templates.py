@@ -246,19 +246,20 @@ def test_every_command_has_a_form_with_an_example_in_its_folder(router, command)
     assert RENDERER.block(command.template, "example"), command.key
 
 
-def test_duty_templates_exist() -> None:
-    from bot.config import DUTY_KEYS
+def test_legacy_duty_templates_exist() -> None:
+    """A duty entry of the old closed catalogue may leave out its text: the shipped one is used."""
+    from bot.config import LEGACY_DUTY_KEYS
 
-    for key in DUTY_KEYS:
+    for key in LEGACY_DUTY_KEYS:
         assert (FOLDERS["duties"] / "duties" / f"{key}.j2").exists(), key
 
 
 def test_every_template_is_used() -> None:
     """No orphan texts: each file is named by code, a command's form, a duty, or an include."""
-    from bot.config import DUTY_KEYS
+    from bot.config import LEGACY_DUTY_KEYS
 
     used = set().union(*(names_in(p) for p in SOURCES))
-    used |= {c.template for r in ROUTERS for c in r.commands} | {f"duties/{k}" for k in DUTY_KEYS}
+    used |= {c.template for r in ROUTERS for c in r.commands} | {f"duties/{k}" for k in LEGACY_DUTY_KEYS}
     used |= {labels.template for _m, _a, labels in labels_objects()}
     for folder in (KERNEL, *FOLDERS.values()):
         for path in folder.rglob("*.j2"):

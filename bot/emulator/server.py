@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.emulator.customer import CustomerGroups
+from bot.emulator.directory import Directory
 
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_@-]{1,128}$")
 CARD_TYPES = {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
@@ -124,6 +125,7 @@ class Emulator:
         self.webhook_keys: set[str] = set()
         self._faults = _Faults()
         self.customer = CustomerGroups(self, Delivered)
+        self.directory = Directory()
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.base_url = ""
@@ -209,6 +211,7 @@ class Emulator:
             ("POST", "/cgi-bin/webhook/send", self._webhook_send),
             ("POST", "/cgi-bin/aibot/response", self._aibot_response),
             *self.customer.routes(),
+            *self.directory.routes(),
         ]
         for method, path, handler in routes:
             # The handlers return the JSON body as a dict; the middleware records and sends it.
