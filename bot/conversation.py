@@ -73,6 +73,8 @@ async def handle_text(ctx: Ctx, text: str) -> None:
             ctx.confidential = True
     if match is not None:
         cmd, rest = match
+        if cmd.redirect is not None and (other := ctx.registry.get(cmd.redirect(rest) or "")) is not None:
+            cmd = other
         if cmd.confidential:
             ctx.go_private()
             ctx.confidential = True

@@ -86,6 +86,9 @@ class Command:
     validate: Validator | None = None
     confidential: bool = False  # typed in a group chat: answered one-to-one, the group only told so
     members_only: bool = False
+    # Another command that takes the text instead, by what follows the word: `完成 #T3` is a
+    # duty task's 完成, not a ticket's (returns that command's key, or None to keep this one).
+    redirect: Callable[[str], str | None] | None = None
 
     @property
     def name(self) -> str:
@@ -215,6 +218,7 @@ class Router:
         validate: Validator | None = None,
         confidential: bool = False,
         members_only: bool = False,
+        redirect: Callable[[str], str | None] | None = None,
     ) -> Callable[[Handler], Handler]:
         """A text command with its aliases and form."""
 
@@ -232,6 +236,7 @@ class Router:
                     validate,
                     confidential,
                     members_only,
+                    redirect,
                 )
             )
             return fn

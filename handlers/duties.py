@@ -407,3 +407,27 @@ async def my_tasks(ctx: Ctx, values: dict[str, str]) -> None:
         left = [item for i, item in enumerate(t.spec.get("checklist", [])) if str(i) not in ticked]
         rows.append({**_facts(ctx, t), "left": left, "overdue": ctx.now() >= t.deadline})
     ctx.reply("my_tasks", tasks=rows)
+
+
+def may_see(ctx: Ctx, task: Task) -> bool:
+    """The assignees, and whoever the task escalates to."""
+    return ctx.user in users_of(task) or ctx.user in ctx.org.with_role(str(task.spec.get("escalate_to", "director")))
+
+
+def status_name(ctx: Ctx, task: Task) -> str:
+    return LABELS.name(ctx, "status", task.status)
+
+
+def show_task(ctx: Ctx, task: Task) -> None:
+    """进度 #T3: where a task stands."""
+    ctx.reply(
+        "task_progress",
+        **_facts(ctx, task),
+        status=status_name(ctx, task),
+        done_by=ctx.org.name(task.done_by) if task.done_by else "",
+        done_at=moment(ctx, task.done_at) if task.done_at else "",
+        choice=task.result.get("choice", ""),
+        note=task.result.get("note", ""),
+        ticket=task.ticket_id,
+        assignees=[ctx.org.name(u) for u in users_of(task)],
+    )

@@ -30,7 +30,7 @@ from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
 from handlers.approval_commands import resolve_person
 from handlers.labels import HasRenderer, Labels, example_names, show_moment
-from handlers.numbers import TICKET_NUMBER
+from handlers.numbers import TICKET_NUMBER, Kind, names_kind
 from storage.models import Card, MediaFile, MediaStatus, Ticket, TicketStatus, Timer
 
 router = Router("faults", templates=Path(__file__).with_name("templates") / "faults")
@@ -372,6 +372,7 @@ async def hand_over(ctx: Ctx, values: dict[str, str]) -> None:
     aliases=("完成", "完工", "done"),
     positional=True,
     roles=("technician",),
+    redirect=lambda rest: "complete_task" if names_kind(rest, Kind.TASK) else None,
     fields=(NUMBER, Field("note", ("处理说明", "說明", "说明", "note"), parse=parse_text(500))),
 )
 async def complete_ticket(ctx: Ctx, values: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot.context import Ctx
 from bot.router import Router
 from bot.timeparse import local_now
-from handlers import approval_commands, faults, publishing
+from handlers import approval_commands, duties, faults, publishing
 from handlers.approval_engine import FlowStatus
 from handlers.approvals import APPROVAL_LABELS, can_see, flow_of, spec_for
 from handlers.computers import ComputerStage
@@ -26,7 +26,7 @@ from handlers.footage import FootageStage
 from handlers.labels import show_moment
 from handlers.numbers import ANY_NUMBER, Kind, kind_name, parse_ref, show_ref
 from handlers.stage import BookingStage
-from storage.models import Booking, Draft, Request, Ticket
+from storage.models import Booking, Draft, Request, Task, Ticket
 
 router = Router("find", templates=Path(__file__).with_name("templates") / "find")
 
@@ -36,7 +36,7 @@ class Found:
     """Something a number names that the asker may see."""
 
     kind: Kind
-    item: Ticket | Request | Draft
+    item: Ticket | Request | Draft | Task
 
 
 # -- one line per item, whatever its kind -----------------------------------------------------
@@ -71,6 +71,9 @@ async def draft_line(ctx: Ctx, d: Draft) -> dict[str, Any]:
 
 
 async def line(ctx: Ctx, found: Found) -> dict[str, Any]:
+    if isinstance(found.item, Task):
+        t = found.item
+        return _line(show_ref(ctx, Kind.TASK, t.id), t.title, duties.status_name(ctx, t))
     if isinstance(found.item, Ticket):
         return ticket_line(ctx, found.item)
     if isinstance(found.item, Request):
@@ -97,11 +100,17 @@ async def visible(ctx: Ctx, kinds: tuple[Kind, ...], number: int) -> tuple[list[
         d = await ctx.session.get(Draft, number)
         if d is not None and publishing.can_see(ctx, d):
             found.append(Found(Kind.DRAFT, d))
+    if Kind.TASK in kinds:
+        task = await ctx.session.get(Task, number)
+        if task is not None and duties.may_see(ctx, task):
+            found.append(Found(Kind.TASK, task))
     return found, confidential
 
 
 async def show(ctx: Ctx, found: Found) -> None:
-    if isinstance(found.item, Ticket):
+    if isinstance(found.item, Task):
+        duties.show_task(ctx, found.item)
+    elif isinstance(found.item, Ticket):
         await faults.show_progress(ctx, found.item)
     elif isinstance(found.item, Request):
         await approval_commands.show_progress(ctx, found.item)

@@ -81,6 +81,17 @@ def take_ref(text: str) -> tuple[str, str] | None:
     return text[: m.end()], text[m.end() :]
 
 
+def names_kind(text: str, kind: Kind) -> bool:
+    """Whether `text` begins with a number of `kind` (`#T3 正常`, `任务 3`)."""
+    taken = take_ref(text.strip())
+    if taken is None:
+        return False
+    try:
+        return parse_ref(taken[0]).kind is kind
+    except FieldError:
+        return False
+
+
 def kind_name(ctx: Ctx, kind: Kind) -> str:
     return (TASK_LABELS if kind is Kind.TASK else KIND_LABELS).name(ctx, "kind", kind)
 

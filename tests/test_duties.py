@@ -141,6 +141,18 @@ async def test_text_result_with_its_note_in_one_message(start: Start, clock: Fak
     assert "由何军完成" in await scene.say("lihua", "完成任务 #T1 异常 灯闪")
 
 
+async def test_plain_wancheng_with_a_task_number_completes_the_task(start: Start, clock: FakeClock) -> None:
+    """`完成` is also the ticket command: a #T number makes it the task's."""
+    scene = await start(UPS)
+    await at(scene, clock, shanghai(10))
+    assert "已完成，结果：正常" in await scene.say("hejun", "完成 #T1 正常")
+    assert "由何军完成" in await scene.say("lihua", "完成 任务 #1 正常")
+    assert "报修" in await scene.say("hejun", "完成 #B1 修好了")  # a ticket's number: still the ticket command
+    progress = await scene.say("hejun", "进度 #T1")
+    assert progress.startswith("任务 #T1") and "由何军于" in progress and "结果：正常" in progress
+    assert "没有找到" in await scene.say("zhaolei", "进度 #T1")  # not theirs
+
+
 async def test_not_done_is_reminded_then_escalated_and_missed(start: Start, clock: FakeClock) -> None:
     scene = await start(UPS)
     await at(scene, clock, shanghai(10))
