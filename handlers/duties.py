@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,8 @@ from bot.config import Config
 from bot.config_workflows import LEGACY_DUTY_KEYS, Duty
 from bot.context import Ctx
 from bot.conversation import start_form
-from bot.router import Field, Job, Router, normalise
-from bot.timeparse import local_now
+from bot.router import Field, FieldError, Job, Router, normalise
+from bot.timeparse import TimeParseError, local_now, parse_date, parse_moment
 from handlers.faults import open_ticket
 from handlers.labels import Labels, show_moment
 from handlers.numbers import TASK_NUMBER
@@ -334,6 +334,9 @@ async def complete(ctx: Ctx, task: Task, choice: str, note: str) -> None:
     label = ctx.renderer.block("cards_duties", "task_done_by", name=ctx.org.name(ctx.user), choice=choice) or ""
     await close_cards(ctx, "task", task.id, label)
     ctx.reply("task_done", choice=choice, ticket=ticket.id if ticket else None, **_facts(ctx, task))
+    leader = task.spec.get("assigned_by")
+    if leader and leader != ctx.user:
+        ctx.tell(leader, "task_done_for_leader", name=ctx.org.name(ctx.user), note=note, **_facts(ctx, task))
 
 
 @router.action(TaskClick)
@@ -365,14 +368,21 @@ async def remind_task(ctx: Ctx, timer: Timer) -> None:
     task = await ctx.session.get(Task, int(timer.ref))
     if task is None or task.status != TaskStatus.OPEN or ctx.now() >= task.escalate_at:
         return
-    role = ctx.render("role_name", role=task.spec.get("escalate_to", "director"))
+    leader = task.spec.get("assigned_by")
+    role = ctx.org.name(leader) if leader else ctx.render("role_name", role=task.spec.get("escalate_to", "director"))
     for userid in users_of(task):
         ctx.tell(userid, "task_reminder", name=ctx.org.name(userid), role=role, **_facts(ctx, task))
 
 
 @router.timer("task_escalate")
 async def escalate_task(ctx: Ctx, timer: Timer) -> None:
-    """Still not done: the task is missed and the escalation role is told who had it."""
+    """Still not done: the task is missed and the escalation role is told who had it. A task a
+    leader handed down stays open (it still has to be done): the leader is told it is overdue."""
+    handed = await ctx.session.get(Task, int(timer.ref))
+    if handed is not None and handed.spec.get("assigned_by") and handed.status == TaskStatus.OPEN:
+        names = [ctx.org.name(u) for u in users_of(handed)]
+        ctx.tell(handed.spec["assigned_by"], "task_overdue_for_leader", names=names, **_facts(ctx, handed))
+        return
     missed = await ctx.session.execute(
         update(Task)
         .where(Task.id == int(timer.ref), Task.status == TaskStatus.OPEN)
@@ -411,7 +421,9 @@ async def my_tasks(ctx: Ctx, values: dict[str, str]) -> None:
 
 def may_see(ctx: Ctx, task: Task) -> bool:
     """The assignees, and whoever the task escalates to."""
-    return ctx.user in users_of(task) or ctx.user in ctx.org.with_role(str(task.spec.get("escalate_to", "director")))
+    if ctx.user in users_of(task) or ctx.user == task.spec.get("assigned_by"):
+        return True
+    return ctx.user in ctx.org.with_role(str(task.spec.get("escalate_to", "director")))
 
 
 def status_name(ctx: Ctx, task: Task) -> str:
@@ -431,3 +443,114 @@ def show_task(ctx: Ctx, task: Task) -> None:
         ticket=task.ticket_id,
         assignees=[ctx.org.name(u) for u in users_of(task)],
     )
+
+
+# -- tasks handed down by a leader (校委会/领导交付的其它工作) ------------------------------------
+LEADERS = (
+    "director",
+    "principal",
+    "committee",
+    "vp_supervising",
+    "vp_campus",
+    "vp_info_center",
+    "dept_head",
+    "office_lead",
+)
+OVERDUE_GRACE = timedelta(hours=24)  # the assignee is reminded at the due time, the leader told a day later
+
+
+def parse_assignees(value: str, ctx: Ctx) -> str:
+    """People by name or userid, or a unit by name (its people), separated by 、 , or spaces."""
+    users: list[str] = []
+    for part in (p for p in re.split(r"[\s,，、;；]+", value.strip().lstrip("@")) if p):
+        part = part.lstrip("@")
+        if ctx.org.person(part) is not None:
+            users.append(part)
+            continue
+        named = [p.userid for p in ctx.config.people if p.name == part]
+        unit = next((u for u in ctx.config.units if part in (u.name, u.key)), None)
+        if len(named) == 1:
+            users.append(named[0])
+        elif unit is not None:
+            users.extend(p.userid for p in ctx.config.people if p.unit == unit.key)
+        else:
+            raise FieldError("invalid_assignee")
+    users = [u for u in dict.fromkeys(users) if u != ctx.user]
+    if not users:
+        raise FieldError("invalid_assignee")
+    return " ".join(users)
+
+
+def parse_due(value: str, ctx: Ctx) -> str:
+    now = local_now(ctx.now(), ctx.config.scheduler.timezone)
+    try:
+        due = parse_moment(value, now)
+    except TimeParseError:
+        try:
+            due = datetime.combine(parse_date(value, now.date()), time(17, 0), now.tzinfo)  # a day: by 17:00
+        except TimeParseError:
+            raise FieldError("invalid_due") from None
+    if due <= now:
+        raise FieldError("invalid_due_past")
+    return due.isoformat()
+
+
+@router.command(
+    "assign_task",
+    aliases=("交办", "交辦", "派任务", "派任務", "布置任务", "佈置任務", "assign"),
+    roles=LEADERS,
+    fields=(
+        Field("to", ("给", "給", "交给", "交給", "负责人", "to"), parse=parse_assignees),
+        Field("title", ("内容", "內容", "任务", "任務", "事项", "task"), parse=lambda v, c: v.strip()[:200]),
+        Field("due", ("截止", "期限", "due"), parse=parse_due, show=lambda v, c: moment(c, datetime.fromisoformat(v))),
+    ),
+)
+async def assign_task(ctx: Ctx, values: dict[str, str]) -> None:
+    """交办 给:姓名或单位 内容:… 截止:日期时间 — a task handed down; the assignee confirms it done."""
+    users = values["to"].split()
+    deadline = datetime.fromisoformat(values["due"])
+    task = Task(
+        duty="assigned",
+        title=values["title"],
+        occurrence_at=None,
+        assignees={"users": users},
+        spec={"assigned_by": ctx.user, "escalate_to": "director"},
+        deadline=deadline,
+        escalate_at=deadline + OVERDUE_GRACE,
+        status=TaskStatus.OPEN,
+        result={},
+        checklist={"ticked": {}},
+        created_at=ctx.now(),
+    )
+    ctx.session.add(task)
+    await ctx.session.flush()
+    ctx.session.add(Timer(kind="task_remind", ref=str(task.id), due_at=task.deadline, payload={}))
+    ctx.session.add(Timer(kind="task_escalate", ref=str(task.id), due_at=task.escalate_at, payload={}))
+    leader = ctx.org.name(ctx.user)
+    for userid in users:
+        ctx.tell(userid, "task_handed_down", leader=leader, **_facts(ctx, task))
+    await send_task_cards(ctx, task, users)
+    ctx.reply("task_handed_down_you", names=[ctx.org.name(u) for u in users], **_facts(ctx, task))
+
+
+@router.command(
+    "task_progress_note",
+    aliases=("进展", "進展", "汇报", "匯報", "task update"),
+    positional=True,
+    in_help=False,  # named in the handed-down task's own message
+    fields=(TASK_NUMBER, Field("note", ("进展", "說明", "说明", "note"), parse=lambda v, c: v.strip()[:500])),
+)
+async def task_progress_note(ctx: Ctx, values: dict[str, str]) -> None:
+    """进展 #T编号 说明 — tell the leader how a handed-down task is going."""
+    task = await _task(ctx, values["number"])
+    if task is None:
+        return
+    leader = task.spec.get("assigned_by")
+    if not leader:
+        ctx.reply("task_no_leader", **_facts(ctx, task))
+        return
+    notes = list(task.result.get("updates", []))
+    notes.append({"by": ctx.user, "at": ctx.now().isoformat(), "note": values["note"]})
+    task.result = {**task.result, "updates": notes}
+    ctx.tell(leader, "task_update_for_leader", name=ctx.org.name(ctx.user), note=values["note"], **_facts(ctx, task))
+    ctx.reply("task_update_sent", leader=ctx.org.name(leader), **_facts(ctx, task))

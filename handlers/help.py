@@ -25,7 +25,18 @@ from storage.models import Conversation
 router = Router("help", templates=Path(__file__).with_name("templates") / "help")
 
 # The order of the groups in 帮助 (router names); a router not named here comes after them.
-GROUP_ORDER = ("faults", "stage", "footage", "computers", "publishing", "groups", "approvals", "find", "help")
+GROUP_ORDER = (
+    "faults",
+    "stage",
+    "footage",
+    "computers",
+    "publishing",
+    "groups",
+    "approvals",
+    "duties",
+    "find",
+    "help",
+)
 # The three commands a greeting offers: those of the first of these roles the person holds
 # (as far as they may use them), then the everyday ones.
 TOP_BY_ROLE: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -284,3 +284,30 @@ def test_deadline_and_escalation_defaults() -> None:
     [lab] = config.duties
     assert (lab.deadline_minutes, lab.escalate_to, lab.escalate_after_minutes) == (120, "director", 60)
     assert timedelta(minutes=lab.deadline_minutes) == timedelta(hours=2)
+
+
+async def test_a_leader_hands_down_a_task_and_hears_how_it_goes(scene: Scene, clock: FakeClock) -> None:
+    """交办 (校委会/领导交付的其它工作): the assignee gets a card, reports progress, completes;
+    overdue, they are reminded and the leader told a day later; the task stays open."""
+    answer = await scene.say("chenhao", "交办 给:李华 内容:整理本学期机房使用记录 截止:明天 17:00")
+    assert "已交办 任务 #T1 整理本学期机房使用记录 给李华" in answer
+    assert scene.card("lihua")["main_title"]["title"].startswith("任务 #T1")
+    assert scene.got("lihua", "陈浩交办给您一项任务：任务 #T1 整理本学期机房使用记录")
+    assert "已把进展转告陈浩" in await scene.say("lihua", "进展 #T1 已整理一半")
+    assert scene.got("chenhao", "李华汇报任务 #T1 整理本学期机房使用记录 的进展：已整理一半")
+    assert "李华" in await scene.say("chenhao", "进度 #T1")  # the leader may look it up
+    assert "只有" in await scene.say("zhaolei", "交办 给:李华 内容:帮我修电脑 截止:明天 17:00")  # leaders only
+
+    clock.advance(3 * 24 * 3600)  # more than a day past the due time
+    await scene.tick()
+    await scene.tick()
+    assert scene.got("chenhao", "您交办的任务 #T1 整理本学期机房使用记录 已过截止时间")
+    assert "已完成" in await scene.say("lihua", "完成 #T1")  # still open: it can be done late
+    assert scene.got("chenhao", "您交办的任务 #T1 整理本学期机房使用记录 已由李华完成")
+
+
+async def test_handing_down_to_a_unit_and_bad_input(scene: Scene) -> None:
+    answer = await scene.say("chenhao", "交办 给:信息中心 内容:盘点交换机 截止:12月20日")
+    assert "已交办 任务 #T1 盘点交换机 给" in answer and "截止 12月20日" in answer
+    assert "没找到“王五”" in await scene.say("chenhao", "交办 给:王五 内容:盘点 截止:12月20日")
+    assert "已经过去" in await scene.say("chenhao", "交办 给:李华 内容:盘点 截止:昨天 9:00")
