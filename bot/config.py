@@ -27,6 +27,7 @@ from bot.config_messages import PERIODS, ConfigProblem, Lang, Text, entity_label
 from bot.config_workflows import (  # noqa: F401  (re-exported)
     LEGACY_DUTY_KEYS,
     ApprovalConfig,
+    CalendarConfig,
     Chain,
     ChainStep,
     ComputersConfig,
@@ -195,12 +196,25 @@ class SchoolClass(_Strict):
 
 
 class Person(_Strict):
+    """A person the bot works with.
+
+    With `[directory] enabled`, an entry may give only what WeCom does not know (`userid` plus
+    roles or skills): `name`, `campus` and `unit` are then left empty here and filled from WeCom's
+    listing by bot/directory.py's `with_directory`, which leaves out such an entry until WeCom
+    lists the member in a department mapped to a unit.
+    """
+
     userid: str
-    name: str
-    campus: str
-    unit: str
+    name: str = ""
+    campus: str = ""
+    unit: str = ""
     roles: tuple[Role, ...] = ()
     skills: tuple[Skill, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        """Whether WeCom's directory must still supply the name, campus or unit."""
+        return not (self.name and self.campus and self.unit)
 
     @field_validator("userid")
     @classmethod
@@ -309,7 +323,9 @@ class DirectoryConfig(_Strict):
 
     Members WeCom lists in a department mapped here join as people of that unit (name from WeCom,
     roles and skills from their tags); `[[people]]` keeps what WeCom does not know (roles, skills,
-    the people of unmapped departments) and wins where both speak. A member who leaves WeCom (or
+    the people of unmapped departments) and wins where both speak; an entry may then give only the
+    userid (plus roles and skills). A unit's head comes from its department's leader in WeCom once
+    the configured head has left, or always with `heads_from_wecom`. A member who leaves WeCom (or
     is disabled) stops being a person: their pending approvals go to the next level up and the
     director is told. Needs the app to read the directory (its visible range, or the 通讯录 secret).
     """
@@ -319,6 +335,9 @@ class DirectoryConfig(_Strict):
     departments: dict[str, str] = Field(default_factory=dict)  # WeCom department name -> unit key
     role_tags: dict[str, Role] = Field(default_factory=dict)  # WeCom tag name -> role
     skill_tags: dict[str, Skill] = Field(default_factory=dict)  # WeCom tag name -> technician skill
+    # A unit's head from its department's leaders (部门负责人) in WeCom, even while the configured
+    # head is still there; when false, only once the configured head has left.
+    heads_from_wecom: bool = False
 
     @field_validator("sync_time")
     @classmethod
@@ -360,15 +379,24 @@ class Config(_Strict):
     stage: StageConfig = StageConfig()
     venues: tuple[Venue, ...] = ()
     duties: tuple[Duty, ...] = ()
+    calendar: CalendarConfig = CalendarConfig()
     publishing: PublishingConfig = PublishingConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     computers: ComputersConfig = ComputersConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        """Every key naming another entry names one that exists; each problem names the entry."""
+        """Every key naming another entry names one that exists; each problem names the entry.
+
+        A key naming a person may give their userid or their name in `[[people]]` (`head =
+        "马军"`); a name is replaced by the userid here, so the rest of the bot sees userids only.
+        """
         errors: list[Text] = []
         users = {p.userid for p in self.people}
+        named: dict[str, list[str]] = {}
+        for p in self.people:
+            if p.name:
+                named.setdefault(p.name, []).append(p.userid)
         campuses = {c.key for c in self.campuses}
         units = {u.key: u for u in self.units}
 
@@ -385,6 +413,37 @@ class Config(_Strict):
             known = {"unknown_user": users, "unknown_campus": campuses, "unknown_unit": units}[kind]
             if key is not None and key not in known:
                 errors.append(msg(kind, where=where, **{field: key}))
+
+        def user(where: Text, value: str | None) -> str | None:
+            """The userid a reference names (a userid, else a name [[people]] gives once)."""
+            if value is None or value in users or value not in named:
+                return value
+            found = named[value]
+            if len(found) == 1:
+                return found[0]
+            errors.append(msg("ambiguous_person", where=where, name=value, count=len(found), userids=tuple(found)))
+            return None
+
+        def resolve(entry: Any, section: str, fields: Sequence[str]) -> Any:
+            """`entry` with each of `fields` (a reference or a list of them) naming a userid."""
+            update: dict[str, Any] = {}
+            for f in fields:
+                value, where = getattr(entry, f), of(label(section, entry), f)
+                if isinstance(value, tuple):
+                    update[f] = tuple(u for u in (user(where, v) for v in value) if u is not None)
+                else:
+                    update[f] = user(where, value)
+            return entry.model_copy(update=update) if update != {f: getattr(entry, f) for f in fields} else entry
+
+        # Frozen models: the resolved entries replace the tuples once, before anything reads them.
+        for section, fields in (
+            ("campuses", ("vp",)),
+            ("units", ("head", "deputy", "vp_supervising")),
+            ("classes", ("class_teacher",)),
+            ("groups", ("admins", "owner")),
+            ("duties", ("users",)),
+        ):
+            object.__setattr__(self, section, tuple(resolve(e, section, fields) for e in getattr(self, section)))
 
         twice("duplicate_userid", "userid", [p.userid for p in self.people])
         for department, unit_key in self.directory.departments.items():
@@ -404,8 +463,11 @@ class Config(_Strict):
             need("unknown_user", of(klass, "class_teacher"), userid=k.class_teacher)
         for p in self.people:
             who = label("people", p)
-            need("unknown_campus", of(who, "campus"), campus=p.campus)
-            need("unknown_unit", of(who, "unit"), unit=p.unit)
+            if p.partial and not self.directory.enabled:
+                missing = tuple(f for f in ("name", "campus", "unit") if not getattr(p, f))
+                errors.append(msg("person_partial", who=who, fields=missing))
+            need("unknown_campus", of(who, "campus"), campus=p.campus or None)
+            need("unknown_unit", of(who, "unit"), unit=p.unit or None)
             if "technician" in p.roles and not p.skills:
                 errors.append(msg("technician_skills", who=who, choices=SKILLS))
         for v in self.venues:

@@ -213,6 +213,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
         '{where} "{unit}" 不是 [[units]] 里的系部（kind = "系部"）',
         "{where} '{unit}' is not a 系部 in [[units]]",
     ),
+    "person_partial": (
+        "[[people]] 里的 {who} 缺少 {fields}；请补上，或在 [directory] 里设 enabled = true，由企业微信通讯录提供",
+        "[[people]] entry {who} lacks {fields}; give them, or set enabled = true under [directory] to take them from"
+        " WeCom's directory",
+    ),
+    "ambiguous_person": (
+        '{where} "{name}" 在 [[people]] 里有 {count} 人同名（{userids}）；请改写 userid',
+        "{where} '{name}' names {count} people in [[people]] ({userids}); write the userid instead",
+    ),
     "technician_skills": (
         "{who}是技术员（technician），至少要有一项技能；可选：{choices}",
         "{who} is a technician and needs at least one skill; choose from: {choices}",

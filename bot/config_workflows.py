@@ -17,6 +17,66 @@ CATEGORIES = (*SKILLS, "other")
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 
 
+class Term(_Strict):
+    name: str
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _order(self) -> Term:
+        if self.end < self.start:
+            raise ValueError(f"term '{self.name}' ends before it starts")
+        return self
+
+
+class CalendarConfig(_Strict):
+    """The school calendar: terms, holidays and make-up workdays (调休).
+
+    `holidays` lists days or ranges ("2026-10-01..2026-10-07"); `workdays` the weekend days that
+    are workdays because of a holiday's 调休. Without terms every day counts as in term.
+    """
+
+    terms: tuple[Term, ...] = ()
+    holidays: tuple[str, ...] = ()
+    workdays: tuple[date, ...] = ()
+
+    @field_validator("holidays")
+    @classmethod
+    def _days(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            first, _, last = item.partition("..")
+            try:
+                a, b = date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip())
+            except ValueError:
+                raise ValueError(f"'{item}' is not a day (2026-10-01) or a range (2026-10-01..2026-10-07)") from None
+            if b < a:
+                raise ValueError(f"'{item}' ends before it starts")
+        return v
+
+    def holiday(self, d: date) -> bool:
+        for item in self.holidays:
+            first, _, last = item.partition("..")
+            if date.fromisoformat(first.strip()) <= d <= date.fromisoformat((last or first).strip()):
+                return True
+        return False
+
+    def workday(self, d: date) -> bool:
+        return d in self.workdays or (d.weekday() < 5 and not self.holiday(d))
+
+    def in_term(self, d: date) -> bool:
+        return not self.terms or any(t.start <= d <= t.end for t in self.terms)
+
+    def runs_on(self, days: str, d: date) -> bool:
+        """Whether a schedule of `days` (every_day / workdays / school_days / term_days) runs on `d`."""
+        if days == "workdays":
+            return self.workday(d)
+        if days == "school_days":
+            return self.workday(d) and self.in_term(d)
+        if days == "term_days":
+            return self.in_term(d)
+        return True
+
+
 class ChainStep(_Strict):
     role: Role
     mode: Literal["any", "all"] = "any"
@@ -200,6 +260,9 @@ class Duty(_Strict):
     title: str = ""
     text: str = ""
     cron: str
+    # Which days it runs on, besides the cron: every day, workdays (the school calendar's: weekdays
+    # minus holidays plus make-up workdays, 调休), school days (workdays in term) or term days.
+    days: Literal["every_day", "workdays", "school_days", "term_days"] = "every_day"
     roles: tuple[Role, ...] = ()
     skills: tuple[Skill, ...] = ()  # with role technician: only these technicians
     users: tuple[str, ...] = ()

@@ -1,8 +1,8 @@
 """The organisation from WeCom's directory (通讯录): `sync-directory`, a daily sync, and the people
 the bot works with.
 
-`fetch` reads departments (`department/list`), their members (`user/list`, one call per
-department) and tags (`tag/list`, `tag/get`). `store` keeps them in `directory_members` and says
+`fetch` reads departments (`department/list`, with their leaders), their members (`user/list`,
+one call per department) and tags (`tag/list`, `tag/get`). `store` keeps them in `directory_members` and says
 who joined and who left since the last sync. `with_directory` turns the configuration's
 `[[people]]` plus the directory into the people the bot uses (`[directory]` in bot/config.py):
 
@@ -10,6 +10,10 @@ who joined and who left since the last sync. `with_directory` turns the configur
   unit: name from WeCom, roles and skills from their tags;
 - a `[[people]]` entry WeCom lists gets the roles and skills of their tags too (the TOML's own
   stay: it says what WeCom does not know);
+- a `[[people]]` entry that gives only the userid (and roles or skills) takes its name, unit and
+  campus from WeCom; until WeCom lists them in a department mapped to a unit it is no person;
+- a unit whose configured head is no person (left WeCom, or not listed yet) takes as head its
+  department's leader (部门负责人) in WeCom, and every unit does so with `heads_from_wecom`;
 - someone WeCom no longer lists (or lists as disabled) is not a person any more: they hold no
   role, a chain step naming them goes up a level (bot/org.py), and the approvals they were
   deciding are passed up by the idle-approval sweep at its next tick (handlers/approvals.py).
@@ -26,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appkeys import API, CLOCK, PIPELINE
-from bot.config import Config, Person
+from bot.config import Config, Person, Unit
 from bot.logs import log
 from bot.org import Org
 from bot.outbox import enqueue
@@ -58,6 +62,7 @@ class Listed:
     departments: tuple[str, ...]  # names, the main department first
     tags: tuple[str, ...]
     active: bool
+    leads: tuple[tuple[str, int], ...] = ()  # (department name, place among its leaders)
 
 
 @dataclass
@@ -72,6 +77,10 @@ async def fetch(api: WeComAPI) -> list[Listed]:
     """Every member of every department, with their tags."""
     departments = (await api.call("GET", "/cgi-bin/department/list")).get("department") or []
     names = {int(d["id"]): str(d["name"]) for d in departments}
+    leads: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for d in departments:
+        for place, userid in enumerate(d.get("department_leader") or []):
+            leads[str(userid)].append((str(d["name"]), place))
     users: dict[str, dict[str, Any]] = {}
     for d in departments:
         got = await api.call("GET", "/cgi-bin/user/list", params={"department_id": d["id"]})
@@ -94,6 +103,7 @@ async def fetch(api: WeComAPI) -> list[Listed]:
                 departments=tuple(names.get(i, str(i)) for i in ids),
                 tags=tuple(tagged.get(userid, ())),
                 active=int(u.get("status", ACTIVE)) == ACTIVE,
+                leads=tuple(leads.get(userid, ())),
             )
         )
     return listed
@@ -108,7 +118,9 @@ async def store(s: AsyncSession, listed: Sequence[Listed], now: datetime) -> Syn
     for m in listed:
         seen.add(m.userid)
         row = rows.get(m.userid)
-        values = {"departments": {"names": list(m.departments)}, "tags": {"names": list(m.tags)}}
+        # leads: [department name, place among its leaders], for `_heads`
+        departments: dict[str, Any] = {"names": list(m.departments), "leads": [list(lead) for lead in m.leads]}
+        values: dict[str, dict[str, Any]] = {"departments": departments, "tags": {"names": list(m.tags)}}
         if row is None:
             s.add(DirectoryMember(userid=m.userid, name=m.name, active=m.active, synced_at=now, **values))
             if m.active and not first:
@@ -133,7 +145,7 @@ async def store(s: AsyncSession, listed: Sequence[Listed], now: datetime) -> Syn
 def with_directory(config: Config, members: Sequence[DirectoryMember]) -> Config:
     """The configuration with the people the directory adds, extends and removes."""
     d = config.directory
-    if not d.enabled or not members:
+    if not d.enabled:
         return config
     listed = {m.userid: m for m in members}
     active = {u: m for u, m in listed.items() if m.active}
@@ -145,29 +157,36 @@ def with_directory(config: Config, members: Sequence[DirectoryMember]) -> Config
         skills = tuple(d.skill_tags[t] for t in tags if t in d.skill_tags)
         return roles, skills
 
+    def unit_of(m: DirectoryMember) -> str | None:
+        names = (m.departments or {}).get("names", [])
+        return next((d.departments[n] for n in names if d.departments.get(n) in units), None)
+
     people: list[Person] = []
     for p in config.people:
         if p.userid in listed and p.userid not in active:
             continue  # left WeCom
         m = active.get(p.userid)
         if m is None:
-            people.append(p)
-            continue
+            if not p.partial:
+                people.append(p)
+            continue  # a partial entry is no person until WeCom lists them
         roles, skills = from_tags(m)
-        people.append(
-            p.model_copy(
-                update={
-                    "roles": tuple(dict.fromkeys((*p.roles, *roles))),
-                    "skills": tuple(dict.fromkeys((*p.skills, *skills))),
-                }
-            )
-        )
+        update: dict[str, Any] = {
+            "roles": tuple(dict.fromkeys((*p.roles, *roles))),
+            "skills": tuple(dict.fromkeys((*p.skills, *skills))),
+        }
+        if p.partial:
+            unit_key = p.unit or unit_of(m)
+            if unit_key is None:
+                continue  # WeCom lists them, but in no department the bot serves
+            update |= {"name": p.name or m.name, "unit": unit_key, "campus": p.campus or units[unit_key].campus}
+        people.append(p.model_copy(update=update))
     configured = {p.userid for p in config.people}
     for m in active.values():
         if m.userid in configured:
             continue
-        unit_key = next((d.departments[n] for n in (m.departments or {}).get("names", []) if n in d.departments), None)
-        if unit_key is None or unit_key not in units:
+        unit_key = unit_of(m)
+        if unit_key is None:
             continue  # a department the bot does not serve
         roles, skills = from_tags(m)
         people.append(
@@ -180,7 +199,29 @@ def with_directory(config: Config, members: Sequence[DirectoryMember]) -> Config
                 skills=tuple(dict.fromkeys(skills)),
             )
         )
-    return config.model_copy(update={"people": tuple(people)})
+    persons = {p.userid for p in people}
+    return config.model_copy(update={"people": tuple(people), "units": tuple(_heads(config, active.values(), persons))})
+
+
+def _heads(config: Config, members: Iterable[DirectoryMember], persons: set[str]) -> Iterator[Unit]:
+    """The units, each headed by its department's leader in WeCom where that is called for: the
+    configured head is no person (left, or a partial entry WeCom does not list), or
+    `heads_from_wecom`. A leader who is no person (in no department the bot serves) heads nothing."""
+    d = config.directory
+    leaders: dict[str, list[tuple[int, str]]] = defaultdict(list)  # unit key -> (place, userid)
+    for m in members:
+        if m.userid not in persons:
+            continue
+        for department, place in (m.departments or {}).get("leads", []):
+            if department in d.departments:
+                leaders[d.departments[department]].append((int(place), m.userid))
+    for u in config.units:
+        if leaders[u.key] and (d.heads_from_wecom or u.head not in persons):
+            head = min(leaders[u.key])[1]
+            if head != u.head:
+                log(logger, logging.INFO, "unit_head_from_directory", unit=u.key, head=head, configured=u.head)
+                u = u.model_copy(update={"head": head})
+        yield u
 
 
 async def load(s: AsyncSession) -> tuple[list[DirectoryMember], datetime | None]:

@@ -181,6 +181,9 @@ async def send_task_cards(ctx: Ctx, task: Task, users: list[str]) -> None:
 
 def remind(duty: Duty) -> Callable[[Ctx, datetime], Awaitable[None]]:
     async def action(ctx: Ctx, when: datetime) -> None:
+        day = local_now(when, ctx.config.scheduler.timezone).date()
+        if not ctx.config.calendar.runs_on(duty.days, day):
+            return  # a holiday, a vacation day: the school calendar says this duty rests
         await open_task(ctx, duty, when)
 
     return action

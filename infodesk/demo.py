@@ -24,6 +24,7 @@ from aiohttp import web
 from bot.appkeys import API, PIPELINE
 from bot.clock import FakeClock
 from bot.config import Config, parse_config
+from bot.config_workflows import CalendarConfig
 from bot.directory import sync as sync_directory
 from bot.emulator.sender import CallbackSender, RobotSender
 from bot.emulator.server import Delivered, Emulator
@@ -116,7 +117,7 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("click", "liuna", "同意", "已同意·刘娜"),
     ("click", "songtao", "同意", "刘洋"),
-    ("say", "lihua", "进度 #1", "没有找到编号 #1"),  # confidential: others cannot see it
+    ("say", "lihua", "进度 申请 #1", "没有找到编号 #1 的申请"),  # confidential: others cannot see it
     ("click", "liuyang", "同意", "调取监控 #1"),
     ("click", "linxue", "登记交付", "调取人"),
     ("say", "linxue", "赵磊", "调取时间"),
@@ -311,12 +312,18 @@ class Demo:
         return status
 
 
-def demo_day(today: date) -> date:
-    """The school day the demo plays: today when it is Monday to Friday, else the next Monday.
+def demo_day(today: date, calendar: CalendarConfig | None = None) -> date:
+    """The school day the demo plays: today when it is one, else the next.
 
-    The script expects weekday duties (the 07:30 room cleaning runs mon-fri), so the demo must
-    not take the machine's weekday as it is.
+    The script expects school-day duties (the 07:25 room cleaning runs mon-fri on school days),
+    so the demo must not take the machine's date as it is: a weekend, a holiday or a vacation day
+    (by the example's school calendar, when given) moves it to the next school day.
     """
+    day = today
+    for _ in range(400):
+        if day.weekday() < 5 if calendar is None else calendar.runs_on("school_days", day):
+            return day
+        day += timedelta(days=1)
     return today + timedelta(days=(7 - today.weekday()) % 7 if today.weekday() >= 5 else 0)
 
 
@@ -341,7 +348,8 @@ async def run_demo(verbose: bool = False, today: date | None = None, keep: Path 
     setup_logging("INFO" if verbose else "CRITICAL")
     if not verbose:
         logging.getLogger().setLevel(logging.CRITICAL)
-    day = demo_day(today or datetime.now(SHANGHAI).date())
+    example = parse_config(tomllib.loads(EXAMPLE.read_text(encoding="utf-8")), environ={})
+    day = demo_day(today or datetime.now(SHANGHAI).date(), example.calendar)
     clock = FakeClock(datetime.combine(day, time(7, 0), SHANGHAI).astimezone(UTC))
     emulator = Emulator(clock=lambda: clock.now().timestamp())
     with contextlib.ExitStack() as stack:

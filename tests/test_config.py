@@ -250,3 +250,34 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert check_config(bad, env={"INFODESK_LANG": "en"}).stderr == en.stderr
     missing = check_config(tmp_path / "nope.toml")
     assert missing.returncode == 2 and f"{tmp_path / 'nope.toml'}：文件不存在" in missing.stderr
+
+
+def test_a_people_entry_with_only_a_userid_needs_the_directory() -> None:
+    raw = example_raw()
+    raw["people"].append({"userid": "wangfang", "roles": ["technician"], "skills": ["computer"]})
+    raw["people"].append({"userid": "liqiang", "name": "李强"})
+    fix = "请补上，或在 [directory] 里设 enabled = true，由企业微信通讯录提供"
+    assert problems(raw) == [
+        f"[[people]] 里的 wangfang 缺少 name、campus、unit；{fix}",
+        f"[[people]] 里的 李强（liqiang） 缺少 campus、unit；{fix}",
+    ]
+    raw["directory"]["enabled"] = True
+    cfg = parse_config(raw, environ={})  # WeCom will say the rest (bot/directory.py)
+    partial = cfg.person("wangfang")
+    assert partial is not None and partial.partial and partial.skills == ("computer",)
+
+
+def test_people_may_be_named_by_name_where_a_userid_is_expected() -> None:
+    raw = example_raw()
+    raw["units"][0]["head"] = "马军"
+    raw["groups"][0]["admins"] = ["马军"]
+    cfg = parse_config(raw, environ={})
+    assert cfg.units[0].head == "majun" and cfg.groups[0].admins == ("majun",)
+
+    raw["people"].append({"userid": "majun2", "name": "马军", "campus": "main", "unit": "it"})
+    raw["units"][1]["deputy"] = "无名氏"
+    assert problems(raw) == [
+        '单位 "信息技术系" 的负责人 head "马军" 在 [[people]] 里有 2 人同名（majun、majun2）；请改写 userid',
+        '群 "24级信息技术在校生群" 的管理员 admins "马军" 在 [[people]] 里有 2 人同名（majun、majun2）；请改写 userid',
+        '单位 "机电工程系" 的副主任 deputy "无名氏" 不在 [[people]] 里',
+    ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date
 from pathlib import Path
 
 import openpyxl
 import pytest
 
+from bot.config import parse_config
 from infodesk.cli import main
-from infodesk.demo import demo_day, run_demo
+from infodesk.demo import EXAMPLE, demo_day, run_demo
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,20 @@ from infodesk.demo import demo_day, run_demo
 )
 def test_demo_plays_a_school_weekday(today: date, played: date) -> None:
     assert demo_day(today) == played
+
+
+@pytest.mark.parametrize(
+    ("today", "played"),
+    [
+        (date(2026, 11, 30), date(2026, 11, 30)),  # a Monday in term
+        (date(2027, 1, 1), date(2027, 1, 4)),  # New Year's Day (a holiday) → the next school day
+        (date(2026, 10, 2), date(2026, 10, 8)),  # National Day week → after it
+        (date(2027, 1, 25), date(2027, 2, 22)),  # the winter vacation → the spring term's first day
+    ],
+)
+def test_demo_day_follows_the_school_calendar(today: date, played: date) -> None:
+    example = parse_config(tomllib.loads(EXAMPLE.read_text(encoding="utf-8")), environ={})
+    assert demo_day(today, example.calendar) == played
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.appkeys import API, PIPELINE
 from bot.clock import FakeClock
-from bot.config import Config
+from bot.config import Config, ConfigError, parse_config
 from bot.directory import sync
 from bot.emulator.server import Emulator
 from storage.models import DirectoryMember, Request
@@ -106,3 +106,97 @@ async def test_sync_directory_command(emulator: Emulator, tmp_path: Path) -> Non
     out, err = await on.communicate()
     assert on.returncode == 0, err.decode()
     assert f"企业微信列出 {len(raw['people'])} 人，机器人服务 {len(raw['people'])} 人" in out.decode()
+
+
+async def test_a_unit_whose_head_left_takes_the_department_leader_from_wecom(dscene: Scene) -> None:
+    dscene.emu.directory.add("wangfang", "王芳", "信息技术系")
+    dscene.emu.directory.lead("信息技术系", "wangfang")
+    assert dscene.emu.known_users is not None
+    dscene.emu.known_users.add("wangfang")
+    await run_sync(dscene)
+    await dscene.say("zhaolei", "调监控 地点:302教室 时间:今天 8:00-9:00 原因:教师物品丢失 类型:教职工")
+    assert dscene.card("majun")  # the configured head is still there: WeCom's leader waits
+    assert not dscene.cards("wangfang")
+
+    dscene.emu.directory.leave("majun")
+    await run_sync(dscene)
+    assert dscene.bot.app[PIPELINE].org.unit("it").head == "wangfang"
+    await dscene.say("zhaolei", "调监控 地点:303教室 时间:今天 9:00-10:00 原因:教师物品丢失 类型:教职工")
+    assert dscene.card("wangfang")["main_title"]["title"] == "监控调取申请 #2"
+
+
+async def test_heads_from_wecom_takes_every_led_units_head_from_wecom(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    emulator.clock = lambda: clock.now().timestamp()
+    cfg = make_config(emulator.base_url, db_url, directory={"enabled": True, "heads_from_wecom": True})
+    seed(emulator, cfg)
+    emulator.directory.lead("信息技术系", "yangfan", "majun")  # the first leader heads the unit
+    bot = await start_bot(cfg, http, clock=clock, run_dispatcher=False)
+    scene = Scene(bot, emulator)
+    try:
+        await run_sync(scene)
+        org = bot.app[PIPELINE].org
+        assert org.unit("it").head == "yangfan"
+        assert org.unit("mech").head == "songtao"  # no leader in WeCom: the configured head stays
+        await scene.say("zhaolei", "调监控 地点:302教室 时间:今天 8:00-9:00 原因:教师物品丢失 类型:教职工")
+        assert scene.card("yangfan") and not scene.cards("majun")
+    finally:
+        await bot.stop()
+
+
+def partial_config(emulator: Emulator, db_url: str, enabled: bool = True) -> Config:
+    """The example organisation plus entries that give only what WeCom does not know; a unit's
+    head named by name."""
+    raw = example_raw()
+    raw["wecom"]["api_base"] = emulator.base_url
+    raw["database"] = {"url": db_url}
+    raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
+    raw["directory"] = {**raw["directory"], "enabled": enabled}
+    raw["units"][0]["head"] = "马军"
+    raw["people"] += [
+        {"userid": "wangfang", "roles": ["technician"], "skills": ["computer"]},
+        {"userid": "cook", "roles": ["group_admin"]},
+    ]
+    return parse_config(raw, environ={})
+
+
+async def test_a_people_entry_may_leave_name_unit_and_campus_to_wecom(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    emulator.clock = lambda: clock.now().timestamp()
+    cfg = partial_config(emulator, db_url)
+    seed(emulator, cfg.model_copy(update={"people": tuple(p for p in cfg.people if not p.partial)}))
+    bot = await start_bot(cfg, http, clock=clock, run_dispatcher=False)
+    scene = Scene(bot, emulator)
+    try:
+        org = bot.app[PIPELINE].org
+        assert org.person("wangfang") is None  # not listed yet: no person, and nothing crashes
+        assert "wangfang" not in org.with_role("technician")
+        assert emulator.known_users is not None
+        emulator.known_users |= {"wangfang", "cook"}
+        assert "还不在信息中心的人员名单里" in await scene.say("wangfang", "帮助")
+
+        emulator.directory.add("wangfang", "王芳", "信息技术系")
+        emulator.directory.add("cook", "厨师", "食堂")  # a department the bot does not serve
+        await run_sync(scene)
+        org = bot.app[PIPELINE].org
+        wangfang = org.person("wangfang")
+        assert wangfang is not None
+        assert (wangfang.name, wangfang.unit, wangfang.campus) == ("王芳", "it", "main")
+        assert wangfang.roles == ("technician",) and wangfang.skills == ("computer",)  # from the TOML
+        assert org.person("cook") is None
+        assert "报修" in await scene.say("wangfang", "帮助")
+        await scene.say("zhaolei", "报修 地点:302 设备:电脑 描述:蓝屏")
+        assert scene.card("wangfang")["main_title"]["title"] == "报修 #1 · 电脑"
+        await scene.say("zhaolei", "调监控 地点:302教室 时间:今天 8:00-9:00 原因:教师物品丢失 类型:教职工")
+        assert scene.card("majun")["main_title"]["title"] == "监控调取申请 #1"  # head = "马军"
+    finally:
+        await bot.stop()
+
+
+def test_a_partial_people_entry_needs_the_directory(emulator: Emulator) -> None:
+    with pytest.raises(ConfigError) as exc:
+        partial_config(emulator, "sqlite+aiosqlite:///:memory:", enabled=False)
+    assert "[[people]] 里的 wangfang 缺少 name、campus、unit；" in str(exc.value)
+    assert "enabled = true" in str(exc.value)

@@ -311,3 +311,23 @@ async def test_handing_down_to_a_unit_and_bad_input(scene: Scene) -> None:
     assert "已交办 任务 #T1 盘点交换机 给" in answer and "截止 12月20日" in answer
     assert "没找到“王五”" in await scene.say("chenhao", "交办 给:王五 内容:盘点 截止:12月20日")
     assert "已经过去" in await scene.say("chenhao", "交办 给:李华 内容:盘点 截止:昨天 9:00")
+
+
+async def test_a_school_day_duty_rests_on_a_holiday_and_in_the_vacation(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """The school calendar: 2026-11-25 is a (made-up) holiday; the next day is a school day again."""
+    raw = example_raw()
+    raw["duties"] = [{**LAB, "days": "school_days"}]
+    raw["calendar"] = {**raw.get("calendar", {}), "holidays": ["2026-11-25"]}
+    raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
+    emulator.clock = lambda: clock.now().timestamp()
+    bot = await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
+    scene = Scene(bot, emulator)
+    try:
+        await at(scene, clock, shanghai(9, 30))
+        assert not scene.got("wangpeng", "请巡检各机房")  # a holiday: no task
+        await at(scene, clock, shanghai(9, 30) + timedelta(days=1))
+        assert scene.got("wangpeng", "请巡检各机房")  # a school day
+    finally:
+        await bot.stop()

@@ -1,7 +1,8 @@
 """WeCom's directory (通讯录) in the emulator: departments, members and tags.
 
-Serves `department/list`, `user/list?department_id=` (the members directly in that department),
-`tag/list` and `tag/get?tagid=`, in WeCom's shapes. Member status: 1 active, 2 disabled,
+Serves `department/list` (with each department's leaders, `department_leader`),
+`user/list?department_id=` (the members directly in that department), `tag/list` and
+`tag/get?tagid=`, in WeCom's shapes. Member status: 1 active, 2 disabled,
 4 not yet activated, 5 quit (a member who quit is simply no longer listed).
 """
 
@@ -26,6 +27,7 @@ class Directory:
     def __init__(self) -> None:
         self.departments: dict[int, tuple[str, int]] = {1: ("学校", 0)}  # id -> (name, parent)
         self.members: dict[str, Member] = {}
+        self.leaders: dict[int, list[str]] = {}  # department id -> its leaders' userids (部门负责人)
 
     def department(self, name: str, parent: int = 1) -> int:
         """The id of the department called `name`, created under `parent` if new."""
@@ -39,8 +41,15 @@ class Directory:
     def add(self, userid: str, name: str, department: str, tags: tuple[str, ...] = ()) -> None:
         self.members[userid] = Member(userid, name, [self.department(department)], tags=list(tags))
 
+    def lead(self, department: str, *userids: str) -> None:
+        """Make these members the leaders of `department`, in this order (none: no leader)."""
+        self.leaders[self.department(department)] = list(userids)
+
     def leave(self, userid: str) -> None:
         self.members.pop(userid, None)
+        for leaders in self.leaders.values():  # WeCom drops a leaver from the leaders too
+            if userid in leaders:
+                leaders.remove(userid)
 
     def disable(self, userid: str) -> None:
         self.members[userid].status = 2
@@ -58,7 +67,7 @@ class Directory:
 
     async def _department_list(self, request: web.Request) -> dict[str, Any]:
         rows = [
-            {"id": i, "name": n, "parentid": p, "order": i, "department_leader": []}
+            {"id": i, "name": n, "parentid": p, "order": i, "department_leader": list(self.leaders.get(i, []))}
             for i, (n, p) in sorted(self.departments.items())
         ]
         return {"errcode": 0, "errmsg": "ok", "department": rows}
