@@ -96,15 +96,7 @@ def create_app(
 
     async def outbound(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
-            api = WeComAPI(
-                session,
-                api_base=config.wecom.api_base,
-                corp_id=config.wecom.corp_id,
-                secret=secrets.secret,
-                agent_id=config.wecom.agent_id,
-                clock=app[CLOCK],
-                timeout=config.outbox.request_timeout_seconds,
-            )
+            api = WeComAPI.of(session, config, app[CLOCK])
             app[API] = api
             webhook_keys = {g.chat_id: g.webhook_key.get_secret_value() for g in config.groups if g.webhook_key}
             dispatcher = Dispatcher(

@@ -224,10 +224,14 @@ def _heads(config: Config, members: Iterable[DirectoryMember], persons: set[str]
         yield u
 
 
-async def load(s: AsyncSession) -> tuple[list[DirectoryMember], datetime | None]:
-    members = list((await s.execute(select(DirectoryMember))).scalars())
-    latest = (await s.execute(select(func.max(DirectoryMember.synced_at)))).scalar_one_or_none()
-    return members, latest
+async def latest_sync(s: AsyncSession) -> datetime | None:
+    """When the stored directory was last written (by any process)."""
+    return (await s.execute(select(func.max(DirectoryMember.synced_at)))).scalar_one_or_none()
+
+
+def use(pipeline: Pipeline, config: Config) -> None:
+    """Make the pipeline work with this organisation (the configuration with the directory)."""
+    pipeline.config, pipeline.org = config, Org(config)
 
 
 async def sync(pipeline: Pipeline, api: WeComAPI) -> SyncReport:
@@ -238,8 +242,9 @@ async def sync(pipeline: Pipeline, api: WeComAPI) -> SyncReport:
         report = await store(s, listed, now)
         await s.flush()
         members = list((await s.execute(select(DirectoryMember))).scalars())
-        tell_director(s, pipeline.renderer, Org(with_directory(pipeline.base_config, members)), members, report, now)
-    await refresh(pipeline)
+        config = with_directory(pipeline.base_config, members)
+        tell_director(s, pipeline.renderer, Org(config), members, report, now)
+    use(pipeline, config)  # committed: the new organisation from now on
     log(
         logger, logging.INFO, "directory_synced", listed=report.listed, joined=len(report.joined), left=len(report.left)
     )
@@ -270,9 +275,9 @@ def tell_director(
 async def refresh(pipeline: Pipeline) -> datetime | None:
     """Make the pipeline use the stored directory; the time of its latest sync."""
     async with pipeline.sessions() as s:
-        members, latest = await load(s)
-    config = with_directory(pipeline.base_config, members)
-    pipeline.config, pipeline.org = config, Org(config)
+        members = list((await s.execute(select(DirectoryMember))).scalars())
+        latest = await latest_sync(s)
+    use(pipeline, with_directory(pipeline.base_config, members))
     return latest
 
 
@@ -300,7 +305,7 @@ def directory_service(check_seconds: float = 60.0) -> Any:
                     if local >= due and not synced_today and local - due < timedelta(hours=12):
                         await sync(pipeline, app[API])
                     async with app[PIPELINE].sessions() as s:
-                        _, stored = await load(s)
+                        stored = await latest_sync(s)
                     if stored != latest:
                         latest = await refresh(pipeline)
                 except (WeComError, OSError) as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from bot.clock import Clock
+from bot.config import Config, Secrets
 from bot.logs import log
 
 logger = logging.getLogger("infodesk.wecom")
@@ -89,6 +90,20 @@ class WeComAPI:
         self.token_refreshes = 0
 
     # -- token -------------------------------------------------------------------------------
+
+    @classmethod
+    def of(cls, session: aiohttp.ClientSession, config: Config, clock: Clock) -> WeComAPI:
+        """The client for the configured app (its secret from the config or the environment)."""
+        return cls(
+            session,
+            api_base=config.wecom.api_base,
+            corp_id=config.wecom.corp_id,
+            secret=Secrets.of(config.wecom).secret,
+            agent_id=config.wecom.agent_id,
+            clock=clock,
+            timeout=config.outbox.request_timeout_seconds,
+        )
+
     async def access_token(self, stale: str | None = None) -> str:
         """A valid token; `stale` names a token WeCom just rejected, forcing one refresh."""
         async with self._lock:

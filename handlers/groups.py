@@ -206,27 +206,33 @@ async def audio_class(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("audio_not_admin")
         return
     fields = {k: values[k] for k in ("day", "class_time", "title", "speaker", "link", "groups")}
-    req = await submit(ctx, SPEC, "audio_class", fields, stage=AudioStage.AWAITING_APPROVAL)
+    ctx.reply("audio_submitted", **await _submit_push(ctx, SPEC, "audio", fields, chats))
+
+
+async def _submit_push(
+    ctx: Ctx, spec: WorkflowSpec, kind: str, fields: dict[str, str], chats: list[str]
+) -> dict[str, Any]:
+    """Submit an item for approval and record it for the groups' push; what the reply says."""
+    req = await submit(ctx, spec, "audio_class", fields, stage=AudioStage.AWAITING_APPROVAL)
     ctx.session.add(
         AudioClass(
             request_id=req.id,
-            kind="audio",
-            day=values["day"],
-            class_time=values["class_time"],
-            title=values["title"],
-            speaker=values["speaker"],
-            link=values["link"],
+            kind=kind,
+            day=fields["day"],
+            class_time=fields.get("class_time", ""),
+            title=fields["title"],
+            speaker=fields.get("speaker", ""),
+            link=fields["link"],
             groups={"chats": chats},
             pushed={},
         )
     )
-    ctx.reply(
-        "audio_submitted",
-        number=req.id,
-        day=show_iso_day(ctx, values["day"]),
-        next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
-        groups=[g.name for c in chats if (g := group(ctx, c)) is not None],
-    )
+    return {
+        "number": req.id,
+        "day": show_iso_day(ctx, fields["day"]),
+        "next": [ctx.org.name(u) for u in flow_of(req).pending_approvers()],
+        "groups": [g.name for c in chats if (g := group(ctx, c)) is not None],
+    }
 
 
 def parse_news_link(value: str, ctx: Ctx) -> str:
@@ -274,27 +280,7 @@ async def group_news(ctx: Ctx, values: dict[str, str]) -> None:
         values["link"], title = published
         values["title"] = values.get("title") or title
     fields = {k: values[k] for k in ("day", "title", "link", "groups")}
-    req = await submit(ctx, NEWS, "audio_class", fields, stage=AudioStage.AWAITING_APPROVAL)
-    ctx.session.add(
-        AudioClass(
-            request_id=req.id,
-            kind="news",
-            day=values["day"],
-            class_time="",
-            title=values["title"],
-            speaker="",
-            link=values["link"],
-            groups={"chats": chats},
-            pushed={},
-        )
-    )
-    ctx.reply(
-        "news_submitted",
-        number=req.id,
-        day=show_iso_day(ctx, values["day"]),
-        next=[ctx.org.name(u) for u in flow_of(req).pending_approvers()],
-        groups=[g.name for c in chats if (g := group(ctx, c)) is not None],
-    )
+    ctx.reply("news_submitted", **await _submit_push(ctx, NEWS, "news", fields, chats))
 
 
 async def _published(ctx: Ctx, draft_id: int) -> tuple[str, str] | None:
@@ -466,7 +452,7 @@ async def mass_send(ctx: Ctx, g: ManagedGroup, day: str, slot: str, items: Seque
     ).scalar_one()
     titles = [a.title for a in items]
     if used >= limit:
-        for who in dict.fromkeys([*ctx.org.with_role("director"), *g.admins]):
+        for who in _director_and_admins(ctx, g):
             ctx.tell(
                 who,
                 "cgroup_over_limit",
@@ -538,8 +524,13 @@ def _tell_director(ctx: Ctx, send: GroupSend, text: Callable[..., str], **extra:
     rendered = text(
         group=g.name if g else send.chat_id, day=show_iso_day(ctx, send.day), owner=ctx.org.name(send.owner), **extra
     )
-    for who in dict.fromkeys([*ctx.org.with_role("director"), *(g.admins if g else ())]):
+    for who in _director_and_admins(ctx, g):
         ctx.send_text(who, rendered)
+
+
+def _director_and_admins(ctx: Ctx, g: ManagedGroup | None) -> list[str]:
+    """Who hears that a group's push did not go out: the director, then the group's admins."""
+    return list(dict.fromkeys([*ctx.org.with_role("director"), *(g.admins if g else ())]))
 
 
 def _poll_later(ctx: Ctx, send: GroupSend) -> None:

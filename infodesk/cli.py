@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import check_registry
 from bot.backup import BackupError, Copied, backup_sqlite, pg_commands, restore_sqlite, sqlite_file
 from bot.clock import SystemClock
-from bot.config import Config, ConfigError, Secrets, load_config
+from bot.config import Config, ConfigError, load_config
 from bot.config_coverage import coverage
 from bot.config_messages import LANG_ENV, LANGS, Lang, lang_from, msg
 from bot.directory import sync as sync_directory
@@ -182,15 +182,7 @@ def _api_session(cfg: Config, work: Callable[[WeComAPI], Awaitable[T]]) -> T:
 
     async def run() -> T:
         async with aiohttp.ClientSession() as session:
-            api = WeComAPI(
-                session,
-                api_base=cfg.wecom.api_base,
-                corp_id=cfg.wecom.corp_id,
-                secret=Secrets.of(cfg.wecom).secret,
-                agent_id=cfg.wecom.agent_id,
-                clock=SystemClock(),
-            )
-            return await work(api)
+            return await work(WeComAPI.of(session, cfg, SystemClock()))
 
     return asyncio.run(run())
 
@@ -308,15 +300,7 @@ def cmd_sync_directory(args: argparse.Namespace) -> int:
                 make_sessionmaker(engine), SystemClock(), cfg, Renderer(registry.template_dirs), registry
             )
             async with aiohttp.ClientSession() as session:
-                api = WeComAPI(
-                    session,
-                    api_base=cfg.wecom.api_base,
-                    corp_id=cfg.wecom.corp_id,
-                    secret=Secrets.of(cfg.wecom).secret,
-                    agent_id=cfg.wecom.agent_id,
-                    clock=SystemClock(),
-                )
-                report = await sync_directory(pipeline, api)
+                report = await sync_directory(pipeline, WeComAPI.of(session, cfg, SystemClock()))
         except WeComError as exc:
             print(f"读取通讯录失败（{exc}）：应用的可见范围要包含这些部门，或使用通讯录同步的 secret", file=sys.stderr)
             return 1

@@ -15,14 +15,7 @@ PARENTS = "wrOgQhDgAAparents2024AAAAA"
 
 
 def api_for(cfg: Config, http: aiohttp.ClientSession) -> WeComAPI:
-    return WeComAPI(
-        http,
-        api_base=cfg.wecom.api_base,
-        corp_id=cfg.wecom.corp_id,
-        secret=cfg.wecom.secret.get_secret_value(),
-        agent_id=cfg.wecom.agent_id,
-        clock=SystemClock(),
-    )
+    return WeComAPI.of(http, cfg, SystemClock())
 
 
 async def test_online_check_passes_when_wecom_matches(emulator: Emulator, http: aiohttp.ClientSession) -> None:

@@ -31,6 +31,11 @@ ATTACHMENT_TYPES = {"image", "link", "miniprogram", "video", "file"}
 REMINDS_PER_DAY = 3
 
 
+def _month(timestamp: float) -> tuple[int, int]:
+    d = datetime.fromtimestamp(timestamp, UTC)
+    return d.year, d.month
+
+
 def _err(errcode: int, errmsg: str) -> dict[str, Any]:
     return {"errcode": errcode, "errmsg": errmsg}
 
@@ -103,18 +108,14 @@ class CustomerGroups:
 
     @staticmethod
     def monthly_limit(now: float) -> int:
-        d = datetime.fromtimestamp(now, UTC)
-        return calendar.monthrange(d.year, d.month)[1]
+        return calendar.monthrange(*_month(now))[1]
 
     def received_this_month(self, chat_id: str, now: float) -> int:
-        d = datetime.fromtimestamp(now, UTC)
-        month = (d.year, d.month)
+        month = _month(now)
         return sum(
             1
             for t in self.tasks.values()
-            if t.results.get(chat_id) == 1
-            and t.sent_at is not None
-            and (lambda s: (s.year, s.month))(datetime.fromtimestamp(t.sent_at, UTC)) == month
+            if t.results.get(chat_id) == 1 and t.sent_at is not None and _month(t.sent_at) == month
         )
 
     def sent_to(self, chat_id: str) -> list[dict[str, Any]]:
