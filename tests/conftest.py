@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 
 from bot.appkeys import DISPATCHER, PIPELINE
 from bot.clock import Clock, FakeClock, RunningClock
@@ -27,6 +28,10 @@ from storage.models import Base, OutboxMessage, OutboxStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("INFODESK_TEST_PG_URL")
+# Under pytest-xdist each worker gets a database of its own next to the given one (test_gw0, …),
+# created on first use, so the workers never drop each other's schema.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_pg_ready = False
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 # No test depends on the real date or weekday (CI runs on weekends too): every bot a test starts
@@ -69,8 +74,27 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     assert PG_URL
-    await reset_postgres(PG_URL)
-    return PG_URL
+    url = await worker_database(PG_URL)
+    await reset_postgres(url)
+    return url
+
+
+async def worker_database(url: str) -> str:
+    """This worker's PostgreSQL database: the given one, or under xdist `<name>_<worker>`."""
+    global _pg_ready
+    if not _WORKER:
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{_WORKER}"
+    if not _pg_ready:
+        conn = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        _pg_ready = True
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture
