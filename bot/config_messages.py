@@ -167,6 +167,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "computer 最多 24（计算机的维修周期不能超过 24 个小时）",
         "computer must be at most 24 (计算机的维修周期不能超过 24 个小时)",
     ),
+    "sla_computer_wall": (
+        'computer 只能是 "wall"（计算机的维修周期按自然时间 24 个小时算）',
+        'computer must be "wall" (计算机的维修周期按自然时间 24 个小时算)',
+    ),
+    "working_hours_empty": (
+        '至少要有一段工作时间，例如 ["08:00-12:00", "14:00-17:30"]',
+        'must list at least one working window, e.g. ["08:00-12:00", "14:00-17:30"]',
+    ),
+    "working_hours": (
+        '“{value}”不是一段工作时间（写成 "08:00-12:00"，各段不重叠）',
+        '"{value}" is not a working window (write "08:00-12:00"; windows must not overlap)',
+    ),
     "sla_positive": ("每个维修时限都必须是正的小时数", "every SLA must be a positive number of hours"),
     "not_ours_words": (
         '要列出大家对这些东西的叫法，例如 words = ["空调", "打印机"]',

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, time
 from typing import Literal
 
 from apscheduler.triggers.cron import CronTrigger
@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bot.config_base import SKILLS, Role, Skill, _Strict
 from bot.config_messages import problem
+from bot.worktime import parse_windows
 
 # Repair categories: the technicians' skills, plus "other" (其他) for what fits none of them.
 CATEGORIES = (*SKILLS, "other")
@@ -177,6 +178,11 @@ class FaultsConfig(_Strict):
     sla_hours: dict[Category, float] = Field(
         default_factory=lambda: {"computer": 24.0, "projector": 24.0, "stage": 48.0, "cctv": 48.0, "network": 8.0}
     )
+    # Which clock each category's SLA runs on: wall (every hour counts) or working (only
+    # working_hours on the calendar's workdays). Left out → wall; computers must stay on the wall
+    # clock (the manual: 24 hours).
+    sla_clock: dict[Category, Literal["wall", "working"]] = Field(default_factory=dict)
+    working_hours: tuple[str, ...] = ("08:00-12:00", "14:00-17:30")
     warn_fraction: float = Field(default=0.75, gt=0, lt=1)  # warn at this share of the SLA
     photo_window_minutes: int = Field(default=10, ge=1)  # photos sent this soon after a report attach
     not_ours: tuple[NotOurs, ...] = ()  # what the information center does not repair, and who does
@@ -189,6 +195,27 @@ class FaultsConfig(_Strict):
         if any(h <= 0 for h in v.values()):
             raise problem("sla_positive")
         return v
+
+    @field_validator("sla_clock")
+    @classmethod
+    def _computer_wall(cls, v: dict[str, str]) -> dict[str, str]:
+        if v.get("computer", "wall") != "wall":
+            raise problem("sla_computer_wall")
+        return v
+
+    @field_validator("working_hours")
+    @classmethod
+    def _windows(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise problem("working_hours_empty")
+        try:
+            parse_windows(v)
+        except ValueError as exc:
+            raise problem("working_hours", value=str(exc)) from None
+        return v
+
+    def windows(self) -> tuple[tuple[time, time], ...]:
+        return parse_windows(self.working_hours)
 
     @field_validator("not_ours")
     @classmethod

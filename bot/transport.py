@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -74,12 +75,14 @@ class RefusalLog:
     window ends (at the next refusal from that source), so an attack cannot drown the log.
     """
 
-    def __init__(self, window: float = 60.0, burst: int = 5, keep: int = 1024) -> None:
-        self.window, self.burst, self.keep = window, burst, keep
+    def __init__(
+        self, window: float = 60.0, burst: int = 5, keep: int = 1024, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.window, self.burst, self.keep, self.monotonic = window, burst, keep, monotonic
         self._seen: OrderedDict[tuple[str, str], list[float]] = OrderedDict()  # key → [start, count]
 
     def refused(self, source: str, reason: str, **fields: object) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         key = (source, reason.split(":", 1)[0])
         entry = self._seen.get(key)
         if entry is not None and now - entry[0] >= self.window:

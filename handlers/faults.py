@@ -14,14 +14,16 @@ air conditioning, printers, water, …) gets a reply naming the office that does
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
 from bot import media as media_files
+from bot import worktime
 from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_cards
 from bot.config_workflows import CATEGORIES, NotOurs
@@ -185,18 +187,59 @@ async def _close_ticket_cards(ctx: Ctx, t: Ticket, label: str) -> None:
     await close_cards(ctx, "ticket", t.id, label)
 
 
-def _schedule_sla(ctx: Ctx, t: Ticket) -> None:
+def pauses_of(t: Ticket) -> list[dict[str, Any]]:
+    """The ticket's waits (暂停), oldest first: {"from", "to" (None while paused), "reason", "by"}."""
+    return list((t.pauses or {}).get("items", []))
+
+
+def paused_now(t: Ticket) -> dict[str, Any] | None:
+    """The wait going on now, if the ticket is paused."""
+    items = pauses_of(t)
+    return items[-1] if items and items[-1]["to"] is None else None
+
+
+def _spans(t: Ticket) -> list[worktime.Span]:
+    return [
+        worktime.Span(datetime.fromisoformat(p["from"]), datetime.fromisoformat(p["to"]) if p["to"] else None)
+        for p in pauses_of(t)
+    ]
+
+
+def sla_deadline(ctx: Ctx, t: Ticket, share: float = 1.0) -> datetime | None:
+    """When `share` of the category's SLA runs out on its clock (wall or working time), the
+    ticket's pauses not counting; None while paused."""
+    faults = ctx.config.faults
+    working = worktime.WorkingTime(faults.windows(), ctx.config.calendar, ZoneInfo(ctx.config.scheduler.timezone))
+    hours = faults.sla_hours.get(t.category, 24) * share
+    return worktime.deadline(t.created_at, hours, _spans(t), faults.sla_clock.get(t.category, "wall"), working)
+
+
+async def _set_timer(ctx: Ctx, kind: str, t: Ticket, due_at: datetime, deadline: datetime) -> None:
+    """A timer for this deadline; one left at the same moment (a pause resumed at once) is reused."""
+    payload = {"deadline": deadline.isoformat()}
+    q = select(Timer).where(Timer.kind == kind, Timer.ref == str(t.id), Timer.due_at == due_at)
+    existing = (await ctx.session.execute(q)).scalar_one_or_none()
+    if existing is None:
+        ctx.session.add(Timer(kind=kind, ref=str(t.id), due_at=due_at, payload=payload))
+    elif existing.fired_at is None:
+        existing.payload = payload
+
+
+async def _schedule_sla(ctx: Ctx, t: Ticket) -> None:
     """Set the deadline and its two timers. A new category with the same SLA keeps the deadline
-    and the timers it already has (they fire for it; adding them again would clash)."""
-    hours = ctx.config.faults.sla_hours.get(t.category, 24)
-    deadline = t.created_at + timedelta(hours=hours)
+    and the timers it already has (they fire for it; adding them again would clash). While the
+    ticket is paused there is no deadline and the old timers stay silent; after a pause, a warning
+    whose moment has passed is not given again."""
+    deadline = sla_deadline(ctx, t)
     if t.deadline is not None and deadline == t.deadline:
         return
     t.deadline = deadline
-    warn_at = t.created_at + timedelta(hours=hours * ctx.config.faults.warn_fraction)
-    stamp = t.deadline.isoformat()
-    ctx.session.add(Timer(kind="ticket_sla_warn", ref=str(t.id), due_at=warn_at, payload={"deadline": stamp}))
-    ctx.session.add(Timer(kind="ticket_sla_due", ref=str(t.id), due_at=t.deadline, payload={"deadline": stamp}))
+    if deadline is None:
+        return
+    warn_at = sla_deadline(ctx, t, ctx.config.faults.warn_fraction) or deadline
+    if not (t.pauses and warn_at <= ctx.now()):
+        await _set_timer(ctx, "ticket_sla_warn", t, warn_at, deadline)
+    await _set_timer(ctx, "ticket_sla_due", t, deadline, deadline)
 
 
 async def open_ticket(
@@ -220,7 +263,7 @@ async def open_ticket(
     )
     ctx.session.add(t)
     await ctx.session.flush()
-    _schedule_sla(ctx, t)
+    await _schedule_sla(ctx, t)
     await _send_claim_cards(ctx, t)
     return t
 
@@ -384,6 +427,7 @@ async def complete_ticket(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.reply("ticket_not_yours", number=t.id, owner=ctx.org.name(t.owner or ""))
         return
     note = values["note"]
+    _end_pause(ctx, t)  # done while waiting: the wait ends with it
     t.damage = any(w in note.lower() for w in DAMAGE_WORDS)
     t.resolution = note
     t.resolved_at = ctx.now()
@@ -412,9 +456,87 @@ async def complete_ticket(ctx: Ctx, values: dict[str, str]) -> None:
 
 
 def repair_hours(t: Ticket) -> float:
-    """维修时长: resolved − reported, in hours (one decimal)."""
+    """维修时长: resolved − reported, in hours (one decimal); waits included (shown beside it)."""
     end = t.resolved_at or t.created_at
     return round((end - t.created_at).total_seconds() / 3600, 1)
+
+
+def paused_hours(t: Ticket, now: datetime) -> float:
+    """How long the ticket waited (暂停), in hours (one decimal); an ongoing wait counts up to now."""
+    return round(worktime.paused_seconds(_spans(t), t.resolved_at or now) / 3600, 1)
+
+
+def pause_reasons(t: Ticket) -> list[str]:
+    return list(dict.fromkeys(p["reason"] for p in pauses_of(t)))
+
+
+async def _ticket_at_hand(ctx: Ctx, number: str) -> Ticket | None:
+    """A ticket its owner (or the director) may pause or resume; anyone else is told whose it is."""
+    t = await _ticket(ctx, number)
+    if t is None:
+        return None
+    p = ctx.person
+    director = p is not None and "director" in p.roles
+    if t.status != TicketStatus.CLAIMED or (t.owner != ctx.user and not director):
+        ctx.reply("ticket_not_yours", number=t.id, owner=ctx.org.name(t.owner or ""))
+        return None
+    return t
+
+
+@router.command(
+    "pause_ticket",
+    aliases=("暂停", "暫停", "待配件", "pause"),
+    positional=True,
+    roles=("technician", "director"),
+    fields=(NUMBER, Field("reason", ("原因", "等待", "reason"), parse=parse_text(100))),
+)
+async def pause_ticket(ctx: Ctx, values: dict[str, str]) -> None:
+    """暂停 #编号 原因 — the repair waits (parts on order, a supplier, the room locked): its SLA clock
+    stops until 恢复 #编号; the wait shows in the register's 维修时长."""
+    t = await _ticket_at_hand(ctx, values["number"])
+    if t is None:
+        return
+    current = paused_now(t)
+    if current is not None:
+        since = show_moment(ctx, local_now(datetime.fromisoformat(current["from"]), ctx.config.scheduler.timezone))
+        ctx.reply("ticket_already_paused", number=t.id, reason=current["reason"], since=since)
+        return
+    item = {"from": ctx.now().isoformat(), "to": None, "reason": values["reason"], "by": ctx.user}
+    t.pauses = {"items": [*pauses_of(t), item]}
+    overdue = t.deadline is not None and t.deadline <= ctx.now()
+    await _schedule_sla(ctx, t)
+    ctx.reply("ticket_paused_you", number=t.id, reason=values["reason"], overdue=overdue)
+    ctx.tell(t.reporter, "ticket_paused_reporter", number=t.id, reason=values["reason"], name=ctx.org.name(ctx.user))
+
+
+@router.command(
+    "resume_ticket",
+    aliases=("恢复", "恢復", "继续维修", "繼續維修", "resume"),
+    positional=True,
+    roles=("technician", "director"),
+    fields=(NUMBER,),
+)
+async def resume_ticket(ctx: Ctx, values: dict[str, str]) -> None:
+    """恢复 #编号 — the wait is over: the SLA clock runs again from where it stopped."""
+    t = await _ticket_at_hand(ctx, values["number"])
+    if t is None:
+        return
+    current = paused_now(t)
+    if current is None:
+        ctx.reply("ticket_not_paused", number=t.id, deadline=deadline_text(ctx, t))
+        return
+    _end_pause(ctx, t)
+    await _schedule_sla(ctx, t)
+    waited = paused_hours(t, ctx.now())
+    ctx.reply("ticket_resumed_you", number=t.id, deadline=deadline_text(ctx, t), hours=waited)
+    ctx.tell(t.reporter, "ticket_resumed_reporter", number=t.id, deadline=deadline_text(ctx, t))
+
+
+def _end_pause(ctx: Ctx, t: Ticket) -> None:
+    items = pauses_of(t)
+    if items and items[-1]["to"] is None:
+        items[-1] = {**items[-1], "to": ctx.now().isoformat()}
+        t.pauses = {"items": items}
 
 
 @router.command(
@@ -447,7 +569,7 @@ async def recategorise(ctx: Ctx, values: dict[str, str]) -> None:
         return
     await _close_ticket_cards(ctx, t, ctx.renderer.block("cards_faults", "ticket_rerouted") or "")
     t.category = values["category"]
-    _schedule_sla(ctx, t)  # old timers see a different deadline and stay silent
+    await _schedule_sla(ctx, t)  # old timers see a different deadline and stay silent
     names = [ctx.org.name(u) for u in await _send_claim_cards(ctx, t)]
     ctx.reply("ticket_recategorised", number=t.id, category=category_name(ctx, t.category), names=names)
 
@@ -469,6 +591,9 @@ async def show_progress(ctx: Ctx, t: Ticket) -> None:
         description=t.description,
         deadline=deadline_text(ctx, t),
         hours=repair_hours(t) if t.resolved_at else None,
+        paused=paused_now(t),
+        waited=paused_hours(t, ctx.now()),
+        reasons=pause_reasons(t),
     )
 
 

@@ -28,7 +28,7 @@ from handlers.computers import LABELS as COMPUTERS
 from handlers.computers import SPEC as COMPUTERS_SPEC
 from handlers.computers import purpose_name
 from handlers.faults import LABELS as FAULTS
-from handlers.faults import category_name, repair_hours
+from handlers.faults import category_name, pause_reasons, paused_hours, repair_hours
 from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
 from handlers.stage import LABELS as STAGE
@@ -79,7 +79,15 @@ async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
                 ctx.org.name(t.reporter),
                 FAULTS(ctx, "register_item", category=category_name(ctx, t.category), description=t.description),
                 FAULTS(ctx, "register_handled", done=t.status == TicketStatus.DONE),
-                FAULTS(ctx, "register_hours", hours=repair_hours(t)) if t.resolved_at else "",
+                FAULTS(
+                    ctx,
+                    "register_hours",
+                    hours=repair_hours(t),
+                    waited=paused_hours(t, t.resolved_at or t.created_at),
+                    reasons=pause_reasons(t),
+                )
+                if t.resolved_at
+                else "",
                 ctx.org.name(t.owner) if t.owner else "",
                 note,
             ]

@@ -175,6 +175,9 @@ class Ticket(Base):
     booking_id: Mapped[int | None] = mapped_column(  # opened from a stage booking
         BigId, _fk("bookings.id", "fk_tickets_booking_id_bookings", "SET NULL"), default=None
     )
+    # Waits with the SLA clock stopped (暂停 待配件): {"items": [{"from", "to" (None while paused),
+    # "reason", "by"}]}; None when never paused.
+    pauses: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class Request(Base):

@@ -162,7 +162,7 @@ class Bot:
         async with self.app[PIPELINE].sessions() as s:
             return int((await s.execute(select(func.count()).select_from(model).where(*where))).scalar_one())
 
-    async def settle(self, timeout: float = 10.0) -> None:
+    async def settle(self, timeout: float = 30.0) -> None:
         """Wait until the outbox has nothing pending (the dispatcher runs in the background)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while await self.count(OutboxMessage, OutboxMessage.status == OutboxStatus.PENDING):

@@ -66,7 +66,7 @@ def procs() -> Iterator[list[Proc]]:
         p.close()
 
 
-async def wait_healthy(http: aiohttp.ClientSession, url: str, timeout: float = 20) -> dict:
+async def wait_healthy(http: aiohttp.ClientSession, url: str, timeout: float = 60) -> dict:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
@@ -145,7 +145,7 @@ async def test_sigterm_stops_cleanly_and_logs_are_structured_without_secrets(
     assert posted.status == 200
     await emulator.wait_for(lambda: emulator.texts_to("zhaolei"))
     proc.p.send_signal(signal.SIGTERM)
-    assert proc.p.wait(timeout=15) == 0
+    assert proc.p.wait(timeout=60) == 0
     lines = [ln for ln in proc.log.read_text(encoding="utf-8").splitlines() if ln.strip()]
     events = [json.loads(ln) for ln in lines]  # every line is one JSON object
     applied = [e for e in events if e["event"] == "inbound_applied"]
