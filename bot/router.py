@@ -89,6 +89,9 @@ class Command:
     # Another command that takes the text instead, by what follows the word: `完成 #T3` is a
     # duty task's 完成, not a ticket's (returns that command's key, or None to keep this one).
     redirect: Callable[[str], str | None] | None = None
+    # Listed in 帮助 only for holders of one of these roles (a derived role too), though anyone
+    # may use it: 完成任务 for people with duties; someone handed a task is told it in that message.
+    help_roles: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -219,6 +222,7 @@ class Router:
         confidential: bool = False,
         members_only: bool = False,
         redirect: Callable[[str], str | None] | None = None,
+        help_roles: Iterable[str] = (),
     ) -> Callable[[Handler], Handler]:
         """A text command with its aliases and form."""
 
@@ -237,6 +241,7 @@ class Router:
                     confidential,
                     members_only,
                     redirect,
+                    tuple(help_roles),
                 )
             )
             return fn

@@ -37,6 +37,13 @@ from handlers.numbers import TASK_NUMBER
 from storage.models import Card, Task, TaskStatus, Timer
 
 router = Router("duties", templates=Path(__file__).with_name("templates") / "duties")
+ON_DUTY = "on_duty"
+
+
+@router.derived_role(ON_DUTY)
+def duty_roles(config: Config) -> set[str]:
+    """Every role a configured duty names: its holders find 完成任务 and 我的任务 in 帮助."""
+    return {role for duty in config.duties for role in duty.roles}
 LABELS = Labels("labels_duties", status=TaskStatus, legacy=LEGACY_DUTY_KEYS)
 ALL_WORDS = ("全部", "都", "所有", "all")  # a checklist answer ticking every item
 CARD_BUTTONS = 6  # at most six buttons on a card (doc 90236)
@@ -273,7 +280,7 @@ async def check_answer(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict
     "complete_task",
     aliases=("完成任务", "完成任務", "完成 任务", "完成 任務", "任务完成", "任務完成", "task done", "done task"),
     positional=True,
-    in_help=False,
+    help_roles=(ON_DUTY,),
     fields=(
         TASK_NUMBER,
         Field("result", ("结果", "結果", "result"), required=False),
@@ -410,7 +417,7 @@ async def open_tasks_of(ctx: Ctx, userid: str) -> list[Task]:
     return [t for t in (await ctx.session.execute(q)).scalars() if userid in users_of(t)]
 
 
-@router.command("my_tasks", aliases=("我的任务", "我的任務", "my tasks"), in_help=False)
+@router.command("my_tasks", aliases=("我的任务", "我的任務", "my tasks"), help_roles=(ON_DUTY,))
 async def my_tasks(ctx: Ctx, values: dict[str, str]) -> None:
     """我的任务 — the open tasks (duties) waiting for me."""
     tasks = await open_tasks_of(ctx, ctx.user)

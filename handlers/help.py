@@ -85,13 +85,17 @@ def _heading(ctx: Ctx, router_name: str, commands: list[Command]) -> str:
     return ctx.renderer.block("labels_help", f"group_{router_name}") or commands[0].name
 
 
+def _listed_for(ctx: Ctx, cmd: Command) -> bool:
+    return not cmd.help_roles or ctx.registry.may(cmd.help_roles, False, ctx.person, ctx.config)
+
+
 def _groups(ctx: Ctx, context: dict[str, Any]) -> list[dict[str, Any]]:
     """The workflows with the commands this person may use, each command with a short example."""
     rank = {name: i for i, name in enumerate(GROUP_ORDER)}
     routers = sorted(ctx.registry.routers, key=lambda r: rank.get(r.name, len(rank)))
     groups = []
     for r in routers:
-        commands = [c for c in r.commands if c.in_help and may_use(ctx, c)]
+        commands = [c for c in r.commands if c.in_help and may_use(ctx, c) and _listed_for(ctx, c)]
         if commands:
             groups.append(
                 {

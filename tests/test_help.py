@@ -52,6 +52,8 @@ async def test_a_teacher_without_a_role_sees_only_what_she_can_use(scene: Scene)
         "音频课堂",
     ):
         assert f"· {command}" not in reply, command
+    # She has no duties: 完成任务 and 我的任务 are not listed (she may still use them).
+    assert "值班任务" not in reply and "【任务" not in reply
     assert "帮助 借舞台" in reply  # how to ask about one command
     no_userids(reply)
 
@@ -61,6 +63,7 @@ async def test_each_role_sees_its_own_commands_with_real_names(scene: Scene) -> 
     assert "· 接单 #3" in tech and "· 完成 #3" in tech
     assert "· 转交 #3 张磊" in tech  # a technician on his campus, by name
     assert "· 同意" not in tech and "【音频课堂】" not in tech
+    assert "【任务（值班、交办）】" in tech and "· 确认完成一项值班任务" in tech and "· 暂停 #3 待配件" in tech
     director = await scene.say("chenhao", "帮助")
     assert "· 同意 #12" in director and "· 驳回 #12" in director
     assert "· 转审 #12 刘洋" in director and "· 设置代理 刘洋" in director  # never "liuyang"
