@@ -44,6 +44,8 @@ ON_DUTY = "on_duty"
 def duty_roles(config: Config) -> set[str]:
     """Every role a configured duty names: its holders find 完成任务 and 我的任务 in 帮助."""
     return {role for duty in config.duties for role in duty.roles}
+
+
 LABELS = Labels("labels_duties", status=TaskStatus, legacy=LEGACY_DUTY_KEYS)
 ALL_WORDS = ("全部", "都", "所有", "all")  # a checklist answer ticking every item
 CARD_BUTTONS = 6  # at most six buttons on a card (doc 90236)
