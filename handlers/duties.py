@@ -55,6 +55,7 @@ class TaskButton(StrEnum):
     DONE = "done"  # 完成 (a plain duty) / 全部完成 (a checklist)
     RESULT = "result"  # one of the duty's results; `choice` is its index
     ITEM = "item"  # one checklist item ticked; `choice` is its index
+    ACCEPT = "accept"  # 接受: a handed-down task taken on (the leader is told)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ async def send_task_cards(ctx: Ctx, task: Task, users: list[str]) -> None:
                 buttons.append(Button(label, TaskClick(task.id, TaskButton.ITEM, i), style=2))
         buttons.append(Button(block("cards_duties", "task_all_done") or "", TaskClick(task.id, TaskButton.DONE, 0)))
     else:
+        if spec.get("assigned_by"):  # handed down: the assignee takes it on first
+            buttons.append(Button(block("cards_duties", "task_accept") or "", TaskClick(task.id, TaskButton.ACCEPT, 0)))
         buttons.append(Button(block("cards_duties", "task_done") or "", TaskClick(task.id, TaskButton.DONE, 0)))
     rows = [(LABELS(ctx, "row_deadline"), moment(ctx, task.deadline))]
     rows += [(str(i + 1), item) for i, item in enumerate(spec.get("checklist", [])[:5])]
@@ -365,6 +368,8 @@ async def task_click(ctx: Ctx, card: Card, click: TaskClick) -> None:
         await complete(ctx, task, choice, "")
     elif click.button is TaskButton.ITEM and click.choice < len(spec.get("checklist", [])):
         await tick(ctx, task, [click.choice])
+    elif click.button is TaskButton.ACCEPT:
+        accept(ctx, task)
     elif click.button is TaskButton.DONE:
         checklist = spec.get("checklist", [])
         await (tick(ctx, task, list(range(len(checklist)))) if checklist else complete(ctx, task, "", ""))
@@ -393,7 +398,10 @@ async def escalate_task(ctx: Ctx, timer: Timer) -> None:
     handed = await ctx.session.get(Task, int(timer.ref))
     if handed is not None and handed.spec.get("assigned_by") and handed.status == TaskStatus.OPEN:
         names = [ctx.org.name(u) for u in users_of(handed)]
-        ctx.tell(handed.spec["assigned_by"], "task_overdue_for_leader", names=names, **_facts(ctx, handed))
+        accepted = [ctx.org.name(u) for u in accepted_by(handed)]
+        ctx.tell(
+            handed.spec["assigned_by"], "task_overdue_for_leader", names=names, accepted=accepted, **_facts(ctx, handed)
+        )
         return
     missed = await ctx.session.execute(
         update(Task)
@@ -454,6 +462,8 @@ def show_task(ctx: Ctx, task: Task) -> None:
         note=task.result.get("note", ""),
         ticket=task.ticket_id,
         assignees=[ctx.org.name(u) for u in users_of(task)],
+        accepted=[ctx.org.name(u) for u in accepted_by(task)],
+        handed=bool(task.spec.get("assigned_by")),
     )
 
 
@@ -543,6 +553,41 @@ async def assign_task(ctx: Ctx, values: dict[str, str]) -> None:
         ctx.tell(userid, "task_handed_down", leader=leader, **_facts(ctx, task))
     await send_task_cards(ctx, task, users)
     ctx.reply("task_handed_down_you", names=[ctx.org.name(u) for u in users], **_facts(ctx, task))
+
+
+def accepted_by(task: Task) -> dict[str, str]:
+    """Who took a handed-down task on, and when (ISO): {userid: at}."""
+    return dict(task.result.get("accepted", {}))
+
+
+def accept(ctx: Ctx, task: Task) -> None:
+    """接受: the assignee takes the task on; the leader hears it once per person."""
+    leader = task.spec.get("assigned_by")
+    if not leader:
+        ctx.reply("task_no_leader", **_facts(ctx, task))
+        return
+    taken = accepted_by(task)
+    if ctx.user in taken:
+        at = moment(ctx, datetime.fromisoformat(taken[ctx.user]))
+        ctx.reply("task_accepted_already", at=at, **_facts(ctx, task))
+        return
+    task.result = {**task.result, "accepted": {**taken, ctx.user: ctx.now().isoformat()}}
+    ctx.tell(leader, "task_accepted_for_leader", name=ctx.org.name(ctx.user), **_facts(ctx, task))
+    ctx.reply("task_accepted", leader=ctx.org.name(leader), **_facts(ctx, task))
+
+
+@router.command(
+    "accept_task",
+    aliases=("接受任务", "接受任務", "接受", "接收任务", "接收任務", "accept task", "accept"),
+    positional=True,
+    in_help=False,  # named in the handed-down task's own message
+    fields=(TASK_NUMBER,),
+)
+async def accept_task(ctx: Ctx, values: dict[str, str]) -> None:
+    """接受 #T编号 — take on a task a leader handed down (the card's 接受 does the same)."""
+    task = await _task(ctx, values["number"])
+    if task is not None and not _closed(ctx, task):
+        accept(ctx, task)
 
 
 @router.command(

@@ -293,6 +293,12 @@ async def test_a_leader_hands_down_a_task_and_hears_how_it_goes(scene: Scene, cl
     assert "已交办 任务 #T1 整理本学期机房使用记录 给李华" in answer
     assert scene.card("lihua")["main_title"]["title"].startswith("任务 #T1")
     assert scene.got("lihua", "陈浩交办给您一项任务：任务 #T1 整理本学期机房使用记录")
+    assert "还没有人接受" in await scene.say("chenhao", "进度 #T1")
+    assert "已接受任务 #T1" in await scene.click("lihua", scene.card("lihua"), "接受")
+    assert scene.got("chenhao", "李华已接受您交办的任务 #T1 整理本学期机房使用记录")
+    assert "您已在" in await scene.say("lihua", "接受 #T1")  # once is enough; the leader hears it once
+    assert sum("已接受您交办" in m for m in scene.texts("chenhao")) == 1
+    assert "没有找到" in await scene.say("wangpeng", "接受 #T1")  # not his task
     assert "已把进展转告陈浩" in await scene.say("lihua", "进展 #T1 已整理一半")
     assert scene.got("chenhao", "李华汇报任务 #T1 整理本学期机房使用记录 的进展：已整理一半")
     assert "李华" in await scene.say("chenhao", "进度 #T1")  # the leader may look it up
@@ -302,6 +308,7 @@ async def test_a_leader_hands_down_a_task_and_hears_how_it_goes(scene: Scene, cl
     await scene.tick()
     await scene.tick()
     assert scene.got("chenhao", "您交办的任务 #T1 整理本学期机房使用记录 已过截止时间")
+    assert scene.got("chenhao", "（已接受：李华）")
     assert "已完成" in await scene.say("lihua", "完成 #T1")  # still open: it can be done late
     assert scene.got("chenhao", "您交办的任务 #T1 整理本学期机房使用记录 已由李华完成")
 
