@@ -204,6 +204,9 @@ async def _footage_log(ctx: Ctx, start: datetime, end: datetime) -> list[list[An
     ]
 
 
+UNIT_LEADS = ("office_lead", "dept_deputy", "dept_head")
+
+
 async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
     reqs = (
         await ctx.session.execute(
@@ -217,7 +220,9 @@ async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[l
         signs = await _approvals(ctx, r)
         flow = Flow.from_json(r.flow)
         by_role = {s.role: signs[i] for i, s in enumerate(flow.steps)}
-        first = signs[0] if signs else ""
+        # 直属领导签字: every signature of the unit's own part of the chain (a 系部: 系主管副主任
+        # and 系主任); 信息中心主任签字: the director's step, the chain's last.
+        unit_signs = [signs[i] for i, s in enumerate(flow.steps) if s.role in UNIT_LEADS and signs[i]]
         vp = by_role.get("vp_supervising") or by_role.get("vp_campus") or ""
         issue = (
             await ctx.session.execute(select(ComputerIssue).where(ComputerIssue.request_id == r.id))
@@ -228,10 +233,10 @@ async def _computer_requests(ctx: Ctx, start: datetime, end: datetime) -> list[l
                 ctx.org.name(r.requester),
                 purpose_name(ctx, r.fields["purpose"]),
                 unit.name if unit else "",
-                first,
+                "；".join(unit_signs),
                 vp,
                 by_role.get("principal", ""),
-                f"{ctx.org.name(issue.issued_by)} {ctx.local(issue.issued_at)}" if issue else "",
+                by_role.get("director", ""),
                 ctx.local(issue.confirmed_at)[:10] if issue and issue.confirmed_at else "",
             ]
         )

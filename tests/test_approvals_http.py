@@ -217,8 +217,8 @@ async def test_the_kind_word_may_come_before_the_number_and_the_rest_is_the_comm
 
 async def test_office_computer_chain_issue_and_receipt(scene: Scene) -> None:
     reply = await scene.say("huangli", "领电脑 用途:办公 数量:2 配置:i5/16G")
-    assert "科室负责人 → 主管副校长 → 校长" in reply
-    for who in ("zhengmei", "zhaomin", "wangjianguo"):
+    assert "科室负责人 → 主管副校长 → 校长 → 信息中心主任" in reply
+    for who in ("zhengmei", "zhaomin", "wangjianguo", "chenhao"):
         await scene.click(who, scene.card(who), "同意")
     tech_card = scene.card("lihua")  # a computer technician on the requester's campus
     assert tech_card["main_title"]["title"] == "发放电脑 #1"
@@ -239,8 +239,8 @@ async def test_office_computer_chain_issue_and_receipt(scene: Scene) -> None:
 async def test_department_loan_chain_with_return_reminder(scene: Scene, clock: FakeClock) -> None:
     assert "归还日期" in await scene.say("zhaolei", "领电脑 用途:临时借用 数量:1 配置:笔记本")
     reply = await scene.say("zhaolei", "12月1日")
-    assert "系主管副主任 → 系主任 → 校区督导副校长 → 校长" in reply
-    for who in ("yangfan", "majun", "zhaomin", "wangjianguo"):
+    assert "系主管副主任 → 系主任 → 校区督导副校长 → 校长 → 信息中心主任" in reply
+    for who in ("yangfan", "majun", "zhaomin", "wangjianguo", "chenhao"):
         await scene.say(who, "同意 #1")
     await scene.say("lihua", "发放 #1 资产号:NB-007")
     await scene.say("zhaolei", "确认领取 #1")
@@ -310,7 +310,7 @@ async def test_two_approvers_clicking_at_once_decide_exactly_once(scene: Scene) 
     await scene.say("zhaomin", "同意 #1")
     # The principal asked: his step goes up to the committee (any one of them decides).
     cards = {u: scene.card(u) for u in ("liuyang", "zhaomin")}
-    assert all(c["sub_title_text"].startswith("第 3/3 步 · 校委会") for c in cards.values())
+    assert all(c["sub_title_text"].startswith("第 3/4 步 · 校委会") for c in cards.values())
     posts = []
     for u, card in cards.items():
         key = next(b["key"] for b in card["button_list"] if b["text"] == "同意")
@@ -321,6 +321,8 @@ async def test_two_approvers_clicking_at_once_decide_exactly_once(scene: Scene) 
     await scene.bot.settle()
     actions = [a for _, a in await audit_actions(scene.bot, 1)]
     assert actions.count("approve") == 3 and actions.count("refused_approve") == 1
+    assert (await request_row(scene.bot, 1)).status == "pending"  # the director's step is next
+    await scene.say("chenhao", "同意 #1")
     assert (await request_row(scene.bot, 1)).status == "approved"
     assert len(scene.cards("lihua")) == 1  # the technician is asked to issue once
 

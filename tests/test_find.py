@@ -163,7 +163,7 @@ async def test_todo_for_approvers_reviewers_editors_and_requesters(scene: Scene,
 
 async def test_todo_for_operators_and_computer_requests(scene: Scene) -> None:
     await scene.say("huangli", "领电脑 用途:办公 数量:1 配置:i5")
-    for who in ("zhengmei", "zhaomin", "wangjianguo"):
+    for who in ("zhengmei", "zhaomin", "wangjianguo", "chenhao"):
         await scene.say(who, "同意 #1")
     assert "等发放的电脑" in await scene.say("lihua", "待办")
     await scene.say("lihua", "发放 #1 资产号:PC-1")

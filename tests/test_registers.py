@@ -48,7 +48,7 @@ async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> N
     await scene.say("liuyang", "同意 #1")
     await scene.say("linxue", "登记 #1 调取人:赵磊 时间:今天10点 内容:302录像 交付方式:现场查看")
     await scene.say("huangli", "领电脑 用途:办公 数量:1 配置:i5")
-    for who in ("zhengmei", "zhaomin", "wangjianguo"):
+    for who in ("zhengmei", "zhaomin", "wangjianguo", "chenhao"):
         await scene.say(who, "同意 #2")
     await scene.say("lihua", "发放 #2 资产号:PC-9")
     await scene.say("huangli", "确认领取 #2")
@@ -70,6 +70,7 @@ async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> N
     ]
     assert apps[2][0:3] == ["黄丽", "科室办公", "校长办公室"]
     assert apps[2][3].startswith("郑梅") and apps[2][4].startswith("赵敏") and apps[2][5].startswith("王建国")
+    assert apps[2][6].startswith("陈浩")  # the director signs as the chain's last step, not the technician
     issues = await sheet(scene, "计算机领取/发放登记表", tmp_path)
     assert issues[2][2:5] == ["校长办公室", "科室办公", "i5"] and issues[2][5].startswith("黄丽")
     assert "PC-9" in issues[2][6]
