@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -677,3 +677,17 @@ class KeptFootage(Base):
         Index("ix_kept_footage_created_at", "created_at"),
         Index("ix_kept_footage_corrects_id", "corrects_id"),
     )
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or delete a row of an append-only record (write a correction instead)."""
+
+
+def _append_only(mapper: Any, connection: Any, target: Base) -> None:
+    raise AppendOnlyError(f"{type(target).__name__} is append-only: write a correction that names the old row")
+
+
+# 不得涂改、缺页: the ORM refuses to update or delete a row of these, whatever code asks it to.
+for _model in (CctvShiftEntry, KeptFootage):
+    event.listen(_model, "before_update", _append_only)
+    event.listen(_model, "before_delete", _append_only)
