@@ -86,12 +86,12 @@ async def test_the_next_operator_sees_the_last_handover_note(start: Start, clock
 
     at(clock, shanghai(25, 17))
     reply = await scene.say("linxue", "交班 交接：3号摄像头画面模糊已报修，东门夜间有施工车辆")
-    assert "已交班：值班记录 #Z2，值班 11月25日 08:00 至 11月25日 17:00" in reply
+    assert "已交班：值班记录 #Z2，值班 11月25日 08:00-17:00" in reply
 
     at(clock, shanghai(25, 17, 5))
     reply = await scene.say("zhanglei", "接班")
     assert "已接班：值班记录 #Z3" in reply
-    assert "上一班：林雪 11月25日 08:00 至 11月25日 17:00" in reply
+    assert "上一班：林雪 11月25日 08:00-17:00" in reply
     assert "交接：3号摄像头画面模糊已报修，东门夜间有施工车辆" in reply
     # Another campus has its own room: 王鹏 starts there without a word about 本部's shifts.
     reply = await scene.say("wangpeng", "接班")
@@ -297,7 +297,7 @@ async def test_the_log_and_a_half_filled_handover_survive_a_restart(start: Start
 
     scene = await start()  # the same database, a new process
     at(clock, shanghai(25, 17))
-    assert "已交班：值班记录 #Z2，值班 11月25日 08:00 至 11月25日 17:00" in await scene.say("linxue", "设备正常")
+    assert "已交班：值班记录 #Z2，值班 11月25日 08:00-17:00" in await scene.say("linxue", "设备正常")
     assert "交接：设备正常" in await scene.say("zhanglei", "接班")
     assert "#L1 打架斗殴" in await scene.say("chenhao", "留存记录")
     assert "#Z3" in await scene.say("chenhao", "值班记录")
