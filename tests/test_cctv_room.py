@@ -186,7 +186,7 @@ async def test_preserved_footage_is_recorded_the_director_told_and_listed(start:
     assert (row.start_at, row.end_at) == (shanghai(24, 21, 10), shanghai(24, 21, 30))
 
     told = scene.last_text("chenhao")
-    assert "林雪登记了留存录像 留存录像 #L1" in told and "两名学生在走廊发生冲突" in told
+    assert "林雪登记了留存录像 #L1" in told and "两名学生在走廊发生冲突" in told
     assert scene.emu.messages_to("chenhao")[-1].body.get("safe") == 1  # confidential: no forwarding
 
     await scene.say(
