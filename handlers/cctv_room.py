@@ -293,18 +293,7 @@ async def shift_start(ctx: Ctx, values: dict[str, str]) -> None:
     previous = await last_handover(ctx, campus)
     taken_over: CctvShiftEntry | None = None
     if shift is not None:  # the holder never said 交班: the handover given now closes their shift
-        taken_over = CctvShiftEntry(
-            kind=ShiftEntryKind.END,
-            campus=campus,
-            operator=shift.operator,
-            recorded_by=ctx.user,
-            at=now,
-            note=values["handover"],
-            shift_id=shift.id,
-            created_at=now,
-        )
-        ctx.session.add(taken_over)
-        await ctx.session.flush()
+        taken_over = await close_shift(ctx, shift, values["handover"])
         previous = (shift, taken_over, taken_over)
     note = values.get("note", "")
     if shift is None and values.get("handover"):
@@ -352,6 +341,24 @@ async def shift_start(ctx: Ctx, values: dict[str, str]) -> None:
     )
 
 
+async def close_shift(ctx: Ctx, shift: CctvShiftEntry, handover: str) -> CctvShiftEntry:
+    """The END entry of `shift`, written now by the sender (its holder, or whoever takes over)."""
+    now = ctx.now()
+    entry = CctvShiftEntry(
+        kind=ShiftEntryKind.END,
+        campus=shift.campus,
+        operator=shift.operator,
+        recorded_by=ctx.user,
+        at=now,
+        note=handover,
+        shift_id=shift.id,
+        created_at=now,
+    )
+    ctx.session.add(entry)
+    await ctx.session.flush()
+    return entry
+
+
 async def check_handover(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
     """On shift and no handover note yet: ask for it (off shift, the handler says so instead)."""
     if values.get("handover") or await my_open_shift(ctx) is None:
@@ -374,24 +381,12 @@ async def shift_end(ctx: Ctx, values: dict[str, str]) -> None:
     if shift is None:
         ctx.reply("shift_not_on")
         return
-    now = ctx.now()
-    entry = CctvShiftEntry(
-        kind=ShiftEntryKind.END,
-        campus=shift.campus,
-        operator=ctx.user,
-        recorded_by=ctx.user,
-        at=now,
-        note=values["handover"],
-        shift_id=shift.id,
-        created_at=now,
-    )
-    ctx.session.add(entry)
-    await ctx.session.flush()
+    entry = await close_shift(ctx, shift, values["handover"])
     ctx.reply(
         "shift_ended",
         number=ref(ctx, Kind.SHIFT, entry.id),
         start=local(ctx, shift.at),
-        end=local(ctx, now),
+        end=local(ctx, entry.at),
         note=entry.note,
     )
 
