@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.router import Router
 from handlers import (
     approval_commands,
+    cctv_room,
     computers,
     duties,
     faults,
@@ -21,6 +22,7 @@ ROUTERS: tuple[Router, ...] = (
     help.router,
     faults.router,
     footage.router,
+    cctv_room.router,
     computers.router,
     stage.router,
     publishing.router,

@@ -29,6 +29,7 @@ GROUP_ORDER = (
     "faults",
     "stage",
     "footage",
+    "cctv_room",
     "computers",
     "publishing",
     "groups",

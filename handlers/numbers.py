@@ -2,7 +2,8 @@
 
 Each kind keeps its own sequence, so a number may carry its kind, written either way:
 `#B12` or `报修 #12`, `#S7` or `申请 #7`, `#G3` or `稿件 #3`, `#T3` or `任务 #3` (the letter: B for
-报修, S for 申请, G for 稿件, T for 任务, a duty's occurrence). A command about one kind (接单, 同意,
+报修, S for 申请, G for 稿件, T for 任务, a duty's occurrence; the CCTV room's records: Z for
+值班记录, L for 留存录像). A command about one kind (接单, 同意,
 通过 …) takes that kind's number and refuses another kind's; 进度 takes any, and without a kind
 finds what the asker may see among the first three (tasks: `我的任务`).
 Every text shows the kind with the number: "报修 #12", "申请 #7", "稿件 #3". Typed in order
@@ -28,6 +29,8 @@ class Kind(StrEnum):
     REQUEST = "S"  # 申请 (footage, computers, stage, audio class, committee)
     DRAFT = "G"  # 稿件
     TASK = "T"  # 任务 (a duty's occurrence)
+    SHIFT = "Z"  # 值班记录 (a line of the CCTV room's shift log)
+    KEPT = "L"  # 留存录像 (incident footage the CCTV room preserved)
 
 
 # The words for each kind people may write before a number (normalised: Simplified, lower case).
@@ -36,14 +39,19 @@ KIND_WORDS: dict[Kind, tuple[str, ...]] = {
     Kind.REQUEST: ("申请单", "申请", "审批", "request"),
     Kind.DRAFT: ("稿件", "投稿", "稿", "draft"),
     Kind.TASK: ("任务", "task"),
+    Kind.SHIFT: ("值班记录", "交接班记录", "值班", "shift"),
+    Kind.KEPT: ("留存录像", "留存记录", "留存", "kept"),
 }
-KIND_LABELS = Labels("labels_approvals", kind=[k for k in Kind if k is not Kind.TASK])  # kind_B → 报修 …
+CCTV_KINDS = (Kind.SHIFT, Kind.KEPT)
+KIND_LABELS = Labels("labels_approvals", kind=[Kind.TICKET, Kind.REQUEST, Kind.DRAFT])  # kind_B → 报修 …
 TASK_LABELS = Labels("labels_duties", kind=[Kind.TASK])  # kind_T → 任务: the duties' own word
+CCTV_LABELS = Labels("labels_cctv_room", kind=CCTV_KINDS)  # kind_Z → 值班记录: the CCTV room's words
 
 _WORD_KIND = {w: k for k, words in KIND_WORDS.items() for w in words}
+_LETTERS = "".join(k.value.lower() for k in Kind)
 _WORDS = "|".join(re.escape(w) for w in sorted(_WORD_KIND, key=len, reverse=True))
 REF_RE = re.compile(
-    rf"(?:(?P<word>{_WORDS})\s*)?(?:编号|编號|no\.?|number)?\s*#?\s*(?P<letter>[bsgt])?\s*(?P<number>\d{{1,12}})",
+    rf"(?:(?P<word>{_WORDS})\s*)?(?:编号|编號|no\.?|number)?\s*#?\s*(?P<letter>[{_LETTERS}])?\s*(?P<number>\d{{1,12}})",
     re.IGNORECASE,
 )
 NUMBER_LABELS = ("编号", "編號", "number", "no")
@@ -93,7 +101,8 @@ def names_kind(text: str, kind: Kind) -> bool:
 
 
 def kind_name(ctx: Ctx, kind: Kind) -> str:
-    return (TASK_LABELS if kind is Kind.TASK else KIND_LABELS).name(ctx, "kind", kind)
+    labels = TASK_LABELS if kind is Kind.TASK else CCTV_LABELS if kind in CCTV_KINDS else KIND_LABELS
+    return labels.name(ctx, "kind", kind)
 
 
 def show_ref(ctx: Ctx, kind: Kind, number: int | str) -> str:

@@ -210,6 +210,19 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     # 周燕 never confirms the students' group: WeCom reminds her three times, the bot once, then
     # the mass send is withdrawn and the director told.
     ("at", "23:15", "", "群发没有发出"),
+    ("section", "监控室（值班与交接班记录、留存录像；只增不改，写错了另记一条更正）", "", ""),
+    ("say", "linxue", "接班 设备正常", "已接班：值班记录 #Z1"),
+    (
+        "say",
+        "linxue",
+        "留存录像 类型:打架 事件:两名学生在操场发生冲突 地点:操场北侧 时间:今天 21:10-21:30 存放:NAS-1 /留存/打架-01",
+        "已登记留存录像：留存录像 #L1",
+    ),
+    ("say", "linxue", "交班 交接:设备正常，3号摄像头画面模糊已报修", "已交班：值班记录 #Z2"),
+    ("say", "linxue", "更正 #Z2 交接:3号摄像头画面模糊已报修；东门夜间有施工车辆进出", "更正 值班记录 #Z2"),
+    ("say", "linxue", "接班", "（已更正）"),  # the next shift reads the handover as corrected
+    ("say", "chenhao", "值班记录", "已更正，见 #Z3"),
+    ("say", "zhaolei", "留存记录", "只有监控室、信息中心主任可以使用"),
 )
 
 

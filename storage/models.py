@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -605,3 +605,92 @@ class DirectoryMember(Base):
     active: Mapped[bool] = mapped_column(default=True)  # listed and enabled at the latest sync
     synced_at: Mapped[datetime]
     left_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ShiftEntryKind(StrEnum):
+    START = "start"  # 接班
+    END = "end"  # 交班, with the handover note
+
+
+class CctvShiftEntry(Base):
+    """One line of a CCTV room's 值班记录 / 交接班记录 (监控室管理制度 四: 不得涂改、缺页).
+
+    Append-only: nothing ever updates or deletes a row. A shift is a START row and the END row
+    that names it (`shift_id`); a correction is a new row of the same kind naming the row it
+    corrects (`corrects_id`), and a listing shows the old one as corrected. The room is the
+    operator's campus's CCTV room (`campus`). `operator` is whose shift it is, `recorded_by` who
+    typed it: they differ when an operator taking over closes a shift its holder never closed.
+    """
+
+    __tablename__ = "cctv_shift_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # ShiftEntryKind
+    campus: Mapped[str] = mapped_column(String(32))
+    operator: Mapped[str] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]  # when the shift started or ended
+    note: Mapped[str] = mapped_column(Text, default="")  # the handover note (END), or a remark
+    # References within the table (no foreign key: rows are never deleted, and the other tables'
+    # keys are listed and seeded one by one in tests/test_migrations.py).
+    shift_id: Mapped[int | None] = mapped_column(BigId, default=None)  # END: the START it closes
+    corrects_id: Mapped[int | None] = mapped_column(BigId, default=None)  # the row this one corrects
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_cctv_shift_entries_campus_at", "campus", "at"),
+        Index("ix_cctv_shift_entries_shift_id", "shift_id"),
+        Index("ix_cctv_shift_entries_corrects_id", "corrects_id"),
+    )
+
+
+class IncidentKind(StrEnum):
+    """What preserved footage shows (监控室管理制度 九)."""
+
+    FIGHT = "fight"  # 打架、斗殴
+    THEFT = "theft"  # 盗窃
+    FIRE = "fire"  # 火险
+    TRAFFIC = "traffic"  # 交通事故
+    EMERGENCY = "emergency"  # 突发事件
+    OTHER = "other"  # 其它有价值的监控资料
+
+
+class KeptFootage(Base):
+    """留存录像: incident footage an operator saved from being overwritten, and where it is kept.
+
+    Append-only like the shift log: a correction is a whole new row (the old values with the
+    corrected ones) naming the row it corrects (`corrects_id`).
+    """
+
+    __tablename__ = "kept_footage"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # IncidentKind
+    what: Mapped[str] = mapped_column(Text)  # 事件
+    location: Mapped[str] = mapped_column(String(200))  # 地点 / camera
+    start_at: Mapped[datetime]  # the footage's time range
+    end_at: Mapped[datetime]
+    storage: Mapped[str] = mapped_column(String(300))  # 存放位置: disk, NAS path, disc
+    campus: Mapped[str] = mapped_column(String(32))  # the operator's campus (its CCTV room)
+    operator: Mapped[str] = mapped_column(String(64))
+    corrects_id: Mapped[int | None] = mapped_column(BigId, default=None)  # the row this one corrects
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_kept_footage_created_at", "created_at"),
+        Index("ix_kept_footage_corrects_id", "corrects_id"),
+    )
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or delete a row of an append-only record (write a correction instead)."""
+
+
+def _append_only(mapper: Any, connection: Any, target: Base) -> None:
+    raise AppendOnlyError(f"{type(target).__name__} is append-only: write a correction that names the old row")
+
+
+# 不得涂改、缺页: the ORM refuses to update or delete a row of these, whatever code asks it to.
+for _model in (CctvShiftEntry, KeptFootage):
+    event.listen(_model, "before_update", _append_only)
+    event.listen(_model, "before_delete", _append_only)
