@@ -15,6 +15,7 @@ from handlers import (
     intents,
     publishing,
     stage,
+    training,
 )
 
 ROUTERS: tuple[Router, ...] = (
@@ -26,6 +27,7 @@ ROUTERS: tuple[Router, ...] = (
     publishing.router,
     groups.router,
     duties.router,
+    training.router,
     approval_commands.router,
     find.router,
     intents.router,

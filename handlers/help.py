@@ -34,6 +34,7 @@ GROUP_ORDER = (
     "groups",
     "approvals",
     "duties",
+    "training",
     "find",
     "help",
 )
