@@ -47,9 +47,7 @@ def upgrade() -> None:
         sa.Column("signed_at", when, nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "uq_training_attendance_session_user", "training_attendance", ["session_id", "userid"], unique=True
-    )
+    op.create_index("uq_training_attendance_session_user", "training_attendance", ["session_id", "userid"], unique=True)
     op.create_table(
         "training_scores",
         sa.Column("id", big_id, autoincrement=True, nullable=False),
