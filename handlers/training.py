@@ -34,7 +34,7 @@ from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_card, send_cards
 from bot.context import Ctx
 from bot.conversation import start_form
-from bot.media import send_kept
+from bot.media import fetched, keep, send_kept, subject_id
 from bot.router import Field, FieldError, Router, normalise
 from bot.timeparse import TimeParseError, local_now, parse_moment
 from handlers.labels import Labels, show_moment
@@ -636,13 +636,24 @@ async def enter_score(ctx: Ctx, values: dict[str, str]) -> None:
     "import_scores",
     aliases=("导入成绩", "導入成績", "import scores"),
     roles=STAFF,
-    fields=(MODULE, Field("rows", ("成绩单", "成績單", "成绩", "rows"))),
+    fields=(MODULE, Field("rows", ("成绩单", "成績單", "成绩", "rows"), required=False)),
 )
 async def import_scores(ctx: Ctx, values: dict[str, str]) -> None:
-    """导入成绩 模块:… 成绩单:(每行 姓名 理论 实操，可从表格直接粘贴)"""
+    """导入成绩 模块:… [成绩单:每行 姓名 理论 实操] — pasted rows, or the .xlsx/.csv sent next."""
     module = values["module"]
     if not await has_exam(ctx, module):
         ctx.reply("no_exam_yet", module=module)
+        return
+    if not values.get("rows", "").strip():  # the file comes next, within FILE_WINDOW
+        await _close_waits(ctx, ctx.user)
+        due = ctx.now() + FILE_WINDOW
+        q = select(Timer).where(Timer.kind == FILE_WAIT, Timer.ref == ctx.user, Timer.due_at == due)
+        same = (await ctx.session.execute(q.with_for_update())).scalar_one_or_none()  # asked twice at one instant
+        if same is not None:
+            same.fired_at, same.payload = None, {"module": module}
+        else:
+            ctx.session.add(Timer(kind=FILE_WAIT, ref=ctx.user, due_at=due, payload={"module": module}))
+        ctx.reply("send_score_file", module=module, minutes=int(FILE_WINDOW.total_seconds() // 60))
         return
     try:
         rows = check_rows(ctx, pasted_table(values["rows"]))
@@ -651,6 +662,72 @@ async def import_scores(ctx: Ctx, values: dict[str, str]) -> None:
         return
     counts = await record_scores(ctx, module, rows, ctx.user)
     ctx.reply("import_done", module=module, total=len(rows), **counts)
+
+
+# A score file sent in the chat: `导入成绩 模块:…` opens a window (a timer row: it survives a restart
+# and closes itself when it fires); the file sent within it is kept (bot/media.py) and read once
+# the dispatcher has downloaded it.
+FILE_WAIT = "training_score_file_wait"
+FILE_KEPT = "training_score_file_kept"
+FILE_WINDOW = timedelta(minutes=30)
+SCORE_FILE_TYPES = (".xlsx", ".csv")
+
+
+async def _close_waits(ctx: Ctx, userid: str) -> list[Timer]:
+    """Close this person's open windows; return them (newest first)."""
+    q = select(Timer).where(Timer.kind == FILE_WAIT, Timer.ref == userid, Timer.fired_at.is_(None))
+    waits = list((await ctx.session.execute(q.order_by(Timer.id.desc()).with_for_update())).scalars())
+    for w in waits:
+        w.fired_at = ctx.now()
+    return waits
+
+
+@router.timer(FILE_WAIT)
+async def file_wait_over(ctx: Ctx, timer: Timer) -> None:
+    """The window closed without a file: nothing to do (a file sent later is not taken)."""
+
+
+@router.attachment(kinds=("file",), order=5)
+async def score_file(ctx: Ctx) -> bool:
+    """A file sent within the window of `导入成绩 模块:…` is that module's score table."""
+    q = select(Timer).where(
+        Timer.kind == FILE_WAIT, Timer.ref == ctx.user, Timer.fired_at.is_(None), Timer.due_at > ctx.now()
+    )
+    if (await ctx.session.execute(q)).first() is None:
+        return False
+    filename = ctx.inbound.filename or ""
+    if not filename.lower().endswith(SCORE_FILE_TYPES):
+        ctx.reply("score_file_type", filename=filename)
+        return True  # the window stays open for the right file
+    wait = (await _close_waits(ctx, ctx.user))[0]
+    await keep(ctx, f"training_scores:{wait.id}", then=FILE_KEPT, kind="file", filename=filename[:255])
+    ctx.reply("score_file_received", filename=filename, module=wait.payload.get("module", ""))
+    return True
+
+
+@router.timer(FILE_KEPT)
+async def score_file_kept(ctx: Ctx, timer: Timer) -> None:
+    """The score file is downloaded: import it (all rows or none) and tell who sent it."""
+    media = await fetched(ctx, timer)
+    number = subject_id(media, "training_scores") if media is not None else None
+    wait = await ctx.session.get(Timer, number) if number is not None else None
+    if media is None or wait is None:
+        return
+    module = str(wait.payload.get("module", ""))
+    if media.status != MediaStatus.KEPT:
+        ctx.tell(media.owner, "score_file_lost", filename=media.filename, module=module)
+        return
+    content = (await ctx.session.execute(select(MediaFile.content).where(MediaFile.id == media.id))).scalar_one()
+    try:
+        rows = check_rows(ctx, read_table(media.filename, content or b""))
+    except ImportRejected as bad:
+        ctx.tell(media.owner, "import_refused", module=module, problems=problems_text(ctx, bad.problems))
+        return
+    except Exception:  # not a spreadsheet at all (a renamed file, a damaged one)
+        ctx.tell(media.owner, "score_file_unreadable", filename=media.filename, module=module)
+        return
+    counts = await record_scores(ctx, module, rows, media.owner)
+    ctx.tell(media.owner, "import_done", module=module, total=len(rows), **counts)
 
 
 async def import_file(ctx: Ctx, module: str, filename: str, content: bytes, by: str) -> dict[str, int]:

@@ -250,3 +250,47 @@ async def test_scores_imported_from_a_file_on_the_command_line(scene: Scene, tmp
         "import-scores", str(good), "--module", "办公OA", "--by", "zhangwei", "--config", str(config_file)
     )
     assert code == 2
+
+
+def xlsx(*rows: list[object]) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def test_a_score_file_sent_in_the_chat(scene: Scene, clock: FakeClock) -> None:
+    await scene.say("sunyue", NOTICE)
+    await scene.say("sunyue", "考核安排 模块:办公OA 时间:11月28日 9:30 地点:三楼机房")
+    assert "分钟内把“办公OA”的成绩表" in await scene.say("sunyue", "导入成绩 模块:办公OA")
+
+    async def send(media_id: str, name: str, data: bytes) -> str:
+        before = len(scene.texts("sunyue"))
+        scene.emu.add_inbound_media(media_id, data, name)
+        assert (await scene.bot.sender.file("sunyue", media_id, name)).status == 200
+        await scene.bot.settle()
+        await scene.tick()  # the file is downloaded: its `then` timer imports it
+        return "\n".join(scene.texts("sunyue")[before:])
+
+    assert "不是 .xlsx 或 .csv" in await send("M1", "成绩.pdf", b"%PDF")
+    bad = xlsx(["姓名", "理论", "实操"], ["张伟", 85, 90], ["李四", 70, 70])
+    refused = await send("M2", "成绩.xlsx", bad)
+    assert "收到“成绩.xlsx”" in refused and "第 3 行：人员名单里没有“李四”" in refused and "一行都没有导入" in refused
+    assert await scene.bot.count(TrainingScore) == 0
+    # The window closed with that file: the corrected one needs 导入成绩 again.
+    good = xlsx(["姓名", "理论", "实操"], ["张伟", 85, 90], ["赵磊", 70, 40])
+    await send("M3", "成绩2.xlsx", good)
+    assert await scene.bot.count(TrainingScore) == 0
+    await scene.say("sunyue", "导入成绩 模块:办公OA")
+    done = await send("M4", "成绩2.xlsx", good)
+    assert "已导入“办公OA”成绩 2 人：通过 1 人，未通过 1 人" in done
+    assert scene.got("zhaolei", "理论 70，实操 40，未通过")
+    # A file sent by someone with no window open is not a score file.
+    scene.emu.add_inbound_media("M5", good, "成绩2.xlsx")
+    await scene.bot.sender.file("zhangwei", "M5", "成绩2.xlsx")
+    await scene.bot.settle()
+    assert await scene.bot.count(TrainingScore) == 2
