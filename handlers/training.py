@@ -802,6 +802,10 @@ async def hr_list(ctx: Ctx, values: dict[str, str]) -> None:
     if failed_first and not makeups:
         ctx.reply("makeup_not_yet", module=module, count=len(failed_first))
         return
+    coming = [m for m in makeups if m.starts_at > ctx.now()]
+    if coming:  # who missed or failed the make-up is known only once it has been held
+        ctx.reply("makeup_not_held", module=module, when=moment(ctx, coming[-1].starts_at))
+        return
     rows = listed(examined, scores)
     if not rows:
         ctx.reply("hr_list_empty", module=module)

@@ -207,6 +207,17 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     # 周燕 never confirms the students' group: WeCom reminds her three times, the bot once, then
     # the mass send is withdrawn and the director told.
     ("at", "23:15", "", "群发没有发出"),
+    ("section", "数字化校园培训与考核（培训通知 → 参加/请假 → 考核 → 成绩 → 补考 → 人资部量化名单）", "", ""),
+    ("say", "sunyue", "培训通知 模块:办公OA 对象:信息技术系 时间:明天 14:30 地点:行政楼三楼会议室", "共通知 5 人"),
+    ("click", "zhangwei", "参加", "已确认您参加"),
+    ("click", "zhaolei", "请假", "请假原因"),
+    ("say", "zhaolei", "外出参加技能大赛", "已为您请假"),
+    ("say", "sunyue", "考核安排 模块:办公OA 时间:后天 9:30 地点:三楼机房", "考核通知"),
+    ("say", "sunyue", "导入成绩 模块:办公OA 成绩单:\n张伟 85 90\n马军 58 70\n李四 60 60", "第 3 行：人员名单里没有"),
+    ("say", "sunyue", "导入成绩 模块:办公OA 成绩单:\n张伟 85 90\n马军 58 70\n杨帆 75 80", "通过 2 人"),
+    ("say", "sunyue", "补考安排 模块:办公OA 时间:下周三 9:30 地点:三楼机房", "补考通知"),
+    ("say", "sunyue", "量化名单 模块:办公OA", "补考还没有举行"),  # the list waits for the make-up
+    ("say", "majun", "我的培训", "补考 #3"),
 )
 
 

@@ -149,6 +149,10 @@ async def test_scores_make_up_and_the_list_for_hr(scene: Scene, clock: FakeClock
         ("yangfan", 2): False,
     }
 
+    # Who missed or failed the make-up is known once it has been held.
+    assert "补考还没有举行" in await scene.say("sunyue", "量化名单 模块:办公OA")
+    assert await scene.bot.count(TrainingReport) == 0
+    await at(scene, clock, datetime(2026, 12, 2, 3, 0, tzinfo=UTC))  # 11:00, the make-up is over
     submitted = await scene.say("sunyue", "量化名单 模块:办公OA")
     assert "2 人：杨帆、赵磊" in submitted
     assert scene.got("chenhao", "考核量化名单") and scene.got("chenhao", "杨帆、赵磊")
