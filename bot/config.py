@@ -37,6 +37,7 @@ from bot.config_workflows import (  # noqa: F401  (re-exported)
     PublishingConfig,
     SchedulesConfig,
     StageConfig,
+    TrainingConfig,
     Venue,
     check_cron,
 )
@@ -383,6 +384,7 @@ class Config(_Strict):
     publishing: PublishingConfig = PublishingConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     computers: ComputersConfig = ComputersConfig()
+    training: TrainingConfig = TrainingConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -24,6 +24,8 @@ ROLES = (
     "committee",
     "group_admin",
     "sysadmin",
+    "digital_campus",  # 数字化校园建设部: platform training, exams, usage checks
+    "hr",  # 人资部: receives the list of staff who failed the platform exams
 )
 SKILLS = ("computer", "projector", "stage", "cctv", "network")
 Role = Literal[ROLES]  # type: ignore[valid-type]

@@ -148,6 +148,17 @@ class ComputersConfig(_Strict):
     reminder_hour: int = Field(default=9, ge=0, le=23)
 
 
+class TrainingConfig(_Strict):
+    """Digital-campus training and exams (W8): what passes, and when the usage check reminder goes."""
+
+    # The platform scores each part out of `max_score`; a part at or above its pass mark passes,
+    # and an exam passes when both parts do.
+    max_score: float = Field(default=100, gt=0)
+    pass_theory: float = Field(default=60, ge=0)
+    pass_practical: float = Field(default=60, ge=0)
+    reminder_hour: int = Field(default=9, ge=0, le=23)  # local hour of the usage-check reminder
+
+
 class NotOurs(_Strict):
     """Equipment or requests another office handles: a 报修 naming one of `words` gets a reply
     pointing to `office` (and `contact`) instead of a ticket (`[[faults.not_ours]]`)."""

@@ -55,6 +55,7 @@ class Inbound:
     card_type: str | None = None
     response_code: str | None = None
     selected: dict[str, list[str]] = field(default_factory=dict)
+    filename: str = ""  # a file message's name, when WeCom gives one
     chat_id: str | None = None  # group chat (smart robot) or None for one-to-one
     response_url: str | None = None
 
@@ -85,6 +86,7 @@ LIMITS: dict[str, int] = {
     "Content": 4096,
     "MediaId": 256,
     "PicUrl": 1024,
+    "FileName": 255,
     "Event": 64,
     "EventKey": 1024,
     "TaskId": 128,
@@ -162,6 +164,22 @@ def parse_inbound(plain: str) -> Inbound:
         raise BadXML("bad_msg_id")
     if msg_type == "event" and _field(root, "Event") in CARD_EVENTS:
         return _card_event(root)
+    if msg_type == "file":
+        # The app callback's documented types (doc 90239) are text, image, voice, video, location and
+        # link; a file a member sends arrives as MsgType file with a MediaId (and its FileName), the
+        # shape of the smart robot's and 微信客服's file messages. wechatpy has no class for it.
+        media_id = _field(root, "MediaId")
+        if not media_id:
+            raise BadXML("file_without_media")
+        return Inbound(
+            kind="file",
+            msg_type="file",
+            from_user=_field(root, "FromUserName"),
+            create_time=create_time,
+            msg_id=msg_id or None,
+            media_id=media_id,
+            filename=_field(root, "FileName"),
+        )
     try:
         msg = parse_message(plain)
     except Exception:  # wechatpy's own parse of what passed the checks above

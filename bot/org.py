@@ -31,6 +31,8 @@ GLOBAL_ROLES = frozenset(
         "technician",
         "sysadmin",
         "group_admin",
+        "digital_campus",
+        "hr",
     }
 )
 

@@ -16,6 +16,7 @@ from handlers import (
     intents,
     publishing,
     stage,
+    training,
 )
 
 ROUTERS: tuple[Router, ...] = (
@@ -28,6 +29,7 @@ ROUTERS: tuple[Router, ...] = (
     publishing.router,
     groups.router,
     duties.router,
+    training.router,
     approval_commands.router,
     find.router,
     intents.router,

@@ -35,6 +35,7 @@ GROUP_ORDER = (
     "groups",
     "approvals",
     "duties",
+    "training",
     "find",
     "help",
 )

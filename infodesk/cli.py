@@ -1,4 +1,4 @@
-"""Command line: serve, demo, check-config, migrate, backup, restore, export, create-groups, outbox."""
+"""Command line: serve, demo, check-config, migrate, backup, restore, export, import-scores, create-groups, outbox."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.config_coverage import coverage
 from bot.config_messages import LANG_ENV, LANGS, Lang, lang_from, msg
 from bot.directory import sync as sync_directory
+from bot.inbound import Inbound
 from bot.logs import setup_logging
 from bot.outbox import failed_rows, resend
 from bot.pauses import cleared_pauses, pause_health
@@ -31,6 +32,7 @@ from bot.router import Registry
 from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
 from handlers.registers import REGISTERS, export, find_register
+from handlers.training import STAFF, ImportRejected, import_file, problems_text
 from infodesk.app import create_app
 from infodesk.demo import run_demo
 from infodesk.online import Report, check_online, create_groups
@@ -175,6 +177,49 @@ def cmd_export(args: argparse.Namespace) -> int:
     count = asyncio.run(run())
     print(f"{register.title}: {count} rows written to {args.output}")
     return 0
+
+
+def cmd_import_scores(args: argparse.Namespace) -> int:
+    """Import a module's exam scores from an .xlsx or .csv (姓名 理论 实操): every row valid, or
+    nothing is imported and each bad row is named. Each person is told their score by the bot."""
+    cfg = _load(args.config)
+    path = Path(args.file)
+    if path.suffix.lower() not in (".xlsx", ".csv") or not path.is_file():
+        print(f"{args.file}: give an existing .xlsx or .csv file", file=sys.stderr)
+        return 2
+    by = cfg.person(args.by)
+    if by is None or not set(STAFF) & set(by.roles):
+        print(f"--by {args.by}: not a person holding {' or '.join(STAFF)} in the config", file=sys.stderr)
+        return 2
+    content = path.read_bytes()
+
+    async def run() -> int:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            registry = Registry(ROUTERS)
+            clock = SystemClock()
+            pipeline = Pipeline(make_sessionmaker(engine), clock, cfg, Renderer(registry.template_dirs), registry)
+            inbound = Inbound(kind="cli", msg_type="cli", from_user=by.userid, create_time=int(clock.now().timestamp()))
+            try:  # an exception leaving the transaction rolls it back: nothing imported
+                async with pipeline.sessions() as s, s.begin():
+                    ctx = pipeline.ctx(s, inbound, None)
+                    counts = await import_file(ctx, args.module, path.name, content, by.userid)
+            except ImportRejected as bad:
+                print(f"{path.name}: nothing imported", file=sys.stderr)
+                print(problems_text(ctx, bad.problems).strip(), file=sys.stderr)
+                return 1
+            except LookupError:
+                print(f"module {args.module!r} has no exam yet (考核安排 first)", file=sys.stderr)
+                return 1
+        finally:
+            await engine.dispose()
+        print(
+            f"{args.module}: {counts['total']} scores imported ({counts['passed']} passed, {counts['failed']} failed)"
+        )
+        return 0
+
+    return asyncio.run(run())
 
 
 def _api_session(cfg: Config, work: Callable[[WeComAPI], Awaitable[T]]) -> T:
@@ -358,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="the .xlsx file to write")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("import-scores", help="import a module's exam scores from .xlsx/.csv (姓名 理论 实操)")
+    p.add_argument("file")
+    p.add_argument("--module", required=True, help="the platform module, as in 考核安排")
+    p.add_argument("--by", required=True, help="userid of the 数字化校园 staff member importing them")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_import_scores)
     p = sub.add_parser("create-groups", help="create the configured app group chats (appchat) in WeCom")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_create_groups)

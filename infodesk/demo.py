@@ -223,6 +223,17 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "linxue", "接班", "（已更正）"),  # the next shift reads the handover as corrected
     ("say", "chenhao", "值班记录", "已更正，见 #Z3"),
     ("say", "zhaolei", "留存记录", "只有监控室、信息中心主任可以使用"),
+    ("section", "数字化校园培训与考核（培训通知 → 参加/请假 → 考核 → 成绩 → 补考 → 人资部量化名单）", "", ""),
+    ("say", "sunyue", "培训通知 模块:办公OA 对象:信息技术系 时间:明天 14:30 地点:行政楼三楼会议室", "共通知 5 人"),
+    ("click", "zhangwei", "参加", "已确认您参加"),
+    ("click", "zhaolei", "请假", "请假原因"),
+    ("say", "zhaolei", "外出参加技能大赛", "已为您请假"),
+    ("say", "sunyue", "考核安排 模块:办公OA 时间:后天 9:30 地点:三楼机房", "考核通知"),
+    ("say", "sunyue", "导入成绩 模块:办公OA 成绩单:\n张伟 85 90\n马军 58 70\n李四 60 60", "第 3 行：人员名单里没有"),
+    ("say", "sunyue", "导入成绩 模块:办公OA 成绩单:\n张伟 85 90\n马军 58 70\n杨帆 75 80", "通过 2 人"),
+    ("say", "sunyue", "补考安排 模块:办公OA 时间:下周三 9:30 地点:三楼机房", "补考通知"),
+    ("say", "sunyue", "量化名单 模块:办公OA", "补考还没有举行"),  # the list waits for the make-up
+    ("say", "majun", "我的培训", "补考 #3"),
 )
 
 

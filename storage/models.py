@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, event
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -694,3 +694,107 @@ def _append_only(mapper: Any, connection: Any, target: Base) -> None:
 for _model in (CctvShiftEntry, KeptFootage):
     event.listen(_model, "before_update", _append_only)
     event.listen(_model, "before_delete", _append_only)
+
+
+class TrainingKind(StrEnum):
+    """A session of the digital-campus training of one platform module (W8)."""
+
+    TRAINING = "training"  # 全面培训
+    TUTORING = "tutoring"  # 个人辅导, for those who still need it
+    EXAM = "exam"  # 考核
+    MAKEUP = "makeup"  # 补考
+
+
+class TrainingSession(Base):
+    """A published training, tutoring, exam or make-up session: who, when, where."""
+
+    __tablename__ = "training_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    module: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime]
+    place: Mapped[str] = mapped_column(String(200))
+    trainees: Mapped[dict[str, Any]]  # {"users": [userid, ...]}
+    published_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_training_sessions_module", "module"),)
+
+
+class AttendanceReply(StrEnum):
+    PENDING = "pending"
+    ATTEND = "attend"  # 参加
+    LEAVE = "leave"  # 请假 (with a reason)
+
+
+class TrainingAttendance(Base):
+    """One person on one session: their answer to the notice, and whether they came (签到)."""
+
+    __tablename__ = "training_attendance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(BigId)  # training_sessions.id
+    userid: Mapped[str] = mapped_column(String(64))
+    reply: Mapped[str] = mapped_column(String(16), default=AttendanceReply.PENDING)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    replied_at: Mapped[datetime | None] = mapped_column(default=None)
+    present: Mapped[bool] = mapped_column(default=False)
+    signed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    signed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("uq_training_attendance_session_user", "session_id", "userid", unique=True),)
+
+
+class TrainingScore(Base):
+    """A person's exam result for a module: attempt 1 the exam, 2 the make-up (theory + practical)."""
+
+    __tablename__ = "training_scores"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    module: Mapped[str] = mapped_column(String(100))
+    userid: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    theory: Mapped[float] = mapped_column(Float)
+    practical: Mapped[float] = mapped_column(Float)
+    passed: Mapped[bool]
+    entered_by: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[datetime]
+
+    __table_args__ = (Index("uq_training_scores_module_user_attempt", "module", "userid", "attempt", unique=True),)
+
+
+class ReportStatus(StrEnum):
+    PENDING = "pending"  # waiting for the director
+    SENT = "sent"  # approved and sent to 人资部
+    RETURNED = "returned"  # the director sent it back
+
+
+class TrainingReport(Base):
+    """The list for 人资部 of those who failed the make-up or missed both exams of a module, as an
+    .xlsx (`media_file_id`) the director approves before it is sent."""
+
+    __tablename__ = "training_reports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    module: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default=ReportStatus.PENDING)
+    listed: Mapped[dict[str, Any]]  # {"rows": [{"userid", "reason"}, ...]}
+    media_file_id: Mapped[int | None] = mapped_column(BigId, default=None)  # media_files.id
+    requested_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PlatformUsage(Base):
+    """What the center found checking one unit's use of a platform module (使用情况)."""
+
+    __tablename__ = "platform_usage"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    module: Mapped[str] = mapped_column(String(100))
+    unit: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime]

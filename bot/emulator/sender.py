@@ -103,6 +103,15 @@ class CallbackSender:
         )
         return await self.post_plain(xml, mid)
 
+    async def file(self, userid: str, media_id: str, filename: str) -> Posted:
+        """The member sends a file (an .xlsx, a .pdf) in the app's chat."""
+        mid = str(next(_msg_ids))
+        xml = (
+            self._head(userid, "file", None) + f"<MediaId>{_cdata(media_id)}</MediaId>"
+            f"<FileName>{_cdata(filename)}</FileName><MsgId>{mid}</MsgId><AgentID>{self.agent_id}</AgentID></xml>"
+        )
+        return await self.post_plain(xml, mid)
+
     async def event(self, userid: str, event: str, key: str = "", create_time: int | None = None) -> Posted:
         xml = (
             self._head(userid, "event", create_time) + f"<Event>{_cdata(event)}</Event>"
