@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.router import Router
 from handlers import (
+    activity,
     approval_commands,
     computers,
     duties,
@@ -23,6 +24,7 @@ ROUTERS: tuple[Router, ...] = (
     footage.router,
     computers.router,
     stage.router,
+    activity.router,
     publishing.router,
     groups.router,
     duties.router,
