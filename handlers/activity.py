@@ -575,8 +575,8 @@ async def activity_schedule(ctx: Ctx, values: dict[str, str]) -> None:
 @router.timer("activity_remind")
 async def fire_remind(ctx: Ctx, timer: Timer) -> None:
     b = await ctx.session.get(ActivityBooking, int(timer.ref))
-    if b is None or b.status != ActivityStatus.ASSIGNED or not b.assignee:
-        return
+    if b is None or b.status != ActivityStatus.ASSIGNED or not b.assignee or ctx.now() >= b.start_at:
+        return  # the bot was down past the start: a reminder now would be stale
     ctx.tell(b.assignee, "activity_reminder", **facts(ctx, b))
 
 
