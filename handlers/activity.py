@@ -464,6 +464,10 @@ async def activity_click(ctx: Ctx, card: Card, click: ActivityClick) -> None:
         if "director" not in (ctx.person.roles if ctx.person else ()) or find_person(ctx, click.member) is None:
             ctx.reply("card_unknown")
             return
+        decided = await _booking(ctx, click.booking)
+        if not card.active and decided is not None and decided.status == ActivityStatus.ASSIGNED:
+            ctx.reply("activity_assigned_already", **facts(ctx, decided))  # a second click, or 指派 came first
+            return
         await director_assigns(ctx, click.booking, click.member)
         return
     b = await _booking(ctx, click.booking)
