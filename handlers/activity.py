@@ -405,9 +405,11 @@ async def assign(ctx: Ctx, b: ActivityBooking, member: str, by: str | None) -> N
         rows=rows(ctx, b),
         buttons=[Button(block("cards_activity", "ack_button") or "", ActivityClick(b.id, ActivityButton.ACK, "-"))],
     )
-    if not first:
-        return
     cfg = ctx.config.activity
+    if not first:
+        if ctx.now() >= b.end_at + timedelta(minutes=cfg.delivery_delay_minutes):
+            await ask_delivery(ctx, b)  # reassigned after the question went out: the new assignee is asked
+        return
     remind_at = b.start_at - timedelta(minutes=cfg.remind_minutes)
     if remind_at > ctx.now():
         ctx.session.add(Timer(kind="activity_remind", ref=str(b.id), due_at=remind_at, payload={}))
@@ -589,6 +591,12 @@ async def fire_delivery(ctx: Ctx, timer: Timer) -> None:
     b = await ctx.session.get(ActivityBooking, int(timer.ref))
     if b is None or b.status != ActivityStatus.ASSIGNED or not b.assignee:
         return
+    await ask_delivery(ctx, b)
+
+
+async def ask_delivery(ctx: Ctx, b: ActivityBooking) -> None:
+    """After the event: the assignee is asked where the material is (text and a card)."""
+    assert b.assignee is not None
     photo, video = b.service != ActivityService.VIDEO, b.service != ActivityService.PHOTO
     ctx.tell(b.assignee, "activity_delivery_ask", photo=photo, video=video, **facts(ctx, b))
     block = ctx.renderer.block

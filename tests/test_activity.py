@@ -226,6 +226,8 @@ async def test_a_busy_team_offers_the_nearest_free_slots_and_the_director_decide
     told = "您的活动服务 #5“学生会换届”（11月26日（周四）10:00-11:00）已安排微课视频编辑部孙宇负责拍照"
     assert scene.got("hanbing", told)
     assert scene.update_labels("chenhao") == ["已指派孙宇"]
+    assert "已经是孙宇负责了" in await scene.click("chenhao", card, "李婷")  # a second click changes nothing
+    assert len(scene.cards("liting")) == 1  # only her own #3
     b5 = (await bookings(scene))[4]
     assert (b5.status, b5.assignee, b5.assigned_by) == (ActivityStatus.ASSIGNED, "sunyu", "chenhao")
 
@@ -335,3 +337,16 @@ async def test_a_reminder_is_not_sent_after_the_start(
     clock.advance(timedelta(hours=2).total_seconds())
     await scene.tick()
     assert scene.got("guoqing", "交付 #1")
+
+
+async def test_reassigned_after_the_event_the_new_assignee_records_the_delivery(scene: Scene, clock: FakeClock) -> None:
+    await scene.say("zhaolei", ASK.format(service="摄像"))
+    await at(scene, clock, shanghai(26, 11, 30))
+    assert scene.got("guoqing", "交付 #1 存放:路径或网盘链接 视频:段数")
+    await scene.say("chenhao", "指派 #1 李婷")  # 郭庆 is ill: 李婷 has the footage
+    assert scene.update_labels("guoqing") == ["已改派", "已改派"]  # the assignment and the delivery card
+    assert scene.got("liting", "交付 #1 存放:路径或网盘链接 视频:段数")
+    assert "不是由您负责的" in await scene.say("guoqing", "交付 #1 存放:NAS/x 视频:1")
+    assert "视频 3 段" in await scene.say("liting", "交付 #1 存放:NAS/活动/技能节 视频:3")
+    [b] = await bookings(scene)
+    assert (b.status, b.assignee, b.videos) == (ActivityStatus.DELIVERED, "liting", 3)
