@@ -26,6 +26,7 @@ from bot.config_errors import problems_of
 from bot.config_messages import PERIODS, ConfigProblem, Lang, Text, entity_label, lang_from, msg, of, problem
 from bot.config_workflows import (  # noqa: F401  (re-exported)
     LEGACY_DUTY_KEYS,
+    ActivityConfig,
     ApprovalConfig,
     CalendarConfig,
     Chain,
@@ -378,6 +379,7 @@ class Config(_Strict):
     footage: FootageConfig = FootageConfig()
     faults: FaultsConfig = FaultsConfig()
     stage: StageConfig = StageConfig()
+    activity: ActivityConfig = ActivityConfig()
     venues: tuple[Venue, ...] = ()
     duties: tuple[Duty, ...] = ()
     calendar: CalendarConfig = CalendarConfig()

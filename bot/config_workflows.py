@@ -252,6 +252,18 @@ class StageConfig(_Strict):
     condition_delay_minutes: int = Field(default=30, ge=0)  # ask for 设备运转情况 after the end
 
 
+class ActivityConfig(_Strict):
+    """活动服务 (W9): photographing and filming activities by the 微课视频编辑部 (role video_editor)."""
+
+    remind_minutes: int = Field(default=60, ge=0)  # the assignee is reminded this long before the start
+    delivery_delay_minutes: int = Field(default=30, ge=0)  # after the end: asked where the material is
+    open_hour: int = Field(default=7, ge=0, le=23)  # alternative slots are offered within these hours
+    close_hour: int = Field(default=22, ge=1, le=24)
+    # The [[duties]] key of the monthly archive to 综合办公室: its task lists the records delivered
+    # since the previous archive ("" for none).
+    archive_duty: str = "photo_archive"
+
+
 # The duty keys of the closed catalogue before duties were defined in config: an entry with one of
 # these keys may leave out `title` and `text` (the shipped texts, handlers/templates/duties/).
 LEGACY_DUTY_KEYS = (

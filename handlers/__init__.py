@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.router import Router
 from handlers import (
+    activity,
     approval_commands,
     cctv_room,
     computers,
@@ -26,6 +27,7 @@ ROUTERS: tuple[Router, ...] = (
     cctv_room.router,
     computers.router,
     stage.router,
+    activity.router,
     publishing.router,
     groups.router,
     duties.router,

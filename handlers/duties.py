@@ -123,6 +123,20 @@ def _facts(ctx: Ctx, task: Task) -> dict[str, Any]:
     }
 
 
+# -- what other workflows list in a duty's task -----------------------------------------------
+# A workflow may add its own records to a duty's task when it opens (W9: the activity services
+# delivered since the previous monthly archive go into the archive task). A feed returns the
+# lines to list (none for a duty it does not feed); they are kept in the task's spec.
+TaskFeed = Callable[[Ctx, Duty, Task], Awaitable[list[str]]]
+FEEDS: list[TaskFeed] = []
+
+
+def task_feed(fn: TaskFeed) -> TaskFeed:
+    """Register a feed (handlers/activity.py's archive listing)."""
+    FEEDS.append(fn)
+    return fn
+
+
 # -- an occurrence becomes a task -------------------------------------------------------------
 async def open_task(ctx: Ctx, duty: Duty, when: datetime) -> Task | None:
     """Create the task for one occurrence, tell the assignees and send their cards; None if this
@@ -148,11 +162,15 @@ async def open_task(ctx: Ctx, duty: Duty, when: datetime) -> Task | None:
     )
     ctx.session.add(task)
     await ctx.session.flush()
+    listing = [line for feed in FEEDS for line in await feed(ctx, duty, task)]
+    if listing:
+        task.spec = {**task.spec, "listing": listing}
     ctx.session.add(Timer(kind="task_remind", ref=str(task.id), due_at=task.deadline, payload={}))
     ctx.session.add(Timer(kind="task_escalate", ref=str(task.id), due_at=task.escalate_at, payload={}))
     local = local_now(when, ctx.config.scheduler.timezone)
     for userid in users:
-        ctx.tell(userid, "task_assigned", intro=duty_text(ctx, duty, userid, local), **_facts(ctx, task))
+        intro = duty_text(ctx, duty, userid, local)
+        ctx.tell(userid, "task_assigned", intro=intro, listing=listing, **_facts(ctx, task))
     await send_task_cards(ctx, task, users)
     return task
 
@@ -178,6 +196,8 @@ async def send_task_cards(ctx: Ctx, task: Task, users: list[str]) -> None:
             buttons.append(Button(block("cards_duties", "task_accept") or "", TaskClick(task.id, TaskButton.ACCEPT, 0)))
         buttons.append(Button(block("cards_duties", "task_done") or "", TaskClick(task.id, TaskButton.DONE, 0)))
     rows = [(LABELS(ctx, "row_deadline"), moment(ctx, task.deadline))]
+    if spec.get("listing"):
+        rows.append((LABELS(ctx, "row_listing"), LABELS(ctx, "listing_count", count=len(spec["listing"]))))
     rows += [(str(i + 1), item) for i, item in enumerate(spec.get("checklist", [])[:5])]
     await send_cards(
         ctx,

@@ -28,6 +28,7 @@ router = Router("help", templates=Path(__file__).with_name("templates") / "help"
 GROUP_ORDER = (
     "faults",
     "stage",
+    "activity",
     "footage",
     "cctv_room",
     "computers",
@@ -47,6 +48,7 @@ TOP_BY_ROLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("platform_editor", ("pending", "publish_draft", "audio_class")),
     ("publicity_reviewer", ("pending", "pass_draft", "return_draft")),
     ("photo_reviewer", ("pending", "pass_draft", "return_draft")),
+    ("video_editor", ("activity_schedule", "deliver_activity", "report_fault")),
     ("director", ("pending", "approve", "progress")),
     ("principal", ("pending", "approve", "progress")),
     ("vp_info_center", ("pending", "approve", "progress")),

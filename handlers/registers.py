@@ -22,6 +22,7 @@ from bot.org import Org
 from bot.render import Renderer
 from bot.router import Registry
 from handlers import ROUTERS
+from handlers.activity import LABELS as ACTIVITY
 from handlers.approval_engine import Flow, FlowStatus
 from handlers.approvals import APPROVAL_LABELS
 from handlers.computers import LABELS as COMPUTERS
@@ -33,7 +34,17 @@ from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
 from handlers.stage import LABELS as STAGE
 from handlers.stage import YesNo
-from storage.models import ApprovalAudit, Booking, ComputerIssue, FootageLog, Request, Ticket, TicketStatus
+from storage.models import (
+    ActivityBooking,
+    ActivityStatus,
+    ApprovalAudit,
+    Booking,
+    ComputerIssue,
+    FootageLog,
+    Request,
+    Ticket,
+    TicketStatus,
+)
 
 Rows = Callable[["Ctx", datetime, datetime], Awaitable[list[list[Any]]]]
 
@@ -271,6 +282,50 @@ async def _computer_issues(ctx: Ctx, start: datetime, end: datetime) -> list[lis
     ]
 
 
+async def _activity(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    bookings = (
+        await ctx.session.execute(
+            select(ActivityBooking)
+            .where(ActivityBooking.start_at >= start, ActivityBooking.start_at < end)
+            .order_by(ActivityBooking.start_at, ActivityBooking.id)
+        )
+    ).scalars()
+    out = []
+    for b in bookings:
+        delivery = ACTIVITY(
+            ctx,
+            "register_delivery",
+            delivered=b.status == ActivityStatus.DELIVERED,
+            place=b.delivery_place,
+            photos=b.photos,
+            videos=b.videos,
+            status=ACTIVITY.name(ctx, "status", b.status),
+        )
+        note = ACTIVITY(
+            ctx,
+            "register_note",
+            time=f"{ctx.local(b.start_at)[11:]}-{ctx.local(b.end_at)[11:]}",
+            by_director=b.assigned_by is not None,
+            note=b.delivery_note,
+            archived=b.archive_task_id,
+        )
+        out.append(
+            [
+                None,
+                ctx.local(b.start_at)[:10],
+                b.activity,
+                b.location,
+                b.unit or ctx.org.name(b.requester),
+                f"{b.contact} {b.phone}",
+                ACTIVITY.name(ctx, "service", b.service),
+                ctx.org.name(b.assignee) if b.assignee else "",
+                delivery,
+                note,
+            ]
+        )
+    return out
+
+
 REGISTERS: tuple[Register, ...] = (
     Register(
         "repairs",
@@ -317,6 +372,12 @@ REGISTERS: tuple[Register, ...] = (
         "计算机领取/发放登记表",
         ("序号", "时间", "部门", "用途", "计算机配置", "使用人签字", "备注"),
         _computer_issues,
+    ),
+    Register(
+        "activity",
+        "活动服务登记表",
+        ("序号", "日期", "活动", "地点", "申请单位", "联系人", "服务类型", "负责人", "交付情况/存放位置", "备注"),
+        _activity,
     ),
 )
 

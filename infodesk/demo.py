@@ -82,7 +82,7 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
 
 # ("say", who, what they type, what the answers must contain) | ("click", who, button, expect) |
 # ("group", who, what they @mention the robot with in a group, expect) |
-# ("at", "HH:MM", "", expect): the clock moves to that time today and the scheduler runs |
+# ("at", "HH:MM", "", expect): the clock moves to that time today (or "明天 HH:MM") and the scheduler runs |
 # ("section", title, "", "")
 SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("section", "早上：值班任务（定时生成；完成要确认，逾期先提醒再报告主任；时钟由演示拨动）", "", ""),
@@ -234,6 +234,18 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "sunyue", "补考安排 模块:办公OA 时间:下周三 9:30 地点:三楼机房", "补考通知"),
     ("say", "sunyue", "量化名单 模块:办公OA", "补考还没有举行"),  # the list waits for the make-up
     ("say", "majun", "我的培训", "补考 #3"),
+    ("section", "活动服务（微课视频编辑部拍照摄像：安排有空的同事 → 活动前提醒 → 登记素材存放位置）", "", ""),
+    (
+        "say",
+        "zhengmei",
+        "活动服务 活动:德国职业教育考察团来访 地点:行政楼三楼会议室 日期:明天 时间:9:00-11:00 "
+        "类型:拍照和摄像 联系人:郑梅 电话:13800001234",
+        "已安排微课视频编辑部郭庆负责",
+    ),
+    ("click", "guoqing", "收到", "现场联系人 郑梅"),
+    ("at", "明天 08:00", "", "提醒：活动服务 #1"),
+    ("at", "明天 11:30", "", "交付 #1 存放:路径或网盘链接 照片:张数 视频:段数"),
+    ("say", "guoqing", "交付 #1 存放:https://pan.school.edu.cn/s/kaocha 照片:86 视频:2", "照片 86 张，视频 2 段"),
 )
 
 
@@ -254,13 +266,17 @@ class Transcript:
     def note(self, text: str) -> None:
         print(f"  ※ {text}")
 
-    def flush(self) -> list[str]:
-        """Print what arrived since the last flush; return it as text."""
+    def flush(self, only: set[str] | None = None) -> list[str]:
+        """Print what arrived since the last flush (to `only` these people, when given); return it."""
         new = self.emulator.delivered[self.seen :]
         self.seen = len(self.emulator.delivered)
         out = []
+        if only is not None and len([d for d in new if d.to.split(":", 1)[1] not in only]):
+            self.note("时钟拨到第二天：只列出本节相关人员收到的消息（其他提醒略）")
         for d in new:
             kind, who = d.to.split(":", 1)
+            if only is not None and who not in only:
+                continue
             label = "群聊（机器人回复）" if kind == "robot" else self.names.get(who, who)
             text = draw(d, self.names)
             print(f"  → {label} 收到：")
@@ -324,9 +340,11 @@ class Demo:
                 f"{self.t.emulator.base_url}/emulator/groupmsg/confirm", json={"sender": who}
             ) as resp:
                 status = resp.status
-        else:  # "at": move the (demo) clock to HH:MM today, the scheduler running as it goes
-            hh, mm = (int(x) for x in who.split(":"))
+        else:  # "at": move the (demo) clock to HH:MM today (or 明天 HH:MM), the scheduler running as it goes
+            day, _, hhmm = who.rpartition(" ")
+            hh, mm = (int(x) for x in hhmm.split(":"))
             target = self.clock.now().astimezone(SHANGHAI).replace(hour=hh, minute=mm, second=0)
+            target += timedelta(days=1 if day == "明天" else 0)
             print(f"\n[时钟] {who}")
             while True:  # in steps of at most 10 minutes, as the scheduler's ticks would see it
                 step = min(600.0, (target - self.clock.now()).total_seconds())
@@ -493,12 +511,15 @@ async def _script(demo: Demo) -> int:
     verified = await demo.sender.verify_url("demo-echo-20261125")
     print(f"\n[管理后台] 校验回调 URL → HTTP {verified.status}，回显 {verified.text!r}")
     failures = 0 if verified.text == "demo-echo-20261125" else 1
+    people: set[str] = set()  # who spoke in this section: a move to the next day shows only them
     for kind, who, text, expect in SCRIPT:
         if kind == "section":
             print(f"\n━━ {who} ━━")
+            people = set()
             continue
+        people |= {who} if kind in ("say", "click") else set()
         status = await demo.step(kind, who, text)
-        got = t.flush()
+        got = t.flush(only=people if kind == "at" and who.startswith("明天") else None)
         if status != 200 or not any(expect in g for g in got):
             t.note(f"预期回复中含“{expect}”，实际 HTTP {status}")
             failures += 1

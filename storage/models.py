@@ -798,3 +798,57 @@ class PlatformUsage(Base):
     note: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime]
+
+
+class ActivityStatus(StrEnum):
+    """`activity_bookings.status` (活动服务, W9)."""
+
+    WAITING = "waiting"  # nobody in the team was free: the director assigns someone (指派)
+    ASSIGNED = "assigned"  # a member of the 微课视频编辑部 will photograph / film it
+    DELIVERED = "delivered"  # the material is archived (交付) where `delivery_place` says
+    CANCELLED = "cancelled"  # withdrawn by the requester
+
+
+class ActivityService(StrEnum):
+    PHOTO = "photo"  # 拍照
+    VIDEO = "video"  # 摄像
+    BOTH = "both"  # 拍照和摄像
+
+
+class ActivityBooking(Base):
+    """A request to photograph or film an activity (活动服务登记表 row).
+
+    `assignee` holds the slot while assigned: a member is never assigned two overlapping
+    activities by the bot (the director may, knowingly). `archive_task_id` is the monthly archive
+    task (`tasks`) that listed it once delivered (no foreign key: a cross-link, like
+    `tasks.ticket_id`).
+    """
+
+    __tablename__ = "activity_bookings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    requester: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(100), default="")  # 申请单位, as it was when requested
+    activity: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    service: Mapped[str] = mapped_column(String(16))  # ActivityService
+    contact: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=ActivityStatus.WAITING)
+    assignee: Mapped[str | None] = mapped_column(String(64), default=None)
+    assigned_by: Mapped[str | None] = mapped_column(String(64), default=None)  # the director, when they chose
+    assigned_at: Mapped[datetime | None] = mapped_column(default=None)
+    delivery_place: Mapped[str] = mapped_column(Text, default="")  # 存放位置: a path or a 网盘 link
+    photos: Mapped[int | None] = mapped_column(Integer, default=None)
+    videos: Mapped[int | None] = mapped_column(Integer, default=None)
+    delivery_note: Mapped[str] = mapped_column(Text, default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    archive_task_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_activity_bookings_assignee_time", "assignee", "status", "start_at"),
+        Index("ix_activity_bookings_start", "start_at"),
+    )
