@@ -179,6 +179,17 @@ class Bot:
         await self.runner.cleanup()
 
 
+async def start_scene(
+    raw: dict[str, Any], emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> Bot:
+    """A bot on `raw` (an edited example configuration) against the emulator and the test database,
+    on a fake clock WeCom shares; its dispatcher and scheduler run when the test says."""
+    raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
+    raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
+    emulator.clock = lambda: clock.now().timestamp()
+    return await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
+
+
 async def start_bot(config: Config, http: aiohttp.ClientSession, clock: Clock | None = None, **kw: Any) -> Bot:
     """Start a bot, and a callback sender, on `clock`; without one, on the test's `wall_clock`,
     or a RunningClock from WALL_START: never on the machine's date."""

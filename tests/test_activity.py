@@ -16,11 +16,10 @@ from sqlalchemy import select
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
-from bot.config import parse_config
 from bot.emulator.server import Emulator
 from handlers.registers import export, find_register
 from storage.models import ActivityBooking, ActivityStatus, Conversation, Task
-from tests.conftest import Bot, example_raw, make_config, start_bot
+from tests.conftest import Bot, example_raw, make_config, start_bot, start_scene
 from tests.scene import Scene
 
 # The scene starts on Wednesday 2026-11-25, 09:00 in Shanghai; 明天 is Thursday the 26th.
@@ -69,9 +68,7 @@ async def start(emulator: Emulator, db_url: str, http: aiohttp.ClientSession, cl
     async def go() -> Scene:
         raw = example_raw()
         raw["duties"] = [ARCHIVE]
-        raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
-        emulator.clock = lambda: clock.now().timestamp()
-        bot = await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
+        bot = await start_scene(raw, emulator, db_url, http, clock)
         bots.append(bot)
         return Scene(bot, emulator)
 

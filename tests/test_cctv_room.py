@@ -14,10 +14,9 @@ from sqlalchemy import select
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
-from bot.config import parse_config
 from bot.emulator.server import Emulator
 from storage.models import AppendOnlyError, CctvShiftEntry, Conversation, KeptFootage
-from tests.conftest import Bot, example_raw, start_bot
+from tests.conftest import Bot, example_raw, start_scene
 from tests.scene import Scene
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -45,10 +44,7 @@ async def start(emulator: Emulator, db_url: str, http: aiohttp.ClientSession, cl
         for p in raw["people"]:
             if p["userid"] == "zhanglei":
                 p["roles"] = [*p["roles"], "cctv_operator"]
-        raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
-        raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
-        emulator.clock = lambda: clock.now().timestamp()
-        bot = await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
+        bot = await start_scene(raw, emulator, db_url, http, clock)
         bots.append(bot)
         return Scene(bot, emulator)
 

@@ -15,7 +15,7 @@ from bot.clock import FakeClock
 from bot.config import ConfigError, parse_config
 from bot.emulator.server import Emulator
 from storage.models import Task, TaskStatus, Ticket
-from tests.conftest import Bot, example_raw, make_config, start_bot
+from tests.conftest import Bot, example_raw, make_config, start_bot, start_scene
 from tests.scene import Scene
 
 # The scene starts 2026-11-25 09:00 in Shanghai (a Wednesday).
@@ -60,10 +60,7 @@ async def start(emulator: Emulator, db_url: str, http: aiohttp.ClientSession, cl
     async def go(*duties: dict[str, Any]) -> Scene:
         raw = example_raw()
         raw["duties"] = list(duties)
-        raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
-        raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
-        emulator.clock = lambda: clock.now().timestamp()
-        bot = await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
+        bot = await start_scene(raw, emulator, db_url, http, clock)
         bots.append(bot)
         return Scene(bot, emulator)
 
