@@ -33,7 +33,16 @@ from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
 from handlers.stage import LABELS as STAGE
 from handlers.stage import YesNo
-from storage.models import ApprovalAudit, Booking, ComputerIssue, FootageLog, Request, Ticket, TicketStatus
+from storage.models import (
+    ApprovalAudit,
+    Booking,
+    ComputerIssue,
+    FootageLog,
+    Request,
+    StageCrew,
+    Ticket,
+    TicketStatus,
+)
 
 Rows = Callable[["Ctx", datetime, datetime], Awaitable[list[list[Any]]]]
 
@@ -96,9 +105,15 @@ async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
             .order_by(Booking.start_at)
         )
     ).all()
+    ids = [b.id for b, _ in rows]
+    crews = {
+        c.booking_id: c
+        for c in (await ctx.session.execute(select(StageCrew).where(StageCrew.booking_id.in_(ids)))).scalars()
+    }
     out = []
     for b, r in rows:
         unit = ctx.org.unit_of(r.requester)
+        crew = crews.get(b.id)
         note = STAGE(
             ctx,
             "register_note",
@@ -107,6 +122,8 @@ async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
             offsite=b.offsite,
             condition_note=b.condition_note,
             ticket=b.ticket_id,
+            technician=ctx.org.name(crew.technician) if crew and crew.technician else "",
+            missed=crew.missed.get("items", []) if crew else [],
         )
         out.append(
             [

@@ -325,6 +325,7 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
             ctx.session.add(Timer(kind="stage_check", ref=str(booking.id), due_at=check_at, payload={}))
     ask_at = booking.end_at + timedelta(minutes=ctx.config.stage.condition_delay_minutes)
     ctx.session.add(Timer(kind="stage_condition", ref=str(booking.id), due_at=ask_at, payload={}))
+    await stage_ops.open_crew(ctx, req, booking)
 
 
 async def on_closed(ctx: Ctx, req: Request) -> None:
@@ -428,6 +429,7 @@ async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
     booking.cancelled_at = ctx.now()
     req.stage = BookingStage.CANCELLED
     audit(ctx, req, "booking_cancelled", req.status)
+    await stage_ops.booking_cancelled(ctx, req, booking)
     ctx.reply("stage_cancelled", number=req.id, slot=req.fields["slot"])
     for d in ctx.org.with_role("director"):
         ctx.tell(
@@ -580,9 +582,18 @@ async def fire_check(ctx: Ctx, timer: Timer) -> None:
 
 @router.timer("stage_condition")
 async def fire_condition(ctx: Ctx, timer: Timer) -> None:
+    """After the event: the user reports how the equipment ran, the technician closes up."""
     booking = await ctx.session.get(Booking, int(timer.ref))
-    if booking is None or not booking.holds or booking.condition is not None:
+    if booking is None or not booking.holds:
         return
     req = await ctx.session.get(Request, booking.request_id)
-    if req is not None and req.status == FlowStatus.APPROVED:
+    if req is None or req.status != FlowStatus.APPROVED:
+        return
+    if booking.condition is None:
         await ask_condition(ctx, req, booking)
+    await stage_ops.send_closing_cards(ctx, req, booking)
+
+
+# The operations after approval (technician on duty, closing checklist) register on this router;
+# imported last, as they build on what is defined above.
+from handlers import stage_ops  # noqa: E402
