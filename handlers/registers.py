@@ -33,6 +33,7 @@ from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
 from handlers.stage import LABELS as STAGE
 from handlers.stage import YesNo
+from handlers.stage_damage import register_row
 from storage.models import (
     ApprovalAudit,
     Booking,
@@ -40,6 +41,7 @@ from storage.models import (
     FootageLog,
     Request,
     StageCrew,
+    StageDamage,
     Ticket,
     TicketStatus,
 )
@@ -110,6 +112,10 @@ async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
         c.booking_id: c
         for c in (await ctx.session.execute(select(StageCrew).where(StageCrew.booking_id.in_(ids)))).scalars()
     }
+    damages = {
+        d.booking_id: d
+        for d in (await ctx.session.execute(select(StageDamage).where(StageDamage.booking_id.in_(ids)))).scalars()
+    }
     out = []
     for b, r in rows:
         unit = ctx.org.unit_of(r.requester)
@@ -124,6 +130,7 @@ async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
             ticket=b.ticket_id,
             technician=ctx.org.name(crew.technician) if crew and crew.technician else "",
             missed=crew.missed.get("items", []) if crew else [],
+            damage=register_row(ctx, ctx.org, damages[b.id]) if b.id in damages else "",
         )
         out.append(
             [

@@ -59,6 +59,7 @@ class StageButton(StrEnum):
     CHECKED = "check"  # 重大活动: the technician has checked the equipment
     CONDITION_OK = "ok"  # after the event: the equipment ran normally
     CONDITION_BAD = "bad"  # … it did not (asks what went wrong, opens a ticket)
+    CONDITION_DAMAGED = "damaged"  # … someone damaged it (as bad, and the liable party is to be recorded)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ YES = ("是", "要", "需要", "对", "有", "yes", "y", "true", "户外", "校�
 NO = ("否", "不", "没有", "无", "no", "n", "false")
 NORMAL_WORDS = ("正常", "好", "ok", "OK", "没问题", "normal")
 ABNORMAL_WORDS = ("异常", "有问题", "坏", "bad", "abnormal")
+DAMAGED_WORDS = ("人为损坏", "损坏", "弄坏", "摔坏", "damaged")
 
 
 def parse_yes_no(value: str, ctx: Ctx) -> YesNo:
@@ -477,6 +479,11 @@ async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
                 StageClick(req.id, StageButton.CONDITION_BAD),
                 style=2,
             ),
+            Button(
+                block("cards_stage", "stage_condition_damaged") or "",
+                StageClick(req.id, StageButton.CONDITION_DAMAGED),
+                style=2,
+            ),
         ],
     )
 
@@ -504,7 +511,8 @@ async def fulfil_click(ctx: Ctx, card: Card, click: StageClick) -> None:
     elif click.button is StageButton.CONDITION_OK:
         await record_condition(ctx, req, booking, BookingCondition.NORMAL, "")
     else:
-        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": BookingCondition.ABNORMAL})
+        state = BookingCondition.DAMAGED if click.button is StageButton.CONDITION_DAMAGED else BookingCondition.ABNORMAL
+        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": state})
 
 
 async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: BookingCondition, note: str) -> None:
@@ -519,16 +527,23 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: Book
         ctx.renderer.block("cards_stage", "stage_condition_recorded", state=condition_name(ctx, state)) or "",
         purpose="condition",
     )
-    if state is BookingCondition.ABNORMAL:
+    if state in (BookingCondition.ABNORMAL, BookingCondition.DAMAGED):
+        damaged = state is BookingCondition.DAMAGED
         ticket = await open_ticket(
             ctx,
             venue_name(ctx, booking.venue),
             "stage",
-            ctx.render("stage_fault_description", number=req.id, note=note),
+            ctx.render("stage_fault_description", number=req.id, note=note, damaged=damaged),
             booking_id=booking.id,
         )
+        ticket.damage = damaged  # 人为损坏: flagged for 追责 like a ticket completed as such
         booking.ticket_id = ticket.id
         ctx.reply("stage_condition_ticket", number=req.id, ticket=ticket.id)
+        if damaged:
+            crew = await stage_ops.crew_of(ctx, booking)
+            told = [*ctx.org.with_role("director"), *([crew.technician] if crew and crew.technician else [])]
+            for u in dict.fromkeys(told):
+                ctx.tell(u, "stage_damage_reported", number=req.id, venue=venue_name(ctx, booking.venue), note=note)
     else:
         ctx.reply("stage_condition_ok", number=req.id)
     audit(ctx, req, "stage_condition", req.status, state=state, note=note)
@@ -545,7 +560,7 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: Book
             "note",
             ("说明", "說明", "note"),
             parse=parse_required,
-            required_if=lambda v: v.get("state") == BookingCondition.ABNORMAL,
+            required_if=lambda v: v.get("state") in (BookingCondition.ABNORMAL, BookingCondition.DAMAGED),
         ),
     ),
 )
@@ -563,6 +578,8 @@ async def stage_condition(ctx: Ctx, values: dict[str, str]) -> None:
 
 def _state(value: str) -> BookingCondition:
     low = value.strip()
+    if low.startswith(DAMAGED_WORDS):
+        return BookingCondition.DAMAGED
     if low.startswith(NORMAL_WORDS):
         return BookingCondition.NORMAL
     if low.startswith(ABNORMAL_WORDS):
@@ -596,4 +613,4 @@ async def fire_condition(ctx: Ctx, timer: Timer) -> None:
 
 # The operations after approval (technician on duty, closing checklist) register on this router;
 # imported last, as they build on what is defined above.
-from handlers import stage_ops  # noqa: E402
+from handlers import stage_damage, stage_ops  # noqa: E402, F401

@@ -4,6 +4,7 @@ the technician on duty (claim card, reminder, unclaimed → director), the closi
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,9 +14,10 @@ from sqlalchemy import select
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
-from storage.models import Booking, StageCrew
+from storage.models import ApprovalAudit, Booking, BookingCondition, StageCrew, StageDamage, Ticket
 from tests.conftest import make_config, start_bot
 from tests.scene import Scene
+from tests.test_registers import sheet
 
 TZ = ZoneInfo("Asia/Shanghai")
 FLAGS = "户外:否 校外:否 重大活动:否"
@@ -236,3 +238,117 @@ async def test_closing_with_nothing_done_and_unclaimed_goes_to_every_stage_techn
     assert "已收场·4项未完成" in scene.update_labels("xuqiang")
     async with scene.bot.app[PIPELINE].sessions() as s:
         assert (await s.execute(select(Booking))).scalar_one().holds
+
+
+# -- 3. damage caused by a person: who pays, and a refusal to the 校委会 ------------------------------------
+async def damages(scene: Scene) -> list[StageDamage]:
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        found = list((await s.execute(select(StageDamage))).scalars())
+        for d in found:
+            s.expunge(d)
+        return found
+
+
+async def history(scene: Scene, number: int) -> list[str]:
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        q = select(ApprovalAudit.action).where(ApprovalAudit.request_id == number).order_by(ApprovalAudit.id)
+        return [a for a in (await s.execute(q)).scalars() if a.startswith("damage_")]
+
+
+async def test_damage_reported_recorded_refused_to_the_committee_then_paid(
+    scene: Scene, clock: FakeClock, tmp_path: Path
+) -> None:
+    n = await booked(scene)
+    await scene.say("zhanglei", f"接舞台 #{n}")
+    await at(scene, clock, local(26, 16, 30))
+    [cond] = titled(scene, "zhaolei", f"设备运转情况 #{n}")
+    assert buttons(cond) == ["正常", "异常", "人为损坏"]
+    assert "说明" in await scene.click("zhaolei", cond, "人为损坏")
+    assert "报修 #1" in await scene.say("zhaolei", "一支无线话筒被摔坏")
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        ticket = (await s.execute(select(Ticket))).scalar_one()
+        assert ticket.damage and "人为损坏：一支无线话筒被摔坏" in ticket.description
+        assert (await s.execute(select(Booking))).scalar_one().condition == BookingCondition.DAMAGED
+    for told in ("chenhao", "zhanglei"):
+        assert scene.got(told, f"赔偿 #{n} 宋涛 300 话筒摔坏"), told  # how to record who pays
+
+    reply = await scene.say("zhanglei", f"赔偿 #{n} 赵磊 300 话筒摔坏")
+    assert f"已登记赔偿：申请 #{n}（本部礼堂“合唱排练”），责任方赵磊，金额 300 元，话筒摔坏" in reply
+    assert scene.got("chenhao", "张磊登记了舞台设备赔偿")
+    [card] = titled(scene, "zhaolei", f"赔偿通知 申请 #{n}")
+    assert buttons(card) == ["接受", "拒绝"]
+    assert ("金额", "300 元") in [(r["keyname"], r["value"]) for r in card["horizontal_content_list"]]
+    assert "原因" in await scene.click("zhaolei", card, "拒绝")
+    assert "上报校委会" in await scene.say("zhaolei", "进场时话筒已经有问题")
+    for member in ("wangjianguo", "liuyang", "zhaomin"):  # the committee role in the example
+        notice = scene.last_text(member)
+        assert notice.startswith("【上报校委会】") and "赵磊拒绝赔偿，原因：进场时话筒已经有问题" in notice, member
+    assert scene.got("chenhao", "赵磊拒绝赔偿") and scene.got("zhanglei", "赵磊拒绝赔偿")
+    assert "已拒绝·上报校委会" in scene.update_labels("zhaolei")
+    assert "已经答复过了（已拒绝（已上报校委会））" in await scene.say("zhaolei", f"接受赔偿 #{n}")
+
+    assert f"申请 #{n} 的赔偿 300 元（赵磊）已付清" in await scene.say("zhanglei", f"赔偿 #{n} 已付")
+    assert scene.got("zhaolei", "信息中心已收到您就申请")
+    assert "已记为付清" in await scene.say("chenhao", f"赔偿 #{n} 已付")
+    [d] = await damages(scene)
+    assert (d.liable_user, d.amount_cents, d.status) == ("zhaolei", 30000, "refused")
+    assert d.answer_note == "进场时话筒已经有问题"
+    assert d.paid_at is not None
+    assert await history(scene, n) == ["damage_recorded", "damage_refused", "damage_paid"]
+    rows = await sheet(scene, "舞台设备使用登记表", tmp_path)
+    assert rows[2][6] == "人为损坏" and rows[2][7].endswith("技术员张磊 赔偿 赵磊 300元 已付")
+
+
+async def test_a_unit_is_liable_its_head_accepts_by_text(scene: Scene, clock: FakeClock) -> None:
+    n = await booked(scene)
+    await at(scene, clock, local(26, 16, 30))
+    assert "报修" in await scene.say("zhaolei", f"设备情况 #{n} 损坏 灯架被撞弯")
+    reply = await scene.say("chenhao", f"赔偿 编号:#{n} 责任人:机电工程系 金额:120.5元 说明:搬运时撞弯灯架")
+    assert "责任方机电工程系，金额 120.5 元" in reply and "已通知宋涛确认" in reply
+    [card] = titled(scene, "songtao", f"赔偿通知 申请 #{n}")  # the unit's head answers for it
+    assert "由机电工程系照价赔偿 120.5 元" in card["main_title"]["desc"]
+    assert "没有需要您处理的赔偿" in await scene.say("zhaolei", f"接受赔偿 #{n}")
+    assert "已记录您接受赔偿" in await scene.say("songtao", f"接受赔偿 #{n}")
+    assert scene.got("chenhao", f"宋涛接受了申请 #{n} 的赔偿 120.5 元（机电工程系）")
+    assert "已接受赔偿" in scene.update_labels("songtao")
+    assert not any("校委会" in t for t in scene.texts("wangjianguo"))
+    [d] = await damages(scene)
+    assert (d.liable_unit, d.answerer, d.status, d.paid_at) == ("mech", "songtao", "accepted", None)
+
+
+async def test_bad_damage_input_changes_nothing(scene: Scene, clock: FakeClock) -> None:
+    n = await booked(scene)
+    assert "没有找到“某某某”" in await scene.say("zhanglei", f"赔偿 #{n} 某某某 300")
+    assert "取消" in await scene.say("zhanglei", "取消")
+    assert "例如 300 或 120.5" in await scene.say("zhanglei", f"赔偿 #{n} 赵磊 三百块")
+    assert "例如 300 或 120.5" in await scene.say("zhanglei", "0")
+    assert "取消" in await scene.say("zhanglei", "取消")
+    assert "技术员" in await scene.say("zhaolei", f"赔偿 #{n} 宋涛 300")  # a teacher: refused before any question
+    assert "舞台技术员或中心主任登记" in await scene.say("lihua", f"赔偿 #{n} 宋涛 300")  # not a stage technician
+    assert "没有需要您处理的赔偿记录" in await scene.say("zhanglei", f"赔偿 #{n} 已付")
+    assert "没有找到舞台预约" in await scene.say("zhanglei", "赔偿 #99 宋涛 300")
+    assert "没有需要您处理的赔偿" in await scene.say("songtao", f"拒绝赔偿 #{n} 不是我")
+    assert await damages(scene) == []
+    assert await history(scene, n) == []
+    assert "已登记赔偿" in await scene.say("zhanglei", f"赔偿 #{n} 宋涛 300")
+    assert "已登记过赔偿：宋涛 300 元，待答复" in await scene.say("chenhao", f"赔偿 #{n} 赵磊 50")
+    assert len(await damages(scene)) == 1
+
+
+async def test_a_refusal_after_a_restart_still_reaches_the_committee(
+    scene: Scene, emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    n = await booked(scene)
+    await scene.say("zhanglei", f"赔偿 #{n} 宋涛 80 踩坏地排线")
+    await scene.bot.stop()
+    bot = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    again = Scene(bot, emulator)
+    try:
+        [card] = titled(again, "songtao", f"赔偿通知 申请 #{n}")
+        assert "原因" in await again.click("songtao", card, "拒绝")
+        assert "上报校委会" in await again.say("songtao", "线是别人踩的")
+        assert again.got("wangjianguo", "宋涛拒绝赔偿，原因：线是别人踩的")
+        assert await history(again, n) == ["damage_recorded", "damage_refused"]
+    finally:
+        await bot.stop()
+        scene.bot.runner = bot.runner  # the fixture's stop() is now a no-op on a cleaned runner

@@ -37,6 +37,7 @@ OWNER = {
     "approval_commands": "approvals",
     "approval_engine": "approvals",
     "stage_ops": "stage",  # registers on the stage router
+    "stage_damage": "stage",
 }
 
 CALL = re.compile(r"""\b(?:reply|render|text)\(\s*f?"([a-z_/]+)"|\btell\([^,()]+,\s*"([a-z_/]+)\"""")
