@@ -205,6 +205,8 @@ class Venue(_Strict):
     key: str
     name: str
     campus: str
+    # "kit": equipment booked like a venue (the mobile speaker kit, 移动音响): `借音响` books it.
+    kind: Literal["venue", "kit"] = "venue"
 
 
 class StageConfig(_Strict):

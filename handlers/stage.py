@@ -353,25 +353,29 @@ SPEC = router.approval(
 )
 
 
+# The booking form; 借音响 asks the same without the venue (it is the kit).
+BOOKING_FIELDS = (
+    Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue, show=lambda v, c: venue_name(c, v)),
+    Field(
+        "date",
+        ("日期", "date"),
+        parse=parse_day,
+        required_if=lambda v: not re.match(r"\d{4}-", v.get("time", "")),
+        show=lambda v, c: show_iso_day(c, v),
+    ),
+    Field("time", ("时间", "時間", "时段", "time"), parse=parse_time, show=show_time),
+    Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
+    Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+    Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+    Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+    Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False, show=LABELS.show("yes_no")),
+)
+
+
 @router.command(
     "book_stage",
     aliases=("借舞台", "預約舞台", "预约舞台", "借礼堂", "借禮堂", "stage", "book"),
-    fields=(
-        Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue, show=lambda v, c: venue_name(c, v)),
-        Field(
-            "date",
-            ("日期", "date"),
-            parse=parse_day,
-            required_if=lambda v: not re.match(r"\d{4}-", v.get("time", "")),
-            show=lambda v, c: show_iso_day(c, v),
-        ),
-        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time, show=show_time),
-        Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
-        Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
-        Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no, show=LABELS.show("yes_no")),
-        Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no, show=LABELS.show("yes_no")),
-        Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False, show=LABELS.show("yes_no")),
-    ),
+    fields=BOOKING_FIELDS,
     validate=check_booking,
     members_only=True,
 )
@@ -409,6 +413,35 @@ async def book_stage(ctx: Ctx, values: dict[str, str]) -> None:
         next=[ctx.org.name(u) for u in flow.pending_approvers()],
         competing=competing,
     )
+
+
+def speaker_kit(ctx: Ctx) -> Venue | None:
+    """The mobile speaker kit (移动音响), if the school configured one (`kind = "kit"`)."""
+    return next((v for v in ctx.config.venues if v.kind == "kit"), None)
+
+
+async def check_kit(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
+    kit = speaker_kit(ctx)
+    if kit is None:
+        return None  # the handler says there is none
+    values["venue"] = kit.key
+    return await check_booking(ctx, values)
+
+
+@router.command(
+    "book_kit",
+    aliases=("借音响", "借音響", "借移动音响", "借移動音響", "speaker kit", "book speaker"),
+    fields=BOOKING_FIELDS[1:],
+    validate=check_kit,
+    members_only=True,
+)
+async def book_kit(ctx: Ctx, values: dict[str, str]) -> None:
+    """Book the mobile speaker kit: the same approval and clash check as a venue."""
+    kit = speaker_kit(ctx)
+    if kit is None:
+        ctx.reply("stage_no_kit")
+        return
+    await book_stage(ctx, {**values, "venue": kit.key})
 
 
 @router.command("cancel_booking", aliases=("取消预约", "取消預約", "cancel booking"), positional=True, fields=(NUMBER,))

@@ -173,7 +173,7 @@ async def stage_damage(ctx: Ctx, values: dict[str, str]) -> None:
         await _paid(ctx, req, booking)
         return
     if req.status != FlowStatus.APPROVED:
-        ctx.reply("stage_crew_closed", number=req.id)
+        ctx.reply("stage_damage_not_booked", number=req.id)
         return
     existing = await damage_of(ctx, booking)
     if existing is not None:

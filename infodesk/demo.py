@@ -207,6 +207,21 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     # 周燕 never confirms the students' group: WeCom reminds her three times, the bot once, then
     # the mass send is withdrawn and the director told.
     ("at", "23:15", "", "群发没有发出"),
+    ("section", "舞台值守（舞台技术员接单 → 开始前提醒到场 → 活动后收场检查）", "", ""),
+    (
+        "say",
+        "zhaolei",
+        "借舞台 场地:本部报告厅 日期:明天 时间:10:00-11:00 活动:家长会 户外:否 校外:否 重大活动:否",
+        "舞台使用申请",
+    ),
+    ("click", "chenhao", "同意", "已审批通过"),
+    ("click", "zhanglei", "接单", "您已接单"),  # the stage technicians' claim card: first wins
+    ("at", "明天 09:30", "", "30 分钟后开始"),
+    ("at", "11:30", "", "收场检查"),
+    ("click", "zhanglei", "1. 话筒电池取出", "还差"),
+    ("click", "zhanglei", "2. 电源关闭", "还差"),
+    ("click", "zhanglei", "3. 门已上锁", "还差：设备已擦拭"),
+    ("click", "zhanglei", "确认收场", "未完成：设备已擦拭"),
 )
 
 
@@ -294,9 +309,11 @@ class Demo:
                 f"{self.t.emulator.base_url}/emulator/groupmsg/confirm", json={"sender": who}
             ) as resp:
                 status = resp.status
-        else:  # "at": move the (demo) clock to HH:MM today, the scheduler running as it goes
-            hh, mm = (int(x) for x in who.split(":"))
+        else:  # "at": move the (demo) clock to HH:MM today (or 明天 HH:MM), the scheduler running as it goes
+            days, hhmm = (1, who.removeprefix("明天 ")) if who.startswith("明天 ") else (0, who)
+            hh, mm = (int(x) for x in hhmm.split(":"))
             target = self.clock.now().astimezone(SHANGHAI).replace(hour=hh, minute=mm, second=0)
+            target += timedelta(days=days)
             print(f"\n[时钟] {who}")
             while True:  # in steps of at most 10 minutes, as the scheduler's ticks would see it
                 step = min(600.0, (target - self.clock.now()).total_seconds())

@@ -352,3 +352,47 @@ async def test_a_refusal_after_a_restart_still_reaches_the_committee(
     finally:
         await bot.stop()
         scene.bot.runner = bot.runner  # the fixture's stop() is now a no-op on a cleaned runner
+
+
+# -- 4. the mobile speaker kit is booked like a venue ----------------------------------------------
+async def test_the_speaker_kit_is_booked_with_clash_checks(scene: Scene) -> None:
+    assert "哪一天" in await scene.say("zhaolei", "借音响")  # no venue to ask: it is the kit
+    assert "几点到几点" in await scene.say("zhaolei", "明天")
+    await scene.say("zhaolei", "14:00-16:00")
+    await scene.say("zhaolei", "升旗仪式")
+    await scene.say("zhaolei", "是")
+    await scene.say("zhaolei", "否")
+    reply = await scene.say("zhaolei", "否")
+    assert "编号 #1：移动音响，11月26日（周四）14:00-16:00" in reply and "主管副校长" in reply
+    reply = await scene.say("songtao", f"借音響 日期:明天 時間:15:00-17:00 活動:運動會 {FLAGS}")
+    assert "与申请 #1（信息技术系“升旗仪式”，11月26日（周四）14:00-16:00，审批中）冲突" in reply
+    assert "11月26日（周四）16:00-18:00" in reply  # the nearest free slot of the kit
+    assert "取消" in await scene.say("songtao", "取消")
+    # A venue at the same time is another resource altogether.
+    assert "编号 #2" in await scene.say("songtao", f"借舞台 场地:本部礼堂 日期:明天 时间:15:00-17:00 活动:展示 {FLAGS}")
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        kit, hall = (await s.execute(select(Booking).order_by(Booking.id))).scalars()
+    assert (kit.venue, hall.venue) == ("speaker_kit", "main_hall")
+
+
+async def test_without_a_kit_in_the_config_booking_one_says_so(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    emulator.clock = lambda: clock.now().timestamp()
+    config = make_config(emulator.base_url, db_url)
+    config = config.model_copy(update={"venues": tuple(v for v in config.venues if v.kind == "venue")})
+    scene = Scene(await start_bot(config, http, clock=clock, run_dispatcher=False), emulator)
+    try:
+        reply = await scene.say("zhaolei", f"借音响 日期:明天 时间:14:00-16:00 活动:升旗仪式 {FLAGS}")
+        assert "没有配置可预约的移动音响" in reply
+        async with scene.bot.app[PIPELINE].sessions() as s:
+            assert list((await s.execute(select(Booking))).scalars()) == []
+    finally:
+        await scene.bot.stop()
+
+
+async def test_no_damage_on_a_booking_that_was_never_approved(scene: Scene) -> None:
+    reply = await scene.say("zhaolei", BOOK)
+    n = int(reply.split("编号 #")[1].split("：")[0])
+    assert "没有获批" in await scene.say("zhanglei", f"赔偿 #{n} 赵磊 300")
+    assert await damages(scene) == []
