@@ -324,12 +324,7 @@ async def ticket_click(ctx: Ctx, card: Card, click: TicketClick) -> None:
 
 
 @router.command(
-    "claim_ticket",
-    aliases=("接单", "接單", "claim"),
-    positional=True,
-    fields=(NUMBER,),
-    roles=("technician",),
-    redirect=lambda rest: "claim_stage" if names_kind(rest, Kind.REQUEST) else None,  # 接单 #S5: a stage booking
+    "claim_ticket", aliases=("接单", "接單", "claim"), positional=True, fields=(NUMBER,), roles=("technician",)
 )
 async def claim_ticket(ctx: Ctx, values: dict[str, str]) -> None:
     """接单 #编号"""

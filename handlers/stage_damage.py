@@ -299,7 +299,11 @@ async def damage_click(ctx: Ctx, card: Card, click: DamageClick) -> None:
 
 
 @router.command(
-    "accept_damage", aliases=("接受赔偿", "接受賠償", "accept damage"), positional=True, fields=(REQUEST_NUMBER,)
+    "accept_damage",
+    aliases=("接受赔偿", "接受賠償", "accept damage"),
+    positional=True,
+    fields=(REQUEST_NUMBER,),
+    in_help=False,  # an answer to the 赔偿通知 card, which names it
 )
 async def accept_damage(ctx: Ctx, values: dict[str, str]) -> None:
     """接受赔偿 #编号 — accept to pay for the damaged stage equipment."""
@@ -312,6 +316,7 @@ async def accept_damage(ctx: Ctx, values: dict[str, str]) -> None:
     "refuse_damage",
     aliases=("拒绝赔偿", "拒絕賠償", "refuse damage"),
     positional=True,
+    in_help=False,  # an answer to the 赔偿通知 card, which names it
     fields=(REQUEST_NUMBER, Field("reason", ("原因", "理由", "reason"), parse=parse_required)),
 )
 async def refuse_damage(ctx: Ctx, values: dict[str, str]) -> None:

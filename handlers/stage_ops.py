@@ -329,7 +329,7 @@ async def crew_click(ctx: Ctx, card: Card, click: CrewClick) -> None:
     fields=(REQUEST_NUMBER,),
 )
 async def claim_stage(ctx: Ctx, values: dict[str, str]) -> None:
-    """接舞台 #编号 — be the stage technician on duty for an approved booking (also 接单 #S编号)."""
+    """接舞台 #编号 — be the stage technician on duty for an approved booking."""
     found = await ops_request(ctx, values["number"])
     if found is not None:
         await claim(ctx, *found)

@@ -75,13 +75,13 @@ async def test_first_technician_to_claim_is_on_duty_and_the_others_see_it_taken(
     assert f"申请 #{n}（本部礼堂，11月26日（周四）14:00-16:00）已由许强接单了" in await scene.click(
         "zhanglei", card_zhang, "接单"
     )
-    assert "您已经接下" in await scene.say("xuqiang", f"接单 #S{n}")
+    assert "您已经接下" in await scene.say("xuqiang", f"接舞台 #S{n}")
     assert (await crew(scene)).technician == "xuqiang"
 
 
 async def test_claim_by_text_and_who_may_not(scene: Scene) -> None:
     n = await booked(scene)
-    assert "只有舞台技术员" in await scene.say("lihua", f"接单 申请 #{n}")  # a technician, not for the stage
+    assert "只有舞台技术员" in await scene.say("lihua", f"接舞台 申请 #{n}")  # a technician, not for the stage
     assert "技术员" in await scene.say("zhaolei", f"接舞台 #{n}")  # the router refuses a teacher
     assert "没有找到舞台预约" in await scene.say("zhanglei", "接舞台 #99")
     assert "例如：#12" in await scene.say("zhanglei", "接舞台 十二")  # malformed: asked again, with an example
