@@ -243,6 +243,8 @@ class Venue(_Strict):
     key: str
     name: str
     campus: str
+    # "kit": equipment booked like a venue (the mobile speaker kit, 移动音响): `借音响` books it.
+    kind: Literal["venue", "kit"] = "venue"
 
 
 class StageConfig(_Strict):
@@ -250,6 +252,14 @@ class StageConfig(_Strict):
     close_hour: int = Field(default=22, ge=1, le=24)
     check_days_before: int = Field(default=15, ge=1)  # 重大活动: technicians test equipment this early
     condition_delay_minutes: int = Field(default=30, ge=0)  # ask for 设备运转情况 after the end
+    # The booking's stage technician (专业人员) is reminded this long before the start.
+    crew_reminder_minutes: int = Field(default=30, ge=0)
+    # Nobody has claimed the booking this long before the start: the director is told.
+    unclaimed_hours_before: float = Field(default=24, gt=0)
+    # After the event the technician ticks each item and confirms (礼堂(舞台)设备管理制度).
+    closing_checklist: tuple[str, ...] = Field(
+        default=("话筒电池取出", "电源关闭", "门已上锁", "设备已擦拭"), min_length=1, max_length=20
+    )
 
 
 class ActivityConfig(_Strict):

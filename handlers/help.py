@@ -73,7 +73,7 @@ def names(ctx: Ctx) -> dict[str, Any]:
     cfg = ctx.config
     return {
         "who": example_names(cfg, ctx.person),
-        "venues": [v.name for v in cfg.venues],
+        "venues": [v.name for v in cfg.venues if v.kind == "venue"],
         "classes": [c.name for c in cfg.classes],
         "groups": [g.name for g in cfg.groups],
         "not_ours": [{"words": list(e.words), "office": e.office} for e in cfg.faults.not_ours],

@@ -34,6 +34,7 @@ from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
 from handlers.stage import LABELS as STAGE
 from handlers.stage import YesNo
+from handlers.stage_damage import register_row
 from storage.models import (
     ActivityBooking,
     ActivityStatus,
@@ -42,6 +43,8 @@ from storage.models import (
     ComputerIssue,
     FootageLog,
     Request,
+    StageCrew,
+    StageDamage,
     Ticket,
     TicketStatus,
 )
@@ -115,9 +118,19 @@ async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
             .order_by(Booking.start_at)
         )
     ).all()
+    ids = [b.id for b, _ in rows]
+    crews = {
+        c.booking_id: c
+        for c in (await ctx.session.execute(select(StageCrew).where(StageCrew.booking_id.in_(ids)))).scalars()
+    }
+    damages = {
+        d.booking_id: d
+        for d in (await ctx.session.execute(select(StageDamage).where(StageDamage.booking_id.in_(ids)))).scalars()
+    }
     out = []
     for b, r in rows:
         unit = ctx.org.unit_of(r.requester)
+        crew = crews.get(b.id)
         note = STAGE(
             ctx,
             "register_note",
@@ -126,6 +139,9 @@ async def _stage(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
             offsite=b.offsite,
             condition_note=b.condition_note,
             ticket=b.ticket_id,
+            technician=ctx.org.name(crew.technician) if crew and crew.technician else "",
+            missed=crew.missed.get("items", []) if crew else [],
+            damage=register_row(ctx, ctx.org, damages[b.id]) if b.id in damages else "",
         )
         out.append(
             [

@@ -59,6 +59,7 @@ class StageButton(StrEnum):
     CHECKED = "check"  # 重大活动: the technician has checked the equipment
     CONDITION_OK = "ok"  # after the event: the equipment ran normally
     CONDITION_BAD = "bad"  # … it did not (asks what went wrong, opens a ticket)
+    CONDITION_DAMAGED = "damaged"  # … someone damaged it (as bad, and the liable party is to be recorded)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ YES = ("是", "要", "需要", "对", "有", "yes", "y", "true", "户外", "校�
 NO = ("否", "不", "没有", "无", "no", "n", "false")
 NORMAL_WORDS = ("正常", "好", "ok", "OK", "没问题", "normal")
 ABNORMAL_WORDS = ("异常", "有问题", "坏", "bad", "abnormal")
+DAMAGED_WORDS = ("人为损坏", "损坏", "弄坏", "摔坏", "damaged")
 
 
 def parse_yes_no(value: str, ctx: Ctx) -> YesNo:
@@ -325,6 +327,7 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
             ctx.session.add(Timer(kind="stage_check", ref=str(booking.id), due_at=check_at, payload={}))
     ask_at = booking.end_at + timedelta(minutes=ctx.config.stage.condition_delay_minutes)
     ctx.session.add(Timer(kind="stage_condition", ref=str(booking.id), due_at=ask_at, payload={}))
+    await stage_ops.open_crew(ctx, req, booking)
 
 
 async def on_closed(ctx: Ctx, req: Request) -> None:
@@ -350,25 +353,29 @@ SPEC = router.approval(
 )
 
 
+# The booking form; 借音响 asks the same without the venue (it is the kit).
+BOOKING_FIELDS = (
+    Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue, show=lambda v, c: venue_name(c, v)),
+    Field(
+        "date",
+        ("日期", "date"),
+        parse=parse_day,
+        required_if=lambda v: not re.match(r"\d{4}-", v.get("time", "")),
+        show=lambda v, c: show_iso_day(c, v),
+    ),
+    Field("time", ("时间", "時間", "时段", "time"), parse=parse_time, show=show_time),
+    Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
+    Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+    Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+    Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no, show=LABELS.show("yes_no")),
+    Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False, show=LABELS.show("yes_no")),
+)
+
+
 @router.command(
     "book_stage",
     aliases=("借舞台", "預約舞台", "预约舞台", "借礼堂", "借禮堂", "stage", "book"),
-    fields=(
-        Field("venue", ("场地", "場地", "地点", "venue"), parse=parse_venue, show=lambda v, c: venue_name(c, v)),
-        Field(
-            "date",
-            ("日期", "date"),
-            parse=parse_day,
-            required_if=lambda v: not re.match(r"\d{4}-", v.get("time", "")),
-            show=lambda v, c: show_iso_day(c, v),
-        ),
-        Field("time", ("时间", "時間", "时段", "time"), parse=parse_time, show=show_time),
-        Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
-        Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
-        Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no, show=LABELS.show("yes_no")),
-        Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no, show=LABELS.show("yes_no")),
-        Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False, show=LABELS.show("yes_no")),
-    ),
+    fields=BOOKING_FIELDS,
     validate=check_booking,
     members_only=True,
 )
@@ -408,6 +415,35 @@ async def book_stage(ctx: Ctx, values: dict[str, str]) -> None:
     )
 
 
+def speaker_kit(ctx: Ctx) -> Venue | None:
+    """The mobile speaker kit (移动音响), if the school configured one (`kind = "kit"`)."""
+    return next((v for v in ctx.config.venues if v.kind == "kit"), None)
+
+
+async def check_kit(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
+    kit = speaker_kit(ctx)
+    if kit is None:
+        return None  # the handler says there is none
+    values["venue"] = kit.key
+    return await check_booking(ctx, values)
+
+
+@router.command(
+    "book_kit",
+    aliases=("借音响", "借音響", "借移动音响", "借移動音響", "speaker kit", "book speaker"),
+    fields=BOOKING_FIELDS[1:],
+    validate=check_kit,
+    members_only=True,
+)
+async def book_kit(ctx: Ctx, values: dict[str, str]) -> None:
+    """Book the mobile speaker kit: the same approval and clash check as a venue."""
+    kit = speaker_kit(ctx)
+    if kit is None:
+        ctx.reply("stage_no_kit")
+        return
+    await book_stage(ctx, {**values, "venue": kit.key})
+
+
 @router.command("cancel_booking", aliases=("取消预约", "取消預約", "cancel booking"), positional=True, fields=(NUMBER,))
 async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
     """取消预约 #编号 — give the slot back (pending requests are withdrawn)."""
@@ -428,6 +464,7 @@ async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
     booking.cancelled_at = ctx.now()
     req.stage = BookingStage.CANCELLED
     audit(ctx, req, "booking_cancelled", req.status)
+    await stage_ops.booking_cancelled(ctx, req, booking)
     ctx.reply("stage_cancelled", number=req.id, slot=req.fields["slot"])
     for d in ctx.org.with_role("director"):
         ctx.tell(
@@ -475,6 +512,11 @@ async def ask_condition(ctx: Ctx, req: Request, booking: Booking) -> None:
                 StageClick(req.id, StageButton.CONDITION_BAD),
                 style=2,
             ),
+            Button(
+                block("cards_stage", "stage_condition_damaged") or "",
+                StageClick(req.id, StageButton.CONDITION_DAMAGED),
+                style=2,
+            ),
         ],
     )
 
@@ -502,7 +544,8 @@ async def fulfil_click(ctx: Ctx, card: Card, click: StageClick) -> None:
     elif click.button is StageButton.CONDITION_OK:
         await record_condition(ctx, req, booking, BookingCondition.NORMAL, "")
     else:
-        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": BookingCondition.ABNORMAL})
+        state = BookingCondition.DAMAGED if click.button is StageButton.CONDITION_DAMAGED else BookingCondition.ABNORMAL
+        await start_form(ctx, "stage_condition", {"number": str(req.id), "state": state})
 
 
 async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: BookingCondition, note: str) -> None:
@@ -517,16 +560,23 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: Book
         ctx.renderer.block("cards_stage", "stage_condition_recorded", state=condition_name(ctx, state)) or "",
         purpose="condition",
     )
-    if state is BookingCondition.ABNORMAL:
+    if state in (BookingCondition.ABNORMAL, BookingCondition.DAMAGED):
+        damaged = state is BookingCondition.DAMAGED
         ticket = await open_ticket(
             ctx,
             venue_name(ctx, booking.venue),
             "stage",
-            ctx.render("stage_fault_description", number=req.id, note=note),
+            ctx.render("stage_fault_description", number=req.id, note=note, damaged=damaged),
             booking_id=booking.id,
         )
+        ticket.damage = damaged  # 人为损坏: flagged for 追责 like a ticket completed as such
         booking.ticket_id = ticket.id
         ctx.reply("stage_condition_ticket", number=req.id, ticket=ticket.id)
+        if damaged:
+            crew = await stage_ops.crew_of(ctx, booking)
+            told = [*ctx.org.with_role("director"), *([crew.technician] if crew and crew.technician else [])]
+            for u in dict.fromkeys(told):
+                ctx.tell(u, "stage_damage_reported", number=req.id, venue=venue_name(ctx, booking.venue), note=note)
     else:
         ctx.reply("stage_condition_ok", number=req.id)
     audit(ctx, req, "stage_condition", req.status, state=state, note=note)
@@ -543,7 +593,7 @@ async def record_condition(ctx: Ctx, req: Request, booking: Booking, state: Book
             "note",
             ("说明", "說明", "note"),
             parse=parse_required,
-            required_if=lambda v: v.get("state") == BookingCondition.ABNORMAL,
+            required_if=lambda v: v.get("state") in (BookingCondition.ABNORMAL, BookingCondition.DAMAGED),
         ),
     ),
 )
@@ -561,6 +611,8 @@ async def stage_condition(ctx: Ctx, values: dict[str, str]) -> None:
 
 def _state(value: str) -> BookingCondition:
     low = value.strip()
+    if low.startswith(DAMAGED_WORDS):
+        return BookingCondition.DAMAGED
     if low.startswith(NORMAL_WORDS):
         return BookingCondition.NORMAL
     if low.startswith(ABNORMAL_WORDS):
@@ -580,9 +632,18 @@ async def fire_check(ctx: Ctx, timer: Timer) -> None:
 
 @router.timer("stage_condition")
 async def fire_condition(ctx: Ctx, timer: Timer) -> None:
+    """After the event: the user reports how the equipment ran, the technician closes up."""
     booking = await ctx.session.get(Booking, int(timer.ref))
-    if booking is None or not booking.holds or booking.condition is not None:
+    if booking is None or not booking.holds:
         return
     req = await ctx.session.get(Request, booking.request_id)
-    if req is not None and req.status == FlowStatus.APPROVED:
+    if req is None or req.status != FlowStatus.APPROVED:
+        return
+    if booking.condition is None:
         await ask_condition(ctx, req, booking)
+    await stage_ops.send_closing_cards(ctx, req, booking)
+
+
+# The operations after approval (technician on duty, closing checklist) register on this router;
+# imported last, as they build on what is defined above.
+from handlers import stage_damage, stage_ops  # noqa: E402, F401

@@ -367,6 +367,7 @@ class BookingCondition(StrEnum):
 
     NORMAL = "normal"  # 正常
     ABNORMAL = "abnormal"  # 异常: a ticket is opened
+    DAMAGED = "damaged"  # 人为损坏: a ticket is opened and the liable party is to be recorded
 
 
 class Booking(Base):
@@ -852,3 +853,58 @@ class ActivityBooking(Base):
         Index("ix_activity_bookings_assignee_time", "assignee", "status", "start_at"),
         Index("ix_activity_bookings_start", "start_at"),
     )
+
+
+class StageCrew(Base):
+    """The stage technician (专业人员) on duty for an approved booking, and the closing checklist
+    they confirm after the event. The checklist is copied from the config when the booking is
+    approved, like an approval chain, so editing the config never changes a booking in flight.
+    First to claim wins: a conditional update on `technician`."""
+
+    __tablename__ = "stage_crews"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    booking_id: Mapped[int] = mapped_column(
+        BigId, _fk("bookings.id", "fk_stage_crews_booking_id_bookings", "RESTRICT"), unique=True
+    )
+    technician: Mapped[str | None] = mapped_column(String(64), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    checklist: Mapped[dict[str, Any]]  # {"items": [话筒电池取出, …]}
+    ticked: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"ticked": {"0": userid, …}}
+    closed_by: Mapped[str | None] = mapped_column(String(64), default=None)  # confirmed the checklist
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    missed: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"items": [not done at confirmation]}
+    created_at: Mapped[datetime]
+
+
+class DamageStatus(StrEnum):
+    """Where a 照价赔偿 stands (礼堂(舞台)设备管理制度 八)."""
+
+    OPEN = "open"  # the liable party was told; no answer yet
+    ACCEPTED = "accepted"  # they accept to pay
+    REFUSED = "refused"  # they refuse: reported to 校委会
+
+
+class StageDamage(Base):
+    """Damage to stage equipment caused by a person: who is liable, how much, whether it was paid.
+
+    The row holds the current state; every step (recorded, accepted, refused, paid) is also an
+    `approval_audit` row of the booking's request, which is never edited: that is the history."""
+
+    __tablename__ = "stage_damages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    booking_id: Mapped[int] = mapped_column(
+        BigId, _fk("bookings.id", "fk_stage_damages_booking_id_bookings", "RESTRICT"), unique=True
+    )
+    liable_user: Mapped[str | None] = mapped_column(String(64), default=None)  # a person …
+    liable_unit: Mapped[str | None] = mapped_column(String(64), default=None)  # … or a unit (its key)
+    answerer: Mapped[str] = mapped_column(String(64))  # who accepts or refuses (the person, or the unit's head)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=DamageStatus.OPEN)
+    answer_note: Mapped[str] = mapped_column(Text, default="")  # why they refused
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

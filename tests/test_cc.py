@@ -24,7 +24,8 @@ async def test_stage_technicians_are_told_of_an_approved_booking_and_may_look_bu
         assert "合唱排练" in notice and notice.endswith("您只需知悉，无需审批；查看进度请发“进度 申请 #1”。")
     assert "舞台使用申请 #1：已" in await scene.say("zhanglei", "进度 申请 #1")
     assert "您的账号没有这个身份" in await scene.say("zhanglei", "驳回 #1 不行")
-    assert not scene.cards("zhanglei")  # no card: nothing to decide
+    # No approval card, nothing to decide: only the card to claim the booking as its technician.
+    assert [c["main_title"]["title"] for c in scene.cards("zhanglei")] == ["舞台值守 申请 #1"]
 
 
 async def test_class_teacher_hears_the_final_decision_on_a_student_footage_request_as_a_safe_message(

@@ -8,11 +8,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, inspect, select, text, update
+from sqlalchemy import JSON, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import alembic_config, make_engine, migrate
-from storage.models import Base
+from storage.models import Base, UTCDateTime
 
 
 def _diff(conn):  # type: ignore[no-untyped-def]
@@ -58,6 +58,11 @@ FOREIGN_KEYS = {
     ("draft_versions", "fk_draft_versions_draft_id_drafts", "draft_id", "drafts", "RESTRICT"),
     ("publications", "fk_publications_draft_id_drafts", "draft_id", "drafts", "RESTRICT"),
 }
+# Keys of tables created after 0006, each in its table's own migration.
+LATER_FOREIGN_KEYS = {
+    ("stage_crews", "fk_stage_crews_booking_id_bookings", "booking_id", "bookings", "RESTRICT"),
+    ("stage_damages", "fk_stage_damages_booking_id_bookings", "booking_id", "bookings", "RESTRICT"),
+}
 # The value each seeded row holds in each of those columns (_seed).
 LINKS = {(t, c): 2 if (t, c) == ("drafts", "committee_request") else 1 for t, _n, c, _r, _o in FOREIGN_KEYS}
 BEFORE_FOREIGN_KEYS = "63b51f392664"  # 0005
@@ -90,6 +95,15 @@ def _column(conn, table: str, column: str) -> list[object]:  # type: ignore[no-u
 
 def _links(conn):  # type: ignore[no-untyped-def]
     return {(t, c): _column(conn, t, c)[0] for t, c in LINKS}
+
+
+def _filler(column):  # type: ignore[no-untyped-def]
+    """Some value of the column's type, for a row whose other columns do not matter."""
+    if isinstance(column.type, UTCDateTime):
+        return AT
+    if isinstance(column.type, JSON):
+        return {}
+    return {str: "x", int: 1, bool: False}[column.type.python_type]
 
 
 def _seed(conn) -> None:  # type: ignore[no-untyped-def]
@@ -249,7 +263,7 @@ async def test_foreign_keys_exist_and_refuse_orphans(db_url: str) -> None:
     try:
         await migrate(engine)
         async with engine.connect() as conn:
-            assert await conn.run_sync(_foreign_keys) == FOREIGN_KEYS
+            assert await conn.run_sync(_foreign_keys) == FOREIGN_KEYS | LATER_FOREIGN_KEYS
 
         # A row pointing at nothing is refused, on insert and on update, by every key
         # (on SQLite too: storage.db turns PRAGMA foreign_keys on).
@@ -287,6 +301,14 @@ async def test_foreign_keys_exist_and_refuse_orphans(db_url: str) -> None:
                 with pytest.raises(IntegrityError):
                     await conn.execute(text(f"DELETE FROM {table} WHERE id = 1"))
                 await conn.rollback()
+        # The later tables' keys refuse a booking that does not exist.
+        for table, _name, column, _referred, _ondelete in sorted(LATER_FOREIGN_KEYS):
+            t = Base.metadata.tables[table]
+            row = {c.name: _filler(c) for c in t.columns if not c.nullable and c.name != "id"}
+            async with engine.connect() as conn:
+                with pytest.raises(IntegrityError):
+                    await conn.execute(insert(t).values({**row, column: 424_242}))
+                await conn.rollback()
     finally:
         await engine.dispose()
 
@@ -320,7 +342,7 @@ async def test_foreign_key_migration_keeps_rows_both_ways(db_url: str) -> None:
         async with engine.connect() as conn:
             assert await conn.run_sync(_links) == LINKS
             assert await conn.run_sync(_column, "outbox", "caused_by") == [1, None]  # as SET NULL would have
-            assert await conn.run_sync(_foreign_keys) == FOREIGN_KEYS
+            assert await conn.run_sync(_foreign_keys) == FOREIGN_KEYS | LATER_FOREIGN_KEYS
 
         await _alembic(engine, "downgrade", BEFORE_FOREIGN_KEYS)
         async with engine.connect() as conn:

@@ -87,6 +87,12 @@ async def test_stage_register_prints_flags_and_condition_in_chinese(scene: Scene
     rows = await sheet(scene, "舞台设备使用登记表", tmp_path)
     assert rows[2][1:7] == ["2026-11-26", "信息技术系", "赵磊", "14:00-16:00", "是", "异常"]
     assert rows[2][7] == "运动会 左侧音箱有杂音 报修 #1"
+    # The technician on duty, and what the closing checklist left undone.
+    await scene.say("zhanglei", "接舞台 #1")
+    scene.bot.clock.advance(2 * 86400)  # type: ignore[attr-defined]
+    await scene.say("zhanglei", "舞台检查 #1 1,2")
+    rows = await sheet(scene, "舞台设备使用登记表", tmp_path)
+    assert rows[2][7] == "运动会 左侧音箱有杂音 报修 #1 技术员张磊 收场未完成：门已上锁、设备已擦拭"
 
 
 def test_every_register_has_the_manual_title() -> None:

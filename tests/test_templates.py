@@ -32,7 +32,13 @@ BOT = sorted(ROOT.glob("bot/*.py"))
 HANDLERS = sorted(ROOT.glob("handlers/*.py"))
 SOURCES = [*BOT, *HANDLERS, *ROOT.glob("schedules/*.py")]
 # The router whose folder holds a handlers module's templates (approvals.py is the engine's service).
-OWNER = {"approvals": "approvals", "approval_commands": "approvals", "approval_engine": "approvals"}
+OWNER = {
+    "approvals": "approvals",
+    "approval_commands": "approvals",
+    "approval_engine": "approvals",
+    "stage_ops": "stage",  # registers on the stage router
+    "stage_damage": "stage",
+}
 
 CALL = re.compile(r"""\b(?:reply|render|text)\(\s*f?"([a-z_/]+)"|\btell\([^,()]+,\s*"([a-z_/]+)\"""")
 BLOCK = re.compile(r"""\bblock\(\s*"([a-z_/]+)",\s*"([a-z_]+)\"""")
