@@ -13,6 +13,7 @@ ROLES = (
     "platform_editor",
     "publicity_reviewer",
     "photo_reviewer",
+    "video_editor",  # 微课视频编辑部: photographs and films activities (W9), records micro-lessons
     "class_teacher",
     "dept_head",
     "dept_deputy",

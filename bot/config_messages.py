@@ -274,6 +274,7 @@ ROLE_NAMES: dict[str, tuple[str, str]] = {
     "platform_editor": ("平台编辑", "platform editor"),
     "publicity_reviewer": ("文宣审稿", "publicity reviewer"),
     "photo_reviewer": ("照片审核", "photo reviewer"),
+    "video_editor": ("微课视频编辑部", "video editor"),
     "class_teacher": ("班主任", "class teacher"),
     "dept_head": ("系主任", "department head"),
     "dept_deputy": ("系主管副主任", "deputy department head"),

@@ -28,6 +28,7 @@ GLOBAL_ROLES = frozenset(
         "platform_editor",
         "publicity_reviewer",
         "photo_reviewer",
+        "video_editor",
         "technician",
         "sysadmin",
         "group_admin",

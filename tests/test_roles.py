@@ -73,7 +73,7 @@ async def test_someone_outside_the_directory_is_told_before_any_question(scene: 
 def test_the_example_organisations_approvers_are_the_roles_its_chains_name() -> None:
     config = make_config("http://127.0.0.1:1", "sqlite+aiosqlite:///:memory:")
     # Everyone a chain step or an escalation can name; not the workers who carry requests out.
-    workers = {"technician", "cctv_operator", "platform_editor", "publicity_reviewer", "photo_reviewer"}
+    workers = {"technician", "cctv_operator", "platform_editor", "publicity_reviewer", "photo_reviewer", "video_editor"}
     assert set(approver_roles(config)) == set(ROLES) - workers - {"group_admin", "sysadmin"}
     assert REGISTRY.roles((APPROVER, "technician"), config)[-1] == "technician"
 
