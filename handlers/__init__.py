@@ -13,6 +13,7 @@ from handlers import (
     groups,
     help,
     intents,
+    microlessons,
     publishing,
     stage,
 )
@@ -24,6 +25,7 @@ ROUTERS: tuple[Router, ...] = (
     computers.router,
     stage.router,
     publishing.router,
+    microlessons.router,
     groups.router,
     duties.router,
     approval_commands.router,

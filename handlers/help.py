@@ -31,6 +31,7 @@ GROUP_ORDER = (
     "footage",
     "computers",
     "publishing",
+    "microlessons",
     "groups",
     "approvals",
     "duties",

@@ -486,6 +486,7 @@ class DraftStatus(StrEnum):
     COMMITTEE = "committee"  # has a phone number: waiting for the committee's approval
     EDITING = "editing"  # with the platform editors
     PUBLISHED = "published"  # on every platform
+    ACCEPTED = "accepted"  # a kind of draft that is not published (a micro-lesson video): passed
 
 
 class Draft(Base):
