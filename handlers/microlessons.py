@@ -29,8 +29,8 @@ from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_card
 from bot.config import Config
 from bot.context import Ctx
-from bot.conversation import start_form
-from bot.router import Field, FieldError, Job, Router
+from bot.conversation import example, start_form
+from bot.router import Field, FieldError, Job, MalformedFields, Router, parse_fields
 from bot.timeparse import TimeParseError, find_date, local_now, parse_moment, parse_span
 from handlers import publishing
 from handlers.approval_commands import parse_required
@@ -252,6 +252,12 @@ async def check_plan(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[s
     return ("time", "clash", {"items": items, "teacher": ctx.org.name(values["teacher"]), "room": values["room"]})
 
 
+def _several(rest: str) -> str | None:
+    """`微课计划` followed by one entry per line: the batch form takes the text."""
+    lines = [line for line in rest.splitlines() if line.strip()]
+    return "plan_microlessons" if len(lines) > 1 else None
+
+
 @router.command(
     "plan_microlesson",
     aliases=("微课计划", "微課計劃", "微课录制", "微課錄製", "microlesson plan"),
@@ -266,9 +272,16 @@ async def check_plan(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[s
     ),
     validate=check_plan,
     roles=EDITORS,
+    redirect=_several,
 )
 async def plan_microlesson(ctx: Ctx, values: dict[str, str]) -> None:
     """微课计划 — plan a recording and publish it to the teacher (reminded before the slot)."""
+    lesson, reminders = await _plan(ctx, values)
+    ctx.reply("microlesson_planned", **facts(ctx, lesson), reminders=reminders)
+
+
+async def _plan(ctx: Ctx, values: dict[str, str]) -> tuple[MicroLesson, list[str]]:
+    """Store one checked plan entry, publish it to the teacher and set its timers."""
     start, end = slot_of(values["time"])
     now = ctx.now()
     lesson = MicroLesson(
@@ -287,8 +300,54 @@ async def plan_microlesson(ctx: Ctx, values: dict[str, str]) -> None:
     ctx.session.add(lesson)
     await ctx.session.flush()
     await _publish(ctx, lesson)
-    reminders = _schedule(ctx, lesson)
-    ctx.reply("microlesson_planned", **facts(ctx, lesson), reminders=reminders)
+    return lesson, _schedule(ctx, lesson)
+
+
+@router.command(
+    "plan_microlessons",
+    aliases=("微课计划表", "微課計劃表", "microlesson plans"),
+    fields=(Field("lines", ("内容", "內容", "lines")),),
+    positional=True,  # the whole text, labels and all, is the one field
+    roles=EDITORS,
+    in_help=False,
+)
+async def plan_microlessons(ctx: Ctx, values: dict[str, str]) -> None:
+    """微课计划 with one entry per line: every line is checked first; one bad line plans none."""
+    plan = ctx.registry.get("plan_microlesson")
+    assert plan is not None
+    entries: list[dict[str, str]] = []
+    lines = [line.strip() for line in values["lines"].splitlines() if line.strip()]
+    for n, line in enumerate(lines, start=1):
+        try:
+            raw = parse_fields(plan, line)
+        except MalformedFields:
+            raw = {}
+        missing = [f.label for f in plan.fields if not raw.get(f.key)]
+        if missing:
+            ctx.reply("microlesson_batch_line", line=n, text=line, missing=missing, why="", example=example(ctx, plan))
+            return
+        entry: dict[str, str] = {}
+        for key, value in raw.items():
+            field = plan.field(key)
+            try:
+                entry[key] = field.parse(value, ctx) if field.parse else value
+            except FieldError as err:
+                why = ctx.renderer.block(plan.template, err.block, value=value, **err.context) or ""
+                ctx.reply("microlesson_batch_line", line=n, text=line, missing=[], why=why, example="")
+                return
+        for m, earlier in enumerate(entries, start=1):
+            (s1, e1), (s2, e2) = slot_of(earlier["time"]), slot_of(entry["time"])
+            same = earlier["room"] == entry["room"] or earlier["teacher"] == entry["teacher"]
+            if same and s1 < e2 and s2 < e1:
+                ctx.reply("microlesson_batch_clash", line=n, text=line, other=m, items=[])
+                return
+        refusal = await check_plan(ctx, entry)
+        if refusal is not None:
+            ctx.reply("microlesson_batch_clash", line=n, text=line, other=0, **refusal[2])
+            return
+        entries.append(entry)
+    planned = [await _plan(ctx, entry) for entry in entries]
+    ctx.reply("microlesson_batch_planned", items=[facts(ctx, lesson) for lesson, _ in planned])
 
 
 async def _publish(ctx: Ctx, lesson: MicroLesson) -> None:

@@ -215,3 +215,28 @@ async def test_the_plan_and_its_reminders_survive_a_restart(
 
 
 _ = UTC  # the scene's clock is UTC; `at` converts from Shanghai
+
+
+async def test_several_lines_plan_several_lessons_or_none(scene: Scene) -> None:
+    bad = await scene.say(
+        "sunyu",
+        "微课计划\n"
+        "教师:张伟 课程:Python程序设计 主题:循环语句 时间:11月27日 14:00-14:40 地点:本部录播室\n"
+        "教师:李燕 课程:幼儿歌曲 主题:律动 时间:11月27日 14:30 地点:本部录播室",
+    )
+    assert "第 2 行有冲突（整份计划都没有保存）" in bad and "与第 1 行同一时间" in bad
+    assert "缺少：地点" in await scene.say(
+        "sunyu",
+        "微课计划\n教师:张伟 课程:Python 主题:循环 时间:11月27日 14:00\n"
+        "教师:李燕 课程:歌曲 主题:律动 时间:11月28日 10:00",
+    )
+    assert await scene.bot.count(MicroLesson) == 0 and not scene.texts("zhangwei")
+    reply = await scene.say(
+        "sunyu",
+        "微课计划\n"
+        "教师:张伟 课程:Python程序设计 主题:循环语句 时间:11月27日 14:00-14:40 地点:本部录播室\n"
+        "教师:李燕 课程:幼儿歌曲 主题:律动 时间:11月27日 14:00-14:40 地点:东湖校区录播室",
+    )
+    assert "已排期 2 节微课" in reply and "· #2 李燕 幼儿歌曲《律动》" in reply
+    assert scene.card("zhangwei")["main_title"]["title"] == "微课录制安排 #1"
+    assert scene.card("liyan")["main_title"]["title"] == "微课录制安排 #2"
