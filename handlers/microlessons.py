@@ -563,6 +563,18 @@ async def _video_passed(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
     await _next_step_card(ctx, lesson, d.author)
 
 
+async def _video_rows(ctx: Ctx, d: Draft, v: DraftVersion) -> list[tuple[str, str]]:
+    lesson = await _lesson_of_draft(ctx, d)
+    return [
+        (LABELS(ctx, "row_number"), f"#{lesson.id}"),
+        (LABELS(ctx, "row_version"), LABELS(ctx, "version", version=v.version)),
+        (LABELS(ctx, "row_teacher"), lesson.teacher_name),
+        (LABELS(ctx, "row_course"), lesson.course),
+        (LABELS(ctx, "row_topic"), lesson.topic),
+        (LABELS(ctx, "row_video"), lesson.link),  # a link: the card shows it as a tappable row
+    ]
+
+
 async def _video_return_click(ctx: Ctx, d: Draft, part: DraftPart) -> None:
     lesson = await _lesson_of_draft(ctx, d)
     await start_form(ctx, "redo_microlesson", {"number": str(lesson.id)})
@@ -576,6 +588,7 @@ VIDEO = publishing.draft_kind(
         on_returned=_video_returned,
         on_passed=_video_passed,
         on_return_click=_video_return_click,
+        rows=_video_rows,
     )
 )
 

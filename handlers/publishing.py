@@ -100,6 +100,8 @@ class DraftKind:
     cards: str  # the template with the review cards' blocks (as in cards_publishing.j2)
     on_returned: Callable[[Ctx, Draft, DraftVersion, DraftPart, str], Awaitable[None]]  # tell the author
     on_passed: Callable[[Ctx, Draft, DraftVersion], Awaitable[None]]  # every part passed
+    # The review card's rows (None: version, author, title, and the text or the photos).
+    rows: Callable[[Ctx, Draft, DraftVersion], Awaitable[list[tuple[str, str]]]] | None = None
     # A review card's 退回: ask for the comment (None: the 退回 form of 投稿).
     on_return_click: Callable[[Ctx, Draft, DraftPart], Awaitable[None]] | None = None
 
@@ -313,7 +315,10 @@ async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPar
     rows.append(
         (LABELS(ctx, "row_body"), v.body) if part is DraftPart.TEXT else (LABELS(ctx, "row_photos"), _photos(ctx, v))
     )
-    cards, block = kind_of(d).cards, ctx.renderer.block
+    kind = kind_of(d)
+    if kind.rows is not None:
+        rows = await kind.rows(ctx, d, v)
+    cards, block = kind.cards, ctx.renderer.block
     await send_cards(
         ctx,
         userids,

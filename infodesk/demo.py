@@ -207,6 +207,27 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     # 周燕 never confirms the students' group: WeCom reminds her three times, the bot once, then
     # the mass send is withdrawn and the director told.
     ("at", "23:15", "", "群发没有发出"),
+    ("section", "微课（录制计划公示给教师，冲突拒绝；校外教师视频审核：重新录制 → 新版本通过）", "", ""),
+    (
+        "say",
+        "sunyu",
+        "微课计划 教师:张伟 课程:Python程序设计 主题:循环语句 时间:明天 10:00-10:40 地点:本部录播室",
+        "已排期并公示给张伟老师",
+    ),
+    ("click", "zhangwei", "收到", "已确认"),
+    ("say", "liting", "微课计划 教师:李燕 课程:幼儿歌曲 主题:律动 时间:明天 10:20 地点:本部录播室", "这个安排有冲突"),
+    ("say", "liting", "取消", "已取消"),
+    (
+        "say",
+        "sunyu",
+        "微课投稿 教师:王芳（市实验幼儿园） 课程:幼儿心理学 主题:儿童注意力的发展 视频:https://pan.example.cn/s/abc123",
+        "已登记为微课 #2",
+    ),
+    ("click", "liting", "重新录制", "请写重录意见"),
+    ("say", "liting", "声音太小，后半段画面模糊", "已要求重新录制"),
+    ("say", "sunyu", "微课重交 #2 视频:https://pan.example.cn/s/def456", "第2版"),
+    ("click", "guoqing", "通过", "审核通过"),
+    ("click", "sunyu", "已剪辑", "下一步：已转换格式"),
 )
 
 

@@ -22,7 +22,7 @@ from tests.scene import Scene
 
 TZ = ZoneInfo("Asia/Shanghai")  # the scene starts Wednesday 2026-11-25 09:00 there
 PLAN = "微课计划 教师:张伟 课程:Python程序设计 主题:循环语句 时间:11月27日 14:00-14:40 地点:本部录播室"
-VIDEO = "微课投稿 教师:王芳（校外） 课程:幼儿心理学 主题:儿童注意力的发展 视频:https://pan.example.cn/s/abc123"
+VIDEO = "微课投稿 教师:王芳（市实验幼儿园） 课程:幼儿心理学 主题:儿童注意力的发展 视频:https://pan.example.cn/s/abc123"
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 11) -> datetime:
@@ -164,7 +164,7 @@ async def test_bad_input_gets_the_form_and_an_example_and_changes_nothing(scene:
 
 async def test_external_video_is_reviewed_with_a_new_version_after_re_recording(scene: Scene) -> None:
     reply = await scene.say("sunyu", VIDEO)
-    assert "校外教师王芳（校外）的微课视频已登记为微课 #1：幼儿心理学《儿童注意力的发展》" in reply
+    assert "校外教师王芳（市实验幼儿园）的微课视频已登记为微课 #1：幼儿心理学《儿童注意力的发展》" in reply
     assert "郭庆、孙宇、李婷审核" in reply
     card = scene.card("liting")
     assert card["main_title"]["title"] == "校外微课视频审核" and buttons(card) == ["通过", "重新录制"]
