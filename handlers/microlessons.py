@@ -332,7 +332,11 @@ async def plan_microlessons(ctx: Ctx, values: dict[str, str]) -> None:
             try:
                 entry[key] = field.parse(value, ctx) if field.parse else value
             except FieldError as err:
-                why = ctx.renderer.block(plan.template, err.block, value=value, **err.context) or ""
+                why = (
+                    ctx.renderer.block(plan.template, err.block, value=value, **err.context)
+                    or ctx.renderer.block("forms/_common", err.block, value=value, **err.context)
+                    or ""
+                )
                 ctx.reply("microlesson_batch_line", line=n, text=line, missing=[], why=why, example="")
                 return
         for m, earlier in enumerate(entries, start=1):

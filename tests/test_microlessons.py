@@ -4,7 +4,7 @@ register, and a restart in the middle."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -211,10 +211,6 @@ async def test_the_plan_and_its_reminders_survive_a_restart(
         assert "· #1 张伟 Python程序设计《循环语句》 已录制" in await again.say("sunyu", "微课列表")
     finally:
         await bot.stop()
-    scene.bot = bot  # the fixture stops the (already stopped) bot it holds
-
-
-_ = UTC  # the scene's clock is UTC; `at` converts from Shanghai
 
 
 async def test_several_lines_plan_several_lessons_or_none(scene: Scene) -> None:
@@ -230,6 +226,13 @@ async def test_several_lines_plan_several_lessons_or_none(scene: Scene) -> None:
         "微课计划\n教师:张伟 课程:Python 主题:循环 时间:11月27日 14:00\n"
         "教师:李燕 课程:歌曲 主题:律动 时间:11月28日 10:00",
     )
+    wrong = await scene.say(
+        "sunyu",
+        "微课计划\n"
+        "教师:张伟 课程:Python程序设计 主题:循环语句 时间:11月27日 14:00-14:40 地点:本部录播室\n"
+        "教师:王大锤 课程:数学 主题:函数 时间:11月28日 10:00 地点:本部录播室",
+    )
+    assert "第 2 行没有排期（整份计划都没有保存）" in wrong and "没找到“王大锤”这位本校教师" in wrong
     assert await scene.bot.count(MicroLesson) == 0 and not scene.texts("zhangwei")
     reply = await scene.say(
         "sunyu",
