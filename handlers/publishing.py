@@ -568,6 +568,15 @@ COMMITTEE_SPEC = router.approval(
 )
 
 
+REVIEWER = "draft_reviewer"  # whoever reviews a part of some kind of draft (通过 / 退回)
+
+
+@router.derived_role(REVIEWER)
+def reviewer_roles(config: Config) -> Iterable[str]:
+    """The roles the kinds of draft name as reviewers."""
+    return {role for kind in KINDS.values() for role in kind.reviewers.values()}
+
+
 NEWS = draft_kind(
     DraftKind(
         key=NEWS_KIND,
@@ -602,7 +611,7 @@ async def draft_click(ctx: Ctx, card: Card, click: DraftClick) -> None:
     "pass_draft",
     aliases=("通过", "通過", "pass"),
     positional=True,
-    roles=("publicity_reviewer", "photo_reviewer"),
+    roles=(REVIEWER,),
     fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part"))),
 )
 async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
@@ -616,7 +625,7 @@ async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
     "return_draft",
     aliases=("退回", "return"),
     positional=True,
-    roles=("publicity_reviewer", "photo_reviewer"),
+    roles=(REVIEWER,),
     fields=(
         NUMBER,
         Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part")),

@@ -505,8 +505,9 @@ class Draft(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # What the draft is, for the review engine (handlers/publishing.py DraftKind): "news" (投稿), or
-    # "microlesson" (an external teacher's 微课 video). Server default only, like audio_classes.kind.
-    kind: Mapped[str] = mapped_column(String(16), default="news", server_default="news")
+    # "microlesson" (an external teacher's 微课 video). Server default only, like audio_classes.kind:
+    # the code always names it.
+    kind: Mapped[str] = mapped_column(String(16), server_default="news")
 
 
 class DraftVersion(Base):

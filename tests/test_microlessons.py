@@ -170,6 +170,7 @@ async def test_external_video_is_reviewed_with_a_new_version_after_re_recording(
     assert card["main_title"]["title"] == "校外微课视频审核" and buttons(card) == ["通过", "重新录制"]
     assert "要等视频审核通过后才能登记进度" in await scene.say("sunyu", "微课进度 #1 已剪辑")
 
+    assert "· 稿件 #1《儿童注意力的发展》" in await scene.say("liting", "待办")  # the draft the review runs on
     assert "请写重录意见" in await scene.click("liting", card, "重新录制")
     assert "已要求重新录制" in await scene.say("liting", "声音太小，后半段画面模糊")
     assert scene.got("sunyu", "被李婷要求重新录制。\n意见：声音太小，后半段画面模糊")
