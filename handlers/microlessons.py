@@ -433,6 +433,27 @@ async def slot_over(ctx: Ctx, timer: Timer) -> None:
         await _next_step_card(ctx, lesson, lesson.planner)
 
 
+@router.command(
+    "cancel_microlesson",
+    aliases=("取消微课", "取消微課", "microlesson cancel"),
+    positional=True,
+    fields=(NUMBER,),
+    roles=EDITORS,
+)
+async def cancel_microlesson(ctx: Ctx, values: dict[str, str]) -> None:
+    """取消微课 #编号 — a planned recording will not happen: the slot is freed, the teacher told."""
+    lesson = await _lesson(ctx, values["number"])
+    if lesson is None:
+        return
+    if lesson.stage != MicroLessonStage.PLANNED:
+        ctx.reply("microlesson_cancel_refused", **facts(ctx, lesson))
+        return
+    lesson.stage, lesson.updated_at = MicroLessonStage.CANCELLED, ctx.now()  # its timers find it so
+    await close_cards(ctx, "microlesson", lesson.id, stage_name(ctx, lesson.stage))
+    ctx.reply("microlesson_cancelled", **facts(ctx, lesson))
+    ctx.tell(lesson.teacher, "microlesson_cancelled_teacher", **facts(ctx, lesson), name=ctx.org.name(ctx.user))
+
+
 # -- production steps ---------------------------------------------------------------------------
 def next_step(lesson: MicroLesson) -> MicroLessonStage | None:
     if lesson.stage == MicroLessonStage.PLANNED:

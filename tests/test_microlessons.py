@@ -116,7 +116,7 @@ async def test_plan_published_reminded_produced_uploaded_and_summarised(
     assert row[10] == "评论：讲解清楚"
 
 
-async def test_a_room_or_teacher_already_booked_is_refused_with_the_clash(scene: Scene) -> None:
+async def test_a_room_or_teacher_already_booked_is_refused_with_the_clash(scene: Scene, clock: FakeClock) -> None:
     await scene.say("sunyu", PLAN)
     reply = await scene.say(
         "liting", "微课计划 教师:李燕 课程:幼儿歌曲 主题:律动 时间:11月27日 14:20-15:00 地点:本部录播室"
@@ -138,6 +138,18 @@ async def test_a_room_or_teacher_already_booked_is_refused_with_the_clash(scene:
     assert "已取消" in await scene.say("liting", "取消")
     assert len(await lessons(scene)) == 2
     assert not scene.got("zhangwei", "函数")
+
+    # A cancelled plan frees its slot and tells the teacher; it is never reminded.
+    assert "这个时段已释放" in await scene.say("sunyu", "取消微课 #1")
+    assert scene.got("zhangwei", "孙宇取消了您的微课录制：Python程序设计《循环语句》")
+    assert scene.update_labels("zhangwei") == ["已取消"]
+    assert "只有还没录制的排期可以取消" in await scene.say("sunyu", "取消微课 #1")
+    assert "微课 #3 已排期" in await scene.say(
+        "liting", "微课计划 教师:张伟 课程:Python程序设计 主题:函数 时间:11月27日 14:00-14:40 地点:本部录播室"
+    )
+    await go(scene, clock, at(27, 13, 30))
+    reminded = [t for t in scene.texts("zhangwei") if "马上开始" in t]
+    assert len(reminded) == 1 and "《函数》" in reminded[0]
 
 
 async def test_bad_input_gets_the_form_and_an_example_and_changes_nothing(scene: Scene) -> None:
