@@ -35,6 +35,7 @@ from bot.config_workflows import (  # noqa: F401  (re-exported)
     Duty,
     FaultsConfig,
     FootageConfig,
+    MicroLessonsConfig,
     PublishingConfig,
     SchedulesConfig,
     StageConfig,
@@ -387,6 +388,7 @@ class Config(_Strict):
     schedules: SchedulesConfig = SchedulesConfig()
     computers: ComputersConfig = ComputersConfig()
     training: TrainingConfig = TrainingConfig()
+    microlessons: MicroLessonsConfig = MicroLessonsConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -486,6 +488,8 @@ class Config(_Strict):
         for d in self.duties:
             for userid in dict.fromkeys(d.users):
                 need("unknown_user", of(label("duties", d), "users"), userid=userid)
+        where = Text("[microlessons] 的 research_unit", "[microlessons] research_unit")
+        need("unknown_unit", where, unit=self.microlessons.research_unit or None)
         if errors:
             raise ConfigProblem(*errors)
         return self

@@ -378,5 +378,33 @@ class PublishingConfig(_Strict):
     _cron = field_validator("oa_check_cron", "website_check_cron")(classmethod(lambda cls, v: check_cron(v)))
 
 
+class MicroLessonsConfig(_Strict):
+    """微课 (W10): recording rooms, reminders before a slot, the monthly summary for 教学教研中心."""
+
+    rooms: tuple[str, ...] = ()  # the rooms recordings are made in (地点); empty: any place
+    slot_minutes: int = Field(default=40, ge=5, le=480)  # a 时间 with only a start lasts this long
+    remind_day_before: str = "16:00"  # local time the day before the slot ("" for no reminder)
+    remind_minutes_before: int = Field(default=30, ge=0)  # and this long before it (0 for none)
+    research_unit: str = ""  # 教学教研中心's unit key: its head gets the monthly summary
+    summary_cron: str = "30 9 1 * *"  # when last month's summary goes out
+
+    _cron = field_validator("summary_cron")(classmethod(lambda cls, v: check_cron(v)))
+
+    @field_validator("remind_day_before")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if v and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError('must be HH:MM in 24-hour time, e.g. "16:00", or "" for no reminder')
+        return v
+
+    @field_validator("rooms")
+    @classmethod
+    def _rooms(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        rooms = tuple(r.strip() for r in v)
+        if not all(rooms) or len(set(rooms)) != len(rooms):
+            raise ValueError("must list distinct, non-empty room names")
+        return rooms
+
+
 class SchedulesConfig(_Strict):
     grace_minutes: int = Field(default=120, ge=1)  # an occurrence missed while down is still sent this late

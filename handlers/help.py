@@ -33,6 +33,7 @@ GROUP_ORDER = (
     "cctv_room",
     "computers",
     "publishing",
+    "microlessons",
     "groups",
     "approvals",
     "duties",

@@ -5,12 +5,17 @@ the photos to a photo reviewer, in parallel, each with a card (通过 / 退回 +
 back to the author, who revises (修改): a new version, every version kept. Both passed → a draft
 with a phone number first needs the school committee (the manual fines publishing without it) →
 a platform editor previews both versions to the author and records each publication.
+
+The review engine (versions, parts reviewed in parallel, 通过 / 退回 cards, 修改 and 提交) also
+serves other kinds of draft: a `DraftKind` names who reviews each part, the words of its review
+cards, and what happens on a return and once every part has passed (handlers/microlessons.py
+reviews external teachers' micro-lesson videos with it).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from datetime import datetime, timedelta
@@ -86,6 +91,37 @@ class Verdict(StrEnum):
     RETURN = "return"
 
 
+@dataclass(frozen=True)
+class DraftKind:
+    """What one kind of draft (`drafts.kind`) changes in the review engine."""
+
+    key: str
+    reviewers: Mapping[DraftPart, str]  # the role that reviews each part (TEXT: the content)
+    cards: str  # the template with the review cards' blocks (as in cards_publishing.j2)
+    on_returned: Callable[[Ctx, Draft, DraftVersion, DraftPart, str], Awaitable[None]]  # tell the author
+    on_passed: Callable[[Ctx, Draft, DraftVersion], Awaitable[None]]  # every part passed
+    # The review card's rows (None: version, author, title, and the text or the photos).
+    rows: Callable[[Ctx, Draft, DraftVersion], Awaitable[list[tuple[str, str]]]] | None = None
+    # A review card's 退回: ask for the comment (None: the 退回 form of 投稿).
+    on_return_click: Callable[[Ctx, Draft, DraftPart], Awaitable[None]] | None = None
+
+
+KINDS: dict[str, DraftKind] = {}
+
+
+def draft_kind(kind: DraftKind) -> DraftKind:
+    """Register a kind of draft; its key is what `drafts.kind` stores."""
+    if kind.key in KINDS:
+        raise ValueError(f"draft kind {kind.key!r} registered twice")
+    KINDS[kind.key] = kind
+    return kind
+
+
+def kind_of(d: Draft) -> DraftKind:
+    return KINDS[d.kind or NEWS_KIND]
+
+
+NEWS_KIND = "news"
 LABELS = Labels("labels_publishing", platform=Platform, part=(DraftPart.TEXT, DraftPart.PHOTO), status=DraftStatus)
 NUMBER = DRAFT_NUMBER
 
@@ -180,7 +216,7 @@ def _photos(ctx: Ctx, v: DraftVersion) -> str:
 async def new_draft(ctx: Ctx, values: dict[str, str]) -> None:
     """投稿 标题:… 正文:… — start a news draft; then send photos and 提交."""
     now = ctx.now()
-    d = Draft(author=ctx.user, status=DraftStatus.COLLECTING, version=1, created_at=now, updated_at=now)
+    d = Draft(author=ctx.user, status=DraftStatus.COLLECTING, version=1, created_at=now, updated_at=now, kind=NEWS_KIND)
     ctx.session.add(d)
     await ctx.session.flush()
     ctx.session.add(
@@ -197,7 +233,12 @@ async def attach_photo(ctx: Ctx) -> bool:
     d = (
         await ctx.session.execute(
             select(Draft)
-            .where(Draft.author == ctx.user, Draft.status.in_(OPEN), Draft.updated_at >= ctx.now() - timedelta(hours=2))
+            .where(
+                Draft.author == ctx.user,
+                Draft.status.in_(OPEN),
+                Draft.kind == NEWS_KIND,
+                Draft.updated_at >= ctx.now() - timedelta(hours=2),
+            )
             .order_by(Draft.updated_at.desc())
             .limit(1)
             .with_for_update()
@@ -274,7 +315,10 @@ async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPar
     rows.append(
         (LABELS(ctx, "row_body"), v.body) if part is DraftPart.TEXT else (LABELS(ctx, "row_photos"), _photos(ctx, v))
     )
-    block = ctx.renderer.block
+    kind = kind_of(d)
+    if kind.rows is not None:
+        rows = await kind.rows(ctx, d, v)
+    cards, block = kind.cards, ctx.renderer.block
     await send_cards(
         ctx,
         userids,
@@ -282,12 +326,12 @@ async def _send_review_cards(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPar
         purpose=f"review_{part.value}",
         step=d.version,
         rows=rows,
-        title=block("cards_publishing", f"draft_review_{part.value}", number=d.id) or "",
-        desc=block("cards_publishing", "draft_review_desc", number=d.id, title=v.title) or "",
+        title=block(cards, f"draft_review_{part.value}", number=d.id) or "",
+        desc=block(cards, "draft_review_desc", number=d.id, title=v.title) or "",
         buttons=[
-            Button(block("cards_publishing", "draft_pass") or "", DraftClick(d.id, v.version, part, DraftButton.PASS)),
+            Button(block(cards, "draft_pass") or "", DraftClick(d.id, v.version, part, DraftButton.PASS)),
             Button(
-                block("cards_publishing", "draft_return") or "",
+                block(cards, "draft_return") or "",
                 DraftClick(d.id, v.version, part, DraftButton.RETURN),
                 style=2,
             ),
@@ -313,7 +357,7 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
         d = (
             await ctx.session.execute(
                 select(Draft)
-                .where(Draft.author == ctx.user, Draft.status.in_(OPEN))
+                .where(Draft.author == ctx.user, Draft.status.in_(OPEN), Draft.kind == NEWS_KIND)
                 .order_by(Draft.updated_at.desc())
                 .limit(1)
                 .with_for_update()
@@ -327,6 +371,19 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     if d.author != ctx.user or d.status not in OPEN:
         ctx.reply("draft_cannot_submit", number=d.id, status=d.status)
         return
+    reviewers = await send_for_review(ctx, d)
+    v = await _version(ctx, d)
+    ctx.reply(
+        "draft_submitted", number=d.id, version=v.version, reviewers=[ctx.org.name(u) for u in reviewers], phone=d.phone
+    )
+    await _after_review(ctx, d, v)
+
+
+async def send_for_review(ctx: Ctx, d: Draft) -> list[str]:
+    """The current version to the reviewers of each part still to review; returns who got it.
+
+    The caller then tells the author and runs `_after_review` (every part may have kept its pass)."""
+    kind = kind_of(d)
     v = await _version(ctx, d)
     previous = await _version(ctx, d, d.version - 1) if d.version > 1 else None
     # A part passed in the previous round and unchanged keeps its pass; the rest is reviewed.
@@ -351,26 +408,23 @@ async def submit_draft(ctx: Ctx, values: dict[str, str]) -> None:
     d.phone = has_phone(v.title, v.body)
     reviewers: list[str] = []
     if v.text_review["status"] == ReviewStatus.PENDING:
-        people = ctx.org.with_role("publicity_reviewer")
+        people = ctx.org.with_role(kind.reviewers[DraftPart.TEXT])
         await _send_review_cards(ctx, d, v, DraftPart.TEXT, people)
         reviewers += people
     if v.photo_review["status"] == ReviewStatus.PENDING:
-        people = ctx.org.with_role("photo_reviewer")
+        people = ctx.org.with_role(kind.reviewers[DraftPart.PHOTO])
         await _send_review_cards(ctx, d, v, DraftPart.PHOTO, people)
         await _show_photos(ctx, d, v)
         reviewers += people
-    ctx.reply(
-        "draft_submitted", number=d.id, version=v.version, reviewers=[ctx.org.name(u) for u in reviewers], phone=d.phone
-    )
-    await _after_review(ctx, d, v)
+    return reviewers
 
 
 async def review(
     ctx: Ctx, d: Draft, part: DraftPart, verdict: Verdict, comment: str, version: int | None = None
 ) -> None:
     """通过/退回 one part of the current version."""
-    role = "publicity_reviewer" if part is DraftPart.TEXT else "photo_reviewer"
-    if not _has_role(ctx, role):
+    kind = kind_of(d)
+    if not _has_role(ctx, kind.reviewers.get(part, "")):
         ctx.reply("draft_not_reviewer", part=part)
         return
     v = await _version(ctx, d)
@@ -393,36 +447,44 @@ async def review(
         v.text_review = result
     else:
         v.photo_review = result
-    label = ctx.renderer.block("cards_publishing", f"draft_done_{verdict}", name=ctx.org.name(ctx.user)) or ""
+    label = ctx.renderer.block(kind.cards, f"draft_done_{verdict}", name=ctx.org.name(ctx.user)) or ""
     await _close(ctx, d, f"review_{part}", label)
-    ctx.reply("draft_review_saved", number=d.id, part=part, verdict=verdict)
+    if kind.key == NEWS_KIND:
+        ctx.reply("draft_review_saved", number=d.id, part=part, verdict=verdict)
     if not passed:
         d.status, d.updated_at = DraftStatus.REVISING, ctx.now()
         other = DraftPart.PHOTO if part is DraftPart.TEXT else DraftPart.TEXT
-        await _close(
-            ctx, d, f"review_{other}", ctx.renderer.block("cards_publishing", "draft_returned_elsewhere") or ""
-        )
-        ctx.tell(
-            d.author,
-            "draft_returned",
-            number=d.id,
-            part=part,
-            name=ctx.org.name(ctx.user),
-            comment=comment,
-            version=v.version,
-        )
+        await _close(ctx, d, f"review_{other}", ctx.renderer.block(kind.cards, "draft_returned_elsewhere") or "")
+        await kind.on_returned(ctx, d, v, part, comment)
         return
     await _after_review(ctx, d, v)
 
 
+async def _news_returned(ctx: Ctx, d: Draft, v: DraftVersion, part: DraftPart, comment: str) -> None:
+    ctx.tell(
+        d.author,
+        "draft_returned",
+        number=d.id,
+        part=part,
+        name=ctx.org.name(ctx.user),
+        comment=comment,
+        version=v.version,
+    )
+
+
 async def _after_review(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
-    """Both parts passed: the committee if there is a phone number, else the editors."""
+    """Both parts passed: what the draft's kind does next."""
     if (
         d.status != DraftStatus.IN_REVIEW
         or v.text_review.get("status") != ReviewStatus.PASSED
         or v.photo_review.get("status") != ReviewStatus.PASSED
     ):
         return
+    await kind_of(d).on_passed(ctx, d, v)
+
+
+async def _news_passed(ctx: Ctx, d: Draft, v: DraftVersion) -> None:
+    """A news draft: the committee if there is a phone number, else the editors."""
     if d.phone:
         d.status = DraftStatus.COMMITTEE
         req = await _submit_for_author(ctx, d, v)
@@ -506,6 +568,26 @@ COMMITTEE_SPEC = router.approval(
 )
 
 
+REVIEWER = "draft_reviewer"  # whoever reviews a part of some kind of draft (通过 / 退回)
+
+
+@router.derived_role(REVIEWER)
+def reviewer_roles(config: Config) -> Iterable[str]:
+    """The roles the kinds of draft name as reviewers."""
+    return {role for kind in KINDS.values() for role in kind.reviewers.values()}
+
+
+NEWS = draft_kind(
+    DraftKind(
+        key=NEWS_KIND,
+        reviewers={DraftPart.TEXT: "publicity_reviewer", DraftPart.PHOTO: "photo_reviewer"},
+        cards="cards_publishing",
+        on_returned=_news_returned,
+        on_passed=_news_passed,
+    )
+)
+
+
 @router.action(DraftClick)
 async def draft_click(ctx: Ctx, card: Card, click: DraftClick) -> None:
     d = await _draft(ctx, str(click.draft))
@@ -516,7 +598,11 @@ async def draft_click(ctx: Ctx, card: Card, click: DraftClick) -> None:
     elif click.button is DraftButton.PASS:
         await review(ctx, d, click.part, Verdict.PASS, "", click.version)
     elif click.button is DraftButton.RETURN:
-        await start_form(ctx, "return_draft", {"number": str(d.id), "part": click.part})
+        on_return_click = kind_of(d).on_return_click
+        if on_return_click is not None:
+            await on_return_click(ctx, d, click.part)
+        else:
+            await start_form(ctx, "return_draft", {"number": str(d.id), "part": click.part})
     else:
         ctx.reply("card_unknown")
 
@@ -525,7 +611,7 @@ async def draft_click(ctx: Ctx, card: Card, click: DraftClick) -> None:
     "pass_draft",
     aliases=("通过", "通過", "pass"),
     positional=True,
-    roles=("publicity_reviewer", "photo_reviewer"),
+    roles=(REVIEWER,),
     fields=(NUMBER, Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part"))),
 )
 async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
@@ -539,7 +625,7 @@ async def pass_draft(ctx: Ctx, values: dict[str, str]) -> None:
     "return_draft",
     aliases=("退回", "return"),
     positional=True,
-    roles=("publicity_reviewer", "photo_reviewer"),
+    roles=(REVIEWER,),
     fields=(
         NUMBER,
         Field("part", ("部分", "part"), parse=parse_part, show=LABELS.show("part")),
@@ -571,20 +657,25 @@ async def revise_draft(ctx: Ctx, values: dict[str, str]) -> None:
     if d.author != ctx.user or d.status != DraftStatus.REVISING:
         ctx.reply("draft_cannot_revise", number=d.id, status=d.status)
         return
+    await add_version(ctx, d, values.get("title"), values.get("body"))
+    ctx.reply("draft_revised", number=d.id, version=d.version)
+
+
+async def add_version(ctx: Ctx, d: Draft, title: str | None, body: str | None) -> DraftVersion:
+    """A returned draft's next version: what is not given carries over (photos always do)."""
     old = await _version(ctx, d)
     d.version += 1
     d.updated_at = ctx.now()
-    ctx.session.add(
-        DraftVersion(
-            draft_id=d.id,
-            version=d.version,
-            title=values.get("title") or old.title,
-            body=values.get("body") or old.body,
-            photos=dict(old.photos),
-            created_at=ctx.now(),
-        )
+    v = DraftVersion(
+        draft_id=d.id,
+        version=d.version,
+        title=title or old.title,
+        body=body or old.body,
+        photos=dict(old.photos),
+        created_at=ctx.now(),
     )
-    ctx.reply("draft_revised", number=d.id, version=d.version)
+    ctx.session.add(v)
+    return v
 
 
 @router.command(
@@ -674,7 +765,7 @@ def status_name(ctx: Ctx, status: str) -> str:
 def can_see(ctx: Ctx, d: Draft) -> bool:
     """The author, the reviewers, the platform editors and the director."""
     p = ctx.person
-    roles = {"publicity_reviewer", "photo_reviewer", "platform_editor", "director"}
+    roles = {*kind_of(d).reviewers.values(), "platform_editor", "director"}
     return d.author == ctx.user or (p is not None and bool(roles & set(p.roles)))
 
 
@@ -722,16 +813,12 @@ async def mine(ctx: Ctx, limit: int = 10) -> list[Draft]:
 
 async def to_review(ctx: Ctx) -> list[tuple[Draft, DraftPart]]:
     """Drafts whose current version waits for this reviewer's part (text or photos)."""
-    parts = [
-        part
-        for part, role in ((DraftPart.TEXT, "publicity_reviewer"), (DraftPart.PHOTO, "photo_reviewer"))
-        if _has_role(ctx, role)
-    ]
-    if not parts:
-        return []
     q = select(Draft).where(Draft.status == DraftStatus.IN_REVIEW).order_by(Draft.id)
     out = []
     for d in (await ctx.session.execute(q)).scalars():
+        parts = [part for part, role in kind_of(d).reviewers.items() if _has_role(ctx, role)]
+        if not parts:
+            continue
         v = await _version(ctx, d)
         for part in parts:
             state = v.text_review if part is DraftPart.TEXT else v.photo_review

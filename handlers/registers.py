@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
@@ -32,6 +32,7 @@ from handlers.faults import LABELS as FAULTS
 from handlers.faults import category_name, pause_reasons, paused_hours, repair_hours
 from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
+from handlers.microlessons import LABELS as MICRO
 from handlers.stage import LABELS as STAGE
 from handlers.stage import YesNo
 from handlers.stage_damage import register_row
@@ -41,7 +42,11 @@ from storage.models import (
     ApprovalAudit,
     Booking,
     ComputerIssue,
+    DraftVersion,
     FootageLog,
+    MicroLesson,
+    MicroLessonClicks,
+    MicroLessonStage,
     Request,
     StageCrew,
     StageDamage,
@@ -342,6 +347,74 @@ async def _activity(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]
     return out
 
 
+async def _microlessons(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
+    """A planned lesson by its slot; an external teacher's video by when it was registered."""
+    lessons = (
+        await ctx.session.execute(
+            select(MicroLesson)
+            .where(
+                MicroLesson.stage != MicroLessonStage.CANCELLED,
+                or_(
+                    and_(MicroLesson.start_at >= start, MicroLesson.start_at < end),
+                    and_(MicroLesson.start_at.is_(None), MicroLesson.created_at >= start, MicroLesson.created_at < end),
+                ),
+            )
+            .order_by(func.coalesce(MicroLesson.start_at, MicroLesson.created_at), MicroLesson.id)
+        )
+    ).scalars()
+    out = []
+    for m in lessons:
+        clicks = (
+            await ctx.session.execute(
+                select(MicroLessonClicks)
+                .where(MicroLessonClicks.lesson_id == m.id)
+                .order_by(MicroLessonClicks.at.desc(), MicroLessonClicks.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        versions = 0
+        if m.draft_id is not None:
+            versions = int(
+                (
+                    await ctx.session.execute(
+                        select(func.count()).select_from(DraftVersion).where(DraftVersion.draft_id == m.draft_id)
+                    )
+                ).scalar_one()
+            )
+        recorded = (
+            f"{ctx.local(m.start_at)}-{ctx.local(m.end_at)[11:]}"
+            if m.start_at is not None
+            else MICRO(ctx, "register_recorded", at=ctx.local(m.recorded_at), external=m.external)
+        )
+        before_recording = m.stage in (MicroLessonStage.PLANNED, MicroLessonStage.REVIEWING, MicroLessonStage.REDO)
+        out.append(
+            [
+                None,
+                m.teacher_name,
+                m.course,
+                m.topic,
+                recorded,
+                m.room,
+                ctx.local(m.edited_at),
+                ctx.local(m.converted_at),
+                MICRO(ctx, "register_uploaded", at=ctx.local(m.uploaded_at), category=m.category)
+                if m.uploaded_at
+                else "",
+                clicks.clicks if clicks else "",
+                MICRO(
+                    ctx,
+                    "register_note",
+                    external=m.external,
+                    versions=versions,
+                    stage=MICRO.name(ctx, "stage", m.stage) if before_recording else "",
+                    comments=clicks.comments if clicks else "",
+                    note=m.note if not m.external else "",
+                ),
+            ]
+        )
+    return out
+
+
 REGISTERS: tuple[Register, ...] = (
     Register(
         "repairs",
@@ -394,6 +467,12 @@ REGISTERS: tuple[Register, ...] = (
         "活动服务登记表",
         ("序号", "日期", "活动", "地点", "申请单位", "联系人", "服务类型", "负责人", "交付情况/存放位置", "备注"),
         _activity,
+    ),
+    Register(
+        "microlessons",
+        "微课录制情况登记表",
+        ("序号", "教师", "课程", "主题", "录制时间", "地点", "剪辑", "格式转换", "上传/网校分类", "点击量", "备注"),
+        _microlessons,
     ),
 )
 

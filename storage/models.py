@@ -490,6 +490,7 @@ class DraftStatus(StrEnum):
     COMMITTEE = "committee"  # has a phone number: waiting for the committee's approval
     EDITING = "editing"  # with the platform editors
     PUBLISHED = "published"  # on every platform
+    ACCEPTED = "accepted"  # a kind of draft that is not published (a micro-lesson video): passed
 
 
 class Draft(Base):
@@ -507,6 +508,10 @@ class Draft(Base):
     )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # What the draft is, for the review engine (handlers/publishing.py DraftKind): "news" (投稿), or
+    # "microlesson" (an external teacher's 微课 video). Server default only, like audio_classes.kind:
+    # the code always names it.
+    kind: Mapped[str] = mapped_column(String(16), server_default="news")
 
 
 class DraftVersion(Base):
@@ -908,3 +913,70 @@ class StageDamage(Base):
     paid_at: Mapped[datetime | None] = mapped_column(default=None)
     recorded_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class MicroLessonStage(StrEnum):
+    """Where a micro-lesson (微课) stands; from RECORDED on, the production stages in order."""
+
+    PLANNED = "planned"  # in the published recording plan
+    REVIEWING = "reviewing"  # an external teacher's video with the reviewers
+    REDO = "redo"  # the video was returned: to be recorded again (重录)
+    RECORDED = "recorded"  # 已录制 (an external video: passed the review)
+    EDITED = "edited"  # 已剪辑
+    CONVERTED = "converted"  # 已转换格式
+    UPLOADED = "uploaded"  # 已上传 to the 网校, with its category
+    CANCELLED = "cancelled"
+
+
+class MicroLesson(Base):
+    """A micro-lesson (微课录制情况登记表 row): a planned recording, or an external teacher's video.
+
+    `draft_id` is the draft the review engine (handlers/publishing.py) keeps an external video's
+    versions and reviews in; a cross-link without a foreign key, like `tasks.ticket_id`.
+    """
+
+    __tablename__ = "micro_lessons"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    teacher: Mapped[str] = mapped_column(String(64))  # a member's userid; "" for an external teacher
+    teacher_name: Mapped[str] = mapped_column(String(100))
+    external: Mapped[bool] = mapped_column(default=False)  # 校外教师
+    course: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str] = mapped_column(String(200))
+    room: Mapped[str] = mapped_column(String(100), default="")  # 地点
+    start_at: Mapped[datetime | None] = mapped_column(default=None)  # the recording slot
+    end_at: Mapped[datetime | None] = mapped_column(default=None)
+    stage: Mapped[str] = mapped_column(String(16))  # MicroLessonStage
+    planner: Mapped[str] = mapped_column(String(64))  # who planned or registered it
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)  # the teacher's 收到
+    draft_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    recorded_at: Mapped[datetime | None] = mapped_column(default=None)
+    edited_at: Mapped[datetime | None] = mapped_column(default=None)
+    converted_at: Mapped[datetime | None] = mapped_column(default=None)
+    uploaded_at: Mapped[datetime | None] = mapped_column(default=None)
+    category: Mapped[str] = mapped_column(String(100), default="")  # 网校分类
+    link: Mapped[str] = mapped_column(String(500), default="")  # the video (external) or the lesson online
+    note: Mapped[str] = mapped_column(Text, default="")  # 备注
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_micro_lessons_room_time", "room", "start_at"),
+        Index("ix_micro_lessons_teacher_time", "teacher", "start_at"),
+        Index("ix_micro_lessons_draft_id", "draft_id"),
+    )
+
+
+class MicroLessonClicks(Base):
+    """点击量 and 评论 of an uploaded micro-lesson as entered: the 网校's running total at `at`."""
+
+    __tablename__ = "micro_lesson_clicks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[int] = mapped_column(BigId)  # micro_lessons.id (no foreign key, see MicroLesson)
+    clicks: Mapped[int] = mapped_column(Integer)
+    comments: Mapped[str] = mapped_column(Text, default="")
+    entered_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_micro_lesson_clicks_lesson", "lesson_id", "at"),)
