@@ -54,7 +54,12 @@ CHAINS = [
         "computer_office",
         "huangli",
         None,
-        [("office_lead", ("zhengmei",)), ("vp_supervising", ("zhaomin",)), ("principal", ("wangjianguo",))],
+        [
+            ("office_lead", ("zhengmei",)),
+            ("vp_supervising", ("zhaomin",)),
+            ("principal", ("wangjianguo",)),
+            ("director", ("chenhao",)),
+        ],
     ),
     (
         "computer_department",
@@ -65,25 +70,36 @@ CHAINS = [
             ("dept_head", ("majun",)),
             ("vp_campus", ("zhaomin",)),
             ("principal", ("wangjianguo",)),
+            ("director", ("chenhao",)),
         ],
     ),
     (
         "computer_department",
         "luwei",
         None,  # the deputy himself: his step goes up to the head
-        [("dept_head", ("songtao",)), ("vp_campus", ("sunli",)), ("principal", ("wangjianguo",))],
+        [
+            ("dept_head", ("songtao",)),
+            ("vp_campus", ("sunli",)),
+            ("principal", ("wangjianguo",)),
+            ("director", ("chenhao",)),
+        ],
     ),
     (
         "computer_office",
         "zhaomin",
         None,  # the supervising VP herself: her step goes to the principal
-        [("office_lead", ("zhengmei",)), ("principal", ("wangjianguo",))],
+        [("office_lead", ("zhengmei",)), ("principal", ("wangjianguo",)), ("director", ("chenhao",))],
     ),
     (
         "computer_office",
         "wangjianguo",
         None,  # the principal: his step goes to the committee
-        [("office_lead", ("zhengmei",)), ("vp_supervising", ("zhaomin",)), ("committee", ("liuyang", "zhaomin"))],
+        [
+            ("office_lead", ("zhengmei",)),
+            ("vp_supervising", ("zhaomin",)),
+            ("committee", ("liuyang", "zhaomin")),
+            ("director", ("chenhao",)),
+        ],
     ),
     (
         "footage_student",
