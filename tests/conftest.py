@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, make_url, select
 
 from bot.appkeys import DISPATCHER, PIPELINE
 from bot.clock import Clock, FakeClock, RunningClock
@@ -23,15 +25,18 @@ from bot.config import Config, parse_config
 from bot.emulator.sender import CallbackSender
 from bot.emulator.server import Emulator
 from infodesk.app import create_app
-from storage.db import make_engine
+from storage.db import make_engine, migrate
 from storage.models import Base, OutboxMessage, OutboxStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("INFODESK_TEST_PG_URL")
-# Under pytest-xdist each worker gets a database of its own next to the given one (test_gw0, …),
-# created on first use, so the workers never drop each other's schema.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-_pg_ready = False
+# Each test gets a database of its own, already at the schema's head: migrating 20 revisions
+# takes about a second, so each process (each pytest-xdist worker) migrates a template once and
+# every test starts from a copy of it (a file copy on SQLite; CREATE DATABASE … TEMPLATE on
+# PostgreSQL, in databases named after the given one: test_gw0, test_gw0_tmpl). Tests marked
+# `empty_db` (the migration tests) get an empty database instead.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "") or "main"
+_templates: dict[str, str] = {}
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 # No test depends on the real date or weekday (CI runs on weekends too): every bot a test starts
@@ -60,40 +65,49 @@ def make_config(api_base: str, db_url: str, **sections: dict[str, Any]) -> Confi
     return parse_config(raw, environ={})
 
 
-async def reset_postgres(url: str) -> None:
-    engine = make_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-
-
 @pytest.fixture(params=ENGINES)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh empty database: SQLite always, PostgreSQL when INFODESK_TEST_PG_URL is set."""
+    """A fresh database at the schema's head (empty with the `empty_db` mark): SQLite always,
+    PostgreSQL when INFODESK_TEST_PG_URL is set."""
+    empty = request.node.get_closest_marker("empty_db") is not None
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        path = tmp_path / "test.db"
+        if not empty:
+            shutil.copyfile(await sqlite_template(), path)
+        return f"sqlite+aiosqlite:///{path}"
     assert PG_URL
-    url = await worker_database(PG_URL)
-    await reset_postgres(url)
-    return url
+    return await postgres_database(PG_URL, empty)
 
 
-async def worker_database(url: str) -> str:
-    """This worker's PostgreSQL database: the given one, or under xdist `<name>_<worker>`."""
-    global _pg_ready
-    if not _WORKER:
-        return url
+async def sqlite_template() -> str:
+    if "sqlite" not in _templates:
+        path = Path(tempfile.mkdtemp(prefix="infodesk-template-")) / "head.db"
+        engine = make_engine(f"sqlite+aiosqlite:///{path}")
+        await migrate(engine)
+        await engine.dispose()
+        _templates["sqlite"] = str(path)
+    return _templates["sqlite"]
+
+
+async def postgres_database(url: str, empty: bool) -> str:
+    """This process's PostgreSQL test database, dropped and made again: a copy of the migrated
+    template, or empty."""
     parsed = make_url(url)
-    name = f"{parsed.database}_{_WORKER}"
-    if not _pg_ready:
-        conn = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
-        try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        _pg_ready = True
+    name, template = f"{parsed.database}_{_WORKER}", f"{parsed.database}_{_WORKER}_tmpl"
+    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin)
+    try:
+        if "postgresql" not in _templates:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{template}"')
+            engine = make_engine(parsed.set(database=template).render_as_string(hide_password=False))
+            await migrate(engine)
+            await engine.dispose()
+            _templates["postgresql"] = template
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"' + ("" if empty else f' TEMPLATE "{template}"'))
+    finally:
+        await conn.close()
     return parsed.set(database=name).render_as_string(hide_password=False)
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from openpyxl import load_workbook
 from sqlalchemy import insert, select
@@ -14,6 +15,8 @@ from handlers.registers import export, find_register
 from storage.db import alembic_config, make_engine, make_sessionmaker, migrate
 from storage.models import Base, BookingCondition, ComputerPurpose
 from tests.conftest import make_config
+
+pytestmark = pytest.mark.empty_db  # they migrate the database themselves
 
 BEFORE = "8a49a97a31d3"  # 0006
 AT = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)

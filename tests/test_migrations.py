@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from storage.db import alembic_config, make_engine, migrate
 from storage.models import Base, UTCDateTime
 
+pytestmark = pytest.mark.empty_db  # they migrate the database themselves
+
 
 def _diff(conn):  # type: ignore[no-untyped-def]
     return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
