@@ -38,6 +38,46 @@ PG_URL = os.environ.get("INFODESK_TEST_PG_URL")
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "") or "main"
 _templates: dict[str, str] = {}
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+# The database tests run on PostgreSQL too: the storage layer, migrations, the outbox, inbound
+# dedupe, processes and replicas, backups, concurrent decisions and claims, timers across
+# restarts, append-only records and what the registers read. The other workflow scenarios run on
+# SQLite (they exercise the same queries); INFODESK_TEST_PG_ALL=1 runs every one on both.
+PG_MODULES = {
+    "test_migrations",
+    "test_migration_0007",
+    "test_outbox",
+    "test_outbox_pause",
+    "test_inbound",
+    "test_process",
+    "test_backup",
+    "test_cli_outbox",
+    "test_callback",
+    "test_approvals_http",
+    "test_faults_http",
+    "test_ticket_pauses",
+    "test_registers",
+    "test_cctv_room",
+    "test_directory",
+    "test_customer_groups",
+    "test_duties",
+}
+PG_ALL = os.environ.get("INFODESK_TEST_PG_ALL") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the PostgreSQL runs of the scenarios that are not database tests (PG_MODULES)."""
+    if PG_ALL:
+        return
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_pg = callspec is not None and callspec.params.get("db_url") == "postgresql"
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        (drop if on_pg and module not in PG_MODULES else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 # No test depends on the real date or weekday (CI runs on weekends too): every bot a test starts
 # reads time from an injected clock. Scenario tests use a fake clock that moves only when told;
