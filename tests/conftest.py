@@ -60,6 +60,11 @@ PG_MODULES = {
     "test_directory",
     "test_customer_groups",
     "test_duties",
+    # This session's workflows, new enough to be worth both engines.
+    "test_stage_ops",
+    "test_training",
+    "test_activity",
+    "test_microlessons",
 }
 PG_ALL = os.environ.get("INFODESK_TEST_PG_ALL") == "1"
 
