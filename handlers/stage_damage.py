@@ -30,7 +30,8 @@ from handlers.approval_engine import FlowStatus
 from handlers.approvals import audit, close_request_cards, send_request_cards
 from handlers.labels import HasRenderer, Labels
 from handlers.numbers import REQUEST_NUMBER
-from handlers.stage import _booking, router, venue_name
+from handlers.stage import router, venue_name
+from handlers.stage_ops import ops_request
 from storage.models import Booking, Card, DamageStatus, Request, StageDamage
 
 LABELS = Labels("labels_stage_damage", status=DamageStatus)
@@ -125,16 +126,6 @@ async def damage_of(ctx: Ctx, booking: Booking) -> StageDamage | None:
     return (await ctx.session.execute(q)).scalar_one_or_none()
 
 
-async def _stage_request(ctx: Ctx, number: str) -> tuple[Request, Booking] | None:
-    req = (
-        await ctx.session.execute(select(Request).where(Request.id == int(number)).with_for_update())
-    ).scalar_one_or_none()
-    if req is None or req.workflow != "stage":
-        ctx.reply("stage_ops_not_found", number=number)
-        return None
-    return req, await _booking(ctx, req)
-
-
 def register_row(r: HasRenderer, org: Org, d: StageDamage) -> str:
     """The damage in the stage register's note: 赔偿 宋涛 300元 已付."""
     state = PAID if d.paid_at is not None else d.status
@@ -165,7 +156,7 @@ async def stage_damage(ctx: Ctx, values: dict[str, str]) -> None:
     if not _may_record(ctx):
         ctx.reply("stage_damage_who")
         return
-    found = await _stage_request(ctx, values["number"])
+    found = await ops_request(ctx, values["number"])
     if found is None:
         return
     req, booking = found
@@ -249,7 +240,7 @@ async def _paid(ctx: Ctx, req: Request, booking: Booking) -> None:
 
 # -- accept or refuse ------------------------------------------------------------------------------
 async def _answerable(ctx: Ctx, number: str) -> tuple[Request, Booking, StageDamage] | None:
-    found = await _stage_request(ctx, number)
+    found = await ops_request(ctx, number)
     if found is None:
         return None
     req, booking = found
