@@ -175,6 +175,9 @@ class Ticket(Base):
     booking_id: Mapped[int | None] = mapped_column(  # opened from a stage booking
         BigId, _fk("bookings.id", "fk_tickets_booking_id_bookings", "SET NULL"), default=None
     )
+    # The asset at fault (资产编号), when named. No foreign key: adding one to tickets would rebuild
+    # the table on SQLite (nulling the keys that point at it), and assets are never deleted (报废).
+    asset_id: Mapped[int | None] = mapped_column(BigId, index=True, default=None)
     # Waits with the SLA clock stopped (暂停 待配件): {"items": [{"from", "to" (None while paused),
     # "reason", "by"}]}; None when never paused.
     pauses: Mapped[dict[str, Any] | None] = mapped_column(default=None)
@@ -980,3 +983,77 @@ class MicroLessonClicks(Base):
     at: Mapped[datetime]
 
     __table_args__ = (Index("ix_micro_lesson_clicks_lesson", "lesson_id", "at"),)
+
+
+class AssetKind(StrEnum):
+    """What an asset is (资产类别)."""
+
+    COMPUTER = "computer"  # 计算机
+    PROJECTOR = "projector"  # 投影仪
+    SPEAKER = "speaker"  # 音响
+    OTHER = "other"  # 其它
+
+
+class AssetState(StrEnum):
+    """Where an asset stands in its life (资产状态)."""
+
+    IN_USE = "in_use"  # 在用: installed in a room or issued to a unit for good
+    IN_STORE = "in_store"  # 在库
+    LENT = "lent"  # 借出: issued against a requisition, to come back
+    REPAIR = "repair"  # 维修中: an open fault ticket names it
+    RETIRED = "retired"  # 报废
+
+
+class Asset(Base):
+    """One numbered asset of the center (计算机、投影仪、音响…编号登记).
+
+    The row holds the asset's present facts; every change to them is an `AssetEvent` written in
+    the same transaction (handlers/asset_store.py is the one place that changes an asset).
+    """
+
+    __tablename__ = "assets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # 资产编号, as printed on the label
+    kind: Mapped[str] = mapped_column(String(16))  # AssetKind
+    model: Mapped[str] = mapped_column(String(200), default="")  # 型号/配置
+    campus: Mapped[str] = mapped_column(String(32), default="")
+    location: Mapped[str] = mapped_column(String(200), default="")  # 存放地点: room, lab seat
+    unit: Mapped[str] = mapped_column(String(100), default="")  # 使用部门
+    holder: Mapped[str | None] = mapped_column(String(64), default=None)  # 使用人 (userid)
+    state: Mapped[str] = mapped_column(String(16), default=AssetState.IN_STORE)  # AssetState
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_assets_campus_location", "campus", "location"),
+        Index("ix_assets_holder", "holder"),
+    )
+
+
+class AssetEvent(Base):
+    """One change in an asset's history (imported, issued, returned, under repair, moved, …).
+
+    Append-only: the history is the asset's record, so nothing updates or deletes a row. `ref`
+    names the record that caused it ("request:12", "ticket:7", "inventory:3"); `before`/`after`
+    hold the changed fields' old and new values.
+    """
+
+    __tablename__ = "asset_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    asset_id: Mapped[int] = mapped_column(BigId, _fk("assets.id", "fk_asset_events_asset_id_assets", "RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(32))  # asset_store.EventKind
+    actor: Mapped[str] = mapped_column(String(64))  # userid, or "system" / "import"
+    at: Mapped[datetime]
+    before: Mapped[dict[str, Any]]
+    after: Mapped[dict[str, Any]]
+    note: Mapped[str] = mapped_column(Text, default="")
+    ref: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (Index("ix_asset_events_asset_at", "asset_id", "at"), Index("ix_asset_events_ref", "ref"))
+
+
+event.listen(AssetEvent, "before_update", _append_only)
+event.listen(AssetEvent, "before_delete", _append_only)
