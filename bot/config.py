@@ -37,6 +37,7 @@ from bot.config_workflows import (  # noqa: F401  (re-exported)
     FootageConfig,
     MicroLessonsConfig,
     PublishingConfig,
+    ReportsConfig,
     SchedulesConfig,
     StageConfig,
     TrainingConfig,
@@ -389,6 +390,7 @@ class Config(_Strict):
     computers: ComputersConfig = ComputersConfig()
     training: TrainingConfig = TrainingConfig()
     microlessons: MicroLessonsConfig = MicroLessonsConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, time
+from pathlib import Path
 from typing import Literal
 
 from apscheduler.triggers.cron import CronTrigger
@@ -408,3 +409,31 @@ class MicroLessonsConfig(_Strict):
 
 class SchedulesConfig(_Strict):
     grace_minutes: int = Field(default=120, ge=1)  # an occurrence missed while down is still sent this late
+
+
+class ReportsConfig(_Strict):
+    """The director's reports (handlers/reports.py): when they go out and to whom."""
+
+    enabled: bool = True
+    to_roles: tuple[Role, ...] = ("director",)  # who receives them
+    weekly_cron: str = "0 8 * * mon"  # last week's report
+    monthly_cron: str = "30 8 1 * *"  # last month's
+    yearly_cron: str = "0 9 1 1 *"  # last year's
+    term_report_time: str = "09:00"  # the day after each term's last day ([calendar] terms)
+    chart_font: str = ""  # a font file with Chinese glyphs for the chart; empty: look for a known one
+
+    _cron = field_validator("weekly_cron", "monthly_cron", "yearly_cron")(classmethod(lambda cls, v: check_cron(v)))
+
+    @field_validator("term_report_time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError('must be HH:MM in 24-hour time, e.g. "09:00"')
+        return v
+
+    @field_validator("chart_font")
+    @classmethod
+    def _font(cls, v: str) -> str:
+        if v and not Path(v).is_file():
+            raise ValueError(f"no font file at {v}")
+        return v

@@ -38,6 +38,7 @@ GROUP_ORDER = (
     "approvals",
     "duties",
     "training",
+    "reports",
     "find",
     "help",
 )

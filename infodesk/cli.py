@@ -32,6 +32,7 @@ from bot.router import Registry
 from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
 from handlers.registers import REGISTERS, export, find_register
+from handlers.reports import NoTerm, Span, build, period_of
 from handlers.training import STAFF, ImportRejected, import_file, problems_text
 from infodesk.app import create_app
 from infodesk.demo import run_demo
@@ -176,6 +177,41 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     count = asyncio.run(run())
     print(f"{register.title}: {count} rows written to {args.output}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The director's report for the week/month/term/year containing --date: digest, chart, .xlsx."""
+    cfg = _load(args.config)
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print("--date takes a date like 2026-11-30", file=sys.stderr)
+        return 2
+    try:
+        period = period_of(Span(args.span), day, cfg)
+    except NoTerm:
+        print(f"no term of [calendar] terms contains {day}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    if out.suffix.lower() != ".xlsx":
+        print("-o names the .xlsx to write (the chart goes beside it as .png)", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            async with make_sessionmaker(engine)() as s:
+                built = await build(s, cfg, Renderer(Registry(ROUTERS).template_dirs), period)
+        finally:
+            await engine.dispose()
+        out.write_bytes(built.sheet)
+        out.with_suffix(".png").write_bytes(built.chart)
+        return built.text
+
+    print(asyncio.run(run()))
+    print(f"written: {out} and {out.with_suffix('.png')}")
     return 0
 
 
@@ -403,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="the .xlsx file to write")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("report", help="the director's report for a period: digest, chart (.png) and .xlsx")
+    p.add_argument("span", choices=[s.value for s in Span], help="week (Mon-Sun), month, term ([calendar]) or year")
+    p.add_argument("--date", required=True, help="a day in the period, e.g. 2026-11-30")
+    p.add_argument("-o", "--output", required=True, help="the .xlsx to write; the chart is written beside it as .png")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_report)
     p = sub.add_parser("import-scores", help="import a module's exam scores from .xlsx/.csv (姓名 理论 实操)")
     p.add_argument("file")
     p.add_argument("--module", required=True, help="the platform module, as in 考核安排")
