@@ -103,8 +103,9 @@ def _live(req: Request | None, booking: Booking | None) -> bool:
 
 
 # -- on duty --------------------------------------------------------------------------------------
-async def open_crew(ctx: Ctx, req: Request, booking: Booking) -> None:
-    """Approved: the claim card to every stage technician, the reminder and the unclaimed check."""
+async def open_crew(ctx: Ctx, req: Request, booking: Booking, claim_cards: bool = True) -> None:
+    """Approved: the claim card to every stage technician, the reminder and the unclaimed check.
+    A weekly series' later occurrences get no card of their own: claiming the first claims them."""
     now = ctx.now()
     cfg = ctx.config.stage
     ctx.session.add(
@@ -116,7 +117,8 @@ async def open_crew(ctx: Ctx, req: Request, booking: Booking) -> None:
             created_at=now,
         )
     )
-    await send_claim_cards(ctx, req, booking)
+    if claim_cards:
+        await send_claim_cards(ctx, req, booking)
     remind_at = booking.start_at - timedelta(minutes=cfg.crew_reminder_minutes)
     if remind_at > now:
         ctx.session.add(Timer(kind="stage_crew_remind", ref=str(booking.id), due_at=remind_at, payload={}))
@@ -137,7 +139,13 @@ async def send_claim_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
         req,
         techs,
         title=block("cards_stage", "crew_claim_title", number=req.id) or "",
-        desc=block("cards_stage", "crew_claim_desc", minutes=ctx.config.stage.crew_reminder_minutes) or "",
+        desc=block(
+            "cards_stage",
+            "crew_claim_desc",
+            minutes=ctx.config.stage.crew_reminder_minutes,
+            series=len(req.fields.get("occurrences", [])),
+        )
+        or "",
         rows=_rows(ctx, req, booking),
         buttons=[Button(block("cards_stage", "crew_claim_button") or "", CrewClick(req.id, CrewButton.CLAIM, 0))],
         purpose="claim",
@@ -168,8 +176,24 @@ async def claim(ctx: Ctx, req: Request, booking: Booking) -> None:
     label = ctx.renderer.block("cards_stage", "crew_claimed", name=ctx.org.name(ctx.user)) or ""
     await close_request_cards(ctx, req, label, purpose="claim")
     audit(ctx, req, "stage_crew_claimed", req.status)
-    ctx.reply("stage_crew_claimed_you", minutes=ctx.config.stage.crew_reminder_minutes, **facts)
+    also = await _claim_series(ctx, req)
+    ctx.reply("stage_crew_claimed_you", minutes=ctx.config.stage.crew_reminder_minutes, series=also, **facts)
     ctx.tell(req.requester, "stage_crew_for_requester", name=ctx.org.name(ctx.user), **facts)
+
+
+async def _claim_series(ctx: Ctx, req: Request) -> int:
+    """The first occurrence of a weekly series claimed: the later ones nobody claimed go along."""
+    later = [int(n) for n in req.fields.get("occurrences", [])]
+    if not later:
+        return 0
+    ids = select(Booking.id).where(Booking.request_id.in_(later), Booking.holds.is_(True))
+    done = await ctx.session.execute(
+        update(StageCrew)
+        .where(StageCrew.booking_id.in_(ids), StageCrew.technician.is_(None), StageCrew.closed_at.is_(None))
+        .values(technician=ctx.user, claimed_at=ctx.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(done, "rowcount", 0) or 0)
 
 
 async def booking_cancelled(ctx: Ctx, req: Request, booking: Booking) -> None:
