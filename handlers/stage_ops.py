@@ -175,14 +175,16 @@ async def claim(ctx: Ctx, req: Request, booking: Booking) -> None:
         return
     label = ctx.renderer.block("cards_stage", "crew_claimed", name=ctx.org.name(ctx.user)) or ""
     await close_request_cards(ctx, req, label, purpose="claim")
+    await close_request_cards(ctx, req, label, purpose="assign")  # claimed after the escalation
     audit(ctx, req, "stage_crew_claimed", req.status)
-    also = await _claim_series(ctx, req)
+    also = await _claim_series(ctx, req, ctx.user)
     ctx.reply("stage_crew_claimed_you", minutes=ctx.config.stage.crew_reminder_minutes, series=also, **facts)
     ctx.tell(req.requester, "stage_crew_for_requester", name=ctx.org.name(ctx.user), **facts)
 
 
-async def _claim_series(ctx: Ctx, req: Request) -> int:
-    """The first occurrence of a weekly series claimed: the later ones nobody claimed go along."""
+async def _claim_series(ctx: Ctx, req: Request, technician: str) -> int:
+    """The first occurrence of a weekly series claimed (or assigned): the later ones nobody is on
+    duty for go along."""
     later = [int(n) for n in req.fields.get("occurrences", [])]
     if not later:
         return 0
@@ -190,7 +192,7 @@ async def _claim_series(ctx: Ctx, req: Request) -> int:
     done = await ctx.session.execute(
         update(StageCrew)
         .where(StageCrew.booking_id.in_(ids), StageCrew.technician.is_(None), StageCrew.closed_at.is_(None))
-        .values(technician=ctx.user, claimed_at=ctx.now())
+        .values(technician=technician, claimed_at=ctx.now())
         .execution_options(synchronize_session=False)
     )
     return int(getattr(done, "rowcount", 0) or 0)
@@ -278,7 +280,8 @@ async def assign(ctx: Ctx, req: Request, booking: Booking, member: str) -> None:
     await close_request_cards(ctx, req, label, purpose="assign")
     audit(ctx, req, "stage_crew_assigned", req.status, technician=member, previous=previous)
     minutes = ctx.config.stage.crew_reminder_minutes
-    ctx.tell(member, "stage_crew_assigned_you", by=ctx.org.name(ctx.user), minutes=minutes, **facts)
+    also = await _claim_series(ctx, req, member)
+    ctx.tell(member, "stage_crew_assigned_you", by=ctx.org.name(ctx.user), minutes=minutes, series=also, **facts)
     if previous:
         ctx.tell(previous, "stage_crew_unassigned", name=name, **facts)
     ctx.reply("stage_crew_assigned_director", name=name, previous=ctx.org.name(previous or ""), **facts)
