@@ -176,6 +176,13 @@ EN_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 SERIES = "weekly "  # how a parsed weekly 时间 starts: 'weekly 2026-12-01 16:00-17:30 x5'
 
 
+def parse_booking_day(value: str, ctx: Ctx) -> str:
+    """日期 of a booking; 每周二 there belongs in 时间 (else it would silently book one Tuesday)."""
+    if WEEKLY_RE.match(value):
+        raise FieldError("invalid_date_weekly")
+    return parse_day(value, ctx)
+
+
 def is_series(values: dict[str, str]) -> bool:
     return values.get("time", "").startswith(SERIES)
 
@@ -467,7 +474,7 @@ BOOKING_FIELDS = (
     Field(
         "date",
         ("日期", "date"),
-        parse=parse_day,
+        parse=parse_booking_day,
         required_if=lambda v: not re.match(r"\d{4}-|weekly ", v.get("time", "")),
         show=lambda v, c: show_iso_day(c, v),
     ),

@@ -105,6 +105,8 @@ async def test_bad_input_no_confirmation_restart_and_cancelling_the_series(
     scene: Scene, emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     base = f"借舞台 场地:本部报告厅 活动:社团排练 {FLAGS}"
+    assert "请把规律写在时间里" in await scene.say("zhaolei", f"{base} 日期:每周五 时间:9:00-10:00 至 12月11日")
+    await scene.say("zhaolei", "取消")
     assert "要写到哪天为止或一共几次" in await scene.say("zhaolei", f"{base} 时间:每周五 9:00-10:00")
     assert "最多 26 次" in await scene.say("zhaolei", "时间:每周五 9:00-10:00 至 2027-12-31")
     assert "只有一次" in await scene.say("zhaolei", "时间:每周五 9:00-10:00 至 11月28日")
