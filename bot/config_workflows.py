@@ -261,6 +261,8 @@ class StageConfig(_Strict):
     closing_checklist: tuple[str, ...] = Field(
         default=("话筒电池取出", "电源关闭", "门已上锁", "设备已擦拭"), min_length=1, max_length=20
     )
+    # A weekly booking (时间:每周二 16:00-17:30 至 2026-12-29) books at most this many occurrences.
+    series_max: int = Field(default=26, ge=2, le=60)
 
 
 class ActivityConfig(_Strict):

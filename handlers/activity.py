@@ -9,7 +9,8 @@ acknowledge, a reminder before the start ([activity] remind_minutes), and after 
 where the material is archived (`交付 #n 存放:… 照片:… 视频:…`). Delivered records are listed in the
 monthly archive task to 综合办公室 ([activity] archive_duty), each once.
 
-Stage bookings name no technician, so only activity services count as a member's schedule.
+A member's schedule is their assigned services and their stage duties: a member who is also a
+stage technician on duty for an approved booking (handlers/stage_ops.py) is busy then too.
 """
 
 from __future__ import annotations
@@ -32,10 +33,22 @@ from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
 from handlers.approval_commands import parse_required
+from handlers.approval_engine import FlowStatus
 from handlers.duties import task_feed
 from handlers.labels import Labels, show_iso_day, show_span
+from handlers.numbers import Kind, names_kind
 from handlers.stage import YesNo, lock_venue, parse_day, parse_time, parse_yes_no, show_time
-from storage.models import ActivityBooking, ActivityService, ActivityStatus, Card, Task, Timer
+from storage.models import (
+    ActivityBooking,
+    ActivityService,
+    ActivityStatus,
+    Booking,
+    Card,
+    Request,
+    StageCrew,
+    Task,
+    Timer,
+)
 
 router = Router("activity", templates=Path(__file__).with_name("templates") / "activity")
 LABELS = Labels("labels_activity", service=ActivityService, status=ActivityStatus)
@@ -99,14 +112,14 @@ def parse_count(value: str, ctx: Ctx) -> str:
 
 
 def parse_number(value: str, ctx: Ctx) -> str:
-    m = re.fullmatch(r"\s*(?:活动服务|活动|activity)?\s*#?\s*(\d{1,12})\s*", value, re.IGNORECASE)
+    m = re.fullmatch(r"\s*(?:活动服务|活动|activity)?\s*#?\s*h?\s*(\d{1,12})\s*", value, re.IGNORECASE)
     if m is None:
         raise FieldError("invalid_number")
     return m.group(1)
 
 
 def take_number(text: str) -> tuple[str, str] | None:
-    m = re.match(r"\s*(?:活动服务|活动)?\s*#?\s*\d{1,12}", text)
+    m = re.match(r"\s*(?:活动服务|活动)?\s*#?\s*[hH]?\s*\d{1,12}", text)
     if m is None or re.match(r"\w", text[m.end() :]):
         return None
     return text[: m.end()], text[m.end() :]
@@ -149,7 +162,19 @@ def span_of(ctx: Ctx, values: dict[str, str]) -> tuple[datetime, datetime]:
     return start, end
 
 
-def slot(ctx: Ctx, b: ActivityBooking) -> str:
+@dataclass(frozen=True)
+class Engagement:
+    """What occupies a member's time: an activity service (`activity`) or a stage duty (`stage`,
+    numbered by the booking's request)."""
+
+    kind: str
+    number: int
+    activity: str
+    start_at: datetime
+    end_at: datetime
+
+
+def slot(ctx: Ctx, b: ActivityBooking | Engagement) -> str:
     return show_span(ctx, b.start_at.astimezone(_tz(ctx)), b.end_at.astimezone(_tz(ctx)))
 
 
@@ -157,10 +182,25 @@ def team(ctx: Ctx) -> list[str]:
     return ctx.org.with_role(TEAM_ROLE)
 
 
-async def busy(
-    ctx: Ctx, member: str, start: datetime, end: datetime, exclude: int | None = None
-) -> list[ActivityBooking]:
-    """The member's services overlapping start..end."""
+def _stage_duties(members: list[str], start: datetime, end: datetime) -> Any:
+    """(technician, request number, activity, start, end) of approved bookings they are on duty for."""
+    return (
+        select(StageCrew.technician, Booking.request_id, Booking.activity, Booking.start_at, Booking.end_at)
+        .join(Booking, Booking.id == StageCrew.booking_id)
+        .join(Request, Request.id == Booking.request_id)
+        .where(
+            StageCrew.technician.in_(members),
+            Booking.holds.is_(True),
+            Request.status == FlowStatus.APPROVED,
+            Booking.start_at < end,
+            Booking.end_at > start,
+        )
+        .order_by(Booking.start_at)
+    )
+
+
+async def busy(ctx: Ctx, member: str, start: datetime, end: datetime, exclude: int | None = None) -> list[Engagement]:
+    """The member's services and stage duties overlapping start..end."""
     q = (
         select(ActivityBooking)
         .where(
@@ -171,7 +211,14 @@ async def busy(
         )
         .order_by(ActivityBooking.start_at)
     )
-    return [b for b in (await ctx.session.execute(q)).scalars() if b.id != exclude]
+    found = [
+        Engagement("activity", b.id, b.activity, b.start_at, b.end_at)
+        for b in (await ctx.session.execute(q)).scalars()
+        if b.id != exclude
+    ]
+    stage = (await ctx.session.execute(_stage_duties([member], start, end))).all()
+    found += [Engagement("stage", n, what, s, e) for _, n, what, s, e in stage]
+    return sorted(found, key=lambda g: g.start_at)
 
 
 async def free_members(ctx: Ctx, start: datetime, end: datetime) -> list[str]:
@@ -210,8 +257,11 @@ async def free_slots(ctx: Ctx, start: datetime, end: datetime, count: int = 3) -
             )
         )
     ).all()
+    duties = (
+        await ctx.session.execute(_stage_duties(members, start - timedelta(days=7), end + timedelta(days=7)))
+    ).all()
     taken: dict[str, list[tuple[datetime, datetime]]] = {m: [] for m in members}
-    for who, s, e in rows:
+    for who, s, e in [*rows, *((who, s, e) for who, _, _, s, e in duties)]:
         if who is not None:
             taken.setdefault(who, []).append((s, e))
     found: list[tuple[datetime, datetime]] = []
@@ -236,6 +286,10 @@ async def free_slots(ctx: Ctx, start: datetime, end: datetime, count: int = 3) -
 
 
 # -- facts shown in texts and cards ------------------------------------------------------------
+def _engaged(ctx: Ctx, g: Engagement) -> dict[str, Any]:
+    return {"kind": g.kind, "number": g.number, "activity": g.activity, "slot": slot(ctx, g)}
+
+
 def facts(ctx: Ctx, b: ActivityBooking) -> dict[str, Any]:
     return {
         "number": b.id,
@@ -276,7 +330,7 @@ async def check_request(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dic
     busy_with = []
     for m in team(ctx):
         for b in await busy(ctx, m, start, end):
-            busy_with.append({"name": ctx.org.name(m), "number": b.id, "activity": b.activity, "slot": slot(ctx, b)})
+            busy_with.append({"name": ctx.org.name(m), **_engaged(ctx, b)})
     return (
         "insist",
         "clash",
@@ -367,7 +421,7 @@ async def ask_director(ctx: Ctx, b: ActivityBooking) -> None:
     busy_with = []
     for m in members:
         for other in await busy(ctx, m, b.start_at, b.end_at, exclude=b.id):
-            busy_with.append({"name": ctx.org.name(m), "number": other.id, "activity": other.activity})
+            busy_with.append({"name": ctx.org.name(m), **_engaged(ctx, other)})
     for d in ctx.org.with_role("director"):
         ctx.tell(d, "activity_director", busy=busy_with, team=[ctx.org.name(m) for m in members], **facts(ctx, b))
         await send_card(
@@ -441,7 +495,7 @@ async def director_assigns(ctx: Ctx, number: str | int, member: str) -> None:
     await close_cards(
         ctx, "activity", b.id, ctx.renderer.block("cards_activity", "assigned_to", name=name) or "", purpose="decide"
     )
-    clash = [{"number": c.id, "activity": c.activity, "slot": slot(ctx, c)} for c in clashes]
+    clash = [_engaged(ctx, c) for c in clashes]
     ctx.reply("activity_assigned_director", clash=clash, **facts(ctx, b))
     if b.requester != ctx.user:
         ctx.tell(b.requester, "activity_assigned_requester", **facts(ctx, b))
@@ -451,6 +505,8 @@ async def director_assigns(ctx: Ctx, number: str | int, member: str) -> None:
     "assign_activity",
     aliases=("指派", "指派拍摄", "指派拍攝", "assign activity"),
     positional=True,
+    # `指派 申请 #12 许强`: a stage booking's request number puts a stage technician on duty.
+    redirect=lambda rest: "assign_stage" if names_kind(rest, Kind.REQUEST) else None,
     roles=("director",),
     fields=(NUMBER, Field("member", ("给", "給", "负责人", "負責人", "to"), parse=parse_member)),
 )
@@ -575,6 +631,32 @@ async def activity_schedule(ctx: Ctx, values: dict[str, str]) -> None:
     )
     found = [b for b in (await ctx.session.execute(q)).scalars() if director or ctx.user in (b.assignee, b.requester)]
     ctx.reply("activity_schedule", items=[facts(ctx, b) for b in found[:20]], more=max(0, len(found) - 20))
+
+
+# -- 进度 and 我的任务 (handlers/find.py, handlers/duties.py) -------------------------------------
+def may_see(ctx: Ctx, b: ActivityBooking) -> bool:
+    """The requester, the assignee, the team and the director."""
+    p = ctx.person
+    return ctx.user in (b.requester, b.assignee) or (p is not None and bool({"director", TEAM_ROLE} & set(p.roles)))
+
+
+def show_progress(ctx: Ctx, b: ActivityBooking) -> None:
+    """进度 #H3: where a service stands."""
+    awaiting = b.status == ActivityStatus.ASSIGNED and b.end_at <= ctx.now()
+    ctx.reply("activity_progress", **facts(ctx, b), place=b.delivery_place, awaiting=awaiting)
+
+
+async def work_of(ctx: Ctx, userid: str) -> list[str]:
+    """我的任务: the services assigned to `userid` whose material is not delivered yet."""
+    q = (
+        select(ActivityBooking)
+        .where(ActivityBooking.assignee == userid, ActivityBooking.status == ActivityStatus.ASSIGNED)
+        .order_by(ActivityBooking.start_at)
+    )
+    return [
+        LABELS(ctx, "work_line", **facts(ctx, b), overdue=b.end_at <= ctx.now())
+        for b in (await ctx.session.execute(q)).scalars()
+    ]
 
 
 # -- timers -----------------------------------------------------------------------------------------

@@ -449,14 +449,18 @@ async def open_tasks_of(ctx: Ctx, userid: str) -> list[Task]:
 
 @router.command("my_tasks", aliases=("我的任务", "我的任務", "my tasks"), help_roles=(ON_DUTY,))
 async def my_tasks(ctx: Ctx, values: dict[str, str]) -> None:
-    """我的任务 — the open tasks (duties) waiting for me."""
+    """我的任务 — the open tasks (duties, 交办) waiting for me, and my 活动服务 and 微课 not done yet."""
+    # Imported here: both modules build on this one (the archive duty's feed, the task cards).
+    from handlers import activity, microlessons
+
+    work = [*await activity.work_of(ctx, ctx.user), *await microlessons.work_of(ctx, ctx.user)]
     tasks = await open_tasks_of(ctx, ctx.user)
     rows = []
     for t in tasks:
         ticked = t.checklist.get("ticked", {})
         left = [item for i, item in enumerate(t.spec.get("checklist", [])) if str(i) not in ticked]
         rows.append({**_facts(ctx, t), "left": left, "overdue": ctx.now() >= t.deadline})
-    ctx.reply("my_tasks", tasks=rows)
+    ctx.reply("my_tasks", tasks=rows, work=work)
 
 
 def may_see(ctx: Ctx, task: Task) -> bool:

@@ -1,4 +1,5 @@
-"""进度 / 我的申请 / 待办 — one way to find anything: tickets (报修), requests (申请), drafts (稿件).
+"""进度 / 我的申请 / 待办 — one way to find anything: tickets (报修), requests (申请), drafts (稿件),
+tasks (任务), micro-lessons (微课) and activity services (活动服务).
 
 Each kind keeps its own numbers (handlers/numbers.py); `进度 #12` without a kind looks among all
 three for what the asker may see: one match shows its progress, several are listed with their
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from bot.context import Ctx
 from bot.router import Router
 from bot.timeparse import local_now
-from handlers import approval_commands, duties, faults, publishing
+from handlers import activity, approval_commands, duties, faults, microlessons, publishing
 from handlers.approval_engine import FlowStatus
 from handlers.approvals import APPROVAL_LABELS, can_see, flow_of, spec_for
 from handlers.computers import ComputerStage
@@ -26,7 +27,7 @@ from handlers.footage import FootageStage
 from handlers.labels import show_moment
 from handlers.numbers import ANY_NUMBER, Kind, kind_name, parse_ref, show_ref
 from handlers.stage import BookingStage
-from storage.models import Booking, Draft, Request, Task, Ticket
+from storage.models import ActivityBooking, Booking, Draft, MicroLesson, Request, Task, Ticket
 
 router = Router("find", templates=Path(__file__).with_name("templates") / "find")
 
@@ -36,7 +37,7 @@ class Found:
     """Something a number names that the asker may see."""
 
     kind: Kind
-    item: Ticket | Request | Draft | Task
+    item: Ticket | Request | Draft | Task | MicroLesson | ActivityBooking
 
 
 # -- one line per item, whatever its kind -----------------------------------------------------
@@ -71,6 +72,14 @@ async def draft_line(ctx: Ctx, d: Draft) -> dict[str, Any]:
 
 
 async def line(ctx: Ctx, found: Found) -> dict[str, Any]:
+    if isinstance(found.item, MicroLesson):
+        m = found.item
+        return _line(
+            show_ref(ctx, Kind.MICROLESSON, m.id), f"{m.course}《{m.topic}》", microlessons.stage_name(ctx, m.stage)
+        )
+    if isinstance(found.item, ActivityBooking):
+        b = found.item
+        return _line(show_ref(ctx, Kind.ACTIVITY, b.id), b.activity, activity.LABELS.name(ctx, "status", b.status))
     if isinstance(found.item, Task):
         t = found.item
         return _line(show_ref(ctx, Kind.TASK, t.id), t.title, duties.status_name(ctx, t))
@@ -104,11 +113,23 @@ async def visible(ctx: Ctx, kinds: tuple[Kind, ...], number: int) -> tuple[list[
         task = await ctx.session.get(Task, number)
         if task is not None and duties.may_see(ctx, task):
             found.append(Found(Kind.TASK, task))
+    if Kind.MICROLESSON in kinds:
+        lesson = await ctx.session.get(MicroLesson, number)
+        if lesson is not None and microlessons.may_see(ctx, lesson):
+            found.append(Found(Kind.MICROLESSON, lesson))
+    if Kind.ACTIVITY in kinds:
+        b = await ctx.session.get(ActivityBooking, number)
+        if b is not None and activity.may_see(ctx, b):
+            found.append(Found(Kind.ACTIVITY, b))
     return found, confidential
 
 
 async def show(ctx: Ctx, found: Found) -> None:
-    if isinstance(found.item, Task):
+    if isinstance(found.item, MicroLesson):
+        microlessons.show_progress(ctx, found.item)
+    elif isinstance(found.item, ActivityBooking):
+        activity.show_progress(ctx, found.item)
+    elif isinstance(found.item, Task):
         duties.show_task(ctx, found.item)
     elif isinstance(found.item, Ticket):
         await faults.show_progress(ctx, found.item)
@@ -120,7 +141,7 @@ async def show(ctx: Ctx, found: Found) -> None:
 
 @router.command("progress", aliases=("进度", "進度", "status", "progress"), positional=True, fields=(ANY_NUMBER,))
 async def progress(ctx: Ctx, values: dict[str, str]) -> None:
-    """进度 [#编号] — where a ticket, request or draft stands; without a number, 我的申请."""
+    """进度 [#编号] — where a ticket, request, draft, task, 微课 or 活动服务 stands; without a number, 我的申请."""
     if not values.get("number"):
         await my_requests(ctx, values)
         return

@@ -105,7 +105,7 @@ def _tz(ctx: Ctx) -> ZoneInfo:
 
 def parse_number(value: str, ctx: Ctx) -> str:
     """`#3`, `3`, `微课 #3` → "3"."""
-    m = re.fullmatch(r"(?:微课|微課)?\s*(?:编号)?\s*#?\s*(\d{1,9})", value.strip())
+    m = re.fullmatch(r"(?:微课|微課)?\s*(?:编号)?\s*#?\s*[wW]?\s*(\d{1,9})", value.strip())
     if m is None:
         raise FieldError("invalid_number")
     return m.group(1)
@@ -858,6 +858,50 @@ def summary_jobs(config: Config) -> Iterable[Job]:
             CronTrigger.from_crontab(config.microlessons.summary_cron, timezone=tz),
             send_summary,
         )
+
+
+# -- 进度 and 我的任务 (handlers/find.py, handlers/duties.py) -------------------------------------
+def may_see(ctx: Ctx, lesson: MicroLesson) -> bool:
+    """The teacher, the planner, the 微课视频编辑部 and the director."""
+    p = ctx.person
+    mine = ctx.user in (lesson.teacher, lesson.planner)
+    return mine or (p is not None and bool({"director", *EDITORS} & set(p.roles)))
+
+
+def show_progress(ctx: Ctx, lesson: MicroLesson) -> None:
+    """进度 #W3: where a lesson stands and what comes next."""
+    step = next_step(lesson)
+    ctx.reply(
+        "microlesson_status",
+        **facts(ctx, lesson),
+        next=stage_name(ctx, step) if step else "",
+        planner=ctx.org.name(lesson.planner),
+        link=lesson.link if lesson.stage == MicroLessonStage.UPLOADED else "",
+    )
+
+
+async def work_of(ctx: Ctx, userid: str) -> list[str]:
+    """我的任务: lessons `userid` planned that are not online yet, and recordings they are to teach."""
+    done = (MicroLessonStage.UPLOADED, MicroLessonStage.CANCELLED)
+    q = (
+        select(MicroLesson)
+        .where(or_(MicroLesson.planner == userid, MicroLesson.teacher == userid), MicroLesson.stage.not_in(done))
+        .order_by(MicroLesson.id)
+    )
+    out = []
+    for lesson in (await ctx.session.execute(q)).scalars():
+        teaching = lesson.teacher == userid and lesson.stage == MicroLessonStage.PLANNED
+        if teaching and lesson.end_at is not None and lesson.end_at <= ctx.now() and lesson.planner != userid:
+            continue  # recorded: the rest is the editors' work
+        if not teaching and lesson.planner != userid:
+            continue
+        step = next_step(lesson) if lesson.planner == userid else None
+        out.append(
+            LABELS(
+                ctx, "work_line", **facts(ctx, lesson), teaching=teaching, next=stage_name(ctx, step) if step else ""
+            )
+        )
+    return out
 
 
 # -- the list -----------------------------------------------------------------------------------

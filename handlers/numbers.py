@@ -3,7 +3,7 @@
 Each kind keeps its own sequence, so a number may carry its kind, written either way:
 `#B12` or `报修 #12`, `#S7` or `申请 #7`, `#G3` or `稿件 #3`, `#T3` or `任务 #3` (the letter: B for
 报修, S for 申请, G for 稿件, T for 任务, a duty's occurrence; the CCTV room's records: Z for
-值班记录, L for 留存录像). A command about one kind (接单, 同意,
+值班记录, L for 留存录像; W for 微课, H for 活动服务). A command about one kind (接单, 同意,
 通过 …) takes that kind's number and refuses another kind's; 进度 takes any, and without a kind
 finds what the asker may see among the first three (tasks: `我的任务`).
 Every text shows the kind with the number: "报修 #12", "申请 #7", "稿件 #3". Typed in order
@@ -31,6 +31,8 @@ class Kind(StrEnum):
     TASK = "T"  # 任务 (a duty's occurrence)
     SHIFT = "Z"  # 值班记录 (a line of the CCTV room's shift log)
     KEPT = "L"  # 留存录像 (incident footage the CCTV room preserved)
+    MICROLESSON = "W"  # 微课 (a planned recording or an external teacher's video)
+    ACTIVITY = "H"  # 活动服务 (photographing / filming an activity)
 
 
 # The words for each kind people may write before a number (normalised: Simplified, lower case).
@@ -41,11 +43,15 @@ KIND_WORDS: dict[Kind, tuple[str, ...]] = {
     Kind.TASK: ("任务", "task"),
     Kind.SHIFT: ("值班记录", "交接班记录", "值班", "shift"),
     Kind.KEPT: ("留存录像", "留存记录", "留存", "kept"),
+    Kind.MICROLESSON: ("微课", "microlesson"),
+    Kind.ACTIVITY: ("活动服务", "活动", "activity"),
 }
 CCTV_KINDS = (Kind.SHIFT, Kind.KEPT)
 KIND_LABELS = Labels("labels_approvals", kind=[Kind.TICKET, Kind.REQUEST, Kind.DRAFT])  # kind_B → 报修 …
 TASK_LABELS = Labels("labels_duties", kind=[Kind.TASK])  # kind_T → 任务: the duties' own word
 CCTV_LABELS = Labels("labels_cctv_room", kind=CCTV_KINDS)  # kind_Z → 值班记录: the CCTV room's words
+MICROLESSON_LABELS = Labels("labels_microlessons", kind=[Kind.MICROLESSON])  # kind_W → 微课
+ACTIVITY_LABELS = Labels("labels_activity", kind=[Kind.ACTIVITY])  # kind_H → 活动服务
 
 _WORD_KIND = {w: k for k, words in KIND_WORDS.items() for w in words}
 _LETTERS = "".join(k.value.lower() for k in Kind)
@@ -101,7 +107,11 @@ def names_kind(text: str, kind: Kind) -> bool:
 
 
 def kind_name(ctx: Ctx, kind: Kind) -> str:
-    labels = TASK_LABELS if kind is Kind.TASK else CCTV_LABELS if kind in CCTV_KINDS else KIND_LABELS
+    labels = {
+        Kind.TASK: TASK_LABELS,
+        Kind.MICROLESSON: MICROLESSON_LABELS,
+        Kind.ACTIVITY: ACTIVITY_LABELS,
+    }.get(kind, CCTV_LABELS if kind in CCTV_KINDS else KIND_LABELS)
     return labels.name(ctx, "kind", kind)
 
 

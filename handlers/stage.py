@@ -5,6 +5,7 @@ school also the principal. Pending and approved bookings hold their slot: a clas
 with the clashing booking and the three nearest free slots; the requester may still insist, and
 then the director decides (the card shows the competitor). Two overlapping bookings can never
 both end approved: every check and write for a venue happens under that venue's row lock.
+A weekly rehearsal is one request with a series of occurrences (handlers/stage_series.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bot.config_workflows import Venue
 from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
-from bot.timeparse import TimeParseError, find_date, local_now, parse_date, parse_span
+from bot.timeparse import WEEKDAYS, TimeParseError, find_date, local_now, parse_date, parse_span
 from handlers.approval_commands import parse_required, visible_request
 from handlers.approval_engine import SYSTEM, Action, Decision, FlowStatus
 from handlers.approvals import (
@@ -41,7 +42,7 @@ from handlers.approvals import (
     submit,
 )
 from handlers.faults import open_ticket
-from handlers.labels import Labels, show_iso_day, show_span
+from handlers.labels import Labels, show_day, show_iso_day, show_span
 from handlers.numbers import REQUEST_NUMBER as NUMBER
 from storage.models import Booking, BookingCondition, Card, Request, Timer, VenueLock
 
@@ -160,9 +161,103 @@ def show_time(value: str, ctx: Ctx) -> str:
     return show_span(ctx, start, end)
 
 
+# 时间:每周二 16:00-17:30 至 2026-12-29 / 每週二 … 共8次 / weekly tue 16:00-17:30 x8
+WEEKLY_RE = re.compile(
+    r"^\s*(?:每周|每週|每星期|每礼拜|每禮拜|weekly|every)\s*(?:on\s*)?"
+    r"(?P<day>mon|tue|wed|thu|fri|sat|sun|[一二三四五六日天1-7])[a-z]*\s*(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+COUNT_RE = re.compile(
+    r"(?:(?:共|一共|总共|總共)\s*)?(?P<n>\d{1,3})\s*(?:次|周|週|times|weeks)\s*$|[x×]\s*(?P<x>\d{1,3})\s*$",
+    re.IGNORECASE,
+)
+UNTIL_RE = re.compile(r"(?:至|到|直到|截至|截止|until|till)\s*(?P<until>[^\s至到]+)\s*$", re.IGNORECASE)
+EN_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+SERIES = "weekly "  # how a parsed weekly 时间 starts: 'weekly 2026-12-01 16:00-17:30 x5'
+
+
+def parse_booking_day(value: str, ctx: Ctx) -> str:
+    """日期 of a booking; 每周二 there belongs in 时间 (else it would silently book one Tuesday)."""
+    if WEEKLY_RE.match(value):
+        raise FieldError("invalid_date_weekly")
+    return parse_day(value, ctx)
+
+
+def is_series(values: dict[str, str]) -> bool:
+    return values.get("time", "").startswith(SERIES)
+
+
+def parse_when(value: str, ctx: Ctx) -> str:
+    """A 时间 (see parse_time), or a weekly one with an end date or a count (每周二 16:00-17:30 共8次)."""
+    m = WEEKLY_RE.match(value)
+    if m is None:
+        return parse_time(value, ctx)
+    day = m["day"].lower()
+    weekday = EN_DAYS[day] if day in EN_DAYS else WEEKDAYS[day]
+    rest = m["rest"].strip(" ,，;；")
+    now = _now_local(ctx)
+    until = None
+    if (c := COUNT_RE.search(rest)) is not None:
+        count = int(c["n"] or c["x"])
+        rest = rest[: c.start()]
+    elif (u := UNTIL_RE.search(rest)) is not None:
+        try:
+            until = parse_date(u["until"], now.date(), prefer="future")
+        except TimeParseError:
+            raise FieldError("invalid_series_end") from None
+        rest = rest[: u.start()]
+    else:
+        raise FieldError("invalid_series_end")
+    try:
+        start, end = parse_span(rest.strip(" ,，"), now, prefer="future")
+    except TimeParseError as exc:
+        raise FieldError(f"invalid_time_{exc.code}") from None
+    first = now.date() + timedelta(days=(weekday - now.weekday()) % 7)
+    if first == now.date() and start.time() <= now.time():
+        first += timedelta(days=7)  # today's has begun: the series starts next week
+    if until is not None:
+        count = (until - first).days // 7 + 1
+    cap = ctx.config.stage.series_max
+    if count < 2:
+        raise FieldError("invalid_series_short")
+    if count > cap:
+        raise FieldError("invalid_series_long", max=cap)
+    return f"{SERIES}{first:%Y-%m-%d} {start:%H:%M}-{end:%H:%M} x{count}"
+
+
+def show_when(value: str, ctx: Ctx) -> str:
+    """A parsed 时间 read back; a weekly one: 每周二 16:00-17:30，12月1日（周二）起共5次."""
+    if not value.startswith(SERIES):
+        return show_time(value, ctx)
+    _, day, span, n = value.split()
+    first = datetime.strptime(day, "%Y-%m-%d").date()
+    last = first + timedelta(weeks=int(n[1:]) - 1)
+    return LABELS(
+        ctx,
+        "series_rule",
+        weekday=first.weekday(),
+        span=span,
+        count=int(n[1:]),
+        first=show_day(ctx, first),
+        last=show_day(ctx, last),
+    )
+
+
+def occurrences(ctx: Ctx, values: dict[str, str]) -> list[tuple[datetime, datetime]]:
+    """Every (start, end) the 时间 names: one, or a weekly series (wall-clock times each week)."""
+    t = values["time"]
+    if not t.startswith(SERIES):
+        return [_span(ctx, values)]
+    _, day, span, n = t.split()
+    start, end = _span(ctx, {"time": f"{day} {span}"})
+    return [(start + timedelta(weeks=k), end + timedelta(weeks=k)) for k in range(int(n[1:]))]
+
+
 def _span(ctx: Ctx, values: dict[str, str]) -> tuple[datetime, datetime]:
     tz = ZoneInfo(ctx.config.scheduler.timezone)
     t = values["time"]
+    if t.startswith(SERIES):
+        return occurrences(ctx, values)[0]
     day = t[:10] if re.match(r"\d{4}-\d{2}-\d{2} ", t) else values["date"]
     hhmm = t[-11:]
     start = datetime.strptime(f"{day} {hhmm[:5]}", "%Y-%m-%d %H:%M").replace(tzinfo=tz)
@@ -179,14 +274,16 @@ async def lock_venue(ctx: Ctx, venue: str) -> None:
 
 
 async def holding(ctx: Ctx, venue: str, start: datetime, end: datetime, exclude: int | None = None) -> list[Booking]:
-    """Bookings of the venue that hold an overlapping slot (pending or approved, not cancelled)."""
+    """Bookings of the venue that hold an overlapping slot (pending or approved, not cancelled),
+    and the later occurrences a pending weekly request holds (unsaved Booking objects)."""
     q = (
         select(Booking)
         .where(Booking.venue == venue, Booking.holds.is_(True), Booking.start_at < end, Booking.end_at > start)
         .order_by(Booking.start_at)
     )
     rows = list((await ctx.session.execute(q)).scalars())
-    return [b for b in rows if b.id != exclude]
+    rows += await stage_series.pending_holds(ctx, venue, start, end)
+    return sorted((b for b in rows if b.id is None or b.id != exclude), key=lambda b: b.start_at)
 
 
 async def free_slots(
@@ -197,8 +294,9 @@ async def free_slots(
     cfg = ctx.config.stage
     now = _now_local(ctx)
     horizon = (start - timedelta(days=7), start + timedelta(days=7))
-    taken = list(
-        (
+    taken: list[tuple[datetime, datetime]] = [
+        (s, e)
+        for s, e in (
             await ctx.session.execute(
                 select(Booking.start_at, Booking.end_at).where(
                     Booking.venue == venue,
@@ -208,7 +306,9 @@ async def free_slots(
                 )
             )
         ).all()
-    )
+    ]
+    held = await stage_series.pending_holds(ctx, venue, horizon[0], horizon[1] + length)
+    taken += [(b.start_at, b.end_at) for b in held]
     found: list[tuple[datetime, datetime]] = []
     for k in range(1, 7 * 48):
         for sign in (-1, 1):
@@ -246,7 +346,10 @@ def _slot_text(ctx: Ctx, s: datetime, e: datetime) -> str:
 
 
 async def check_booking(ctx: Ctx, values: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
-    """Before submitting: the slot must be in the future, and free unless the requester insists."""
+    """Before submitting: the slot must be in the future, and free unless the requester insists;
+    a weekly series is shown whole, clashes marked, before the requester confirms it."""
+    if is_series(values):
+        return await stage_series.check(ctx, values)
     start, end = _span(ctx, values)
     if start <= _now_local(ctx):
         return ("time", "invalid_past", {})
@@ -289,6 +392,8 @@ def facts(ctx: Ctx, req: Request) -> list[tuple[str, str]]:
         (LABELS(ctx, "row_activity"), f["activity"]),
         (LABELS(ctx, "row_flags"), flags),
     ]
+    if f.get("series"):
+        rows.append((LABELS(ctx, "row_series"), stage_series.summary(ctx, req)))
     competing = f.get("competing")
     if competing:
         rows.append((LABELS(ctx, "row_competing"), competing))
@@ -311,12 +416,22 @@ async def guard(ctx: Ctx, req: Request) -> str | None:
 
 
 async def on_approved(ctx: Ctx, req: Request) -> None:
-    """Approved: close the competitors, schedule the 重大活动 check and the condition question."""
+    """Approved: close the competitors, schedule the 重大活动 check and the condition question;
+    a weekly request books its other occurrences (each a request of its own) first."""
     booking = await _booking(ctx, req)
+    if req.fields.get("series"):
+        await stage_series.approved(ctx, req, booking)
+    await booked(ctx, req, booking)
+
+
+async def booked(ctx: Ctx, req: Request, booking: Booking, claim_cards: bool = True) -> None:
+    """One approved booking: competitors closed, its timers, its technician on duty."""
     req.stage = BookingStage.BOOKED
     for other in await _competitors(ctx, booking):
         other_req = await ctx.session.get(Request, other.request_id)
-        if other_req is not None and other_req.status == FlowStatus.PENDING:
+        if other_req is not None and other_req.status == FlowStatus.PENDING and other.id is None:
+            await stage_series.drop_hold(ctx, other_req, other, req.id)  # a later occurrence of a series
+        elif other_req is not None and other_req.status == FlowStatus.PENDING:
             lost = ctx.render("stage_lost_reason", number=req.id)
             await decide(ctx, other_req, Decision(SYSTEM, Action.CLOSE, reason=lost))
     if booking.major:
@@ -327,7 +442,7 @@ async def on_approved(ctx: Ctx, req: Request) -> None:
             ctx.session.add(Timer(kind="stage_check", ref=str(booking.id), due_at=check_at, payload={}))
     ask_at = booking.end_at + timedelta(minutes=ctx.config.stage.condition_delay_minutes)
     ctx.session.add(Timer(kind="stage_condition", ref=str(booking.id), due_at=ask_at, payload={}))
-    await stage_ops.open_crew(ctx, req, booking)
+    await stage_ops.open_crew(ctx, req, booking, claim_cards=claim_cards)
 
 
 async def on_closed(ctx: Ctx, req: Request) -> None:
@@ -359,16 +474,18 @@ BOOKING_FIELDS = (
     Field(
         "date",
         ("日期", "date"),
-        parse=parse_day,
-        required_if=lambda v: not re.match(r"\d{4}-", v.get("time", "")),
+        parse=parse_booking_day,
+        required_if=lambda v: not re.match(r"\d{4}-|weekly ", v.get("time", "")),
         show=lambda v, c: show_iso_day(c, v),
     ),
-    Field("time", ("时间", "時間", "时段", "time"), parse=parse_time, show=show_time),
+    Field("time", ("时间", "時間", "时段", "time"), parse=parse_when, show=show_when),
     Field("activity", ("活动", "活動", "事由", "activity"), parse=parse_required),
     Field("outdoor", ("户外", "戶外", "outdoor"), parse=parse_yes_no, show=LABELS.show("yes_no")),
     Field("offsite", ("校外", "外借", "offsite"), parse=parse_yes_no, show=LABELS.show("yes_no")),
     Field("major", ("重大活动", "重大活動", "major"), parse=parse_yes_no, show=LABELS.show("yes_no")),
     Field("insist", ("仍要申请", "坚持", "insist"), parse=parse_yes_no, required=False, show=LABELS.show("yes_no")),
+    # A weekly series: asked after every occurrence was shown (是: book the free ones).
+    Field("confirm", ("确认", "確認", "confirm"), parse=parse_yes_no, required=False, show=LABELS.show("yes_no")),
 )
 
 
@@ -383,6 +500,9 @@ async def book_stage(ctx: Ctx, values: dict[str, str]) -> None:
     """Book a stage or hall; the director approves (plus VP / principal for outdoor / off-campus)."""
     if values.get("insist") == YesNo.NO:
         ctx.reply("stage_not_insisting")
+        return
+    if is_series(values):
+        await stage_series.book(ctx, values, _chain(values))
         return
     start, end = _span(ctx, values)
     await lock_venue(ctx, values["venue"])
@@ -444,14 +564,32 @@ async def book_kit(ctx: Ctx, values: dict[str, str]) -> None:
     await book_stage(ctx, {**values, "venue": kit.key})
 
 
-@router.command("cancel_booking", aliases=("取消预约", "取消預約", "cancel booking"), positional=True, fields=(NUMBER,))
+SERIES_WORDS = ("全部", "整个系列", "系列", "所有", "都", "all", "series")
+
+
+def parse_scope(value: str, ctx: Ctx) -> str:
+    if value.strip().lower() not in SERIES_WORDS:
+        raise FieldError("invalid_scope")
+    return "all"
+
+
+@router.command(
+    "cancel_booking",
+    aliases=("取消预约", "取消預約", "cancel booking"),
+    positional=True,
+    fields=(NUMBER, Field("scope", ("范围", "範圍", "scope"), parse=parse_scope, required=False)),
+)
 async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
-    """取消预约 #编号 — give the slot back (pending requests are withdrawn)."""
+    """取消预约 #编号 [全部] — give the slot back (pending requests are withdrawn); 全部: a weekly
+    series from now on."""
     req = await visible_request(ctx, values["number"])
     if req is None:
         return
     if req.workflow != SPEC.key or req.requester != ctx.user:
         ctx.reply("stage_cancel_refused", number=req.id)
+        return
+    if values.get("scope"):
+        await stage_series.cancel(ctx, req)
         return
     booking = await _booking(ctx, req)
     if req.status == FlowStatus.PENDING:
@@ -460,11 +598,7 @@ async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
     if req.status != FlowStatus.APPROVED or not booking.holds or booking.start_at <= ctx.now():
         ctx.reply("stage_cancel_refused", number=req.id)
         return
-    booking.holds = False
-    booking.cancelled_at = ctx.now()
-    req.stage = BookingStage.CANCELLED
-    audit(ctx, req, "booking_cancelled", req.status)
-    await stage_ops.booking_cancelled(ctx, req, booking)
+    await give_back(ctx, req, booking)
     ctx.reply("stage_cancelled", number=req.id, slot=req.fields["slot"])
     for d in ctx.org.with_role("director"):
         ctx.tell(
@@ -475,6 +609,15 @@ async def cancel_booking(ctx: Ctx, values: dict[str, str]) -> None:
             slot=req.fields["slot"],
             venue=venue_name(ctx, booking.venue),
         )
+
+
+async def give_back(ctx: Ctx, req: Request, booking: Booking) -> None:
+    """An approved booking is cancelled before its start: the slot is free, the technician told."""
+    booking.holds = False
+    booking.cancelled_at = ctx.now()
+    req.stage = BookingStage.CANCELLED
+    audit(ctx, req, "booking_cancelled", req.status)
+    await stage_ops.booking_cancelled(ctx, req, booking)
 
 
 async def send_check_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
@@ -646,4 +789,4 @@ async def fire_condition(ctx: Ctx, timer: Timer) -> None:
 
 # The operations after approval (technician on duty, closing checklist) register on this router;
 # imported last, as they build on what is defined above.
-from handlers import stage_damage, stage_ops  # noqa: E402, F401
+from handlers import stage_damage, stage_ops, stage_series  # noqa: E402, F401

@@ -4,9 +4,10 @@ Only 专业人员 operate the stage equipment, so an approved booking goes to th
 a claim card, like a fault ticket: the first to 接单 is on duty for it (a conditional update), the
 others' cards turn to "已由…接单". The technician is reminded `crew_reminder_minutes` before the
 start to come early and prepare the equipment; still unclaimed `unclaimed_hours_before` the start,
-the director is told. After the event the technician gets the closing checklist (话筒电池取出,
-电源关闭, …) as a card, ticks each item and confirms; what was not done is recorded, shown to them,
-told to the director and kept in the register. `舞台检查 #n 1 2 3` does the same by text.
+the director is told, with a card to assign one (`指派舞台 #n 姓名`, also to reassign). After the
+event the technician gets the closing checklist (话筒电池取出, 电源关闭, …) as a card, ticks each
+item and confirms; what was not done is recorded, shown to them, told to the director and kept in
+the register. `舞台检查 #n 1 2 3` does the same by text.
 
 Registered on the stage router (handlers/stage.py imports this module at its end).
 """
@@ -24,8 +25,9 @@ from sqlalchemy import select, update
 from bot.cardkeys import CardAction
 from bot.cards import Button
 from bot.context import Ctx
-from bot.router import Field
+from bot.router import Field, FieldError
 from bot.timeparse import local_now
+from handlers.approval_commands import resolve_person
 from handlers.approval_engine import FlowStatus
 from handlers.approvals import audit, close_request_cards, send_request_cards
 from handlers.duties import pick_items
@@ -51,8 +53,16 @@ class CrewClick(CardAction, prefix="sc", subject="request"):
     item: int
 
 
-def _is_stage_technician(ctx: Ctx) -> bool:
-    p = ctx.person
+@dataclass(frozen=True)
+class AssignClick(CardAction, prefix="sa", subject="request"):
+    """The director's escalation card: a button per stage technician."""
+
+    request: int
+    member: str
+
+
+def _is_stage_technician(ctx: Ctx, userid: str | None = None) -> bool:
+    p = ctx.person if userid is None else ctx.org.person(userid)
     return p is not None and "technician" in p.roles and "stage" in p.skills
 
 
@@ -93,8 +103,9 @@ def _live(req: Request | None, booking: Booking | None) -> bool:
 
 
 # -- on duty --------------------------------------------------------------------------------------
-async def open_crew(ctx: Ctx, req: Request, booking: Booking) -> None:
-    """Approved: the claim card to every stage technician, the reminder and the unclaimed check."""
+async def open_crew(ctx: Ctx, req: Request, booking: Booking, claim_cards: bool = True) -> None:
+    """Approved: the claim card to every stage technician, the reminder and the unclaimed check.
+    A weekly series' later occurrences get no card of their own: claiming the first claims them."""
     now = ctx.now()
     cfg = ctx.config.stage
     ctx.session.add(
@@ -106,7 +117,8 @@ async def open_crew(ctx: Ctx, req: Request, booking: Booking) -> None:
             created_at=now,
         )
     )
-    await send_claim_cards(ctx, req, booking)
+    if claim_cards:
+        await send_claim_cards(ctx, req, booking)
     remind_at = booking.start_at - timedelta(minutes=cfg.crew_reminder_minutes)
     if remind_at > now:
         ctx.session.add(Timer(kind="stage_crew_remind", ref=str(booking.id), due_at=remind_at, payload={}))
@@ -127,7 +139,13 @@ async def send_claim_cards(ctx: Ctx, req: Request, booking: Booking) -> None:
         req,
         techs,
         title=block("cards_stage", "crew_claim_title", number=req.id) or "",
-        desc=block("cards_stage", "crew_claim_desc", minutes=ctx.config.stage.crew_reminder_minutes) or "",
+        desc=block(
+            "cards_stage",
+            "crew_claim_desc",
+            minutes=ctx.config.stage.crew_reminder_minutes,
+            series=len(req.fields.get("occurrences", [])),
+        )
+        or "",
         rows=_rows(ctx, req, booking),
         buttons=[Button(block("cards_stage", "crew_claim_button") or "", CrewClick(req.id, CrewButton.CLAIM, 0))],
         purpose="claim",
@@ -157,9 +175,27 @@ async def claim(ctx: Ctx, req: Request, booking: Booking) -> None:
         return
     label = ctx.renderer.block("cards_stage", "crew_claimed", name=ctx.org.name(ctx.user)) or ""
     await close_request_cards(ctx, req, label, purpose="claim")
+    await close_request_cards(ctx, req, label, purpose="assign")  # claimed after the escalation
     audit(ctx, req, "stage_crew_claimed", req.status)
-    ctx.reply("stage_crew_claimed_you", minutes=ctx.config.stage.crew_reminder_minutes, **facts)
+    also = await _claim_series(ctx, req, ctx.user)
+    ctx.reply("stage_crew_claimed_you", minutes=ctx.config.stage.crew_reminder_minutes, series=also, **facts)
     ctx.tell(req.requester, "stage_crew_for_requester", name=ctx.org.name(ctx.user), **facts)
+
+
+async def _claim_series(ctx: Ctx, req: Request, technician: str) -> int:
+    """The first occurrence of a weekly series claimed (or assigned): the later ones nobody is on
+    duty for go along."""
+    later = [int(n) for n in req.fields.get("occurrences", [])]
+    if not later:
+        return 0
+    ids = select(Booking.id).where(Booking.request_id.in_(later), Booking.holds.is_(True))
+    done = await ctx.session.execute(
+        update(StageCrew)
+        .where(StageCrew.booking_id.in_(ids), StageCrew.technician.is_(None), StageCrew.closed_at.is_(None))
+        .values(technician=technician, claimed_at=ctx.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(done, "rowcount", 0) or 0)
 
 
 async def booking_cancelled(ctx: Ctx, req: Request, booking: Booking) -> None:
@@ -195,14 +231,86 @@ async def remind_crew(ctx: Ctx, timer: Timer) -> None:
 
 @router.timer("stage_crew_unclaimed")
 async def unclaimed(ctx: Ctx, timer: Timer) -> None:
-    """Nobody on duty yet: the director arranges someone (指派舞台 #n 姓名)."""
+    """Nobody on duty yet: the director arranges someone (a button per technician, 指派舞台 #n 姓名)."""
     found = await _live_booking(ctx, timer)
     if found is None or found[2].technician:
         return
     req, booking, _ = found
-    techs = [ctx.org.name(u) for u in ctx.org.technicians("stage", _campus(ctx, booking))]
+    techs = ctx.org.technicians("stage", _campus(ctx, booking))
+    names = [ctx.org.name(u) for u in techs]
+    block = ctx.renderer.block
     for d in ctx.org.with_role("director"):
-        ctx.tell(d, "stage_crew_unclaimed_director", technicians=techs, **_facts(ctx, req, booking))
+        ctx.tell(d, "stage_crew_unclaimed_director", technicians=names, **_facts(ctx, req, booking))
+    await send_request_cards(
+        ctx,
+        req,
+        ctx.org.with_role("director"),
+        title=block("cards_stage", "crew_assign_title", number=req.id) or "",
+        desc=block("cards_stage", "crew_assign_desc") or "",
+        rows=_rows(ctx, req, booking),
+        buttons=[Button(ctx.org.name(u), AssignClick(req.id, u), style=2) for u in techs[:CARD_BUTTONS]],
+        purpose="assign",
+    )
+
+
+# -- the director assigns ---------------------------------------------------------------------------
+def parse_technician(value: str, ctx: Ctx) -> str:
+    """A stage technician by name or userid."""
+    userid = resolve_person(ctx, value)
+    if userid is None or not _is_stage_technician(ctx, userid):
+        raise FieldError("invalid_technician", technicians=[ctx.org.name(u) for u in ctx.org.technicians("stage")])
+    return userid
+
+
+async def assign(ctx: Ctx, req: Request, booking: Booking, member: str) -> None:
+    """The director puts `member` on duty (nobody claimed it, or someone else must go instead)."""
+    crew = await crew_of(ctx, booking, lock=True)
+    if crew is None or crew.closed_at is not None or not _live(req, booking) or booking.end_at <= ctx.now():
+        ctx.reply("stage_crew_closed", number=req.id)
+        return
+    facts = _facts(ctx, req, booking)
+    name = ctx.org.name(member)
+    if crew.technician == member:
+        ctx.reply("stage_crew_taken", name=name, mine=False, **facts)
+        return
+    previous = crew.technician
+    crew.technician, crew.claimed_at = member, ctx.now()
+    label = ctx.renderer.block("cards_stage", "crew_assigned", name=name) or ""
+    await close_request_cards(ctx, req, label, purpose="claim")
+    await close_request_cards(ctx, req, label, purpose="assign")
+    audit(ctx, req, "stage_crew_assigned", req.status, technician=member, previous=previous)
+    minutes = ctx.config.stage.crew_reminder_minutes
+    also = await _claim_series(ctx, req, member)
+    ctx.tell(member, "stage_crew_assigned_you", by=ctx.org.name(ctx.user), minutes=minutes, series=also, **facts)
+    if previous:
+        ctx.tell(previous, "stage_crew_unassigned", name=name, **facts)
+    ctx.reply("stage_crew_assigned_director", name=name, previous=ctx.org.name(previous or ""), **facts)
+    if req.requester != ctx.user:
+        ctx.tell(req.requester, "stage_crew_for_requester", name=name, **facts)
+
+
+@router.action(AssignClick)
+async def assign_click(ctx: Ctx, card: Card, click: AssignClick) -> None:
+    if ctx.person is None or "director" not in ctx.person.roles:
+        ctx.reply("stage_crew_directors_only")
+        return
+    found = await ops_request(ctx, str(click.request))
+    if found is not None:
+        await assign(ctx, *found, click.member)
+
+
+@router.command(
+    "assign_stage",
+    aliases=("指派舞台", "舞台指派", "指派舞台技术员", "指派舞台技術員", "assign stage"),
+    positional=True,
+    roles=("director",),
+    fields=(REQUEST_NUMBER, Field("member", ("技术员", "技術員", "给", "給", "to"), parse=parse_technician)),
+)
+async def assign_stage(ctx: Ctx, values: dict[str, str]) -> None:
+    """指派舞台 #编号 姓名 — the director puts a stage technician on duty for an approved booking."""
+    found = await ops_request(ctx, values["number"])
+    if found is not None:
+        await assign(ctx, *found, values["member"])
 
 
 # -- the closing checklist -------------------------------------------------------------------------

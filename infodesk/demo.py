@@ -261,6 +261,15 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("click", "zhanglei", "2. 电源关闭", "还差"),
     ("click", "zhanglei", "3. 门已上锁", "还差：设备已擦拭"),
     ("click", "zhanglei", "确认收场", "未完成：设备已擦拭"),
+    # A weekly rehearsal: every occurrence shown before confirming, one approval for the series.
+    (
+        "say",
+        "majun",
+        "借舞台 场地:东湖校区舞台 时间:每周五 16:00-17:30 共4次 活动:社团排练 户外:否 校外:否 重大活动:否",
+        "每一次都空闲",
+    ),
+    ("say", "majun", "是", "已提交每周预约"),
+    ("click", "chenhao", "同意", "已审批通过"),
     ("section", "微课（录制计划公示给教师，冲突拒绝；校外教师视频审核：重新录制 → 新版本通过）", "", ""),
     (
         "say",

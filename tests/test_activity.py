@@ -229,6 +229,33 @@ async def test_a_busy_team_offers_the_nearest_free_slots_and_the_director_decide
     assert (b5.status, b5.assignee, b5.assigned_by) == (ActivityStatus.ASSIGNED, "sunyu", "chenhao")
 
 
+async def test_a_member_on_stage_duty_is_busy_then(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    raw = example_raw()
+    for p in raw["people"]:
+        if p["userid"] == "guoqing":  # 郭庆 also operates the stage
+            p["roles"], p["skills"] = [*p["roles"], "technician"], ["stage"]
+    scene = Scene(await start_scene(raw, emulator, db_url, http, clock), emulator)
+    try:
+        flags = "户外:否 校外:否 重大活动:否"
+        booked = await scene.say("zhaolei", f"借舞台 场地:本部礼堂 日期:明天 时间:8:30-10:00 活动:开幕式彩排 {flags}")
+        n = int(booked.split("编号 #")[1].split("：")[0])
+        await scene.say("chenhao", f"同意 #{n}")
+        assert "您已接单" in await scene.say("guoqing", f"接舞台 #{n}")
+        # First in the team's order, but on stage duty at 09:00: the next member is assigned.
+        assert "已安排微课视频编辑部孙宇负责" in await scene.say("zhaolei", ASK.format(service="拍照"))
+        reply = await scene.say("chenhao", "指派 #1 郭庆")  # the director may, and is warned
+        assert f"郭庆这个时段还有舞台值班（申请 #{n}）“开幕式彩排”（11月26日（周四）08:30-10:00）" in reply
+        # Everyone busy (the others on services): the stage duty is named among the reasons.
+        await scene.say("majun", ASK.format(service="摄像").replace("技能节开幕式", "校庆"))
+        await scene.say("majun", ASK.format(service="拍照").replace("技能节开幕式", "展演"))
+        clash = await scene.say("songtao", ASK.format(service="拍照").replace("技能节开幕式", "讲座"))
+        assert f"郭庆：舞台值班（申请 #{n}）“开幕式彩排”" in clash and "郭庆：活动服务 #1" in clash
+    finally:
+        await scene.bot.stop()
+
+
 async def test_the_director_assigns_or_reassigns_by_text(scene: Scene) -> None:
     await scene.say("zhaolei", ASK.format(service="拍照"))
     assert "只有信息中心主任可以使用" in await scene.say("zhaolei", "指派 #1 李婷")

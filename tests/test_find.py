@@ -39,6 +39,10 @@ async def three_kinds_numbered_one(scene: Scene) -> None:
         ("稿件 3", Ref(Kind.DRAFT, 3)),
         ("draft #3", Ref(Kind.DRAFT, 3)),
         ("编号 #5", Ref(None, 5)),
+        ("#W3", Ref(Kind.MICROLESSON, 3)),
+        ("微课 #3", Ref(Kind.MICROLESSON, 3)),
+        ("#H2", Ref(Kind.ACTIVITY, 2)),
+        ("活动服务 #2", Ref(Kind.ACTIVITY, 2)),
     ],
 )
 def test_numbers_with_or_without_their_kind(text: str, ref: Ref) -> None:
@@ -173,3 +177,29 @@ async def test_todo_for_operators_and_computer_requests(scene: Scene) -> None:
     await scene.say("majun", "同意 #2")
     await scene.say("liuyang", "同意 #2")
     assert "等监控室调取的申请" in await scene.say("linxue", "待办")
+
+
+async def test_progress_and_my_tasks_know_micro_lessons_and_activity_services(scene: Scene) -> None:
+    plan = "微课计划 教师:张伟 课程:Python程序设计 主题:循环语句 时间:11月27日 14:00-14:40 地点:本部录播室"
+    assert "微课 #1 已排期" in await scene.say("sunyu", plan)  # 孙宇 plans, 张伟 teaches
+    ask = "活动服务 活动:技能节开幕式 地点:本部礼堂 日期:明天 时间:9:00-11:00 类型:拍照 联系人:赵磊 电话:13800001234"
+    assert "已安排微课视频编辑部郭庆负责" in await scene.say("zhaolei", ask)
+
+    progress = await scene.say("zhangwei", "进度 #W1")
+    assert "微课 #1 Python程序设计《循环语句》（张伟）：已排期" in progress
+    assert "负责：孙宇；下一步：已录制" in progress
+    progress = await scene.say("zhaolei", "进度 活动服务 #1")
+    assert "活动服务 #1“技能节开幕式”：已安排" in progress and "负责：郭庆" in progress
+    assert "没有找到编号 #1 的微课" in await scene.say("zhaolei", "进度 微课 #1")  # not his
+    choices = await scene.say("chenhao", "进度 #1")  # the director may see both
+    assert "· 微课 #1 Python程序设计《循环语句》 — 已排期" in choices
+    assert "· 活动服务 #1 技能节开幕式 — 已安排" in choices
+
+    assert "已交办 任务 #T1" in await scene.say("chenhao", "交办 给:孙宇 内容:整理素材库 截止:明天 17:00")
+    mine = await scene.say("sunyu", "我的任务")  # next to the tasks handed down and the duties
+    assert "任务 #T1 整理素材库" in mine and "微课 #1 Python程序设计《循环语句》 — 已排期，下一步：已录制" in mine
+    assert "11月27日（周五）14:00-14:40 在本部录播室录制" in await scene.say("zhangwei", "我的任务")
+    assert "活动服务 #1 11月26日（周四）09:00-11:00 技能节开幕式" in await scene.say("guoqing", "我的任务")
+    assert "您现在没有待完成的任务" in await scene.say("liting", "我的任务")
+    await scene.say("zhaolei", "取消活动服务 #H1")  # the letter is understood by the service's own commands
+    assert "活动服务" not in await scene.say("guoqing", "我的任务")

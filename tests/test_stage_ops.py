@@ -135,6 +135,35 @@ async def test_unclaimed_a_day_before_the_director_is_told(scene: Scene, clock: 
     assert sum("还没有舞台技术员接单" in t for t in scene.texts("chenhao")) == 1
 
 
+async def test_the_director_assigns_and_reassigns_the_technician(
+    scene: Scene, clock: FakeClock, tmp_path: Path
+) -> None:
+    n = await booked(scene, f"借舞台 场地:本部礼堂 日期:后天 时间:14:00-16:00 活动:讲座 {FLAGS}")
+    assert "只有信息中心主任" in await scene.say("xuqiang", f"指派舞台 #{n} 许强")  # the router refuses
+    assert "“李华”不是舞台技术员。舞台技术员：张磊、许强" in await scene.say("chenhao", f"指派舞台 #{n} 李华")
+    await scene.say("chenhao", "取消")
+    # Unclaimed a day before: the director's card has a button per stage technician.
+    await at(scene, clock, local(26, 14, 0))
+    [card] = titled(scene, "chenhao", f"舞台无人值守 申请 #{n}")
+    assert buttons(card) == ["张磊", "许强"]
+    assert f"已指派许强值守申请 #{n}“讲座”" in await scene.click("chenhao", card, "许强")
+    assert scene.got("xuqiang", f"陈浩指派您值守舞台：申请 #{n}“讲座”")
+    assert "已指派给许强" in scene.update_labels("zhanglei")  # the claim cards are closed
+    assert scene.got("zhaolei", "由舞台技术员许强负责设备操作")
+    assert "已由许强接单了" in await scene.say("zhanglei", f"接舞台 #{n}")
+    # Reassigned by text; 指派 with a request's number is the stage's (a bare number: 活动服务).
+    reply = await scene.say("chenhao", f"指派 申请 #{n} 张磊")
+    assert f"已指派张磊值守申请 #{n}" in reply and "原值守的许强已收到通知" in reply
+    assert scene.got("xuqiang", f"申请 #{n}“讲座”（本部礼堂，11月27日（周五）14:00-16:00）改由张磊值守")
+    assert (await crew(scene)).technician == "zhanglei"
+    await at(scene, clock, local(27, 13, 30))
+    assert scene.got("zhanglei", "将在 30 分钟后开始") and not scene.got("xuqiang", "将在 30 分钟后开始")
+    rows = await sheet(scene, "舞台设备使用登记表", tmp_path)
+    assert "技术员张磊" in rows[2][7]
+    await at(scene, clock, local(27, 16, 30))
+    assert "不是进行中" in await scene.say("chenhao", f"指派舞台 #{n} 许强")  # over: nothing to assign
+
+
 async def test_approved_on_the_day_the_technicians_get_half_the_time_left(scene: Scene, clock: FakeClock) -> None:
     n = await booked(scene, f"借舞台 场地:本部礼堂 日期:今天 时间:15:00-16:00 活动:彩排 {FLAGS}")
     await at(scene, clock, local(25, 11, 59))  # approved at 09:00, starts at 15:00: told at 12:00
