@@ -166,8 +166,8 @@ async def import_assets(ctx: Ctx, filename: str, content: bytes, at: datetime) -
         elif all(getattr(asset, k) == v for k, v in facts.items()):
             counts["same"] += 1
         else:
-            asset_store.change(
-                ctx.session, asset, kind=EventKind.UPDATED, actor=ACTOR, at=at, ref=f"import:{filename}"[:64], **facts
+            asset_store.change_facts(
+                ctx.session, asset, facts, event=EventKind.UPDATED, actor=ACTOR, at=at, ref=f"import:{filename}"[:64]
             )
             counts["updated"] += 1
     return counts

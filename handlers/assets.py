@@ -210,13 +210,15 @@ def event_row(ctx: Ctx, e: AssetEvent) -> dict[str, Any]:
     }
 
 
-async def repairs_within_year(ctx: Ctx, asset_id: int, until: datetime) -> int:
-    """How many fault tickets named the asset in the year up to `until` (该资产近一年第N次报修)."""
-    count = await ctx.session.scalar(
-        select(func.count(Ticket.id)).where(
-            Ticket.asset_id == asset_id, Ticket.created_at > until - timedelta(days=365), Ticket.created_at <= until
-        )
+async def repairs_within_year(ctx: Ctx, asset_id: int, until: datetime, upto: int | None = None) -> int:
+    """How many fault tickets named the asset in the year up to `until` (and up to ticket `upto`):
+    该资产近一年第N次报修."""
+    query = select(func.count(Ticket.id)).where(
+        Ticket.asset_id == asset_id, Ticket.created_at > until - timedelta(days=365), Ticket.created_at <= until
     )
+    if upto is not None:
+        query = query.where(Ticket.id <= upto)
+    count = await ctx.session.scalar(query)
     return int(count or 0)
 
 

@@ -405,7 +405,7 @@ async def asset_facts(ctx: Ctx, t: Ticket) -> dict[str, Any] | None:
         "kind": ASSET_LABELS.name(ctx, "kind", asset.kind),
         "model": asset.model,
         "state": ASSET_LABELS.name(ctx, "state", asset.state),
-        "nth": await repairs_within_year(ctx, asset.id, t.created_at),
+        "nth": await repairs_within_year(ctx, asset.id, t.created_at, t.id),
     }
 
 
