@@ -260,7 +260,7 @@ def parse_check_text(value: str, ctx: Ctx) -> str:
 async def find_round(ctx: Ctx, number: int | None) -> InventoryRound | None:
     """The round by its number, or the one open round (the sender's campus first); None: said why."""
     if number is not None:
-        rnd = await ctx.session.get(InventoryRound, number)
+        rnd = await ctx.session.get(InventoryRound, number, with_for_update=True)
         if rnd is None:
             ctx.reply("inventory_not_found", number=number)
         return rnd
@@ -272,7 +272,9 @@ async def find_round(ctx: Ctx, number: int | None) -> InventoryRound | None:
     person = ctx.person
     mine = [r for r in rounds if person is not None and r.campus == person.campus]
     if len(mine) == 1 or len(rounds) == 1:
-        return (mine or rounds)[0]
+        rnd = (mine or rounds)[0]
+        await ctx.session.refresh(rnd, with_for_update=True)  # two last checks at once: one ends the round
+        return rnd
     ctx.reply(
         "inventory_which",
         rounds=[{"number": r.id, "campus": campus_name(ctx.config, r.campus)} for r in rounds],
@@ -389,7 +391,7 @@ async def show_progress(ctx: Ctx, rnd: InventoryRound, items: list[InventoryItem
 
 @router.action(InventoryClick, roles=STAFF)
 async def inventory_click(ctx: Ctx, card: Card, click: InventoryClick) -> None:
-    rnd = await ctx.session.get(InventoryRound, click.round)
+    rnd = await ctx.session.get(InventoryRound, click.round, with_for_update=True)
     if rnd is None:
         ctx.reply("card_unknown")
         return

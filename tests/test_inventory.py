@@ -55,7 +55,7 @@ async def test_a_round_with_one_missing_and_one_moved_survives_a_restart(
 
     # On the card: PC-0101 is there. By text: a number not in the register records nothing.
     reply = await scene.click("lihua", room, "PC-0101 在")
-    assert "PC-0101：在位" in reply and "在位 1，移位 0，缺失 0，未盘 3" in reply
+    assert "· PC-0101：在位\n应盘 4 件：在位 1，移位 0，缺失 0，未盘 3" in reply
     reply = await scene.say("lihua", "盘点 #1 缺 PC-0102 XX-9")
     assert "这条没有记录" in reply and "XX-9：资产登记里没有这个编号" in reply
     assert "DH-0001：不在盘点 #1 的清单里（登记在东湖校区 东湖101）" in await scene.say("lihua", "盘点 #1 在 DH-0001")
@@ -74,7 +74,7 @@ async def test_a_round_with_one_missing_and_one_moved_survives_a_restart(
         "zhanglei", "资产 TY-0201"
     )
     reply = await scene.say("zhanglei", "盘点")  # the one open round
-    assert "【302机房】未盘 1/3：PC-0103" in reply and "【201教室】已盘完" in reply
+    assert "【201教室】已盘完\n【302机房】未盘 1/3：PC-0103\n" in reply
 
     # 结束盘点: the director gets the discrepancy list, the sender the same.
     reply = await scene.say("zhanglei", "结束盘点 #1")
