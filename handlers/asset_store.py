@@ -117,6 +117,38 @@ def change(
     return entry
 
 
+def change_facts(
+    session: AsyncSession,
+    asset: Asset,
+    facts: dict[str, Any],
+    *,
+    event: EventKind,
+    actor: str,
+    at: datetime,
+    ref: str = "",
+    note: str = "",
+) -> AssetEvent:
+    """`change` with the facts as a dict: the one way to correct an asset's `kind` (a keyword
+    argument `kind` of `change` is the event's kind)."""
+    unknown = set(facts) - set(FACTS)
+    if unknown:
+        raise TypeError(f"not an asset fact: {sorted(unknown)}")
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key, value in facts.items():
+        value = str(value) if isinstance(value, StrEnum) else value
+        if getattr(asset, key) != value:
+            before[key] = getattr(asset, key)
+            after[key] = value
+            setattr(asset, key, value)
+    asset.updated_at = at
+    entry = AssetEvent(
+        asset_id=asset.id, kind=event, actor=actor, at=at, before=before, after=after, note=note, ref=ref
+    )
+    session.add(entry)
+    return entry
+
+
 async def history(session: AsyncSession, asset: Asset) -> list[AssetEvent]:
     """The asset's events, oldest first."""
     rows = await session.execute(

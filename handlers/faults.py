@@ -13,6 +13,8 @@ air conditioning, printers, water, …) gets a reply naming the office that does
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot import media as media_files
 from bot import worktime
@@ -30,10 +32,15 @@ from bot.config_workflows import CATEGORIES, NotOurs
 from bot.context import Ctx
 from bot.router import Field, FieldError, Router
 from bot.timeparse import local_now
+from handlers import asset_store
 from handlers.approval_commands import resolve_person
+from handlers.asset_store import EventKind
+from handlers.assets import LABELS as ASSET_LABELS
+from handlers.assets import parse_number as parse_asset_number
+from handlers.assets import repairs_within_year
 from handlers.labels import HasRenderer, Labels, example_names, show_moment
 from handlers.numbers import TICKET_NUMBER, Kind, names_kind
-from storage.models import Card, MediaFile, MediaStatus, Ticket, TicketStatus, Timer
+from storage.models import Asset, AssetState, Card, MediaFile, MediaStatus, Ticket, TicketStatus, Timer
 
 router = Router("faults", templates=Path(__file__).with_name("templates") / "faults")
 LABELS = Labels("labels_faults", category=CATEGORIES, status=TicketStatus)
@@ -171,12 +178,16 @@ async def _send_claim_cards(ctx: Ctx, t: Ticket) -> list[str]:
     # Nobody is asked to claim their own report, unless nobody else could.
     targets = [u for u in local if u != t.reporter] or [u for u in techs if u != t.reporter] or techs
     block = ctx.renderer.block
+    rows = _facts(ctx, t)
+    asset = await asset_facts(ctx, t)
+    if asset is not None:
+        rows.append((LABELS(ctx, "row_asset"), LABELS(ctx, "row_asset_value", **asset)))
     await send_cards(
         ctx,
         targets,
         subject_id=t.id,
         purpose="claim",
-        rows=_facts(ctx, t),
+        rows=rows,
         title=block("cards_faults", "ticket_title", number=t.id, category=category_name(ctx, t.category)) or "",
         buttons=[Button(block("cards_faults", "ticket_claim") or "", TicketClick(t.id, TicketButton.CLAIM))],
     )
@@ -243,9 +254,15 @@ async def _schedule_sla(ctx: Ctx, t: Ticket) -> None:
 
 
 async def open_ticket(
-    ctx: Ctx, location: str, category: str, description: str, booking_id: int | None = None
+    ctx: Ctx,
+    location: str,
+    category: str,
+    description: str,
+    booking_id: int | None = None,
+    asset: Asset | None = None,
 ) -> Ticket:
-    """Record a ticket, route it and start its SLA clock (also used by stage bookings)."""
+    """Record a ticket, route it and start its SLA clock (also used by stage bookings); a named
+    asset goes under repair until the ticket is done."""
     person = ctx.person
     unit = ctx.org.unit_of(ctx.user)
     t = Ticket(
@@ -260,9 +277,12 @@ async def open_ticket(
         unit=unit.name if unit else "",
         photos={"items": []},
         booking_id=booking_id,
+        asset_id=asset.id if asset is not None else None,
     )
     ctx.session.add(t)
     await ctx.session.flush()
+    if asset is not None:
+        _repair_opened(ctx, t, asset)
     await _schedule_sla(ctx, t)
     await _send_claim_cards(ctx, t)
     return t
@@ -286,6 +306,7 @@ async def open_ticket(
             parse=parse_text(500),
             required_if=ours,
         ),
+        Field("asset", ("资产编号", "資產編號", "资产号", "asset"), required=False, parse=parse_asset_number),
     ),
     default_field="description",
 )
@@ -297,9 +318,13 @@ async def report_fault(ctx: Ctx, values: dict[str, str]) -> None:
         entry, word = office
         ctx.reply("not_ours", word=word, office=entry.office, contact=entry.contact)
         return
-    t = await open_ticket(ctx, values["location"], values["category"], values["description"])
+    named = values.get("asset")
+    asset = await asset_store.find(ctx.session, named) if named else await asset_in_text(ctx, values)
+    t = await open_ticket(ctx, values["location"], values["category"], values["description"], asset=asset)
     ctx.reply(
         "fault_recorded",
+        asset=await asset_facts(ctx, t),
+        unknown_asset=named if named and asset is None else "",
         number=t.id,
         location=t.location,
         category=category_name(ctx, t.category),
@@ -307,6 +332,81 @@ async def report_fault(ctx: Ctx, values: dict[str, str]) -> None:
         deadline=deadline_text(ctx, t),
         hours=ctx.config.faults.sla_hours.get(t.category, 24),
     )
+
+
+# -- the asset at fault -------------------------------------------------------------------------
+ASSET_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-/]{2,31}")
+
+
+async def asset_in_text(ctx: Ctx, values: dict[str, str]) -> Asset | None:
+    """The registered asset whose number the report's text mentions, if exactly one is."""
+    text = unicodedata.normalize("NFKC", f"{values.get('location', '')} {values.get('description', '')}")
+    tokens = {asset_store.normalize_number(m) for m in ASSET_TOKEN.findall(text)}
+    if not tokens:
+        return None
+    found = list((await ctx.session.execute(select(Asset).where(Asset.number.in_(tokens)))).scalars())
+    return found[0] if len(found) == 1 else None
+
+
+def _repair_opened(ctx: Ctx, t: Ticket, asset: Asset) -> None:
+    """The asset goes under repair (a retired one is only linked: nothing to repair)."""
+    state = asset.state if asset.state == AssetState.RETIRED else AssetState.REPAIR
+    asset_store.change(
+        ctx.session,
+        asset,
+        kind=EventKind.REPAIR_OPENED,
+        actor=ctx.user,
+        at=ctx.now(),
+        ref=f"ticket:{t.id}",
+        note=t.description,
+        state=state,
+    )
+
+
+async def _repair_closed(ctx: Ctx, t: Ticket) -> None:
+    """The ticket is done: the asset goes back to the state it had before its repair began, unless
+    another open ticket still names it."""
+    asset = await ctx.session.get(Asset, t.asset_id) if t.asset_id else None
+    if asset is None:
+        return
+    others = await ctx.session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.asset_id == asset.id, Ticket.id != t.id, Ticket.status != TicketStatus.DONE
+        )
+    )
+    facts: dict[str, Any] = {}
+    if asset.state == AssetState.REPAIR and not others:
+        before = AssetState.IN_USE
+        for e in reversed(await asset_store.history(ctx.session, asset)):  # the repair's first event
+            if e.after.get("state") == AssetState.REPAIR:
+                before = e.before.get("state", before)
+                break
+        facts["state"] = before
+    asset_store.change(
+        ctx.session,
+        asset,
+        kind=EventKind.REPAIR_CLOSED,
+        actor=ctx.user,
+        at=ctx.now(),
+        ref=f"ticket:{t.id}",
+        note=t.resolution or "",
+        **facts,
+    )
+
+
+async def asset_facts(ctx: Ctx, t: Ticket) -> dict[str, Any] | None:
+    """What a ticket's texts show of its asset: number, kind, model, state, and which repair in
+    the year up to the ticket this is (该资产近一年第N次报修)."""
+    asset = await ctx.session.get(Asset, t.asset_id) if t.asset_id else None
+    if asset is None:
+        return None
+    return {
+        "number": asset.number,
+        "kind": ASSET_LABELS.name(ctx, "kind", asset.kind),
+        "model": asset.model,
+        "state": ASSET_LABELS.name(ctx, "state", asset.state),
+        "nth": await repairs_within_year(ctx, asset.id, t.created_at, t.id),
+    }
 
 
 def can_see(ctx: Ctx, t: Ticket) -> bool:
@@ -432,8 +532,9 @@ async def complete_ticket(ctx: Ctx, values: dict[str, str]) -> None:
     t.resolution = note
     t.resolved_at = ctx.now()
     t.status = TicketStatus.DONE
+    await _repair_closed(ctx, t)
     hours = repair_hours(t)
-    ctx.reply("ticket_done_you", number=t.id, hours=hours, damage=t.damage)
+    ctx.reply("ticket_done_you", number=t.id, hours=hours, damage=t.damage, asset=await asset_facts(ctx, t))
     ctx.tell(
         t.reporter,
         "ticket_done_reporter",
@@ -594,6 +695,7 @@ async def show_progress(ctx: Ctx, t: Ticket) -> None:
         paused=paused_now(t),
         waited=paused_hours(t, ctx.now()),
         reasons=pause_reasons(t),
+        asset=await asset_facts(ctx, t),
     )
 
 

@@ -32,6 +32,8 @@ GROUP_ORDER = (
     "footage",
     "cctv_room",
     "computers",
+    "assets",
+    "inventory",
     "publishing",
     "microlessons",
     "groups",

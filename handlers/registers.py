@@ -40,6 +40,7 @@ from storage.models import (
     ActivityBooking,
     ActivityStatus,
     ApprovalAudit,
+    Asset,
     Booking,
     ComputerIssue,
     DraftVersion,
@@ -82,14 +83,27 @@ class Register:
 
 
 async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[list[Any]]:
-    tickets = (
-        await ctx.session.execute(
-            select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end).order_by(Ticket.id)
-        )
-    ).scalars()
+    tickets = list(
+        (
+            await ctx.session.execute(
+                select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end).order_by(Ticket.id)
+            )
+        ).scalars()
+    )
+    # The asset at fault has no column of its own in the form: its number goes into 备注.
+    ids = {t.asset_id for t in tickets if t.asset_id is not None}
+    numbers = dict((await ctx.session.execute(select(Asset.id, Asset.number).where(Asset.id.in_(ids)))).tuples().all())
     out = []
     for t in tickets:
-        note = FAULTS(ctx, "register_note", resolution=t.resolution, damage=t.damage, number=t.id, location=t.location)
+        note = FAULTS(
+            ctx,
+            "register_note",
+            resolution=t.resolution,
+            damage=t.damage,
+            number=t.id,
+            location=t.location,
+            asset=numbers.get(t.asset_id, "") if t.asset_id is not None else "",
+        )
         out.append(
             [
                 None,

@@ -1,4 +1,5 @@
-"""Command line: serve, demo, check-config, migrate, backup, restore, export, import-scores, create-groups, outbox."""
+"""Command line: serve, demo, check-config, migrate, backup, restore, export, import-scores, import-assets,
+export-assets, create-groups, outbox."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bot.clock import SystemClock
 from bot.config import Config, ConfigError, load_config
 from bot.config_coverage import coverage
 from bot.config_messages import LANG_ENV, LANGS, Lang, lang_from, msg
+from bot.context import Ctx
 from bot.directory import sync as sync_directory
 from bot.inbound import Inbound
 from bot.logs import setup_logging
@@ -31,6 +33,8 @@ from bot.render import Renderer
 from bot.router import Registry
 from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
+from handlers.asset_import import AssetImportRejected, export_assets, import_assets
+from handlers.asset_import import problems_text as asset_problems
 from handlers.registers import REGISTERS, export, find_register
 from handlers.reports import NoTerm, Span, build, period_of
 from handlers.training import STAFF, ImportRejected, import_file, problems_text
@@ -258,6 +262,59 @@ def cmd_import_scores(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _cli_ctx_run(cfg: Config, work: Callable[[Ctx], Awaitable[T]]) -> T:
+    """Run `work` in one transaction with a handler context (the configured database, migrated
+    first; the sender is the command line): an exception leaving it rolls everything back."""
+
+    async def run() -> T:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            registry = Registry(ROUTERS)
+            clock = SystemClock()
+            pipeline = Pipeline(make_sessionmaker(engine), clock, cfg, Renderer(registry.template_dirs), registry)
+            inbound = Inbound(kind="cli", msg_type="cli", from_user="import", create_time=int(clock.now().timestamp()))
+            async with pipeline.sessions() as s, s.begin():
+                return await work(pipeline.ctx(s, inbound, None))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_import_assets(args: argparse.Namespace) -> int:
+    """Import the asset register from an .xlsx or .csv (编号 类别 型号/配置 校区 存放地点 使用部门 使用人
+    状态 备注): every row valid, or nothing is imported and each problem names its row and column."""
+    cfg = _load(args.config)
+    path = Path(args.file)
+    if path.suffix.lower() not in (".xlsx", ".csv") or not path.is_file():
+        print(f"{args.file}: give an existing .xlsx or .csv file", file=sys.stderr)
+        return 2
+    content = path.read_bytes()
+
+    async def work(ctx: Ctx) -> dict[str, int] | str:
+        try:
+            return await import_assets(ctx, path.name, content, ctx.now())
+        except AssetImportRejected as bad:
+            return asset_problems(ctx, bad.problems).strip()
+
+    result = _cli_ctx_run(cfg, work)
+    if isinstance(result, str):
+        print(f"{path.name}: nothing imported", file=sys.stderr)
+        print(result, file=sys.stderr)
+        return 1
+    print(f"{path.name}: {result['new']} assets registered, {result['updated']} updated, {result['same']} unchanged")
+    return 0
+
+
+def cmd_export_assets(args: argparse.Namespace) -> int:
+    """Write the asset register as an .xlsx with the import's columns."""
+    cfg = _load(args.config)
+    Path(args.output).write_bytes(_cli_ctx_run(cfg, export_assets))
+    print(f"asset register written to {args.output}")
+    return 0
+
+
 def _api_session(cfg: Config, work: Callable[[WeComAPI], Awaitable[T]]) -> T:
     """Run `work` with an API client for the configured app."""
 
@@ -451,6 +508,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--by", required=True, help="userid of the 数字化校园 staff member importing them")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_import_scores)
+    p = sub.add_parser("import-assets", help="import the asset register from .xlsx/.csv (编号 类别 型号/配置 校区 …)")
+    p.add_argument("file")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_import_assets)
+    p = sub.add_parser("export-assets", help="write the asset register as an .xlsx (the import's columns)")
+    p.add_argument("-o", "--output", required=True, help="the .xlsx file to write")
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_export_assets)
     p = sub.add_parser("create-groups", help="create the configured app group chats (appchat) in WeCom")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_create_groups)

@@ -28,7 +28,11 @@ from bot.config_workflows import CalendarConfig
 from bot.directory import sync as sync_directory
 from bot.emulator.sender import CallbackSender, RobotSender
 from bot.emulator.server import Delivered, Emulator
+from bot.inbound import Inbound
 from bot.logs import setup_logging
+from bot.pipeline import Pipeline
+from handlers.asset_import import AssetImportRejected, import_assets
+from handlers.asset_import import problems_text as asset_problems
 from infodesk.app import TIMERS, create_app
 
 EXAMPLE = Path(__file__).with_name("config.example.toml")  # packaged with infodesk
@@ -80,6 +84,16 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
     return f"({d.msgtype})"
 
 
+# The asset register the center imports (python -m bot import-assets 资产.csv), as the file reads.
+ASSET_SHEET = """编号,类别,型号/配置,校区,存放地点,使用部门,使用人,状态,备注
+PC-0301,计算机,联想启天M720 i5/8G/256G,本部,302机房,信息技术系,张伟,在用,教师机
+PC-0302,计算机,联想启天M720 i5/8G/256G,本部,302机房,信息技术系,,在用,
+PC-0303,计算机,联想启天M720 i5/8G/256G,本部,302机房,信息技术系,,在用,
+TY-0201,投影仪,爱普生CB-X05,本部,201教室,,,在用,吊装
+YX-0001,音响,JBL EON610,东湖,,,,在库,
+"""
+
+# ("import", file name, its content, expect): the command line imports the asset register |
 # ("say", who, what they type, what the answers must contain) | ("click", who, button, expect) |
 # ("group", who, what they @mention the robot with in a group, expect) |
 # ("at", "HH:MM", "", expect): the clock moves to that time today (or "明天 HH:MM") and the scheduler runs |
@@ -291,6 +305,16 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "sunyu", "微课重交 #2 视频:https://pan.example.cn/s/def456", "第2版"),
     ("click", "guoqing", "通过", "审核通过"),
     ("click", "sunyu", "已剪辑", "下一步：已转换格式"),
+    ("section", "资产登记与财产盘查（表格导入 → 查资产 → 报修关联资产 → 盘点：一台找不到 → 差异清单给主任）", "", ""),
+    ("import", "资产.csv", ASSET_SHEET, "5 件新登记"),
+    ("say", "lihua", "资产 PC-0301", "使用人：张伟"),
+    ("say", "zhangwei", "报修 地点:302机房 设备:电脑 描述:PC-0302 开机蓝屏", "该资产近一年第 1 次报修"),
+    ("say", "chenhao", "开始盘点 本部", "盘点 #1"),
+    ("click", "lihua", "PC-0301 在", "PC-0301：在位"),
+    ("click", "lihua", "PC-0302 在", "PC-0302：在位"),
+    ("say", "lihua", "盘点 #1 缺 PC-0303", "PC-0303：缺失"),
+    ("say", "zhanglei", "盘点 #1 在 TY-0201", "缺失 1 件"),  # the last one: the round ends by itself
+    ("say", "chenhao", "资产 PC-0303", "盘点未找到"),
 )
 
 
@@ -304,6 +328,7 @@ class Transcript:
         # A group robot's deliveries are addressed by its key (a secret): show the group instead.
         self.names.update({g.webhook_key.get_secret_value(): f"群「{g.name}」" for g in config.groups if g.webhook_key})
         self.seen = 0
+        self.pending: list[str] = []  # what a command-line step printed, checked like a reply
 
     def said(self, userid: str, text: str, where: str = "") -> None:
         print(f"\n{self.names.get(userid, userid)}（{userid}）{where}：{text}")
@@ -315,7 +340,7 @@ class Transcript:
         """Print what arrived since the last flush (to `only` these people, when given); return it."""
         new = self.emulator.delivered[self.seen :]
         self.seen = len(self.emulator.delivered)
-        out = []
+        out, self.pending = self.pending, []
         if only is not None and len([d for d in new if d.to.split(":", 1)[1] not in only]):
             self.note("时钟拨到第二天：只列出本节相关人员收到的消息（其他提醒略）")
         for d in new:
@@ -379,6 +404,13 @@ class Demo:
             await sync_directory(self.app[PIPELINE], self.app[API])
             self.t.names[who] = name
             status = 200
+        elif kind == "import":  # what `python -m bot import-assets FILE` does, on the demo's database
+            print(f"\n[命令行] python -m bot import-assets {who} --config config.toml（{who}：）")
+            print(textwrap.indent(text.strip(), "      "))
+            result = await import_sheet(self.app[PIPELINE], who, text.encode())
+            print(f"  → {result}")
+            self.t.pending.append(result)
+            status = 200
         elif kind == "confirm":  # a customer group's owner taps 发送 in WeCom (the emulator's endpoint)
             print(f"\n{self.t.names.get(who, who)}（{who}）：在企业微信里确认发送企业群发")
             async with self.http.post(
@@ -403,6 +435,18 @@ class Demo:
             status = 200
         await self.settle()
         return status
+
+
+async def import_sheet(pipeline: Pipeline, filename: str, content: bytes) -> str:
+    """Import an asset sheet as the command line does (all rows or none); what it reports."""
+    inbound = Inbound(kind="cli", msg_type="cli", from_user="import", create_time=int(pipeline.clock.now().timestamp()))
+    async with pipeline.sessions() as s, s.begin():
+        ctx = pipeline.ctx(s, inbound, None)
+        try:
+            counts = await import_assets(ctx, filename, content, ctx.now())
+        except AssetImportRejected as bad:
+            return f"没有导入：{asset_problems(ctx, bad.problems).strip()}"
+    return f"{counts['new']} 件新登记，{counts['updated']} 件更新，{counts['same']} 件没有变化"
 
 
 async def _holiday(demo: Demo) -> bool:

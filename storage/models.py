@@ -1057,3 +1057,59 @@ class AssetEvent(Base):
 
 event.listen(AssetEvent, "before_update", _append_only)
 event.listen(AssetEvent, "before_delete", _append_only)
+
+
+class InventoryStatus(StrEnum):
+    """An inventory round (财产盘查) is open until 结束盘点 or its last item is checked."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class InventoryResult(StrEnum):
+    """What the technicians found of one asset in a round ("" while unchecked)."""
+
+    UNCHECKED = ""
+    FOUND = "found"  # 在: where it was expected
+    MISSING = "missing"  # 缺: not found
+    MOVED = "moved"  # 移: found elsewhere (the asset is relocated)
+
+
+class InventoryRound(Base):
+    """One inventory round of a campus (财产盘查, twice a year): the assets expected there, by room."""
+
+    __tablename__ = "inventory_rounds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campus: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=InventoryStatus.OPEN)  # InventoryStatus
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ended_by: Mapped[str | None] = mapped_column(String(64), default=None)  # "system": the last item
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_inventory_rounds_campus_status", "campus", "status"),)
+
+
+class InventoryItem(Base):
+    """One asset of a round's checklist: where it was expected (the snapshot) and what was found."""
+
+    __tablename__ = "inventory_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(
+        BigId, _fk("inventory_rounds.id", "fk_inventory_items_round_id_inventory_rounds", "RESTRICT")
+    )
+    asset_id: Mapped[int] = mapped_column(BigId, _fk("assets.id", "fk_inventory_items_asset_id_assets", "RESTRICT"))
+    number: Mapped[str] = mapped_column(String(32))  # the asset's number, as at the snapshot
+    location: Mapped[str] = mapped_column(String(200), default="")  # where it was expected (the room)
+    result: Mapped[str] = mapped_column(String(16), default=InventoryResult.UNCHECKED)  # InventoryResult
+    found_at: Mapped[str] = mapped_column(String(200), default="")  # 移: where it was found
+    extra: Mapped[bool] = mapped_column(default=False)  # not expected at this campus, found here
+    checked_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_inventory_items_round_location", "round_id", "location"),
+        Index("uq_inventory_items_round_asset", "round_id", "asset_id", unique=True),
+    )

@@ -39,6 +39,7 @@ OWNER = {
     "stage_ops": "stage",  # registers on the stage router
     "stage_damage": "stage",
     "stage_series": "stage",
+    "asset_import": "assets",  # the register's spreadsheet import and export
 }
 
 CALL = re.compile(r"""\b(?:reply|render|text)\(\s*f?"([a-z_/]+)"|\btell\([^,()]+,\s*"([a-z_/]+)\"""")
