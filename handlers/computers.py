@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -246,7 +247,8 @@ async def _request(ctx: Ctx, values: dict[str, str], kind: AssetKind) -> None:
     ctx.reply(
         "computer_submitted",
         number=req.id,
-        count=LABELS(ctx, "count", count=fields["count"], kind=kind),
+        count=fields["count"],
+        unit=LABELS(ctx, "unit", kind=kind),
         kind=kind_name(ctx, kind),
         purpose=purpose_name(ctx, fields["purpose"]),
         return_date=show_iso_day(ctx, fields["return_date"]) if fields.get("return_date") else "",
@@ -477,9 +479,15 @@ def parse_problem(text: str, numbers: list[str]) -> tuple[list[str], bool, bool,
         if len(numbers) != 1:
             return None
         named = list(numbers)
-    note = " ".join(rest)
-    software = any(w in note.lower() for w in SOFTWARE_WORDS)
-    hardware = any(w in note.lower() for w in HARDWARE_WORDS) or not software
+    said = " ".join(rest).lower()
+    software = any(w in said for w in SOFTWARE_WORDS)
+    hardware = any(w in said for w in HARDWARE_WORDS) or not software
+    # The note is what is wrong: a leading 硬件/软件 (its own word or not) only says which.
+    words = [w for w in rest if w.lower() not in (*SOFTWARE_WORDS, *HARDWARE_WORDS)]
+    note = " ".join(words)
+    for w in (*SOFTWARE_WORDS, *HARDWARE_WORDS):
+        if note.lower().startswith(w):
+            note = note[len(w) :].lstrip(":：,， ")
     return list(dict.fromkeys(named)), not hardware, not software, note
 
 
@@ -490,35 +498,29 @@ async def _receive(ctx: Ctx, req: Request, problem: str) -> None:
         return
     numbers: list[str] = issue.assets["numbers"]
     kind = AssetKind(issue.kind)
-    items: list[dict[str, object]] = []
+    named: list[str] = []
+    hardware_ok = software_ok = True
+    note = ""
     if problem:
         parsed = parse_problem(problem, numbers)
         if parsed is None or not parsed[3]:
             ctx.reply("computer_receipt_which", number=req.id, assets=numbers, kind=kind_name(ctx, kind))
             return
         named, hardware_ok, software_ok, note = parsed
-        for number in named:
-            asset = await asset_store.find(ctx.session, number, for_update=True)
-            assert asset is not None  # issued from the register
-            ticket = await open_receipt_ticket(ctx, issue, asset, note, hardware_ok)
-            items.append(
-                {"number": number, "hardware": hardware_ok, "software": software_ok, "note": note, "ticket": ticket.id}
-            )
-    issue.receipt = {"ok": not items, "items": items}
     issue.confirmed_at = ctx.now()
     req.stage = ComputerStage.DONE
-    by_number = {str(i["number"]): i for i in items}
+    items: list[dict[str, Any]] = []
     for number in numbers:
         asset = await asset_store.find(ctx.session, number, for_update=True)
-        if asset is None:
+        if asset is None:  # issued from the register, never deleted
             continue
-        item = by_number.get(number)
-        note = LABELS(
+        bad = number in named
+        check = LABELS(
             ctx,
             "receipt_check",
-            hardware=item["hardware"] if item else True,
-            software=item["software"] if item else True,
-            note=item["note"] if item else "",
+            hardware=hardware_ok or not bad,
+            software=software_ok or not bad,
+            note=note if bad else "",
         )
         asset_store.change(
             ctx.session,
@@ -527,8 +529,14 @@ async def _receive(ctx: Ctx, req: Request, problem: str) -> None:
             actor=ctx.user,
             at=ctx.now(),
             ref=f"request:{req.id}",
-            note=note,
+            note=check,
         )
+        if bad:
+            ticket = await open_receipt_ticket(ctx, issue, asset, note, hardware_ok)
+            items.append(
+                {"number": number, "hardware": hardware_ok, "software": software_ok, "note": note, "ticket": ticket.id}
+            )
+    issue.receipt = {"ok": not items, "items": items}
     audit(ctx, req, "computer_received", req.status, receipt=issue.receipt)
     block = ctx.renderer.block
     await close_request_cards(
