@@ -22,6 +22,7 @@ from sqlalchemy import select
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
+from handlers.loans import collection_reasons
 from handlers.registers import export, find_register
 from storage.models import ComputerIssue, LoanDamage, Ticket
 from tests.assets import asset, register_assets
@@ -216,3 +217,8 @@ async def test_collection_lists_what_is_out_before_the_new_year_holiday(start: S
     assert not scene.got("huangli", "起放假")
     await scene.tick()
     assert sum("请安排回收检查" in t for t in scene.texts("chenhao")) == 1  # once
+    # The term's end (2027-01-22, a Friday): three workdays before; a one-day holiday has none.
+    config = scene.bot.config
+    assert [r["why"] for r in collection_reasons(config, date(2027, 1, 20))] == ["term_end"]
+    assert collection_reasons(config, date(2027, 1, 21)) == []
+    assert not any(collection_reasons(config, date(2027, 6, d)) for d in range(1, 9))
