@@ -460,7 +460,11 @@ async def _receivable(ctx: Ctx, req: Request) -> ComputerIssue | None:
         ctx.reply("computer_confirm_refused", number=req.id, stage=req.stage)
         return None
     q = select(ComputerIssue).where(ComputerIssue.request_id == req.id).with_for_update()
-    return (await ctx.session.execute(q)).scalar_one()
+    issue = (await ctx.session.execute(q)).scalar_one()
+    if issue.returned_at is not None:  # collected before anyone confirmed: nothing left to receive
+        ctx.reply("computer_confirm_refused", number=req.id, stage=req.stage)
+        return None
+    return issue
 
 
 def parse_problem(text: str, numbers: list[str]) -> tuple[list[str], bool, bool, str] | None:

@@ -38,7 +38,7 @@ from handlers import asset_store
 from handlers.approval_commands import parse_required, visible_request
 from handlers.approvals import audit, close_request_cards, send_request_cards
 from handlers.asset_store import EventKind
-from handlers.computers import LABELS, SKILL_OF, SPEC, _at_hour, issuers, kind_name, router
+from handlers.computers import LABELS, SKILL_OF, SPEC, ComputerStage, _at_hour, issuers, kind_name, router
 from handlers.faults import open_ticket
 from handlers.labels import Labels, show_iso_day, show_moment
 from handlers.numbers import REQUEST_NUMBER as NUMBER
@@ -258,6 +258,9 @@ async def collect_loan(ctx: Ctx, values: dict[str, str]) -> None:
     left = out_numbers(issue)
     if not left:
         issue.returned_at = ctx.now()
+        if req.stage == ComputerStage.AWAITING_RECEIPT:  # back before the receipt was confirmed
+            req.stage = ComputerStage.DONE
+            await close_request_cards(ctx, req, ctx.renderer.block("cards_loans", "returned") or "", purpose="receipt")
     audit(ctx, req, "loan_collected", req.status, assets=[n for n, _ in plan], damaged=damaged, left=left)
     facts = {
         **out_row(ctx, issue),

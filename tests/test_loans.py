@@ -202,6 +202,7 @@ async def test_collection_lists_what_is_out_before_the_new_year_holiday(start: S
     await scene.tick()
     assert scene.got("lihua", "逾期未还：黄丽（校长办公室）借用的电脑（申请 #2，NB-01）")
     await scene.say("lihua", "回收 #2 完好")
+    assert "不需要您确认领取" in await scene.say("huangli", "确认领取 #2")  # back before she confirmed
 
     # 2027-01-01..03 is a holiday in term: collection three workdays before, on 12月29日.
     at(clock, datetime(2026, 12, 28, 9, tzinfo=TZ))
