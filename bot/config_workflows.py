@@ -144,8 +144,19 @@ class FootageConfig(_Strict):
 
 
 class ComputersConfig(_Strict):
-    # Term-end and holiday collection dates (计算机回收): holders of issued computers are reminded.
+    """Loans of computers, projectors and speakers: returns and the term-end / holiday collections.
+
+    The collections (计算机回收) follow the school calendar: `collection_lead_days` workdays before
+    each term's end and before each holiday of at least `collection_min_holiday_days` days (a
+    single-day holiday has none); `collection_dates` adds days of its own (it was once the only list).
+    """
+
     collection_dates: tuple[date, ...] = ()
+    collection_lead_days: int = Field(default=3, ge=1, le=30)
+    collection_min_holiday_days: int = Field(default=3, ge=1, le=60)
+    # A loan not back this many days after its return date: the technician is told (the holder was
+    # reminded on the day).
+    overdue_days: int = Field(default=1, ge=1, le=60)
     reminder_hour: int = Field(default=9, ge=0, le=23)
 
 

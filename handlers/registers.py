@@ -32,6 +32,7 @@ from handlers.faults import LABELS as FAULTS
 from handlers.faults import category_name, pause_reasons, paused_hours, repair_hours
 from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
+from handlers.loans import register_returns
 from handlers.microlessons import LABELS as MICRO
 from handlers.stage import LABELS as STAGE
 from handlers.stage import YesNo
@@ -303,14 +304,17 @@ async def _computer_issues(ctx: Ctx, start: datetime, end: datetime) -> list[lis
             ctx.local(i.issued_at),
             i.unit,
             purpose_name(ctx, i.purpose),
-            i.spec,
+            COMPUTERS(ctx, "register_spec", kind=i.kind, spec=i.spec),
             f"{ctx.org.name(i.recipient)} {ctx.local(i.confirmed_at)}" if i.confirmed_at else "",
+            # The form has no column of its own for the return (归还/收回): it is in 备注.
             COMPUTERS(
                 ctx,
                 "register_issue_note",
                 assets=i.assets.get("numbers", []),
                 due_back=i.due_back,
                 returned=ctx.local(i.returned_at) if i.returned_at else "",
+                returns=register_returns(ctx, i),
+                receipt=i.receipt,
             ),
         ]
         for i in issues

@@ -31,6 +31,7 @@ from bot.emulator.server import Delivered, Emulator
 from bot.inbound import Inbound
 from bot.logs import setup_logging
 from bot.pipeline import Pipeline
+from handlers import asset_store
 from handlers.asset_import import AssetImportRejected, import_assets
 from handlers.asset_import import problems_text as asset_problems
 from infodesk.app import TIMERS, create_app
@@ -313,9 +314,43 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("click", "lihua", "PC-0301 在", "PC-0301：在位"),
     ("click", "lihua", "PC-0302 在", "PC-0302：在位"),
     ("say", "lihua", "盘点 #1 缺 PC-0303", "PC-0303：缺失"),
+    ("say", "wangfang", "盘点 #1 在 XX-PC-0231 XX-PC-0232 XX-PJ-0107 XX-YX-0012", "XX-YX-0012：在位"),
     ("say", "zhanglei", "盘点 #1 在 TY-0201", "缺失 1 件"),  # the last one: the round ends by itself
     ("say", "chenhao", "资产 PC-0303", "盘点未找到"),
+    ("section", "领投影仪（借用 → 按资产号发放 → 领取检查软硬件 → 归还 → 回收时发现人为损坏 → 维修单与追责）", "", ""),
+    ("say", "huangli", "领投影仪 用途:临时借用 数量:1 配置:便携 带HDMI线 归还:后天", "投影仪领取申请已提交"),
+    ("click", "zhengmei", "同意", "赵敏"),
+    ("click", "zhaomin", "同意", "王建国"),
+    ("click", "wangjianguo", "同意", "陈浩"),
+    ("click", "chenhao", "同意", "发放投影仪 #14"),
+    ("say", "zhanglei", "发放 #14 资产号:XX-PC-0231", "不是投影仪"),  # a computer, and already issued
+    ("click", "zhanglei", "登记发放", "资产号"),
+    ("say", "zhanglei", "XX-PJ-0107", "已登记申请 #14 的发放"),
+    ("click", "huangli", "完好", "硬件、软件完好"),
+    ("say", "huangli", "归还 #14", "已通知张磊"),
+    ("say", "zhanglei", "回收 #14 损坏 镜头有裂痕", "人为损坏：XX-PJ-0107 镜头有裂痕（报修 #"),
+    ("say", "zhanglei", "追责 #14 200", "赔偿金额 200 元"),
+    ("click", "huangli", "接受", "已记录：您接受"),
+    ("say", "zhanglei", "追责 #14 已付", "已付清"),
+    ("say", "chenhao", "借出清单", "XX-PC-0231 · 黄丽（校长办公室）"),
 )
+
+# The center's numbered equipment the demo issues (资产登记). Kept in one small function until the
+# demo imports the asset register from a spreadsheet: then that import replaces it.
+DEMO_ASSETS = (
+    ("XX-PC-0231", "computer", "联想 启天 M437 i5/16G/512G"),
+    ("XX-PC-0232", "computer", "联想 启天 M437 i5/16G/512G"),
+    ("XX-PJ-0107", "projector", "爱普生 CB-X06 便携投影仪"),
+    ("XX-YX-0012", "speaker", "JBL EON710 便携音箱"),
+)
+
+
+async def register_demo_assets(app: web.Application, at: datetime) -> None:
+    async with app[PIPELINE].sessions() as s, s.begin():
+        for number, kind, model in DEMO_ASSETS:
+            await asset_store.register(
+                s, number=number, kind=kind, actor="import", at=at, model=model, campus="main", location="信息中心库房"
+            )
 
 
 class Transcript:
@@ -561,6 +596,7 @@ async def run_demo(verbose: bool = False, today: date | None = None, keep: Path 
         for p in config.people:
             emulator.directory.add(p.userid, p.name, units[p.unit])
         await sync_directory(app[PIPELINE], app[API])
+        await register_demo_assets(app, clock.now())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         bot_url = f"http://127.0.0.1:{runner.addresses[0][1]}"

@@ -362,7 +362,42 @@ class ComputerIssue(Base):
     issued_at: Mapped[datetime]
     due_back: Mapped[str | None] = mapped_column(String(10), default=None)  # YYYY-MM-DD for loans
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)  # 使用人签字
-    returned_at: Mapped[datetime | None] = mapped_column(default=None)
+    returned_at: Mapped[datetime | None] = mapped_column(default=None)  # the last of them came back
+    # What was issued (AssetKind): computers, projectors or speakers; the asset numbers are in `assets`.
+    kind: Mapped[str] = mapped_column(String(16), server_default="computer")
+    # The recipient's check at receipt (领取时检查硬软件的完好性): {"ok": bool, "items": [{"number",
+    # "hardware": bool, "software": bool, "note", "ticket"}]} — items only for what has a problem.
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # Each asset as it came back (归还/回收): {"items": [{"number", "at", "by", "damaged", "note", "ticket"}]}.
+    returns: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    return_announced_at: Mapped[datetime | None] = mapped_column(default=None)  # the holder's 归还
+
+
+class LoanDamage(Base):
+    """An issued asset that came back damaged by a person (人为损坏): who held it, what happened, the
+    amount (optional, set later), and whether it was accepted, refused (reported to 校委会) or paid.
+
+    The row holds where it stands; every step is also an `approval_audit` row of the requisition."""
+
+    __tablename__ = "loan_damages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    issue_id: Mapped[int] = mapped_column(
+        BigId, _fk("computer_issues.id", "fk_loan_damages_issue_id_computer_issues", "RESTRICT")
+    )
+    asset_id: Mapped[int] = mapped_column(BigId, _fk("assets.id", "fk_loan_damages_asset_id_assets", "RESTRICT"))
+    ticket_id: Mapped[int | None] = mapped_column(BigId, default=None)  # the repair ticket (no foreign key)
+    liable_user: Mapped[str] = mapped_column(String(64))  # the holder (使用人)
+    amount_cents: Mapped[int | None] = mapped_column(BigInteger, default=None)  # 照价赔偿, when known
+    note: Mapped[str] = mapped_column(Text, default="")  # what happened
+    status: Mapped[str] = mapped_column(String(16), default="open")  # DamageStatus
+    answer_note: Mapped[str] = mapped_column(Text, default="")  # why they refused
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_loan_damages_issue", "issue_id"),)
 
 
 class BookingCondition(StrEnum):

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from storage.models import ApprovalAudit, ComputerIssue, FootageLog, Request, Timer
+from tests.assets import register_assets
 from tests.conftest import Bot
 from tests.scene import Scene
 
@@ -216,6 +217,7 @@ async def test_the_kind_word_may_come_before_the_number_and_the_rest_is_the_comm
 
 
 async def test_office_computer_chain_issue_and_receipt(scene: Scene) -> None:
+    await register_assets(scene.bot, "computer", "PC-001", "PC-002")
     reply = await scene.say("huangli", "领电脑 用途:办公 数量:2 配置:i5/16G")
     assert "科室负责人 → 主管副校长 → 校长 → 信息中心主任" in reply
     for who in ("zhengmei", "zhaomin", "wangjianguo", "chenhao"):
@@ -226,17 +228,18 @@ async def test_office_computer_chain_issue_and_receipt(scene: Scene) -> None:
     assert "资产号" in await scene.click("lihua", tech_card, "登记发放")
     assert "2 台" in await scene.say("lihua", "PC-001")
     assert "已登记申请 #1" in await scene.say("lihua", "发放 #1 资产号:PC-001 PC-002")
-    assert "确认领取 #1" in scene.last_text("huangli")
+    assert "确认领取 #1" in scene.card("huangli")["main_title"]["desc"]  # the receipt card, with the check
     assert "已确认领取" in await scene.say("huangli", "确认领取 #1")
     async with scene.bot.app[PIPELINE].sessions() as s:
         issue = (await s.execute(select(ComputerIssue))).scalar_one()
         timers = list((await s.execute(select(Timer).order_by(Timer.due_at))).scalars())
     assert issue.assets["numbers"] == ["PC-001", "PC-002"] and issue.confirmed_at is not None
-    assert [t.kind for t in timers] == ["computer_collection", "computer_collection"]
+    assert timers == []  # no return date; the term-end and holiday collections follow the calendar
     assert (await request_row(scene.bot, 1)).stage == "done"
 
 
 async def test_department_loan_chain_with_return_reminder(scene: Scene, clock: FakeClock) -> None:
+    await register_assets(scene.bot, "computer", "NB-007")
     assert "归还日期" in await scene.say("zhaolei", "领电脑 用途:临时借用 数量:1 配置:笔记本")
     reply = await scene.say("zhaolei", "12月1日")
     assert "系主管副主任 → 系主任 → 校区督导副校长 → 校长 → 信息中心主任" in reply
@@ -248,9 +251,12 @@ async def test_department_loan_chain_with_return_reminder(scene: Scene, clock: F
     clock.advance(timedelta(days=6, hours=-1).total_seconds())  # 2026-12-01 09:00 Shanghai
     await scene.tick()
     assert scene.got("zhaolei", "今天是12月1日（周二），您借用的电脑")
-    assert scene.got("lihua", "NB-007")
+    assert not scene.got("lihua", "逾期")  # the holder first
     await scene.tick()  # fired once only
     assert sum("到期" in t for t in scene.texts("zhaolei")) == 1
+    clock.advance(timedelta(days=1).total_seconds())
+    await scene.tick()
+    assert scene.got("lihua", "逾期未还：赵磊（信息技术系）借用的电脑（申请 #1，NB-007）")
 
 
 async def test_rejection_at_a_later_computer_step(scene: Scene) -> None:

@@ -10,6 +10,7 @@ from bot.clock import FakeClock
 from bot.router import FieldError
 from handlers.numbers import Kind, Ref, parse_ref
 from storage.models import Ticket, TicketStatus
+from tests.assets import register_assets
 from tests.scene import Scene
 
 FLAGS = "户外:否 校外:否 重大活动:否"
@@ -166,6 +167,7 @@ async def test_todo_for_approvers_reviewers_editors_and_requesters(scene: Scene,
 
 
 async def test_todo_for_operators_and_computer_requests(scene: Scene) -> None:
+    await register_assets(scene.bot, "computer", "PC-1")
     await scene.say("huangli", "领电脑 用途:办公 数量:1 配置:i5")
     for who in ("zhengmei", "zhaomin", "wangjianguo", "chenhao"):
         await scene.say(who, "同意 #1")

@@ -67,6 +67,8 @@ LATER_FOREIGN_KEYS = {
     ("asset_events", "fk_asset_events_asset_id_assets", "asset_id", "assets", "RESTRICT"),
     ("inventory_items", "fk_inventory_items_round_id_inventory_rounds", "round_id", "inventory_rounds", "RESTRICT"),
     ("inventory_items", "fk_inventory_items_asset_id_assets", "asset_id", "assets", "RESTRICT"),
+    ("loan_damages", "fk_loan_damages_issue_id_computer_issues", "issue_id", "computer_issues", "RESTRICT"),
+    ("loan_damages", "fk_loan_damages_asset_id_assets", "asset_id", "assets", "RESTRICT"),
 }
 # The value each seeded row holds in each of those columns (_seed).
 LINKS = {(t, c): 2 if (t, c) == ("drafts", "committee_request") else 1 for t, _n, c, _r, _o in FOREIGN_KEYS}

@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from handlers.registers import REGISTERS, export, find_register
+from tests.assets import register_assets
 from tests.conftest import ROOT
 from tests.scene import Scene
 
@@ -47,6 +48,7 @@ async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> N
     await scene.say("majun", "同意 #1")
     await scene.say("liuyang", "同意 #1")
     await scene.say("linxue", "登记 #1 调取人:赵磊 时间:今天10点 内容:302录像 交付方式:现场查看")
+    await register_assets(scene.bot, "computer", "PC-9")
     await scene.say("huangli", "领电脑 用途:办公 数量:1 配置:i5")
     for who in ("zhengmei", "zhaomin", "wangjianguo", "chenhao"):
         await scene.say(who, "同意 #2")

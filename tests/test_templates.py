@@ -40,6 +40,7 @@ OWNER = {
     "stage_damage": "stage",
     "stage_series": "stage",
     "asset_import": "assets",  # the register's spreadsheet import and export
+    "loans": "computers",  # registers on the computers router
 }
 
 CALL = re.compile(r"""\b(?:reply|render|text)\(\s*f?"([a-z_/]+)"|\btell\([^,()]+,\s*"([a-z_/]+)\"""")

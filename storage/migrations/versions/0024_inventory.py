@@ -1,7 +1,7 @@
 """inventory_rounds, inventory_items (issue 14 point 3: 财产盘查)
 
 Revision ID: b19428077ee6
-Revises: a21c7e3f9b14
+Revises: 4deba65a9f2a
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.models
 
 revision = "b19428077ee6"
-down_revision = "a21c7e3f9b14"
+down_revision = "4deba65a9f2a"
 branch_labels = None
 depends_on = None
 
