@@ -25,6 +25,7 @@ from handlers import ROUTERS
 from handlers.activity import LABELS as ACTIVITY
 from handlers.approval_engine import Flow, FlowStatus
 from handlers.approvals import APPROVAL_LABELS
+from handlers.computer_room import seat_rows, use_rows, violation_rows
 from handlers.computers import LABELS as COMPUTERS
 from handlers.computers import SPEC as COMPUTERS_SPEC
 from handlers.computers import purpose_name
@@ -416,6 +417,24 @@ async def _microlessons(ctx: Ctx, start: datetime, end: datetime) -> list[list[A
 
 
 REGISTERS: tuple[Register, ...] = (
+    Register(
+        "lab-seats",
+        "上机情况登记表",
+        ("序号", "机位", "班级", "使用人姓名", "课堂训练模块", "授课教师", "设备运转情况", "备注"),
+        seat_rows,
+    ),
+    Register(
+        "lab-use",
+        "微机室使用登记表",
+        ("序号", "时间", "班级", "授课教师", "上课人数", "课堂情况", "设备运转情况", "备注"),
+        use_rows,
+    ),
+    Register(
+        "lab-violations",
+        "微机室违纪情况登记表",
+        ("序号", "时间", "班级", "授课教师", "学生姓名", "违纪原因", "量化结果及处理办法", "备注"),
+        violation_rows,
+    ),
     Register(
         "repairs",
         "设备维修登记表",

@@ -65,6 +65,7 @@ LATER_FOREIGN_KEYS = {
     ("stage_crews", "fk_stage_crews_booking_id_bookings", "booking_id", "bookings", "RESTRICT"),
     ("stage_damages", "fk_stage_damages_booking_id_bookings", "booking_id", "bookings", "RESTRICT"),
     ("asset_events", "fk_asset_events_asset_id_assets", "asset_id", "assets", "RESTRICT"),
+    ("lab_seats", "fk_lab_seats_lesson_id_lab_lessons", "lesson_id", "lab_lessons", "RESTRICT"),
 }
 # The value each seeded row holds in each of those columns (_seed).
 LINKS = {(t, c): 2 if (t, c) == ("drafts", "committee_request") else 1 for t, _n, c, _r, _o in FOREIGN_KEYS}
