@@ -23,7 +23,7 @@ from datetime import time
 from pydantic import Field, field_validator, model_validator
 
 from bot.config_base import _Strict
-from bot.config_messages import Text
+from bot.config_messages import Text, msg, of
 
 PERIOD_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 SEATS_RE = re.compile(r"(\d{1,3})-(\d{1,3})")
@@ -127,38 +127,28 @@ def check_rooms(
     errors: list[Text] = []
     names: set[str] = set()
     for room in rooms:
-        where = Text(f'[[computer_rooms]] "{room.name}"', f'[[computer_rooms]] "{room.name}"')
+        where = msg("computer_room", name=room.name)
         if room.name in names:
-            errors.append(Text(f"{where.zh} 重复：每个微机室的 name 只能出现一次", f"{where.en} appears twice"))
-        names.add(room.name)
-        if room.campus not in campuses:
             errors.append(
                 Text(
-                    f'{where.zh} 的 campus "{room.campus}" 不在 [[campuses]] 里',
-                    f"{where.en} campus '{room.campus}' is not a [[campuses]] key",
+                    f"{where.zh} 出现了两次：每个微机室的 name 只能用一次",
+                    f"{where.en} appears twice; names must differ",
                 )
             )
+        names.add(room.name)
+        if room.campus not in campuses:
+            errors.append(msg("unknown_campus", where=of(where, "campus"), campus=room.campus))
         for userid in room.administrators:
             if userid not in users:
-                errors.append(
-                    Text(
-                        f'{where.zh} 的 administrators "{userid}" 不在 [[people]] 里',
-                        f"{where.en} administrators '{userid}' is not a userid listed in [[people]]",
-                    )
-                )
+                errors.append(msg("unknown_user", where=of(where, "administrators"), userid=userid))
         for i, entry in enumerate(room.timetable, start=1):
             at = Text(f"{where.zh} 的 timetable 第 {i} 项", f"{where.en} timetable entry {i}")
             if entry.teacher not in users:
-                errors.append(
-                    Text(
-                        f'{at.zh} 的 teacher "{entry.teacher}" 不在 [[people]] 里',
-                        f"{at.en} teacher '{entry.teacher}' is not a userid listed in [[people]]",
-                    )
-                )
+                errors.append(msg("unknown_user", where=of(at, "teacher"), userid=entry.teacher))
             if entry.period > len(lessons.periods):
                 errors.append(
                     Text(
-                        f"{at.zh} 的 period = {entry.period}：[lessons] periods 只有 {len(lessons.periods)} 节",
+                        f"{at.zh}的 period = {entry.period}：[lessons] periods 只有 {len(lessons.periods)} 节",
                         f"{at.en} period = {entry.period}: [lessons] periods lists {len(lessons.periods)}",
                     )
                 )
