@@ -419,7 +419,7 @@ def parse_violation(value: str, ctx: Ctx) -> str:
     elif slot.entry is not None:
         class_ = timetable_class(ctx.config, slot.entry)
     else:
-        raise _fail(ctx, "invalid_no_class")
+        class_ = ""  # the lesson's registration may name it (the handler looks)
     if not may_register(ctx, slot.room, slot.entry):
         assert slot.entry is not None
         raise _fail(
@@ -472,6 +472,12 @@ async def lab_violation(ctx: Ctx, values: dict[str, str]) -> None:
     day = date.fromisoformat(v["day"])
     start, _ = lesson_span(ctx.config, day, v["period"])
     entry = scheduled(room, day, v["period"])
+    if not v["class"]:  # off the timetable: the class the lesson was registered with
+        lesson = await _registered(ctx.session, room.name, start)
+        if lesson is None:
+            ctx.reply("violation_needs_class", v=v, lab=_examples(ctx))
+            return
+        v["class"] = lesson.class_name
     row = LabViolation(
         room=room.name,
         campus=room.campus,
