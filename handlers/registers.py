@@ -25,7 +25,6 @@ from handlers import ROUTERS
 from handlers.activity import LABELS as ACTIVITY
 from handlers.approval_engine import Flow, FlowStatus
 from handlers.approvals import APPROVAL_LABELS
-from handlers.computer_room import seat_rows, use_rows, violation_rows
 from handlers.computers import LABELS as COMPUTERS
 from handlers.computers import SPEC as COMPUTERS_SPEC
 from handlers.computers import purpose_name
@@ -33,6 +32,7 @@ from handlers.faults import LABELS as FAULTS
 from handlers.faults import category_name, pause_reasons, paused_hours, repair_hours
 from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
+from handlers.lab_registers import seat_rows, use_rows, violation_rows
 from handlers.microlessons import LABELS as MICRO
 from handlers.stage import LABELS as STAGE
 from handlers.stage import YesNo

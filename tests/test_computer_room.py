@@ -122,6 +122,8 @@ async def test_a_lab_lesson_a_violation_and_the_three_registers(start: Start, cl
     assert (
         "已登记违纪 #1：微机室1 第3节，24级计算机应用1班 张三（15号机），原因：玩游戏；处理：扣2分，课后谈话" in reply
     )
+    reply = await scene.say("zhaolei", "违纪登记 微机室1 高三(9)班 李四 吃零食")
+    assert "没有“高三(9)班”这个班级" in reply
     reply = await scene.say("zhaolei", "违纪登记 微机室1 第3节 张三")
     assert "请写出学生姓名和违纪原因" in reply and "例：违纪登记 微机室1 第3节 张三 15号 玩游戏" in reply
     assert await count(scene, LabViolation) == 1
@@ -158,7 +160,8 @@ async def test_an_unregistered_lesson_is_reminded_and_visitors_need_the_administ
     scene = await start()  # a restart: the administrator's reminder is still due
     await at(scene, clock, 12, 0)
     assert scene.got("lihua", "微机室1今天第3节（10:00-10:45，24级计算机应用1班，赵磊老师）到现在还没有上机登记")
-    reply = await scene.say("zhaolei", "上机登记 微机室1 第3节 座位1-30 正常")
+    assert "请发上机情况，例如：微机室1 第3节" in await scene.say("zhaolei", "lab lesson")  # a short form
+    reply = await scene.say("zhaolei", "微机室1 第3节 座位1-30 正常")
     assert "已登记上机情况 #1" in reply and "上课人数 30" in reply and "设备运转正常" in reply
 
     # A visitor: the room's administrator decides; the first decision counts.
