@@ -21,7 +21,6 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,8 +29,6 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cardkeys import CardAction
-from bot.cards import Button, close_cards, send_cards
 from bot.config import Config
 from bot.config_labs import ComputerRoom, LabLesson
 from bot.context import Ctx
@@ -44,9 +41,7 @@ from handlers.labels import Labels
 from storage.models import (
     Asset,
     AssetState,
-    Card,
     LabLessonRecord,
-    LabPermit,
     LabSeat,
     LabViolation,
     PermitKind,
@@ -146,7 +141,8 @@ class Slot:
     entry: LabLesson | None
 
 
-def _fail(ctx: Ctx, block: str, **context: Any) -> FieldError:
+def fail(ctx: Ctx, block: str, **context: Any) -> FieldError:
+    """A FieldError whose text shows the expected form with an example of this organisation."""
     return FieldError(block, lab=_examples(ctx), **context)
 
 
@@ -155,21 +151,21 @@ def _slot(ctx: Ctx, room_word: str, period: int | None) -> Slot:
     now = local_now(ctx.now(), ctx.config.scheduler.timezone)
     room = room_named(ctx, room_word) if room_word else None
     if room is None:
-        raise _fail(ctx, "invalid_room" if room_word else "invalid_no_room", rooms=_room_names(ctx), word=room_word)
+        raise fail(ctx, "invalid_room" if room_word else "invalid_no_room", rooms=room_names(ctx), word=room_word)
     periods = len(ctx.config.lessons.periods)
     if period is None:
         period = current_period(ctx, now)
         if period is None:
-            raise _fail(ctx, "invalid_not_in_lesson", now=now, periods=_periods(ctx))
+            raise fail(ctx, "invalid_not_in_lesson", now=now, periods=_periods(ctx))
     elif not 1 <= period <= periods:
-        raise _fail(ctx, "invalid_period", period=period, count=periods, periods=_periods(ctx))
+        raise fail(ctx, "invalid_period", period=period, count=periods, periods=_periods(ctx))
     start, _ = lesson_span(ctx.config, now.date(), period)
     if start > now:
-        raise _fail(ctx, "invalid_lesson_not_started", period=period, start=start)
+        raise fail(ctx, "invalid_lesson_not_started", period=period, start=start)
     return Slot(room, now.date(), period, scheduled(room, now.date(), period))
 
 
-def _room_names(ctx: Ctx) -> list[str]:
+def room_names(ctx: Ctx) -> list[str]:
     return [r.name for r in ctx.config.computer_rooms]
 
 
@@ -198,10 +194,10 @@ def _class_of(ctx: Ctx, slot: Slot, klass: str, rest: list[str]) -> str:
         return name
     unknown = next((w for w in rest if w.endswith("班")), None)
     if unknown is not None:
-        raise _fail(ctx, "invalid_class", klass=unknown)
+        raise fail(ctx, "invalid_class", klass=unknown)
     if slot.entry is not None:
         return timetable_class(ctx.config, slot.entry)
-    raise _fail(ctx, "invalid_no_class")
+    raise fail(ctx, "invalid_no_class")
 
 
 def parse_lesson(value: str, ctx: Ctx) -> str:
@@ -209,18 +205,18 @@ def parse_lesson(value: str, ctx: Ctx) -> str:
     try:
         words = read_lesson(value)
     except EntryError as err:
-        raise _fail(ctx, f"invalid_{err.block}", **err.context) from None
+        raise fail(ctx, f"invalid_{err.block}", **err.context) from None
     room_word, klass, rest = _pick(ctx, words.others)
     guess = next((w for w in rest if not w.endswith("班")), "")
     if not room_word and guess:
-        raise _fail(ctx, "invalid_room", rooms=_room_names(ctx), word=guess)
+        raise fail(ctx, "invalid_room", rooms=room_names(ctx), word=guess)
     slot = _slot(ctx, room_word, words.period)
     class_ = _class_of(ctx, slot, klass, rest)
     if rest:
-        raise _fail(ctx, "invalid_words", words=[w for w in rest if not w.endswith("班")] or rest)
+        raise fail(ctx, "invalid_words", words=[w for w in rest if not w.endswith("班")] or rest)
     if not may_register(ctx, slot.room, slot.entry):
         assert slot.entry is not None
-        raise _fail(
+        raise fail(
             ctx,
             "invalid_not_your_lesson",
             room=slot.room.name,
@@ -229,18 +225,18 @@ def parse_lesson(value: str, ctx: Ctx) -> str:
         )
     low, high = slot.room.seat_range
     if not words.seats:
-        raise _fail(ctx, "invalid_no_seats", room=slot.room.name, low=low, high=high)
+        raise fail(ctx, "invalid_no_seats", room=slot.room.name, low=low, high=high)
     seats: set[int] = set()
     for a, b in words.seats:
         if a > b:
-            raise _fail(ctx, "invalid_seat_order", a=a, b=b)
+            raise fail(ctx, "invalid_seat_order", a=a, b=b)
         seats |= set(range(a, b + 1))
     seats |= set(words.problems) | set(words.names)
     outside = sorted(s for s in seats if not low <= s <= high)
     if outside:
-        raise _fail(ctx, "invalid_seat_range", seats=outside, room=slot.room.name, low=low, high=high)
+        raise fail(ctx, "invalid_seat_range", seats=outside, room=slot.room.name, low=low, high=high)
     if words.condition == "abnormal" and not words.problems:
-        raise _fail(ctx, "invalid_abnormal_without_seat")
+        raise fail(ctx, "invalid_abnormal_without_seat")
     return json.dumps(
         {
             "room": slot.room.name,
@@ -405,13 +401,13 @@ def parse_violation(value: str, ctx: Ctx) -> str:
     try:
         words = read_violation(value)
     except EntryError as err:
-        raise _fail(ctx, f"invalid_{err.block}", **err.context) from None
+        raise fail(ctx, f"invalid_{err.block}", **err.context) from None
     room_word, klass, rest = _pick(ctx, words.others)
     slot = _slot(ctx, room_word, words.period)
     if words.klass:
         klass = words.klass
         if class_name(ctx.config, klass) is None:
-            raise _fail(ctx, "invalid_class", klass=klass)
+            raise fail(ctx, "invalid_class", klass=klass)
     if klass:
         class_ = class_name(ctx.config, klass) or klass
     elif slot.entry is not None:
@@ -420,7 +416,7 @@ def parse_violation(value: str, ctx: Ctx) -> str:
         class_ = ""  # the lesson's registration may name it (the handler looks)
     if not may_register(ctx, slot.room, slot.entry):
         assert slot.entry is not None
-        raise _fail(
+        raise fail(
             ctx,
             "invalid_not_your_lesson",
             room=slot.room.name,
@@ -429,15 +425,15 @@ def parse_violation(value: str, ctx: Ctx) -> str:
         )
     unknown = next((w for w in rest[:1] if w.endswith("班")), None)
     if unknown is not None:  # 高三(9)班 where the student's name should be: a class we do not know
-        raise _fail(ctx, "invalid_class", klass=unknown)
+        raise fail(ctx, "invalid_class", klass=unknown)
     if len(rest) < 2:
-        raise _fail(ctx, "invalid_violation_words")
+        raise fail(ctx, "invalid_violation_words")
     student, reason = rest[0], " ".join(rest[1:])
     if len(student) > 20:
-        raise _fail(ctx, "invalid_student", student=student)
+        raise fail(ctx, "invalid_student", student=student)
     low, high = slot.room.seat_range
     if words.seat is not None and not low <= words.seat <= high:
-        raise _fail(ctx, "invalid_seat_range", seats=[words.seat], room=slot.room.name, low=low, high=high)
+        raise fail(ctx, "invalid_seat_range", seats=[words.seat], room=slot.room.name, low=low, high=high)
     return json.dumps(
         {
             "room": slot.room.name,
@@ -567,144 +563,4 @@ def reminder_jobs(config: Config) -> Iterable[Job]:
             )
 
 
-# -- 外来人员 / U盘: the administrator decides -----------------------------------------------------
-class PermitButton(StrEnum):
-    APPROVE = "approve"
-    REFUSE = "refuse"
-
-
-@dataclass(frozen=True)
-class PermitClick(CardAction, prefix="labp", subject="lab_permit"):
-    permit: int
-    button: PermitButton
-
-
-def parse_room(value: str, ctx: Ctx) -> str:
-    room = room_named(ctx, value)
-    if room is None:
-        raise _fail(ctx, "invalid_room", rooms=_room_names(ctx), word=value.strip())
-    return room.name
-
-
-def parse_short(limit: int) -> Callable[[str, Ctx], str]:
-    def parse(value: str, ctx: Ctx) -> str:
-        value = value.strip()
-        if not value:
-            raise FieldError("invalid_empty")
-        if len(value) > limit:
-            raise FieldError("invalid_too_long", limit=limit)
-        return value
-
-    return parse
-
-
-def deciders(ctx: Ctx, room: ComputerRoom) -> list[str]:
-    """The room's administrators, never the applicant; an administrator asking: the director."""
-    admins = [a for a in room.administrators if a != ctx.user]
-    return admins or [d for d in ctx.org.with_role("director") if d != ctx.user]
-
-
-async def _ask_permit(ctx: Ctx, kind: PermitKind, values: dict[str, str]) -> None:
-    room = room_named(ctx, values["room"])
-    assert room is not None
-    permit = LabPermit(
-        kind=kind,
-        room=room.name,
-        campus=room.campus,
-        applicant=ctx.user,
-        visitor=values.get("visitor", ""),
-        reason=values["reason"],
-        created_at=ctx.now(),
-    )
-    ctx.session.add(permit)
-    await ctx.session.flush()
-    who = deciders(ctx, room)
-    facts = _permit_facts(ctx, permit)
-    await send_cards(
-        ctx,
-        who,
-        subject_id=permit.id,
-        purpose="permit",
-        title=LABELS(ctx, "card_title", kind=LABELS.name(ctx, "permit", kind), number=permit.id),
-        desc=LABELS(ctx, "card_desc", **facts),
-        rows=[(LABELS(ctx, "row_room"), room.name), (LABELS(ctx, "row_applicant"), facts["applicant"])],
-        buttons=[
-            Button(LABELS(ctx, "button_approve"), PermitClick(permit.id, PermitButton.APPROVE)),
-            Button(LABELS(ctx, "button_refuse"), PermitClick(permit.id, PermitButton.REFUSE), style=2),
-        ],
-    )
-    ctx.reply("permit_asked", names=[ctx.org.name(u) for u in who], **facts)
-
-
-def _permit_facts(ctx: Ctx, p: LabPermit) -> dict[str, Any]:
-    return {
-        "number": p.id,
-        "kind": LABELS.name(ctx, "permit", p.kind),
-        "usb": p.kind == PermitKind.USB,
-        "room": p.room,
-        "applicant": ctx.org.name(p.applicant),
-        "visitor": p.visitor,
-        "reason": p.reason,
-    }
-
-
-@router.command(
-    "lab_visitor",
-    aliases=("外来人员", "外來人員", "外来人员上机", "外來人員上機", "lab visitor"),
-    fields=(
-        Field("room", ("微机室", "机房", "room"), parse=parse_room),
-        Field("visitor", ("姓名", "name"), parse=parse_short(30)),
-        Field("reason", ("事由", "原因", "reason"), parse=parse_short(200)),
-    ),
-    positional=True,
-    members_only=True,
-)
-async def lab_visitor(ctx: Ctx, values: dict[str, str]) -> None:
-    """外来人员 微机室 姓名 事由 — ask the room's administrator to let a visitor in."""
-    await _ask_permit(ctx, PermitKind.VISITOR, values)
-
-
-@router.command(
-    "lab_usb",
-    aliases=("U盘申请", "U盤申請", "优盘申请", "優盤申請", "usb request"),
-    fields=(
-        Field("room", ("微机室", "机房", "room"), parse=parse_room),
-        Field("reason", ("事由", "原因", "reason"), parse=parse_short(200)),
-    ),
-    positional=True,
-    members_only=True,
-)
-async def lab_usb(ctx: Ctx, values: dict[str, str]) -> None:
-    """U盘申请 微机室 事由 — ask the room's administrator before bringing a USB drive in."""
-    await _ask_permit(ctx, PermitKind.USB, values)
-
-
-@router.action(PermitClick)
-async def permit_clicked(ctx: Ctx, card: Card, click: PermitClick) -> None:
-    """The first administrator to decide wins; the others' cards close, the applicant is told."""
-    permit = (
-        await ctx.session.execute(select(LabPermit).where(LabPermit.id == click.permit).with_for_update())
-    ).scalar_one_or_none()
-    if permit is None:
-        ctx.reply("card_unknown")
-        return
-    facts = _permit_facts(ctx, permit)
-    if permit.status != PermitStatus.PENDING:
-        ctx.reply(
-            "permit_already_decided",
-            status=LABELS.name(ctx, "status", permit.status),
-            name=ctx.org.name(permit.decided_by or ""),
-            **facts,
-        )
-        return
-    permit.status = PermitStatus.APPROVED if click.button == PermitButton.APPROVE else PermitStatus.REFUSED
-    permit.decided_by, permit.decided_at = ctx.user, ctx.now()
-    status = LABELS.name(ctx, "status", permit.status)
-    await close_cards(
-        ctx, "lab_permit", permit.id, LABELS(ctx, "card_closed", name=ctx.org.name(ctx.user), status=status)
-    )
-    approved = permit.status == PermitStatus.APPROVED
-    ctx.reply("permit_decided", status=status, approved=approved, **facts)
-    ctx.tell(
-        permit.applicant, "permit_decision", status=status, approved=approved, name=ctx.org.name(ctx.user), **facts
-    )
+from handlers import lab_permits  # noqa: E402, F401  (registers 外来人员 / U盘申请 on this router)

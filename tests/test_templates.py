@@ -37,6 +37,7 @@ OWNER = {
     "approval_commands": "approvals",
     "approval_engine": "approvals",
     "stage_ops": "stage",  # registers on the stage router
+    "lab_permits": "computer_room",
     "stage_damage": "stage",
 }
 
