@@ -23,6 +23,7 @@ from pydantic import (
 from bot.config_base import ROLES, SKILLS, Role, Skill, _Strict  # noqa: F401  (re-exported)
 from bot.config_coverage import coverage
 from bot.config_errors import problems_of
+from bot.config_labs import ComputerRoom, LessonsConfig, check_rooms
 from bot.config_messages import PERIODS, ConfigProblem, Lang, Text, entity_label, lang_from, msg, of, problem
 from bot.config_workflows import (  # noqa: F401  (re-exported)
     LEGACY_DUTY_KEYS,
@@ -391,6 +392,8 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
     microlessons: MicroLessonsConfig = MicroLessonsConfig()
     reports: ReportsConfig = ReportsConfig()
+    lessons: LessonsConfig = LessonsConfig()  # the bell schedule (作息时间)
+    computer_rooms: tuple[ComputerRoom, ...] = ()  # 微机室 (handlers/computer_room.py)
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -492,6 +495,7 @@ class Config(_Strict):
                 need("unknown_user", of(label("duties", d), "users"), userid=userid)
         where = Text("[microlessons] 的 research_unit", "[microlessons] research_unit")
         need("unknown_unit", where, unit=self.microlessons.research_unit or None)
+        errors += check_rooms(self.computer_rooms, self.lessons, users, campuses)
         if errors:
             raise ConfigProblem(*errors)
         return self

@@ -18,7 +18,7 @@ from pydantic_core import ErrorDetails
 from bot.config_messages import ConfigProblem, Text, chain_name, entity_label, msg, of, shorten
 
 # Arrays of tables whose entries have a name to show instead of their index.
-ENTRY_SECTIONS = frozenset({"people", "units", "campuses", "classes", "venues", "groups", "duties"})
+ENTRY_SECTIONS = frozenset({"people", "units", "campuses", "classes", "venues", "groups", "duties", "computer_rooms"})
 
 _TYPES = {
     "string_type": "string_type",

@@ -57,6 +57,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "venue": ('场地 "{name}"', 'venue "{name}"'),
     "group": ('群 "{name}"', 'group "{name}"'),
     "duty": ('提醒 "{name}"', 'duty "{name}"'),
+    "computer_room": ('微机室 "{name}"', 'computer room "{name}"'),
     "not_ours": ('不归信息中心维修的 "{name}"', 'not_ours "{name}"'),
     "chain": ('审批链 "{name}"（chains.{key}）', 'approval chain "{name}" (chains.{key})'),
     "chain_step": ('审批链 "{name}"（chains.{key}）第 {n} 步', 'approval chain "{name}" (chains.{key}) step {n}'),
@@ -428,6 +429,7 @@ def entity_label(section: str, entry: Mapping[str, object]) -> Text | None:
         "venues": "venue",
         "groups": "group",
         "duties": "duty",
+        "computer_rooms": "computer_room",
         "not_ours": "not_ours",
     }.get(section)
     label = string("name") or string("title") or string("key") or string("office") or string("chat_id")

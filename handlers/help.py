@@ -31,6 +31,7 @@ GROUP_ORDER = (
     "activity",
     "footage",
     "cctv_room",
+    "computer_room",
     "computers",
     "assets",
     "inventory",

@@ -32,6 +32,7 @@ from handlers.faults import LABELS as FAULTS
 from handlers.faults import category_name, pause_reasons, paused_hours, repair_hours
 from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
+from handlers.lab_registers import seat_rows, use_rows, violation_rows
 from handlers.loans import register_returns
 from handlers.microlessons import LABELS as MICRO
 from handlers.stage import LABELS as STAGE
@@ -434,6 +435,24 @@ async def _microlessons(ctx: Ctx, start: datetime, end: datetime) -> list[list[A
 
 
 REGISTERS: tuple[Register, ...] = (
+    Register(
+        "lab-seats",
+        "上机情况登记表",
+        ("序号", "机位", "班级", "使用人姓名", "课堂训练模块", "授课教师", "设备运转情况", "备注"),
+        seat_rows,
+    ),
+    Register(
+        "lab-use",
+        "微机室使用登记表",
+        ("序号", "时间", "班级", "授课教师", "上课人数", "课堂情况", "设备运转情况", "备注"),
+        use_rows,
+    ),
+    Register(
+        "lab-violations",
+        "微机室违纪情况登记表",
+        ("序号", "时间", "班级", "授课教师", "学生姓名", "违纪原因", "量化结果及处理办法", "备注"),
+        violation_rows,
+    ),
     Register(
         "repairs",
         "设备维修登记表",

@@ -333,6 +333,16 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("click", "huangli", "接受", "已记录：您接受"),
     ("say", "zhanglei", "追责 #14 已付", "已付清"),
     ("say", "chenhao", "借出清单", "XX-PC-0231 · 黄丽（校长办公室）"),
+    (
+        "section",
+        "微机室（上机登记：每个机位一行、每节课一行，异常机位自动报修；违纪登记；外来人员须管理员批准）",
+        "",
+        "",
+    ),
+    ("say", "zhaolei", "上机登记 微机室1 第3节 24级计算机应用1班 座位1-40 正常 12号异常 键盘失灵", "已报修 #"),
+    ("say", "zhaolei", "违纪登记 微机室1 第3节 张三 15号 玩游戏 处理:扣2分，课后谈话", "已登记违纪 #1"),
+    ("say", "zhaolei", "外来人员 微机室1 王明 兄弟学校来访参观", "等待李华审批"),
+    ("click", "lihua", "批准", "请安排或指定人员陪同"),
 )
 
 # The center's numbered equipment the demo issues (资产登记). Kept in one small function until the

@@ -1148,3 +1148,115 @@ class InventoryItem(Base):
         Index("ix_inventory_items_round_location", "round_id", "location"),
         Index("uq_inventory_items_round_asset", "round_id", "asset_id", unique=True),
     )
+
+
+# -- computer rooms (微机室, issue 14 point 4) ---------------------------------------------------
+class SeatCondition(StrEnum):
+    """设备运转情况 of a seat or of a whole lesson."""
+
+    NORMAL = "normal"  # 正常
+    ABNORMAL = "abnormal"  # 异常: a seat's opens a fault ticket for its computer
+
+
+class LabLessonRecord(Base):
+    """微机室使用登记表: one lab lesson as the teacher registered it (上机登记), one row per lesson.
+
+    Its seats (上机情况登记表) are `LabSeat` rows. `starts_at`/`ends_at` are the lesson period's
+    times on that day; a room holds one registration per lesson (unique room + start).
+    """
+
+    __tablename__ = "lab_lessons"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    room: Mapped[str] = mapped_column(String(40))  # [[computer_rooms]] name
+    campus: Mapped[str] = mapped_column(String(32))
+    period: Mapped[int] = mapped_column(Integer)  # 第几节
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    class_name: Mapped[str] = mapped_column(String(60))  # 班级
+    teacher: Mapped[str] = mapped_column(String(64))  # 授课教师 (userid)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    headcount: Mapped[int] = mapped_column(Integer)  # 上课人数 (seats used)
+    module: Mapped[str] = mapped_column(String(200), default="")  # 课堂训练模块
+    situation: Mapped[str] = mapped_column(Text, default="")  # 课堂情况
+    condition: Mapped[str] = mapped_column(String(16))  # SeatCondition: 设备运转情况 of the lesson
+    scheduled: Mapped[bool] = mapped_column(default=True)  # on the room's timetable
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("uq_lab_lessons_room_start", "room", "starts_at", unique=True),
+        Index("ix_lab_lessons_starts_at", "starts_at"),
+    )
+
+
+class LabSeat(Base):
+    """上机情况登记表: one seat in one registered lab lesson."""
+
+    __tablename__ = "lab_seats"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[int] = mapped_column(
+        BigId, _fk("lab_lessons.id", "fk_lab_seats_lesson_id_lab_lessons", "RESTRICT")
+    )
+    seat: Mapped[int] = mapped_column(Integer)  # 机位
+    user_name: Mapped[str] = mapped_column(String(60), default="")  # 使用人姓名, when given
+    condition: Mapped[str] = mapped_column(String(16))  # SeatCondition
+    problem: Mapped[str] = mapped_column(Text, default="")  # what was wrong (备注)
+    ticket_id: Mapped[int | None] = mapped_column(BigId, default=None)  # the ticket 异常 opened (cross-link)
+
+    __table_args__ = (Index("uq_lab_seats_lesson_seat", "lesson_id", "seat", unique=True),)
+
+
+class LabViolation(Base):
+    """微机室违纪情况登记表: one violation in a lab lesson (违纪登记)."""
+
+    __tablename__ = "lab_violations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    room: Mapped[str] = mapped_column(String(40))
+    campus: Mapped[str] = mapped_column(String(32))
+    period: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime]  # the lesson's start (时间)
+    class_name: Mapped[str] = mapped_column(String(60))
+    teacher: Mapped[str] = mapped_column(String(64))  # 授课教师
+    student: Mapped[str] = mapped_column(String(60))  # 学生姓名
+    seat: Mapped[int | None] = mapped_column(Integer, default=None)
+    reason: Mapped[str] = mapped_column(Text)  # 违纪原因
+    outcome: Mapped[str] = mapped_column(Text, default="")  # 量化结果及处理办法
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_lab_violations_starts_at", "starts_at"),)
+
+
+class PermitKind(StrEnum):
+    VISITOR = "visitor"  # 外来人员进入机房 (微机室管理制度 一)
+    USB = "usb"  # U盘等外置存储带入 (微机室管理制度 五)
+
+
+class PermitStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+class LabPermit(Base):
+    """A request the room administrator decides: a visitor in the room, or a USB drive brought in."""
+
+    __tablename__ = "lab_permits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # PermitKind
+    room: Mapped[str] = mapped_column(String(40))
+    campus: Mapped[str] = mapped_column(String(32))
+    applicant: Mapped[str] = mapped_column(String(64))  # userid
+    visitor: Mapped[str] = mapped_column(String(60), default="")  # 外来人员姓名
+    reason: Mapped[str] = mapped_column(Text)  # 事由
+    status: Mapped[str] = mapped_column(String(16), default=PermitStatus.PENDING)
+    decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_lab_permits_created_at", "created_at"),)

@@ -282,3 +282,22 @@ def test_people_may_be_named_by_name_where_a_userid_is_expected() -> None:
         '群 "24级信息技术在校生群" 的管理员 admins "马军" 在 [[people]] 里有 2 人同名（majun、majun2）；请改写 userid',
         '单位 "机电工程系" 的副主任 deputy "无名氏" 不在 [[people]] 里',
     ]
+
+
+def test_computer_rooms_name_the_room_and_key() -> None:
+    raw = example_raw()
+    room = raw["computer_rooms"][0]
+    room["seats"] = "40-1"
+    room["administrators"] = ["nobody"]
+    room["timetable"][0]["period"] = 12
+    raw["computer_rooms"][1]["campus"] = "moon"
+    raw["lessons"]["periods"][1] = "9:55-09:40"
+    text = "\n".join(problems(raw))
+    assert '微机室 "微机室1" 的 seats：取值无效：must be a range of seat numbers, e.g. "1-40"' in text
+    assert '[lessons] 的 periods：取值无效：period 2 "9:55-09:40" must be HH:MM-HH:MM' in text
+    raw["computer_rooms"][0]["seats"] = "1-40"
+    raw["lessons"]["periods"][1] = "08:55-09:40"
+    text = "\n".join(problems(raw))
+    assert '微机室 "微机室1" 的 administrators "nobody" 不在 [[people]] 里' in text
+    assert '微机室 "微机室1" 的 timetable 第 1 项的 period = 12：[lessons] periods 只有 8 节' in text
+    assert '微机室 "东湖微机室" 的校区 "moon" 不在 [[campuses]] 里' in text

@@ -35,7 +35,18 @@ def no_userids(text: str) -> None:
 async def test_a_teacher_without_a_role_sees_only_what_she_can_use(scene: Scene) -> None:
     reply = await scene.say("zhaolei", "帮助")
     assert reply.startswith("赵磊，您好")
-    assert headings(reply) == ["报修", "借舞台", "活动服务", "调监控", "领电脑", "投稿", "审批", "平台培训", "查询"]
+    assert headings(reply) == [
+        "报修",
+        "借舞台",
+        "活动服务",
+        "调监控",
+        "微机室",
+        "领电脑",
+        "投稿",
+        "审批",
+        "平台培训",
+        "查询",
+    ]
     assert "· 报修 地点:302教室 设备:投影 描述:投影仪不亮" in reply
     assert "· 借舞台 场地:本部礼堂" in reply  # the venue on her campus, from the configuration
     for command in (

@@ -69,6 +69,7 @@ LATER_FOREIGN_KEYS = {
     ("inventory_items", "fk_inventory_items_asset_id_assets", "asset_id", "assets", "RESTRICT"),
     ("loan_damages", "fk_loan_damages_issue_id_computer_issues", "issue_id", "computer_issues", "RESTRICT"),
     ("loan_damages", "fk_loan_damages_asset_id_assets", "asset_id", "assets", "RESTRICT"),
+    ("lab_seats", "fk_lab_seats_lesson_id_lab_lessons", "lesson_id", "lab_lessons", "RESTRICT"),
 }
 # The value each seeded row holds in each of those columns (_seed).
 LINKS = {(t, c): 2 if (t, c) == ("drafts", "committee_request") else 1 for t, _n, c, _r, _o in FOREIGN_KEYS}

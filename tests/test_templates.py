@@ -37,6 +37,7 @@ OWNER = {
     "approval_commands": "approvals",
     "approval_engine": "approvals",
     "stage_ops": "stage",  # registers on the stage router
+    "lab_permits": "computer_room",
     "stage_damage": "stage",
     "stage_series": "stage",
     "asset_import": "assets",  # the register's spreadsheet import and export
