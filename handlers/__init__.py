@@ -17,6 +17,7 @@ from handlers import (
     intents,
     microlessons,
     publishing,
+    register_commands,
     stage,
     training,
 )
@@ -34,6 +35,7 @@ ROUTERS: tuple[Router, ...] = (
     groups.router,
     duties.router,
     training.router,
+    register_commands.router,
     approval_commands.router,
     find.router,
     intents.router,

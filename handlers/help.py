@@ -38,6 +38,7 @@ GROUP_ORDER = (
     "approvals",
     "duties",
     "training",
+    "registers",
     "find",
     "help",
 )

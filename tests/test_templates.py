@@ -38,6 +38,7 @@ OWNER = {
     "approval_engine": "approvals",
     "stage_ops": "stage",  # registers on the stage router
     "stage_damage": "stage",
+    "register_commands": "registers",
 }
 
 CALL = re.compile(r"""\b(?:reply|render|text)\(\s*f?"([a-z_/]+)"|\btell\([^,()]+,\s*"([a-z_/]+)\"""")
