@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, text, true
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import async_session as async_proxy
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -41,6 +43,7 @@ from sqlalchemy.util import await_only
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.logs import log
 from bot.org import Org
 from bot.render import Renderer
 from bot.router import Registry, normalise
@@ -81,6 +84,7 @@ from storage.models import (
     TicketStatus,
 )
 
+logger = logging.getLogger(__name__)
 REGISTER_LABELS = Labels("labels_registers", platform=ClickPlatform)
 # Bounds wide enough for every record: the ledger and `verify` read a register's rows by id.
 ALL_TIME = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
@@ -977,7 +981,18 @@ def _append_at_commit(session: Session) -> None:
         return
     proxy = async_proxy(session)
     assert proxy is not None, "a tracked session is an AsyncSession's"
-    await_only(append(proxy, env, touched))
+    await_only(_append_or_log(proxy, env, touched))
+
+
+async def _append_or_log(session: AsyncSession, env: LedgerEnv, touched: Sequence[tuple[str, Any]]) -> None:
+    """A register that cannot read its row must not lose the workflow's commit: the miss is
+    logged, and `verify` names the record until a later change records it."""
+    try:
+        await append(session, env, touched)
+    except Exception as exc:
+        if isinstance(exc, SQLAlchemyError):
+            raise  # the transaction itself is broken: the commit fails as it would have
+        log(logger, logging.ERROR, "register_ledger_failed", error=repr(exc))
 
 
 async def append(session: AsyncSession, env: LedgerEnv, touched: Sequence[tuple[str, Any]]) -> int:

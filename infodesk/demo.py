@@ -60,6 +60,8 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
     if d.msgtype == "mass":
         links = "".join(f"\n[链接] {a['link']['title']} <{a['link']['url']}>" for a in body.get("attachments", []))
         return f"[企业群发] {body['text']['content']}{links}"
+    if d.msgtype == "file":
+        return "[文件] 一个 Excel 文件（经 media/upload 上传后以文件消息发送）"
     if d.msgtype == "update_template_card":
         return f"（卡片更新：按钮变为「{body.get('button', {}).get('replace_name', '')}」）"
     if d.msgtype == "template_card":
@@ -282,6 +284,12 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "sunyu", "微课重交 #2 视频:https://pan.example.cn/s/def456", "第2版"),
     ("click", "guoqing", "通过", "审核通过"),
     ("click", "sunyu", "已剪辑", "下一步：已转换格式"),
+    ("section", "登记表（平台人员登记点击统计，重登即更正；主任在聊天里导出登记表，收到 Excel 文件）", "", ""),
+    ("say", "zhouyan", "点击统计 网站 本月 浏览量12000 访客3400", "已登记点击统计"),
+    ("say", "zhouyan", "点击统计 网站 本月 浏览量12500 访客3400", "更正"),
+    ("say", "zhouyan", "点击统计 公众号 本周 阅读8000 阅读人数2100 新增关注120", "已登记点击统计"),
+    ("say", "zhaolei", "导出 维修", "只有"),
+    ("say", "chenhao", "导出 维修 本月", "[文件]"),
 )
 
 
