@@ -1061,12 +1061,32 @@ async def _latest(session: AsyncSession, key: str, refs: list[str]) -> dict[str,
     return out
 
 
+async def adopt(session: AsyncSession, env: LedgerEnv) -> int:
+    """Append a first entry for every record a register shows but its chain never recorded (written
+    before the ledger existed, migration 0026); return how many. Run once, knowingly: a row inserted
+    with SQL would be adopted too."""
+    ctx = Ctx(session, Org(env.config), env.config, env.renderer)
+    missing: list[tuple[str, Any]] = []
+    for register in REGISTERS:
+        if not register.chained:
+            continue
+        seen = set(
+            (await session.execute(select(RegisterEntry.ref).where(RegisterEntry.register == register.key))).scalars()
+        )
+        rows = [r for r in await register.rows(ctx, *ALL_TIME) if isinstance(r, Row)]
+        ids = [r.id for r in rows if register.ref(r.id) not in seen]
+        if ids:
+            missing.append((register.key, ids))
+    return await append(session, env, missing)
+
+
 @dataclass(frozen=True)
 class Verified:
     register: Register
     entries: int
     records: int
     broken: str = ""  # what is wrong first: "seq 3 (ticket:12): …"
+    head: str = GENESIS  # the last entry's hash: noted elsewhere, it shows a chain cut short or replaced
 
 
 async def verify(session: AsyncSession, config: Config, renderer: Renderer | None = None) -> list[Verified]:
@@ -1105,5 +1125,5 @@ async def verify(session: AsyncSession, config: Config, renderer: Renderer | Non
                 missing = [ref for ref in live if ref not in latest]
                 if missing:
                     broken = f"{missing[0]}: a row the register never recorded"
-        out.append(Verified(register, len(entries), len(rows), broken))
+        out.append(Verified(register, len(entries), len(rows), broken, prev))
     return out

@@ -32,7 +32,16 @@ from bot.render import Renderer
 from bot.router import Registry
 from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
-from handlers.registers import REGISTERS, Verified, campus_key, export, find_register, verify
+from handlers.registers import (
+    REGISTERS,
+    LedgerEnv,
+    Verified,
+    adopt,
+    campus_key,
+    export,
+    find_register,
+    verify,
+)
 from handlers.training import STAFF, ImportRejected, import_file, problems_text
 from infodesk.app import create_app
 from infodesk.demo import run_demo
@@ -199,8 +208,13 @@ def cmd_verify_registers(args: argparse.Namespace) -> int:
         engine = make_engine(cfg.database.url)
         try:
             await migrate(engine)
+            renderer = Renderer(Registry(ROUTERS).template_dirs)
+            if args.adopt:
+                async with make_sessionmaker(engine)() as s, s.begin():
+                    count = await adopt(s, LedgerEnv(cfg, renderer, SystemClock()))
+                print(f"{count} records entered in the ledger for the first time")
             async with make_sessionmaker(engine)() as s:
-                return await verify(s, cfg)
+                return await verify(s, cfg, renderer)
         finally:
             await engine.dispose()
 
@@ -210,7 +224,9 @@ def cmd_verify_registers(args: argparse.Namespace) -> int:
             print(f"{r.register.title} ({r.register.key}): BROKEN at {r.broken}", file=sys.stderr)
             return 1
     for r in results:
-        print(f"{r.register.title} ({r.register.key}): ok, {r.entries} entries, {r.records} records")
+        print(
+            f"{r.register.title} ({r.register.key}): ok, {r.entries} entries, {r.records} records, head {r.head[:16]}"
+        )
     return 0
 
 
@@ -440,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_export)
     p = sub.add_parser("verify-registers", help="check every register's hash chain against the stored records")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="first enter the records the ledger has never seen (written before it existed; run once after upgrading)",
+    )
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_verify_registers)
     p = sub.add_parser("import-scores", help="import a module's exam scores from .xlsx/.csv (姓名 理论 实操)")
