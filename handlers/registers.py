@@ -970,6 +970,11 @@ def _collect_bulk(state: ORMExecuteState) -> None:
                 touched.append((key, found))
 
 
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(TOUCHED, None)  # what was touched never happened
+
+
 @event.listens_for(Session, "before_commit")
 def _append_at_commit(session: Session) -> None:
     env: LedgerEnv | None = session.info.get(LEDGER)
