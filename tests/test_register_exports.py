@@ -13,7 +13,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select, text
 
 from bot.appkeys import PIPELINE, RENDERER
-from handlers.registers import LedgerEnv, adopt, export, find_register, verify
+from handlers.registers import REGISTERS, LedgerEnv, adopt, export, find_register, verify
 from storage.models import RegisterEntry
 from tests.conftest import ROOT
 from tests.scene import Scene
@@ -91,6 +91,10 @@ async def test_ledger_corrections_csv_and_verify(scene: Scene, tmp_path: Path) -
         rows = printed_form(load_workbook(out).active, "设备维修登记表", register.columns)
         assert rows[0][:6] == [1, "2026-11-25", "信息技术系", "赵磊", "投影：投影仪不亮", "是"]
         assert "更正：第1行（ticket:1）登记后变更 2 次" in str(rows[2][0])
+        for every in REGISTERS:  # each form prints the same way, rows or none
+            path = tmp_path / f"{every.key}.xlsx"
+            await export(s, scene.bot.config, every, date(2026, 11, 1), date(2026, 11, 30), path, campus="main")
+            printed_form(load_workbook(path).active, every.title, every.columns)
         csv = tmp_path / "r.csv"
         await export(s, scene.bot.config, register, date(2026, 11, 1), date(2026, 11, 30), csv, campus="donghu")
         assert csv.read_bytes().startswith(b"\xef\xbb\xbf")
