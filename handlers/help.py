@@ -42,6 +42,7 @@ GROUP_ORDER = (
     "duties",
     "training",
     "reports",
+    "registers",
     "find",
     "help",
 )

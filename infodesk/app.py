@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
 from bot.app import create_app as create_kernel_app
+from bot.appkeys import CLOCK, CONFIG, PIPELINE, RENDERER
 from bot.clock import Clock
 from bot.config import Config
 from bot.directory import directory_service
 from bot.router import Router
 from handlers import ROUTERS
+from handlers.registers import track
 from schedules.service import TIMERS, scheduling
 
 __all__ = ["ROUTERS", "TIMERS", "create_app"]
@@ -32,7 +34,14 @@ def create_app(
         clock=clock,
         run_dispatcher=run_dispatcher,
         services=[
+            register_ledger,
             scheduling(run_loop=run_dispatcher, run_jobs=run_jobs),
             *([directory_service()] if config.directory.enabled else []),
         ],
     )
+
+
+async def register_ledger(app: web.Application) -> AsyncIterator[None]:
+    """Every transaction that adds or changes a register's record appends to its hash chain."""
+    track(app[PIPELINE].sessions, app[CONFIG], app[RENDERER], app[CLOCK])
+    yield

@@ -1,5 +1,5 @@
-"""Command line: serve, demo, check-config, migrate, backup, restore, export, import-scores, import-assets,
-export-assets, create-groups, outbox."""
+"""Command line: serve, demo, check-config, migrate, backup, restore, export, verify-registers, report,
+import-scores, import-assets, export-assets, create-groups, outbox."""
 
 from __future__ import annotations
 
@@ -35,7 +35,16 @@ from bot.wecom_api import WeComAPI, WeComError
 from handlers import ROUTERS
 from handlers.asset_import import AssetImportRejected, export_assets, import_assets
 from handlers.asset_import import problems_text as asset_problems
-from handlers.registers import REGISTERS, export, find_register
+from handlers.registers import (
+    REGISTERS,
+    LedgerEnv,
+    Verified,
+    adopt,
+    campus_key,
+    export,
+    find_register,
+    verify,
+)
 from handlers.reports import NoTerm, Span, build, period_of
 from handlers.training import STAFF, ImportRejected, import_file, problems_text
 from infodesk.app import create_app
@@ -154,7 +163,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-
+    """A register for a date range (and a campus) as .xlsx or .csv (UTF-8 with BOM), by the -o suffix."""
     cfg = _load(args.config)
     register = find_register(args.register)
     if register is None:
@@ -169,13 +178,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     if last < first:
         print("--to is before --from", file=sys.stderr)
         return 2
+    if Path(args.output).suffix.lower() not in (".xlsx", ".csv"):
+        print("-o names an .xlsx or a .csv file", file=sys.stderr)
+        return 2
+    campus = None
+    if args.campus:
+        campus = campus_key(cfg, args.campus)
+        if campus is None:
+            names = "、".join(f"{c.name} ({c.key})" for c in cfg.campuses)
+            print(f"unknown campus {args.campus!r}; one of: {names}", file=sys.stderr)
+            return 2
 
     async def run() -> int:
         engine = make_engine(cfg.database.url)
         try:
             await migrate(engine)
             async with make_sessionmaker(engine)() as s:
-                return await export(s, cfg, register, first, last, args.output)
+                return await export(s, cfg, register, first, last, args.output, campus=campus)
         finally:
             await engine.dispose()
 
@@ -216,6 +235,37 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     print(asyncio.run(run()))
     print(f"written: {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+def cmd_verify_registers(args: argparse.Namespace) -> int:
+    """Recompute each register's hash chain and compare it with the live records; exit 1 at the
+    first broken record (register, seq, record), 0 with a line per register otherwise."""
+    cfg = _load(args.config)
+
+    async def run() -> list[Verified]:
+        engine = make_engine(cfg.database.url)
+        try:
+            await migrate(engine)
+            renderer = Renderer(Registry(ROUTERS).template_dirs)
+            if args.adopt:
+                async with make_sessionmaker(engine)() as s, s.begin():
+                    count = await adopt(s, LedgerEnv(cfg, renderer, SystemClock()))
+                print(f"{count} records entered in the ledger for the first time")
+            async with make_sessionmaker(engine)() as s:
+                return await verify(s, cfg, renderer)
+        finally:
+            await engine.dispose()
+
+    results = asyncio.run(run())
+    for r in results:
+        if r.broken:
+            print(f"{r.register.title} ({r.register.key}): BROKEN at {r.broken}", file=sys.stderr)
+            return 1
+    for r in results:
+        print(
+            f"{r.register.title} ({r.register.key}): ok, {r.entries} entries, {r.records} records, head {r.head[:16]}"
+        )
     return 0
 
 
@@ -489,11 +539,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="replace a database that is not empty (stop the bot first)")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_restore)
-    p = sub.add_parser("export", help="write a register as an .xlsx spreadsheet")
-    p.add_argument("register", help="the form's name (设备维修登记表) or key (repairs)")
+    p = sub.add_parser("export", help="write a register as an .xlsx spreadsheet or a .csv (UTF-8 with BOM)")
+    p.add_argument("register", help="the form's name (设备维修登记表), a short name (维修) or key (repairs)")
     p.add_argument("--from", dest="date_from", required=True, help="first day, e.g. 2026-11-01")
     p.add_argument("--to", dest="date_to", required=True, help="last day (inclusive)")
-    p.add_argument("-o", "--output", required=True, help="the .xlsx file to write")
+    p.add_argument("--campus", help="only this campus's records (东湖, 东湖校区 or donghu)")
+    p.add_argument("-o", "--output", required=True, help="the .xlsx or .csv file to write")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_export)
     p = sub.add_parser("report", help="the director's report for a period: digest, chart (.png) and .xlsx")
@@ -502,6 +553,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="the .xlsx to write; the chart is written beside it as .png")
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("verify-registers", help="check every register's hash chain against the stored records")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="first enter the records the ledger has never seen (written before it existed; run once after upgrading)",
+    )
+    p.add_argument("--config", required=True)
+    p.set_defaults(fn=cmd_verify_registers)
     p = sub.add_parser("import-scores", help="import a module's exam scores from .xlsx/.csv (姓名 理论 实操)")
     p.add_argument("file")
     p.add_argument("--module", required=True, help="the platform module, as in 考核安排")

@@ -65,6 +65,8 @@ def draw(d: Delivered, names: dict[str, str]) -> str:
     if d.msgtype == "mass":
         links = "".join(f"\n[链接] {a['link']['title']} <{a['link']['url']}>" for a in body.get("attachments", []))
         return f"[企业群发] {body['text']['content']}{links}"
+    if d.msgtype == "file":
+        return "[文件] 一个 Excel 文件（经 media/upload 上传后以文件消息发送）"
     if d.msgtype == "update_template_card":
         return f"（卡片更新：按钮变为「{body.get('button', {}).get('replace_name', '')}」）"
     if d.msgtype == "template_card":
@@ -343,6 +345,12 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "zhaolei", "违纪登记 微机室1 第3节 张三 15号 玩游戏 处理:扣2分，课后谈话", "已登记违纪 #1"),
     ("say", "zhaolei", "外来人员 微机室1 王明 兄弟学校来访参观", "等待李华审批"),
     ("click", "lihua", "批准", "请安排或指定人员陪同"),
+    ("section", "登记表（平台人员登记点击统计，重登即更正；主任在聊天里导出登记表，收到 Excel 文件）", "", ""),
+    ("say", "zhouyan", "点击统计 网站 本月 浏览量12000 访客3400", "已登记点击统计"),
+    ("say", "zhouyan", "点击统计 网站 本月 浏览量12500 访客3400", "更正"),
+    ("say", "zhouyan", "点击统计 公众号 本周 阅读8000 阅读人数2100 新增关注120", "已登记点击统计"),
+    ("say", "zhaolei", "导出 维修", "只有"),
+    ("say", "chenhao", "导出 维修 本月", "[文件]"),
 )
 
 # The center's numbered equipment the demo issues (资产登记). Kept in one small function until the

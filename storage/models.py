@@ -6,7 +6,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -1260,3 +1273,63 @@ class LabPermit(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_lab_permits_created_at", "created_at"),)
+
+
+class ClickPlatform(StrEnum):
+    """Where the click counts come from (微信/网站点击情况)."""
+
+    WEBSITE = "website"  # 学校网站: 浏览量, 访客
+    OFFICIAL_ACCOUNT = "official_account"  # 微信公众号: 阅读, 阅读人数, 新增关注
+
+
+class ClickStat(Base):
+    """One platform's counts for one week or month as platform staff entered them (点击统计).
+
+    Append-only: a count re-entered for the same platform and period is a new row whose
+    `corrects_id` names the one it supersedes; the register shows both, the old one as corrected.
+    """
+
+    __tablename__ = "click_stats"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))  # ClickPlatform
+    period: Mapped[str] = mapped_column(String(16))  # 2026-11 (a month) | 2026-W48 (an ISO week)
+    start: Mapped[str] = mapped_column(String(10))  # the period's first day, YYYY-MM-DD
+    end: Mapped[str] = mapped_column(String(10))  # its last day
+    views: Mapped[int] = mapped_column(Integer)  # 浏览量 / 阅读量
+    visitors: Mapped[int | None] = mapped_column(Integer, default=None)  # 访客 / 阅读人数
+    followers: Mapped[int | None] = mapped_column(Integer, default=None)  # 新增关注
+    campus: Mapped[str] = mapped_column(String(32), default="")  # the recorder's campus
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime]
+    corrects_id: Mapped[int | None] = mapped_column(BigId, default=None)  # click_stats.id it supersedes
+
+    __table_args__ = (Index("ix_click_stats_platform_period", "platform", "period"),)
+
+
+class RegisterEntry(Base):
+    """One row of a register's hash chain (handlers/registers.py): what the register showed for a
+    record when it was written or changed. Never updated: a changed record appends an entry whose
+    `corrects_seq` names the previous one; `hash` = sha256(prev_hash + the entry's canonical JSON)."""
+
+    __tablename__ = "register_ledger"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    register: Mapped[str] = mapped_column(String(32))  # the register's key (repairs)
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, … per register
+    ref: Mapped[str] = mapped_column(String(64))  # the record: ticket:12
+    payload: Mapped[str] = mapped_column(Text)  # the row's cells as canonical JSON; "null": no row any more
+    corrects_seq: Mapped[int | None] = mapped_column(Integer, default=None)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("register", "seq", name="uq_register_ledger_register_seq"),
+        Index("ix_register_ledger_ref", "register", "ref"),
+    )
+
+
+for _ledger_model in (ClickStat, RegisterEntry):
+    event.listen(_ledger_model, "before_update", _append_only)
+    event.listen(_ledger_model, "before_delete", _append_only)

@@ -42,6 +42,7 @@ OWNER = {
     "stage_series": "stage",
     "asset_import": "assets",  # the register's spreadsheet import and export
     "loans": "computers",  # registers on the computers router
+    "register_commands": "registers",
 }
 
 CALL = re.compile(r"""\b(?:reply|render|text)\(\s*f?"([a-z_/]+)"|\btell\([^,()]+,\s*"([a-z_/]+)\"""")
