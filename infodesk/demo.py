@@ -351,6 +351,13 @@ SCRIPT: tuple[tuple[str, str, str, str], ...] = (
     ("say", "zhouyan", "点击统计 公众号 本周 阅读8000 阅读人数2100 新增关注120", "已登记点击统计"),
     ("say", "zhaolei", "导出 维修", "只有"),
     ("say", "chenhao", "导出 维修 本月", "[文件]"),
+    (
+        "section",
+        "工作报告（主任随时要本周报告：报修、任务、服务、投稿、推送、培训、资产，附图表和 Excel；每周一自动发送）",
+        "",
+        "",
+    ),
+    ("say", "chenhao", "报告 本周", "周报"),
 )
 
 # The center's numbered equipment the demo issues (资产登记). Kept in one small function until the
