@@ -42,9 +42,9 @@ def test_demo_day_follows_the_school_calendar(today: date, played: date) -> None
     assert demo_day(today, example.calendar) == played
 
 
-@pytest.mark.parametrize(
-    "today", [date(2026, 11, 28), date(2026, 11, 29), date(2027, 1, 1)], ids=["saturday", "sunday", "friday-new-year"]
-)
+# One whole run on a weekend's wall clock (the script takes over a minute); which weekday the demo
+# plays for a Sunday or a holiday is checked above without running it.
+@pytest.mark.parametrize("today", [date(2026, 11, 28)], ids=["saturday"])
 async def test_demo_script_passes_on_a_weekend_wall_clock(today: date, capsys: pytest.CaptureFixture[str]) -> None:
     assert await run_demo(today=today) == 0
     out = capsys.readouterr().out
