@@ -47,7 +47,7 @@ async def live_bot_with_backlog(emulator: Emulator, http: aiohttp.ClientSession,
     await queue_texts(bot, [("liyan", "备份之前已送达")])
     await drain(bot)
     assert emulator.texts_to("liyan") == ["备份之前已送达"]
-    assert (await bot.sender.text("zhaolei", "帮助", msg_id="7300000000000000101")).status == 200
+    assert (await bot.sender.text("zhaolei", "帮助 报修", msg_id="7300000000000000101")).status == 200
     await queue_texts(bot, [("majun", "等待发送一"), ("majun", "等待发送二")])
     assert [status for _, status in await outbox(bot)] == ["sent", "pending", "pending", "pending"]
     return bot
@@ -101,10 +101,10 @@ async def test_a_backup_restored_into_a_fresh_database_carries_on(
         assert [status for _, status in await outbox(restored)] == ["sent"] * 4
 
         # WeCom retrying the callback the backup recorded: a duplicate, not a second answer.
-        assert (await restored.sender.text("zhaolei", "帮助", msg_id="7300000000000000101")).status == 200
+        assert (await restored.sender.text("zhaolei", "帮助 报修", msg_id="7300000000000000101")).status == 200
         assert await restored.count(InboundEvent) == 1
         # And new work goes on from where the backup left off.
-        assert (await restored.sender.text("majun", "帮助")).status == 200
+        assert (await restored.sender.text("majun", "帮助 报修")).status == 200
         await restored.settle()
         await asyncio.sleep(0.2)  # the dispatcher's next polls find nothing more to send
         assert len(emulator.texts_to("zhaolei")) == 1

@@ -59,7 +59,7 @@ async def quiet_bot(
 async def test_emulator_down_then_back_delivers_everything_once(bot: Bot, emulator: Emulator) -> None:
     await emulator.stop()
     for i in range(3):
-        assert (await bot.sender.text(f"{['zhaolei', 'majun', 'liyan'][i]}", "帮助")).status == 200
+        assert (await bot.sender.text(f"{['zhaolei', 'majun', 'liyan'][i]}", "帮助 报修")).status == 200
     await asyncio.sleep(0.5)
     health = await bot.health()
     assert health["outbox"]["pending"] == 3
