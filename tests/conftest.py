@@ -60,11 +60,9 @@ PG_MODULES = {
     "test_directory",
     "test_customer_groups",
     "test_duties",
-    # This session's workflows, new enough to be worth both engines.
-    "test_stage_ops",
-    "test_training",
-    "test_activity",
-    "test_microlessons",
+    # The workflow scenarios of 2026-11-30 (stage operations, training, activity service,
+    # micro-lessons) ran here on both engines too (48 runs, about 55 s on two workers); they are out
+    # again while CI sits at its 15 minutes: run them with INFODESK_TEST_PG_ALL=1.
 }
 PG_ALL = os.environ.get("INFODESK_TEST_PG_ALL") == "1"
 
