@@ -11,6 +11,7 @@ row until it nears its own 3 days: outbox.REUPLOAD_AFTER) and sends the upload's
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -71,6 +72,28 @@ async def kept_for(ctx: Ctx, subject: str) -> list[MediaFile]:
     """The files of `subject` that are kept, oldest first."""
     q = select(MediaFile).where(MediaFile.subject == subject, MediaFile.status == MediaStatus.KEPT)
     return list((await ctx.session.execute(q.order_by(MediaFile.id))).scalars())
+
+
+def made(ctx: Ctx, kind: str, subject: str, filename: str, content: bytes, content_type: str = "") -> MediaFile:
+    """A file the bot made (a spreadsheet, a chart), kept like a member's so `send_kept` can send it;
+    added to the session (flush before sending: the outbox row names its id)."""
+    now = ctx.now()
+    media = MediaFile(
+        media_id="",
+        kind=kind,
+        owner=ctx.user,
+        subject=subject[:32],
+        status=MediaStatus.KEPT,
+        filename=filename,
+        **({"content_type": content_type} if content_type else {}),
+        content=content,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        created_at=now,
+        fetched_at=now,
+    )
+    ctx.session.add(media)
+    return media
 
 
 def send_kept(ctx: Ctx, userids: Sequence[str], media: MediaFile) -> None:

@@ -13,7 +13,6 @@ Re-entering the same platform and period writes a new row superseding the old (a
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,12 +21,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.context import Ctx
-from bot.media import send_kept
+from bot.media import made, send_kept
 from bot.router import Field as FormField
 from bot.router import FieldError, Router, normalise
 from bot.timeparse import TimeParseError, local_now, parse_date
 from handlers.registers import REGISTER_LABELS, build, campus_key, find_register, xlsx_bytes
-from storage.models import ClickPlatform, ClickStat, MediaFile, MediaStatus
+from storage.models import ClickPlatform, ClickStat
 
 router = Router("registers", templates=Path(__file__).with_name("templates") / "registers")
 
@@ -156,22 +155,7 @@ async def export_register(ctx: Ctx, values: dict[str, str]) -> None:
     assert register is not None
     sheet = await build(ctx.session, ctx.config, register, ask.first, ask.last, ask.campus or None, ctx.renderer)
     data = xlsx_bytes(sheet)
-    now = ctx.now()
-    media = MediaFile(
-        media_id="",
-        kind="file",
-        owner=ctx.user,
-        subject=f"export:{register.key}"[:32],
-        status=MediaStatus.KEPT,
-        filename=f"{sheet.filename}.xlsx",
-        content_type=XLSX,
-        content=data,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        created_at=now,
-        fetched_at=now,
-    )
-    ctx.session.add(media)
+    media = made(ctx, "file", f"export:{register.key}", f"{sheet.filename}.xlsx", data, XLSX)
     await ctx.session.flush()
     ctx.reply("export_sent", title=sheet.title, rows=len(sheet.rows), corrected=len(sheet.notes))
     if register.confidential:

@@ -15,9 +15,7 @@ A period is a half-open range of local days [first, last]; the figures count wha
 
 from __future__ import annotations
 
-import hashlib
 import io
-import logging
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -36,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
 from bot.context import Ctx
-from bot.media import send_kept
+from bot.media import made, send_kept
 from bot.render import Renderer
 from bot.router import Field, FieldError, Job, Router
 from handlers.approval_engine import FlowStatus
@@ -47,8 +45,6 @@ from storage.models import (
     ComputerIssue,
     GroupSend,
     GroupSendStatus,
-    MediaFile,
-    MediaStatus,
     Platform,
     Publication,
     Request,
@@ -60,7 +56,6 @@ from storage.models import (
 )
 
 router = Router("reports", templates=Path(__file__).with_name("templates") / "reports")
-logger = logging.getLogger("infodesk.reports")
 
 
 class Span(StrEnum):
@@ -420,24 +415,6 @@ async def build(session: AsyncSession, config: Config, renderer: Renderer, perio
     return Built(digest(renderer, f), chart, report_xlsx(renderer, f, chart), name)
 
 
-def _kept(ctx: Ctx, kind: str, subject: str, filename: str, content: bytes) -> MediaFile:
-    media = MediaFile(
-        media_id="",
-        kind=kind,
-        owner="",
-        subject=subject,
-        status=MediaStatus.KEPT,
-        filename=filename,
-        content=content,
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-        created_at=ctx.now(),
-        fetched_at=ctx.now(),
-    )
-    ctx.session.add(media)
-    return media
-
-
 async def deliver(ctx: Ctx, period: Period, to: Iterable[str]) -> None:
     """The digest, the chart and the sheet to each recipient, through the outbox in this transaction."""
     users = list(dict.fromkeys(to))
@@ -445,8 +422,8 @@ async def deliver(ctx: Ctx, period: Period, to: Iterable[str]) -> None:
         return
     built = await build(ctx.session, ctx.config, ctx.renderer, period)
     subject = f"report:{period.span}:{period.first.isoformat()}"
-    chart = _kept(ctx, "image", subject, built.filename.removesuffix(".xlsx") + ".png", built.chart)
-    sheet = _kept(ctx, "file", subject, built.filename, built.sheet)
+    chart = made(ctx, "image", subject, built.filename.removesuffix(".xlsx") + ".png", built.chart)
+    sheet = made(ctx, "file", subject, built.filename, built.sheet)
     await ctx.session.flush()
     for u in users:
         ctx.tell(u, "report_text", text=built.text)

@@ -17,7 +17,6 @@ of the module and record it (`使用情况 单位:… 模块:… 情况:…`). `
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from bot.cardkeys import CardAction
 from bot.cards import Button, close_cards, send_card, send_cards
 from bot.context import Ctx
 from bot.conversation import start_form
-from bot.media import fetched, keep, send_kept, subject_id
+from bot.media import fetched, keep, made, send_kept, subject_id
 from bot.router import Field, FieldError, Router, normalise
 from bot.timeparse import TimeParseError, local_now, parse_moment
 from handlers.labels import Labels, show_moment
@@ -814,20 +813,8 @@ async def hr_list(ctx: Ctx, values: dict[str, str]) -> None:
     report = TrainingReport(module=module, listed={"rows": rows}, requested_by=ctx.user, created_at=ctx.now())
     ctx.session.add(report)
     await ctx.session.flush()
-    media = MediaFile(
-        media_id="",
-        kind="file",
-        owner=ctx.user,
-        subject=f"training_report:{report.id}",
-        status=MediaStatus.KEPT,
-        filename=ctx.render("report_filename", module=module, day=_local(ctx, ctx.now()).date()).strip(),
-        content=content,
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-        created_at=ctx.now(),
-        fetched_at=ctx.now(),
-    )
-    ctx.session.add(media)
+    filename = ctx.render("report_filename", module=module, day=_local(ctx, ctx.now()).date()).strip()
+    media = made(ctx, "file", f"training_report:{report.id}", filename, content)
     await ctx.session.flush()
     report.media_file_id = media.id
     names = [ctx.org.name(r["userid"]) for r in rows]
