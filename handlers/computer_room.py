@@ -34,13 +34,11 @@ from bot.config_labs import ComputerRoom, LabLesson
 from bot.context import Ctx
 from bot.router import Field, FieldError, Job, Router
 from bot.timeparse import local_now
-from handlers import asset_store
 from handlers.faults import open_ticket
 from handlers.lab_entries import EntryError, fold, read_lesson, read_violation
 from handlers.labels import Labels
 from storage.models import (
     Asset,
-    AssetState,
     LabLessonRecord,
     LabSeat,
     LabViolation,
@@ -380,19 +378,7 @@ async def _report_seat(
         period=lesson.period,
     )
     location = LABELS(ctx, "ticket_location", room=room.name, seat=seat)
-    ticket = await open_ticket(ctx, location, "computer", description)
-    if asset is not None:
-        ticket.asset_id = asset.id
-        asset_store.change(
-            ctx.session,
-            asset,
-            kind=asset_store.EventKind.REPAIR_OPENED,
-            actor=ctx.user,
-            at=ctx.now(),
-            ref=f"ticket:{ticket.id}",
-            note=problem,
-            state=AssetState.REPAIR,
-        )
+    ticket = await open_ticket(ctx, location, "computer", description, asset=asset)
     return ticket.id, asset.number if asset is not None else ""
 
 

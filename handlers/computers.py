@@ -570,17 +570,7 @@ async def open_receipt_ticket(ctx: Ctx, issue: ComputerIssue, asset: Asset, note
             hardware=hardware_ok,
             note=note,
         ),
-    )
-    ticket.asset_id = asset.id
-    asset_store.change(
-        ctx.session,
-        asset,
-        kind=EventKind.REPAIR_OPENED,
-        actor=ctx.user,
-        at=ctx.now(),
-        ref=f"ticket:{ticket.id}",
-        note=note,
-        state=AssetState.REPAIR,
+        asset=asset,
     )
     return ticket
 

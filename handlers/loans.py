@@ -284,18 +284,9 @@ async def _record_damage(ctx: Ctx, req: Request, issue: ComputerIssue, asset: As
         LABELS(
             ctx, "ticket_damage", number=req.id, asset=asset.number, kind=kind_name(ctx, kind), holder=holder, note=note
         ),
+        asset=asset,
     )
-    ticket.damage, ticket.asset_id = True, asset.id
-    asset_store.change(
-        ctx.session,
-        asset,
-        kind=EventKind.REPAIR_OPENED,
-        actor=ctx.user,
-        at=ctx.now(),
-        ref=f"ticket:{ticket.id}",
-        note=note,
-        state=AssetState.REPAIR,
-    )
+    ticket.damage = True
     d = LoanDamage(
         issue_id=issue.id,
         asset_id=asset.id,
