@@ -34,7 +34,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
-from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, text, true
+from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import async_session as async_proxy
@@ -57,10 +57,11 @@ from handlers.faults import LABELS as FAULTS
 from handlers.faults import category_name, pause_reasons, paused_hours, repair_hours
 from handlers.footage import LABELS as FOOTAGE
 from handlers.footage import SPEC as FOOTAGE_SPEC
-from handlers.lab_registers import seat_rows, use_rows, violation_rows
+from handlers.lab_registers import SEAT_FEEDS, USE_FEEDS, VIOLATION_FEEDS, seat_rows, use_rows, violation_rows
 from handlers.labels import Labels
 from handlers.loans import register_returns
 from handlers.microlessons import LABELS as MICRO
+from handlers.register_row import Row, only_ids
 from handlers.stage import LABELS as STAGE
 from handlers.stage import SPEC as STAGE_SPEC
 from handlers.stage import YesNo
@@ -91,15 +92,6 @@ logger = logging.getLogger(__name__)
 REGISTER_LABELS = Labels("labels_registers", platform=ClickPlatform)
 # Bounds wide enough for every record: the ledger and `verify` read a register's rows by id.
 ALL_TIME = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
-
-
-class Row(list[Any]):
-    """A register row's cells, with the id of the record it shows and that record's campus."""
-
-    def __init__(self, cells: Iterable[Any], id: int, campus: str = "") -> None:
-        super().__init__(cells)
-        self.id = id
-        self.campus = campus
 
 
 @dataclass(frozen=True)
@@ -136,6 +128,9 @@ class Register:
     numbered: bool = True  # the first column is the row's 序号
     aliases: tuple[str, ...] = ()  # short names for `导出 维修` and --register
     record: str = ""  # what a row is about, for the ledger's refs: "ticket" → ticket:12
+    # A register that shows a second kind of record (微机室使用登记表: lessons and visitor/USB permits)
+    # gives that kind's rows negative ids (permit 3 is row id -3, ref permit:3).
+    other: str = ""
     feeds: tuple[Feed, ...] = ()  # what, when added or changed, changes a row (the ledger's hook)
     confidential: bool = False  # sent from chat with WeCom's safe = 1
 
@@ -144,11 +139,11 @@ class Register:
         return bool(self.record and self.feeds)
 
     def ref(self, id: int) -> str:
-        return f"{self.record}:{id}"
+        return f"{self.other}:{-id}" if id < 0 and self.other else f"{self.record}:{id}"
 
 
 def _only(ctx: Ctx, column: Any) -> ColumnElement[bool]:
-    return column.in_(ctx.only) if ctx.only is not None else true()
+    return only_ids(ctx.only, column)
 
 
 def _campus_of(ctx: Ctx, userid: str | None) -> str:
@@ -614,6 +609,8 @@ REGISTERS: tuple[Register, ...] = (
         ("序号", "机位", "班级", "使用人姓名", "课堂训练模块", "授课教师", "设备运转情况", "备注"),
         seat_rows,
         aliases=("上机情况", "上机登记", "机位登记"),
+        record="seat",
+        feeds=SEAT_FEEDS,
     ),
     Register(
         "lab-use",
@@ -621,6 +618,9 @@ REGISTERS: tuple[Register, ...] = (
         ("序号", "时间", "班级", "授课教师", "上课人数", "课堂情况", "设备运转情况", "备注"),
         use_rows,
         aliases=("微机室使用", "机房使用"),
+        record="lesson",
+        other="permit",
+        feeds=USE_FEEDS,
     ),
     Register(
         "lab-violations",
@@ -628,6 +628,8 @@ REGISTERS: tuple[Register, ...] = (
         ("序号", "时间", "班级", "授课教师", "学生姓名", "违纪原因", "量化结果及处理办法", "备注"),
         violation_rows,
         aliases=("违纪", "违纪登记", "微机室违纪"),
+        record="violation",
+        feeds=VIOLATION_FEEDS,
     ),
     Register(
         "repairs",

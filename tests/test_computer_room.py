@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
 from bot.emulator.server import Emulator
 from handlers import asset_store
-from handlers.registers import export, find_register
+from handlers.registers import export, find_register, verify
 from storage.models import AssetKind, AssetState, LabLessonRecord, LabSeat, LabViolation, Ticket
 from tests.conftest import Bot, example_raw, start_scene
 from tests.scene import Scene
@@ -148,6 +148,29 @@ async def test_a_lab_lesson_a_violation_and_the_three_registers(start: Start, cl
         "扣2分，课后谈话", "微机室1 15号",
     ]  # fmt: skip
 
+    # 微机室1 is 本部's: a 东湖 export of the three registers is empty, a 本部 one is whole.
+    for name, rows in (("上机情况登记表", 40), ("微机室使用登记表", 1), ("微机室违纪情况登记表", 1)):
+        register = find_register(name)
+        assert register is not None and register.chained
+        async with scene.bot.app[PIPELINE].sessions() as s:
+            for campus, expected in (("donghu", 0), ("main", rows)):
+                written = await export(
+                    s,
+                    scene.bot.config,
+                    register,
+                    date(2026, 11, 1),
+                    date(2026, 11, 30),
+                    tmp_path / "c.csv",
+                    campus=campus,
+                )
+                assert written == expected, (name, campus)
+    # Each is a hash chain: a violation's outcome changed with SQL is named by verify.
+    async with scene.bot.app[PIPELINE].sessions() as s, s.begin():
+        assert all(not v.broken for v in await verify(s, scene.bot.config))
+        await s.execute(text("UPDATE lab_violations SET outcome = '无' WHERE id = 1"))
+        broken = {v.register.key: v.broken for v in await verify(s, scene.bot.config) if v.broken}
+        assert list(broken) == ["lab-violations"] and "(violation:1)" in broken["lab-violations"]
+
 
 async def test_an_unregistered_lesson_is_reminded_and_visitors_need_the_administrator(
     start: Start, clock: FakeClock, tmp_path: Path
@@ -181,6 +204,10 @@ async def test_an_unregistered_lesson_is_reminded_and_visitors_need_the_administ
     assert "没有“机房9”这个微机室。可选：微机室1、东湖微机室" in reply
 
     use = await sheet(scene, "微机室使用登记表", tmp_path)
-    assert [r[5] for r in use[2:]] == [None, "外来人员上机：王明（兄弟学校来访参观）", "U盘使用（技能竞赛素材拷贝）"]
+    assert [r[5] for r in use[2:5]] == [None, "外来人员上机：王明（兄弟学校来访参观）", "U盘使用（技能竞赛素材拷贝）"]
+    assert [str(r[0])[:25] for r in use[5:]] == [
+        "更正：第2行（permit:1）登记后变更 1 次",
+        "更正：第3行（permit:2）登记后变更 1 次",
+    ]
     assert use[3][7].startswith("微机室1；已批准（李华 2026-11-25 12:")
     assert use[4][3] == "张伟" and use[4][7].startswith("微机室1；未批准（李华")

@@ -83,7 +83,7 @@ async def test_ledger_corrections_csv_and_verify(scene: Scene, tmp_path: Path) -
             ("repairs", 3, "ticket:1", 2),
             ("repairs", 4, "ticket:2", None),
         ]
-        assert [v.broken for v in await verify(s, scene.bot.config)] == [""] * 9
+        assert [v.broken for v in await verify(s, scene.bot.config)] == [""] * 12
         register = find_register("維修")  # a short name, in Traditional
         assert register is not None and register.key == "repairs"
         out = tmp_path / "r.xlsx"
@@ -116,12 +116,12 @@ async def test_ledger_corrections_csv_and_verify(scene: Scene, tmp_path: Path) -
     assert "设备维修登记表 (repairs): BROKEN at seq 3 (ticket:1)" in broken.stderr
     async with sessions() as s, s.begin():
         await s.execute(text("UPDATE tickets SET owner = 'zhanglei' WHERE id = 1"))
-        (repairs, *_) = await verify(s, scene.bot.config)
+        repairs = next(v for v in await verify(s, scene.bot.config) if v.register.key == "repairs")
         assert (repairs.broken, repairs.entries, repairs.records) == ("", 4, 2)
         # A record from before the ledger (here: its entry gone) is named until adopted, knowingly.
-        await s.execute(text("DELETE FROM register_ledger WHERE seq = 4"))
-        (repairs, *_) = await verify(s, scene.bot.config)
+        await s.execute(text("DELETE FROM register_ledger WHERE register = 'repairs' AND seq = 4"))
+        repairs = next(v for v in await verify(s, scene.bot.config) if v.register.key == "repairs")
         assert repairs.broken == "ticket:2: a row the register never recorded"
         env = LedgerEnv(scene.bot.config, scene.bot.app[RENDERER], scene.bot.clock)
         assert await adopt(s, env) == 1
-        assert [v.broken for v in await verify(s, scene.bot.config)] == [""] * 9
+        assert [v.broken for v in await verify(s, scene.bot.config)] == [""] * 12
