@@ -71,7 +71,10 @@ def _lessons_in(start: datetime, end: datetime) -> Select[LabLessonRecord]:
 
 async def seat_rows(ctx: RegisterCtx, start: datetime, end: datetime) -> list[Row]:
     """上机情况登记表: 序号 机位 班级 使用人姓名 课堂训练模块 授课教师 设备运转情况 备注."""
-    lessons = {lesson.id: lesson for lesson in (await ctx.session.execute(_lessons_in(start, end))).scalars()}
+    q = _lessons_in(start, end)
+    if ctx.only is not None:  # the ledger asks for a few seats: read only their lessons
+        q = q.where(LabLessonRecord.id.in_(select(LabSeat.lesson_id).where(only_ids(ctx.only, LabSeat.id))))
+    lessons = {lesson.id: lesson for lesson in (await ctx.session.execute(q)).scalars()}
     if not lessons:
         return []
     seats = (
