@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,15 +35,15 @@ from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Job
 from bot.timeparse import local_now
-from handlers import asset_store
+from handlers import asset_store, liability
 from handlers.approval_commands import parse_required, visible_request
 from handlers.approvals import audit, close_request_cards, send_request_cards
 from handlers.asset_store import EventKind
 from handlers.computers import LABELS, SKILL_OF, SPEC, ComputerStage, _at_hour, issuers, kind_name, router
 from handlers.faults import open_ticket
 from handlers.labels import Labels, show_iso_day, show_moment
+from handlers.liability import PAID_WORDS, cents, yuan
 from handlers.numbers import REQUEST_NUMBER as NUMBER
-from handlers.stage_damage import AMOUNT_RE, MAX_CENTS, PAID_WORDS, yuan
 from storage.models import (
     Asset,
     AssetKind,
@@ -56,6 +57,19 @@ from storage.models import (
 )
 
 DAMAGE_LABELS = Labels("labels_loans", status=DamageStatus)
+KIND = liability.Kind(
+    events="loan_damage",
+    cards="cards_loans",
+    accepted_label="accepted",
+    refused_label="refused",
+    paid_label="paid",
+    accepted_you="loan_damage_accepted_you",
+    accepted="loan_damage_accepted",
+    refused_you="loan_damage_refused_you",
+    refused_committee="loan_damage_refused_committee",
+    paid="loan_damage_paid",
+    paid_tell="loan_damage_paid_holder",
+)
 OK_WORDS = ("完好无损", "完好", "正常", "无损", "没问题", "好", "ok", "good", "intact")
 DAMAGED_WORDS = ("人为损坏", "损坏", "损毁", "坏了", "坏", "破损", "damaged", "broken")
 
@@ -374,13 +388,10 @@ def parse_amount_or_paid(value: str, ctx: Ctx) -> str:
         raise FieldError("invalid_liability")
     if last.lower() in PAID_WORDS:
         return f"{asset} paid"
-    m = AMOUNT_RE.fullmatch(last.strip())
-    if m is None:
+    amount = cents(last)
+    if amount is None:
         raise FieldError("invalid_liability")
-    cents = int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
-    if not 0 < cents < MAX_CENTS:
-        raise FieldError("invalid_liability")
-    return f"{asset} {cents}"
+    return f"{asset} {amount}"
 
 
 @router.command(
@@ -405,13 +416,8 @@ async def loan_damage(ctx: Ctx, values: dict[str, str]) -> None:
         if d.paid_at is not None:
             ctx.reply("loan_damage_paid_already", **_damage_facts(ctx, req, number, d))
             return
-        d.paid_at = ctx.now()
-        audit(ctx, req, "loan_damage_paid", req.status, asset=number, amount_cents=d.amount_cents)
-        label = ctx.renderer.block("cards_loans", "paid") or ""
-        await close_request_cards(ctx, req, label, purpose=f"damage:{d.id}")
-        facts = _damage_facts(ctx, req, number, d)
-        ctx.reply("loan_damage_paid", **facts)
-        ctx.tell(d.liable_user, "loan_damage_paid_holder", **facts)
+        told = partial(_damage_facts, ctx, req, number, d)
+        await liability.paid(ctx, KIND, req, d, d.liable_user, f"damage:{d.id}", told, asset=number)
         return
     if d.paid_at is not None:
         ctx.reply("loan_damage_paid_already", **_damage_facts(ctx, req, number, d))
@@ -443,25 +449,13 @@ async def _answerable(ctx: Ctx, number: str, damage: int | None = None) -> tuple
 
 
 async def accept(ctx: Ctx, req: Request, d: LoanDamage, number: str) -> None:
-    d.status, d.answered_at = DamageStatus.ACCEPTED, ctx.now()
-    audit(ctx, req, "loan_damage_accepted", req.status, asset=number)
-    await close_request_cards(ctx, req, ctx.renderer.block("cards_loans", "accepted") or "", purpose=f"damage:{d.id}")
-    facts = _damage_facts(ctx, req, number, d)
-    ctx.reply("loan_damage_accepted_you", **facts)
-    ctx.tell(d.recorded_by, "loan_damage_accepted", **facts)
+    facts = partial(_damage_facts, ctx, req, number, d)
+    await liability.accept(ctx, KIND, req, d, f"damage:{d.id}", facts, asset=number)
 
 
 async def refuse(ctx: Ctx, req: Request, d: LoanDamage, number: str, reason: str) -> None:
-    """Refused: recorded with the reason and reported to the 校委会 and the director (as on the stage)."""
-    d.status, d.answered_at, d.answer_note = DamageStatus.REFUSED, ctx.now(), reason
-    committee = ctx.org.with_role("committee")
-    audit(ctx, req, "loan_damage_refused", req.status, asset=number, reason=reason, escalated_to=committee)
-    await close_request_cards(ctx, req, ctx.renderer.block("cards_loans", "refused") or "", purpose=f"damage:{d.id}")
-    facts = _damage_facts(ctx, req, number, d)
-    ctx.reply("loan_damage_refused_you", **facts)
-    for u in dict.fromkeys([*committee, *ctx.org.with_role("director"), d.recorded_by]):
-        if u != ctx.user:
-            ctx.tell(u, "loan_damage_refused_committee", committee=u in committee, **facts)
+    facts = partial(_damage_facts, ctx, req, number, d)
+    await liability.refuse(ctx, KIND, req, d, reason, f"damage:{d.id}", facts, asset=number)
 
 
 @router.action(LoanDamageClick)

@@ -12,7 +12,6 @@ Registered on the stage router (handlers/stage.py imports this module at its end
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,20 +24,32 @@ from bot.context import Ctx
 from bot.conversation import start_form
 from bot.org import Org
 from bot.router import Field, FieldError
+from handlers import liability
 from handlers.approval_commands import parse_required, resolve_person
 from handlers.approval_engine import FlowStatus
-from handlers.approvals import audit, close_request_cards, send_request_cards
+from handlers.approvals import audit, send_request_cards
 from handlers.labels import HasRenderer, Labels
+from handlers.liability import PAID_WORDS, cents, yuan
 from handlers.numbers import REQUEST_NUMBER
 from handlers.stage import router, venue_name
 from handlers.stage_ops import ops_request
 from storage.models import Booking, Card, DamageStatus, Request, StageDamage
 
 LABELS = Labels("labels_stage_damage", status=DamageStatus)
-PAID_WORDS = ("已付", "已赔", "已缴", "已交", "付清", "已支付", "paid")
-AMOUNT_RE = re.compile(r"[¥￥]?\s*(\d{1,7})(?:\.(\d{1,2}))?\s*(?:元|块)?")
-MAX_CENTS = 100_000_000  # 100 万元: anything above is a typo
 PAID = "paid"
+KIND = liability.Kind(
+    events="damage",
+    cards="cards_stage",
+    accepted_label="damage_accepted",
+    refused_label="damage_refused",
+    paid_label="damage_paid",
+    accepted_you="stage_damage_accepted_you",
+    accepted="stage_damage_accepted",
+    refused_you="stage_damage_refused_you",
+    refused_committee="stage_damage_refused_committee",
+    paid="stage_damage_paid",
+    paid_tell="stage_damage_paid_liable",
+)
 
 
 class DamageButton(StrEnum):
@@ -50,12 +61,6 @@ class DamageButton(StrEnum):
 class DamageClick(CardAction, prefix="sd", subject="request"):
     request: int
     button: DamageButton
-
-
-def yuan(cents: int) -> str:
-    """300 / 300.5 / 12.05 (元 is the template's)."""
-    whole, part = divmod(cents, 100)
-    return f"{whole}" if part == 0 else f"{whole}.{part:02d}".rstrip("0")
 
 
 def parse_liable(value: str, ctx: Ctx) -> str:
@@ -82,13 +87,10 @@ def show_liable(value: str, ctx: Ctx) -> str:
 
 def parse_amount(value: str, ctx: Ctx) -> str:
     """'300', '300元', '¥120.5' → cents as a string; more than 0 and below 100 万."""
-    m = AMOUNT_RE.fullmatch(value.strip())
-    if m is None:
+    amount = cents(value)
+    if amount is None:
         raise FieldError("invalid_amount")
-    cents = int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
-    if not 0 < cents < MAX_CENTS:
-        raise FieldError("invalid_amount")
-    return str(cents)
+    return str(amount)
 
 
 def _may_record(ctx: Ctx) -> bool:
@@ -226,16 +228,10 @@ async def _paid(ctx: Ctx, req: Request, booking: Booking) -> None:
     if d is None:
         ctx.reply("stage_damage_none", number=req.id)
         return
-    facts = _facts(ctx, req, booking, d)
     if d.paid_at is not None:
-        ctx.reply("stage_damage_paid_already", **facts)
+        ctx.reply("stage_damage_paid_already", **_facts(ctx, req, booking, d))
         return
-    d.paid_at = ctx.now()
-    audit(ctx, req, "damage_paid", req.status, amount_cents=d.amount_cents)
-    await close_request_cards(ctx, req, ctx.renderer.block("cards_stage", "damage_paid") or "", purpose="damage")
-    facts["paid"] = True
-    ctx.reply("stage_damage_paid", **facts)
-    ctx.tell(d.answerer, "stage_damage_paid_liable", **facts)
+    await liability.paid(ctx, KIND, req, d, d.answerer, "damage", lambda: _facts(ctx, req, booking, d))
 
 
 # -- accept or refuse ------------------------------------------------------------------------------
@@ -255,27 +251,11 @@ async def _answerable(ctx: Ctx, number: str) -> tuple[Request, Booking, StageDam
 
 
 async def accept(ctx: Ctx, req: Request, booking: Booking, d: StageDamage) -> None:
-    d.status, d.answered_at = DamageStatus.ACCEPTED, ctx.now()
-    audit(ctx, req, "damage_accepted", req.status)
-    label = ctx.renderer.block("cards_stage", "damage_accepted") or ""
-    await close_request_cards(ctx, req, label, purpose="damage")
-    facts = _facts(ctx, req, booking, d)
-    ctx.reply("stage_damage_accepted_you", **facts)
-    ctx.tell(d.recorded_by, "stage_damage_accepted", **facts)
+    await liability.accept(ctx, KIND, req, d, "damage", lambda: _facts(ctx, req, booking, d))
 
 
 async def refuse(ctx: Ctx, req: Request, booking: Booking, d: StageDamage, reason: str) -> None:
-    """Refused: recorded with the reason and reported to the 校委会 and the director (制度 八)."""
-    d.status, d.answered_at, d.answer_note = DamageStatus.REFUSED, ctx.now(), reason
-    committee = ctx.org.with_role("committee")
-    audit(ctx, req, "damage_refused", req.status, reason=reason, escalated_to=committee)
-    label = ctx.renderer.block("cards_stage", "damage_refused") or ""
-    await close_request_cards(ctx, req, label, purpose="damage")
-    facts = _facts(ctx, req, booking, d)
-    ctx.reply("stage_damage_refused_you", **facts)
-    for u in dict.fromkeys([*committee, *ctx.org.with_role("director"), d.recorded_by]):
-        if u != ctx.user:
-            ctx.tell(u, "stage_damage_refused_committee", committee=u in committee, **facts)
+    await liability.refuse(ctx, KIND, req, d, reason, "damage", lambda: _facts(ctx, req, booking, d))
 
 
 @router.action(DamageClick)

@@ -49,6 +49,7 @@ CALL = re.compile(r"""\b(?:reply|render|text)\(\s*f?"([a-z_/]+)"|\btell\([^,()]+
 BLOCK = re.compile(r"""\bblock\(\s*"([a-z_/]+)",\s*"([a-z_]+)\"""")
 BLOCK_OF = re.compile(r"""\bblock\(\s*"([a-z_/]+)\"""")  # the template, whatever the block
 APPROVAL_CARD = re.compile(r"""\b_block\(\s*ctx,\s*"([a-z_]+)\"""")  # handlers/approvals.py's card blocks
+LIABILITY_TEXT = re.compile(r"""\b(?:accepted(?:_you)?|refused_you|refused_committee|paid(?:_tell)?)="([a-z_]+)\"""")
 # LABELS(ctx, "row_x"); LABELS.name(ctx, "kind", value); Field(…, show=LABELS.show("kind"))
 LABEL_CALL = re.compile(r"""\b([A-Z_]+)(?:(\.name)\(\s*ctx,|\(\s*ctx,|(\.show)\()\s*"([a-z_]+)\"""")
 INCLUDE = re.compile(r"""{%\s*(?:include|import|from|extends)\s+"([^"]+)\.j2\"""")
@@ -61,6 +62,8 @@ def names_in(path: Path) -> set[str]:
     found |= {m.group(1) for m in BLOCK_OF.finditer(src)}
     if APPROVAL_CARD.search(src):
         found.add("cards_approvals")
+    if "liability.Kind(" in src:  # an accountability workflow names its replies (handlers/liability.py)
+        found |= {m.group(1) for m in LIABILITY_TEXT.finditer(src)}
     return found
 
 
