@@ -22,7 +22,8 @@ from bot.timeparse import local_now
 from handlers import activity, approval_commands, duties, faults, microlessons, publishing
 from handlers.approval_engine import FlowStatus
 from handlers.approvals import APPROVAL_LABELS, can_see, flow_of, spec_for
-from handlers.computers import ComputerStage
+from handlers.computers import SKILL_OF, ComputerStage, kind_of
+from handlers.computers import kind_name as asset_kind_name
 from handlers.footage import FootageStage
 from handlers.labels import show_moment
 from handlers.numbers import ANY_NUMBER, Kind, kind_name, parse_ref, show_ref
@@ -264,16 +265,13 @@ async def pending(ctx: Ctx, values: dict[str, str]) -> None:
                 else []
             )
         ],
-        "issue": [
-            {**request_line(ctx, r), "number": r.id}
-            for r in (
-                await _requests_at(ctx, "computer", ComputerStage.AWAITING_ISSUE)
-                if _has(ctx, "technician", "computer")
-                else []
-            )
+        "issue": [  # a projector to the projector technicians, a speaker to the stage's
+            {**request_line(ctx, r), "number": r.id, "kind": asset_kind_name(ctx, kind_of(r))}
+            for r in await _requests_at(ctx, "computer", ComputerStage.AWAITING_ISSUE)
+            if _has(ctx, "technician", SKILL_OF[kind_of(r)])
         ],
         "receipt": [
-            {**request_line(ctx, r), "number": r.id}
+            {**request_line(ctx, r), "number": r.id, "kind": asset_kind_name(ctx, kind_of(r))}
             for r in await _requests_at(ctx, "computer", ComputerStage.AWAITING_RECEIPT, requester=ctx.user)
         ],
         "condition": [{**request_line(ctx, r), "number": r.id} for r in await _conditions_due(ctx)],

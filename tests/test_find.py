@@ -171,10 +171,10 @@ async def test_todo_for_operators_and_computer_requests(scene: Scene) -> None:
     await scene.say("huangli", "领电脑 用途:办公 数量:1 配置:i5")
     for who in ("zhengmei", "zhaomin", "wangjianguo", "chenhao"):
         await scene.say(who, "同意 #1")
-    assert "等发放的电脑" in await scene.say("lihua", "待办")
+    assert "等发放的设备" in await scene.say("lihua", "待办")
     await scene.say("lihua", "发放 #1 资产号:PC-1")
     reply = await scene.say("huangli", "待办")
-    assert "等您确认领取的电脑" in reply and "申请 #1 计算机领取申请" in reply
+    assert "等您确认领取的设备" in reply and "申请 #1 计算机领取申请（电脑）" in reply
     await scene.say("zhaolei", "调监控 地点:302 时间:昨天 14:00-15:00 原因:丢失 类型:教职工")
     await scene.say("majun", "同意 #2")
     await scene.say("liuyang", "同意 #2")

@@ -86,6 +86,8 @@ async def test_projector_loan_refusals_receipt_problem_and_return_intact(start: 
     await approved(scene, "zhaolei", "领投影仪 用途:临时借用 数量:1 配置:3000流明 归还:12月10日", DEPARTMENT, 1)
     card = scene.card("zhanglei")  # the projector technician, not the computer one
     assert card["main_title"]["title"] == "发放投影仪 #1" and scene.cards("lihua") == []
+    assert "等发放的设备" in (todo := await scene.say("zhanglei", "待办")) and "（投影仪）" in todo
+    assert "等发放的设备" not in await scene.say("lihua", "待办")
 
     refused = await scene.say("zhanglei", "发放 #1 资产号:PC-01")
     assert "PC-01：不是投影仪（是电脑）" in refused and "没有发放" in refused
