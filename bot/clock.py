@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -16,6 +18,39 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class ShiftedClock:
+    """The system clock moved by a fixed number of seconds.
+
+    `python -m bot serve` runs on it when INFODESK_CLOCK_OFFSET_SECONDS is set (see
+    `clock_from_env`): a drill, or a test that starts real processes, runs them at a chosen instant
+    (a push time, a weekday) whatever the date, and every process given the same offset agrees on
+    the time, as replicas on one database must.
+    """
+
+    def __init__(self, offset_seconds: float) -> None:
+        self.offset = timedelta(seconds=offset_seconds)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+CLOCK_OFFSET_ENV = "INFODESK_CLOCK_OFFSET_SECONDS"
+
+
+def clock_from_env(environ: Mapping[str, str]) -> Clock:
+    """The system clock, or a ShiftedClock when INFODESK_CLOCK_OFFSET_SECONDS is set (a number)."""
+    value = environ.get(CLOCK_OFFSET_ENV, "").strip()
+    if not value:
+        return SystemClock()
+    try:
+        offset = float(value)
+    except ValueError:
+        raise ValueError(f"{CLOCK_OFFSET_ENV} must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(offset):
+        raise ValueError(f"{CLOCK_OFFSET_ENV} must be a finite number of seconds, not {value!r}")
+    return ShiftedClock(offset)
 
 
 class FakeClock:

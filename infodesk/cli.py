@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -18,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import check_registry
 from bot.backup import BackupError, Copied, backup_sqlite, pg_commands, restore_sqlite, sqlite_file
-from bot.clock import SystemClock
+from bot.clock import ShiftedClock, SystemClock, clock_from_env
 from bot.config import Config, ConfigError, load_config
 from bot.config_coverage import coverage
 from bot.config_messages import LANG_ENV, LANGS, Lang, lang_from, msg
 from bot.context import Ctx
 from bot.directory import sync as sync_directory
 from bot.inbound import Inbound
-from bot.logs import setup_logging
+from bot.logs import log, setup_logging
 from bot.outbox import failed_rows, resend
 from bot.pauses import cleared_pauses, pause_health
 from bot.pipeline import Pipeline
@@ -53,6 +55,7 @@ from infodesk.online import Report, check_online, create_groups
 from storage.db import make_engine, make_sessionmaker, migrate
 
 T = TypeVar("T")
+logger = logging.getLogger("infodesk.cli")
 
 
 def _load(path: str, lang: Lang | None = None) -> Config:
@@ -87,8 +90,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config, args.lang)
+    try:
+        clock = clock_from_env(os.environ)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     setup_logging(cfg.logging.level)
-    app = create_app(cfg)
+    if isinstance(clock, ShiftedClock):  # a drill or a test: the log says so
+        now = clock.now().isoformat()
+        log(logger, logging.WARNING, "clock_shifted", offset_s=clock.offset.total_seconds(), now=now)
+    app = create_app(cfg, clock=clock)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: stop accepting, let in-flight
     # requests finish (up to shutdown_timeout), then run cleanup_ctx (dispatcher, database).
     web.run_app(

@@ -37,12 +37,17 @@ def build_jobs(pipeline: Pipeline) -> list[Job]:
 
 
 def occurrences(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
-    """Fire times t with after < t <= until (at most MAX_CATCH_UP, the latest ones)."""
+    """Fire times t with after < t <= until (at most MAX_CATCH_UP, the latest ones).
+
+    `after` is usually the previous check, a fraction of a second before a fire time as often as
+    not: the search starts just past it (not a whole second later, which skipped a 19:05 push when
+    the previous tick ran at 19:04:59.5).
+    """
     out: list[datetime] = []
-    t = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
+    t = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
     while t is not None and t <= until:
         out.append(t)
-        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+        t = trigger.get_next_fire_time(t, t + timedelta(microseconds=1))
     return out[-MAX_CATCH_UP:]
 
 

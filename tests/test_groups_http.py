@@ -94,6 +94,17 @@ async def test_duties_fire_once_at_their_time(scene: Scene, clock: FakeClock) ->
     assert sum("UPS" in t for t in scene.texts("lihua")) == 1
 
 
+async def test_a_tick_just_before_the_time_does_not_skip_the_occurrence(scene: Scene, clock: FakeClock) -> None:
+    # The scheduler ticked half a second before 10:00; the next tick, just after, sends the UPS check
+    # (it was skipped when the search for the next time started a whole second after the last tick).
+    clock.advance((shanghai(10) - START).total_seconds() - 0.5)
+    await scene.tick()
+    assert not scene.got("lihua", "UPS")
+    clock.advance(1)
+    await scene.tick()
+    assert sum("UPS" in t for t in scene.texts("lihua")) == 1
+
+
 async def test_restart_across_a_scheduled_time_sends_once_at_start_up(
     scene: Scene, emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:

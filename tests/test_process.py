@@ -10,11 +10,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bot.clock import CLOCK_OFFSET_ENV, ShiftedClock, SystemClock, clock_from_env
 from bot.emulator.sender import CallbackSender
 from bot.emulator.server import Emulator
 from tests.conftest import ROOT, example_raw
@@ -219,3 +221,15 @@ async def test_check_config_online_names_a_customer_group_wecom_does_not_know(
     assert proc.returncode == 1
     assert "群「24级家长群」（wrOgQhDgAAparents2024AAAAA）：企业微信里没有这个客户群" in err.decode()
     assert "群「24级信息技术在校生群」（wrOgQhDgAAstudents2024AAAA）：客户群存在，群主 zhouyan" in out.decode()
+
+
+def test_serve_runs_on_a_clock_shifted_by_the_environment() -> None:
+    """INFODESK_CLOCK_OFFSET_SECONDS (a drill, or tests/test_replicas.py) moves `serve`'s clock."""
+    assert isinstance(clock_from_env({}), SystemClock)
+    shifted = clock_from_env({CLOCK_OFFSET_ENV: "-86400.5"})
+    assert isinstance(shifted, ShiftedClock)
+    assert shifted.offset.total_seconds() == -86400.5
+    assert shifted.now() < datetime.now(UTC)
+    for bad in ("tomorrow", "nan", "inf"):
+        with pytest.raises(ValueError, match=CLOCK_OFFSET_ENV):
+            clock_from_env({CLOCK_OFFSET_ENV: bad})
