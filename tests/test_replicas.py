@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,7 @@ from bot.emulator.server import Emulator
 from storage.db import make_engine, make_sessionmaker
 from storage.models import ApprovalAudit, InboundEvent, JobRun, OutboxMessage, OutboxStatus, Ticket
 from tests.conftest import PG_URL, example_raw, postgres_database
-from tests.test_process import Proc, free_port, procs, wait_healthy, write_config
+from tests.test_process import ROOT, Proc, free_port, procs, wait_healthy, write_config
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="replicas share a PostgreSQL: set INFODESK_TEST_PG_URL")
 __all__ = ["procs"]  # the fixture, imported for this module's tests
@@ -170,6 +171,12 @@ async def test_two_replicas_apply_each_callback_once_and_push_once(
     procs: list[Proc],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Bytecode compiled once, before the clock starts running: a machine that writes no bytecode
+    # (PYTHONDONTWRITEBYTECODE) would otherwise compile the whole bot in each replica within the lead.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "pycache"))
+    warm = await asyncio.create_subprocess_exec(sys.executable, "-c", "import infodesk.cli, infodesk.app", cwd=ROOT)
+    assert await warm.wait() == 0
     # Both replicas read the time from one shifted clock, LEAD_SECONDS before the push, whatever the date.
     offset = (PUSH_AT - timedelta(seconds=LEAD_SECONDS)).timestamp() - time.time()
 
