@@ -2,23 +2,26 @@
 
     python -m bench fanout [--groups 1000] [--items 2] [--members 50] [--starts 5]
 
-Method. A configuration with `--groups` managed groups (2 in 5 app groups `appchat`, 2 in 5
-group robots `webhook`, 1 in 5 customer groups `customer_group`) is generated in a temp dir from
+Method. A configuration with `--groups` managed groups (2 in 5 app groups `appchat`, 2 in 5 group
+robots `webhook`, 1 in 5 customer groups `customer_group`) is generated in a temp dir from
 infodesk/config.example.toml (its own groups removed). The WeCom emulator (bot/emulator/) runs in
-this process and knows every group: the app groups with `--members` members each, the robots'
-keys, the customer groups and their owners. The database is migrated and seeded with `--items`
-approved items (音频课堂 notices) for today, each for every group. Then `python -m bot serve`
-starts on the system clock with every group's push_time set to the current minute (Asia/Shanghai)
-and a 2-minute grace: the push is due at start, so the bench depends on no date or time of day,
-and the admins' prompts an hour earlier count as missed (not sent). The bench waits until the
-emulator has accepted every message: one markdown message per item into each app group
-(appchat/send) and robot (webhook/send), one mass-send task per customer group
+this process (not as bench/emulator_proc.py, which forgets what it delivered every second: here
+every message is counted; this process does nothing else meanwhile) and knows every group: the app
+groups with `--members` members each, the robots' keys, the customer groups and their owners. The
+database is migrated and seeded with `--items` approved items (音频课堂 notices) for today, each for
+every group. Then `python -m bot serve` starts on the system clock with every group's push_time set
+to the current minute (Asia/Shanghai) and a 2-minute grace: the push is due at start, so the bench
+depends on no date or time of day, and the admins' prompts an hour earlier count as missed (not
+sent). The bench waits until the emulator has accepted every message: one markdown message per item
+into each app group (appchat/send) and robot (webhook/send), one mass-send task per customer group
 (externalcontact/add_msg_template).
 
 Figures:
 - time: from the first push call the emulator saw to the last message it accepted, against the
   limit-bound optimum, the least time WeCom's limits (as the emulator enforces them, printed)
-  allow for these messages; percentage = optimum / time.
+  allow for these messages; percentage = optimum / time. The calls per path and per 10 s, and the
+  45009 answers, show where the time went; the wait from a ready /healthz to the first push call
+  (the scheduler's first tick) is printed apart.
 - duplicates: messages the emulator accepted more than once, by recipient and content.
 - RSS: VmHWM (peak) and the largest sampled VmRSS of the bot process over the push.
 - start-up: from spawning `python -m bot serve` (the same config and database, nothing due) to a
@@ -272,6 +275,7 @@ async def run(args: argparse.Namespace) -> int:
             bot = Server(argv, port, env)
             await until_ready(bot, http)
             first_start = time.perf_counter() - spawned
+            ready_at = time.time()  # the emulator's clock
             deadline = time.perf_counter() + args.timeout
             while len({(to, c) for to, c, _ in accepted(emu)}) < expected:
                 rss_peak = max(rss_peak, proc_status(bot.proc.pid).get("VmRSS", 0))
@@ -312,6 +316,7 @@ async def run(args: argparse.Namespace) -> int:
                     f"   {path:<34} {len(mine):5d} calls from +{min(mine):5.1f} s to +{max(mine):5.1f} s"
                     + (f"; 45009 from +{min(late):.1f} s to +{max(late):.1f} s" if late else "")
                 )
+        print(f"   the first push call came {t0 - ready_at:.1f} s after /healthz was ready (the first tick)")
         print("   calls per 10 s: " + " ".join(str(n) for n in per_slot([c.at - t0 for c in pushes], 10.0)))
         print(f"accepted {len(counts)} of {expected} messages (missing {missing})")
         if best > 0:
