@@ -11,10 +11,10 @@ groups with `--members` members each, the robots' keys, the customer groups and 
 database is migrated and seeded with `--items` approved items (音频课堂 notices) for today, each for
 every group. Then `python -m bot serve` starts on the system clock with every group's push_time set
 to the current minute (Asia/Shanghai) and a 2-minute grace: the push is due at start, so the bench
-depends on no date or time of day, and the admins' prompts an hour earlier count as missed (not
-sent). The bench waits until the emulator has accepted every message: one markdown message per item
-into each app group (appchat/send) and robot (webhook/send), one mass-send task per customer group
-(externalcontact/add_msg_template).
+depends on no date or time of day, and the admins' prompts an hour earlier fall outside the grace
+(not sent). The bench waits until the emulator has accepted every message: one markdown message per
+item into each app group (appchat/send) and robot (webhook/send), one mass-send task per customer
+group (externalcontact/add_msg_template).
 
 Figures:
 - time: from the first push call the emulator saw to the last message it accepted, against the
