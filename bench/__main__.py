@@ -284,7 +284,12 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--rate", type=float, default=200.0)
+    from bench import fanout
+
+    fanout.add_arguments(sub.add_parser("fanout", help="1,000 managed groups' daily push against WeCom's limits"))
     args = parser.parse_args()
+    if args.what == "fanout":
+        return fanout.main(args)
     return asyncio.run(run(args, pg_url()))
 
 

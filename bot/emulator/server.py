@@ -2,7 +2,8 @@
 
 It implements gettoken and the endpoints the bot calls, records every call, enforces the
 documented limits (doc 90312: 30 messages/min and 1000/h from one app to one member; doc 91770:
-20/min per group robot) by answering 45009, and can inject errcodes, HTTP 5xx and delays.
+20/min per group robot; doc 90248: app group chats, below) by answering 45009 or dropping what
+WeCom drops, and can inject errcodes, HTTP 5xx and delays.
 Where WeCom's exact behaviour is undocumented the choice is noted beside it.
 """
 
@@ -30,6 +31,12 @@ INTERACTIVE = {"button_interaction", "vote_interaction", "multiple_interaction"}
 RESPONSE_CODE_TTL = 72 * 3600
 MEDIA_TTL = 3 * 24 * 3600  # temporary media, inbound and uploaded, live 3 days (doc 96484)
 INVALID_MEDIA = 40007
+# App group chats (appchat/send, doc 90248): per corp at most 20,000 person-messages a minute (a
+# message into a group of 100 counts 100) and 150,000 an hour (the smallest tier); WeCom's answer
+# past them is undocumented: 45009 (frequency limit), as for the other limits, is chosen. Each
+# member receives at most 200 group messages a minute from one app: the excess is dropped silently.
+APPCHAT_CORP_LIMITS = ((60, 20_000), (3600, 150_000))
+APPCHAT_MEMBER_LIMITS = ((60, 200),)
 
 
 @dataclass
@@ -122,6 +129,8 @@ class Emulator:
         self.dropped: list[Delivered] = []  # messages WeCom accepted but silently did not deliver
         self._sent_to: dict[str, deque[float]] = defaultdict(deque)
         self._webhook_sent: dict[str, deque[float]] = defaultdict(deque)
+        self._appchat_sent: deque[tuple[float, int]] = deque()  # (when, person-messages), corp-wide
+        self._appchat_member: dict[str, deque[float]] = defaultdict(deque)
         self.webhook_keys: set[str] = set()
         self._faults = _Faults()
         self.customer = CustomerGroups(self, Delivered)
@@ -460,9 +469,27 @@ class Emulator:
         msgtype = body.get("msgtype")
         if msgtype not in ("text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown"):
             return _err(40008, "invalid message type")  # no template_card in appchat (doc 90248)
+        members = list(self.chats[chatid]["userlist"])
+        if self._appchat_over(len(members)):
+            return _err(45009, "api freq out of limit")
+        now = self.clock()
+        self._appchat_sent.append((now, len(members)))
+        for u in members:
+            if self._limited(self._appchat_member[u], APPCHAT_MEMBER_LIMITS):
+                self.dropped.append(Delivered(f"user:{u}", msgtype, dict(body), now))  # not shown to u
+            else:
+                self._appchat_member[u].append(now)
         self.chats[chatid]["visible"] = True
-        self.delivered.append(Delivered(f"chat:{chatid}", msgtype, dict(body), self.clock()))
+        self.delivered.append(Delivered(f"chat:{chatid}", msgtype, dict(body), now))
         return _err(0, "ok")
+
+    def _appchat_over(self, persons: int) -> bool:
+        """Whether `persons` more person-messages would pass the corp's appchat limits."""
+        now = self.clock()
+        window = self._appchat_sent
+        while window and window[0][0] <= now - max(w for w, _ in APPCHAT_CORP_LIMITS):
+            window.popleft()
+        return any(sum(n for t, n in window if t > now - w) + persons > cap for w, cap in APPCHAT_CORP_LIMITS)
 
     async def _media_upload(self, request: web.Request) -> dict[str, Any]:
         if request.query.get("type") not in ("image", "voice", "video", "file"):
