@@ -29,8 +29,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.emulator.server import CHAOS_KINDS, Emulator
-from bot.outbox import TASK_ID_USED, message_request
+from bot.emulator.server import CHAOS_KINDS, Delivered, Emulator
+from bot.outbox import RESPONSE_CODE_SPENT, TASK_ID_USED, message_request
 from storage.db import make_engine, make_sessionmaker
 from storage.models import InboundEvent, OutboxMessage, OutboxStatus, Ticket
 from tests.conftest import Bot, example_raw
@@ -49,6 +49,7 @@ FIRST = "yeqing"  # sends the first callback only: its reply meets the 45009
 CAMPUS_UNITS = (("main", "it"), ("donghu", "mech"), ("xishan", "biz"), ("nanan", "preschool"))
 STAFF = [(f"chaos{i:02d}", *CAMPUS_UNITS[i % 4]) for i in range(60)]
 RANDOM_FAULTS = tuple(k for k in CHAOS_KINDS if k != "45009")
+CLAIMS = 20  # the first tickets' technicians click 接单 on their card once it arrives
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Callback:
 
     n: int
     user: str
-    kind: str  # ticket | not_ours | help | my_tickets | hello
+    kind: str  # ticket | not_ours | help | my_tickets | hello | claim (a click on a ticket's card)
     content: str
     xml: str = ""
     msg_id: str = ""
@@ -171,6 +172,12 @@ class Run:
             await asyncio.sleep(0.2)
 
 
+def description_on(card: Delivered) -> str:
+    """The 描述 row of a ticket's card."""
+    rows = card.body["template_card"].get("horizontal_content_list") or []
+    return next((str(r.get("value")) for r in rows if r.get("keyname") == "描述"), "")
+
+
 def request_key(to: str, body: dict[str, Any]) -> tuple[str, str]:
     return to, json.dumps(body, sort_keys=True, ensure_ascii=False)
 
@@ -178,16 +185,22 @@ def request_key(to: str, body: dict[str, Any]) -> tuple[str, str]:
 WEBHOOK_KEYS = {g["chat_id"]: g["webhook_key"] for g in example_raw()["groups"] if "webhook_key" in g}
 
 
-def requests_of(row: OutboxMessage, agent_id: int) -> list[tuple[str, str]]:
+def requests_of(row: OutboxMessage, rows: dict[int, OutboxMessage], agent_id: int) -> list[tuple[str, str]]:
     """What WeCom records as delivered for a sent row: (recipient, request JSON) per member."""
     if row.kind == "message":
         body = {**message_request(row), "agentid": agent_id}
         return [request_key(f"user:{u}", body) for u in str(row.payload["touser"]).split("|")]
+    if row.kind == "update_card":
+        body = dict(row.payload)
+        if "card_outbox_id" in body:  # the code the card's send returned
+            body["response_code"] = (rows[int(body.pop("card_outbox_id"))].result or {})["response_code"]
+        users = body.get("userids") or [row.recipient.split(":", 1)[1]]
+        return [request_key(f"user:{u}", {**body, "agentid": agent_id}) for u in users]
     if row.kind == "appchat":
         return [request_key(f"chat:{row.payload['chatid']}", row.payload)]
     if row.kind == "webhook":
         return [request_key(f"webhook:{WEBHOOK_KEYS[row.recipient.split(':', 1)[1]]}", row.payload)]
-    return []  # card updates, customer-group calls, media: not what the chaos is about
+    return []  # customer-group calls, media: not what the chaos is about
 
 
 async def test_chaos_every_effect_and_message_exactly_once(
@@ -221,21 +234,49 @@ async def test_chaos_every_effect_and_message_exactly_once(
     start = asyncio.get_running_loop().time()
 
     async def one(cb: Callback) -> None:
-        await asyncio.sleep(max(0.0, start + cb.n * ARRIVAL_SECONDS - asyncio.get_running_loop().time()))
+        if cb.n < CALLBACKS:
+            await asyncio.sleep(max(0.0, start + cb.n * ARRIVAL_SECONDS - asyncio.get_running_loop().time()))
         if cb.extra_posts and cb.concurrent:
             await asyncio.gather(run.deliver(cb), run.repeat(cb))
         else:
             await run.deliver(cb)
             await run.repeat(cb)
 
+    reports = [cb for cb in callbacks if cb.kind == "ticket"]
+    claims: dict[int, Callback] = {}  # ticket callback n -> the technician's click
+
+    async def claim(report: Callback, card: Delivered) -> None:
+        """The technician clicks 接单 on the report's card."""
+        tech, task_id = card.to.split(":", 1)[1], card.body["template_card"]["task_id"]
+        key = card.body["template_card"]["button_list"][0]["key"]
+        code = emulator.issue_click_code(task_id, tech)
+        cb = Callback(CALLBACKS + report.n, tech, "claim", "", extra_posts=1 if report.n % 3 == 0 else 0)
+        cb.xml = run.sender.card_click_xml(tech, task_id, key, code)
+        claims[report.n] = cb
+        await one(cb)
+
+    async def clicker() -> None:
+        """Each of the first reports' card is clicked as soon as WeCom has shown it."""
+        waiting = {f"混沌{r.n}号坏了": r for r in reports[:CLAIMS]}
+        seen, clicks = 0, []
+        while waiting:
+            await emulator.wait_for(lambda n=seen: len(emulator.delivered) > n, timeout=40)
+            new, seen = emulator.delivered[seen:], len(emulator.delivered)
+            for d in new:
+                report = waiting.pop(description_on(d), None) if d.msgtype == "template_card" else None
+                if report is not None:
+                    clicks.append(asyncio.create_task(claim(report, d)))
+        await asyncio.gather(*clicks)
+
     killer = asyncio.create_task(run.killer())
-    await asyncio.gather(*(one(cb) for cb in callbacks[1:]))
+    await asyncio.gather(*(one(cb) for cb in callbacks[1:]), clicker())
     await killer
     health = await run.outbox_drained(timeout=90)
 
     # Nothing lost: every callback was answered (by the third retry at the latest), and the kills
     # fell while callbacks were still arriving.
-    assert [cb.n for cb in callbacks if not cb.answered] == []
+    assert [cb.n for cb in [*callbacks, *claims.values()] if not cb.answered] == []
+    assert len(claims) == CLAIMS
     assert len(run.kills) == 2 and all(at <= n < CALLBACKS for at, n in zip(KILL_AFTER, run.kills, strict=True))
     assert len(procs) == 3
     assert sum(cb.posts for cb in callbacks) > CALLBACKS  # repeats and retries were posted
@@ -252,18 +293,24 @@ async def test_chaos_every_effect_and_message_exactly_once(
         await engine.dispose()
 
     # Each callback was processed once: one inbound event per MsgId, at least one reply caused by it.
-    assert sorted(events) == sorted(f"msg:{cb.msg_id}" for cb in callbacks)
+    assert sorted(k for k in events if k.startswith("msg:")) == sorted(f"msg:{cb.msg_id}" for cb in callbacks)
+    clicks = [e for k, e in events.items() if k.startswith("evt:")]
+    assert sorted(e.from_user for e in clicks) == sorted(cb.user for cb in claims.values())
     replied = {(r.caused_by, r.recipient) for r in rows}
     unanswered = [cb.n for cb in callbacks if (events[f"msg:{cb.msg_id}"].id, f"user:{cb.user}") not in replied]
     assert unanswered == []
 
     # Every effect once: one ticket per distinct 报修 MsgId, none for what another office repairs.
     by_event = Counter(t.source_event for t in tickets)
-    reports = [cb for cb in callbacks if cb.kind == "ticket"]
     assert len(tickets) == len(reports)
     for cb in reports:
         assert by_event[events[f"msg:{cb.msg_id}"].id] == 1, cb
     assert Counter(t.description for t in tickets) == Counter(f"混沌{cb.n}号坏了" for cb in reports)
+    # Each click claimed its ticket once, for the technician who clicked; the others stay open.
+    owners = {t.description: (t.status, t.owner) for t in tickets}
+    for cb in reports:
+        click = claims.get(cb.n)
+        assert owners[f"混沌{cb.n}号坏了"] == (("claimed", click.user) if click else ("open", None)), cb
 
     # Every outbound message reached WeCom exactly once: the deliveries, by recipient and request
     # JSON, are exactly the sent rows' requests, each once (a retry after a lost answer or a kill
@@ -274,14 +321,17 @@ async def test_chaos_every_effect_and_message_exactly_once(
     # and it must have been delivered once like the others.
     # When fixed: assert {r.status for r in rows} == {OutboxStatus.SENT} and health failed == 0.
     failed = [r for r in rows if r.status == OutboxStatus.FAILED]
-    assert all(r.errcode == TASK_ID_USED and r.payload["msgtype"] == "template_card" for r in failed), failed
+    assert all(
+        (r.kind, r.errcode) == ("update_card", RESPONSE_CODE_SPENT)
+        or (r.errcode == TASK_ID_USED and r.payload["msgtype"] == "template_card")
+        for r in failed
+    ), failed
     assert health["outbox"]["failed"] == len(failed)
     assert {r.status for r in rows} <= {OutboxStatus.SENT, OutboxStatus.FAILED}
-    expected = Counter(key for r in rows for key in requests_of(r, emulator.agent_id))
+    by_id = {r.id: r for r in rows}
+    expected = Counter(key for r in rows for key in requests_of(r, by_id, emulator.agent_id))
     delivered = Counter(
-        request_key(d.to, d.body)
-        for d in emulator.delivered
-        if d.to.startswith(("user:", "chat:", "webhook:")) and d.msgtype != "update_template_card"
+        request_key(d.to, d.body) for d in emulator.delivered if d.to.startswith(("user:", "chat:", "webhook:"))
     )
     assert emulator.dropped == []  # nothing over WeCom's per-member limits (dropped unannounced)
     assert [k for k, n in delivered.items() if n > 1] == []  # no duplicates
@@ -292,6 +342,12 @@ async def test_chaos_every_effect_and_message_exactly_once(
         mine = [t for t in emulator.texts_to(cb.user) if f"混沌{cb.n}号坏了" in t]
         assert len(mine) == 1, (cb, mine)
         assert len([c for c in cards if f'"混沌{cb.n}号坏了"' in c]) == 1, cb
+        # The technician who claimed it: "you have it" once (the card itself is no text).
+        click = claims.get(cb.n)
+        if click:
+            assert len([t for t in emulator.texts_to(click.user) if f"混沌{cb.n}号坏了" in t]) == 1, cb
+    updates = Counter(d.to for d in emulator.delivered if d.msgtype == "update_template_card")
+    assert sum(updates.values()) == CLAIMS  # each claimed card greyed out once
     for cb in callbacks:
         if cb.kind == "not_ours":
             assert [t for t in emulator.texts_to(cb.user) if "总务处" in t], cb  # the office that repairs it
