@@ -3,9 +3,12 @@ about 30% of the bot's outbound calls (HTTP 5xx, -1, 45009, 42001, answers lost 
 1-3 s delays) and the bot, a real `python -m bot serve`, is SIGKILLed twice and restarted on its
 database.
 
-Every effect happens once (one ticket per distinct 报修 MsgId, none for what another office
-repairs), every outbound message reaches WeCom exactly once (the emulator's deliveries, counted by
-recipient and request), and nothing is lost (every callback is processed and answered).
+The mix: 报修 (a ticket, a reply, a card to the campus's technician), 报修 of what another office
+repairs (a reply, no ticket), 帮助, 你好, 我的报修, and the technicians' 接单 clicks on the first
+20 tickets' cards (a claim, a card update, two replies). Every effect happens once (one ticket per
+distinct 报修 MsgId, one owner per clicked card), every outbound message reaches WeCom exactly once
+(the emulator's deliveries, counted by recipient and request JSON: none missing, none twice), and
+nothing is lost (every callback is processed and answered).
 
 About a minute on SQLite: the one 45009 (the first send, to a member who sends nothing else) holds
 its row the minute WeCom's frequency blocks last, through both kills; a 45009 at random could hold
