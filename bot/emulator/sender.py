@@ -119,18 +119,6 @@ class CallbackSender:
         )
         return await self.post_plain(xml)
 
-    async def card_click(
-        self,
-        userid: str,
-        task_id: str,
-        key: str,
-        response_code: str,
-        card_type: str = "button_interaction",
-        create_time: int | None = None,
-    ) -> Posted:
-        """The member clicks button `key` on the card `task_id` (doc 90240 模板卡片事件推送)."""
-        return await self.post_plain(self.card_click_xml(userid, task_id, key, response_code, card_type, create_time))
-
     def card_click_xml(
         self,
         userid: str,
@@ -140,13 +128,25 @@ class CallbackSender:
         card_type: str = "button_interaction",
         create_time: int | None = None,
     ) -> str:
-        """The plaintext of a click (`card_click`), to post again as WeCom's retry would."""
+        """The plaintext of a click on button `key` of the card `task_id` (doc 90240 模板卡片事件推送)."""
         return (
             self._head(userid, "event", create_time)
             + f"<Event>{_cdata('template_card_event')}</Event><EventKey>{_cdata(key)}</EventKey>"
             f"<TaskId>{_cdata(task_id)}</TaskId><CardType>{_cdata(card_type)}</CardType>"
             f"<ResponseCode>{_cdata(response_code)}</ResponseCode><AgentID>{self.agent_id}</AgentID></xml>"
         )
+
+    async def card_click(
+        self,
+        userid: str,
+        task_id: str,
+        key: str,
+        response_code: str,
+        card_type: str = "button_interaction",
+        create_time: int | None = None,
+    ) -> Posted:
+        """The member clicks button `key` on the card `task_id`."""
+        return await self.post_plain(self.card_click_xml(userid, task_id, key, response_code, card_type, create_time))
 
     async def verify_url(self, echo: str | None = None) -> Posted:
         """The admin console's URL check: GET with an encrypted echostr."""
