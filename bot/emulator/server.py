@@ -2,8 +2,7 @@
 
 It implements gettoken and the endpoints the bot calls, records every call, enforces the
 documented limits (doc 90312: 30 messages/min and 1000/h from one app to one member; doc 91770:
-20/min per group robot) by answering 45009, and can inject errcodes, HTTP 5xx and delays, scripted
-per path or at random (`chaos`, seeded).
+20/min per group robot) by answering 45009, and can inject errcodes, HTTP 5xx and delays.
 Where WeCom's exact behaviour is undocumented the choice is noted beside it.
 """
 
