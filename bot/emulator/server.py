@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import re
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -70,6 +72,30 @@ class _Faults:
     lost: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))  # done, answer lost
     # Persistent refusals: path -> [(errcode, only for this touser or None)], until unblocked.
     blocks: dict[str, list[tuple[int, str | None]]] = field(default_factory=lambda: defaultdict(list))
+
+
+# The faults `Emulator.chaos` draws from, by name: HTTP 5xx before the work ("5xx"), system busy
+# ("-1"), frequency limit ("45009"), every token expiring so this call answers 42001 ("42001"),
+# the work done but the answer lost to a 5xx ("lost"), and an answer 1-3 s late ("delay").
+CHAOS_KINDS = ("5xx", "-1", "45009", "42001", "lost", "delay")
+
+
+@dataclass
+class _Chaos:
+    """Random faults on some paths: each call draws a fault with probability `rate`."""
+
+    rate: float
+    rng: random.Random
+    kinds: dict[str, float]  # kind -> weight
+    paths: frozenset[str]
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def draw(self, path: str) -> str | None:
+        if path not in self.paths or self.rng.random() >= self.rate:
+            return None
+        kind = self.rng.choices(list(self.kinds), weights=list(self.kinds.values()))[0]
+        self.injected[kind] += 1
+        return kind
 
 
 # The errmsg WeCom gives for the persistent refusals `block` can stage.
@@ -133,6 +159,8 @@ class Emulator:
         self._appchat_member: dict[str, deque[float]] = defaultdict(deque)
         self.webhook_keys: set[str] = set()
         self._faults = _Faults()
+        self._chaos: _Chaos | None = None
+        self._token_issued: dict[str, float] = {}
         self.customer = CustomerGroups(self, Delivered)
         self.directory = Directory()
         self._runner: web.AppRunner | None = None
@@ -177,6 +205,49 @@ class Emulator:
     def set_delay(self, path: str, seconds: float) -> None:
         """Every call to `path` waits this long before answering."""
         self._faults.delays[path] = seconds
+
+    def chaos(
+        self,
+        rate: float,
+        seed: int,
+        kinds: Iterable[str] | Mapping[str, float] = CHAOS_KINDS,
+        paths: Iterable[str] = ("message/send", "message/update_template_card"),
+    ) -> None:
+        """From now on each call to `paths` meets a random fault (CHAOS_KINDS) with probability
+        `rate`, drawn from a generator seeded with `seed`; `kinds` gives the faults (weights, if a
+        mapping). `chaos_injected` counts what was injected. The scripted faults (inject_*,
+        set_delay, block) still apply, after the random one."""
+        weights = dict(kinds) if isinstance(kinds, Mapping) else dict.fromkeys(kinds, 1.0)
+        unknown = set(weights) - set(CHAOS_KINDS)
+        if unknown:
+            raise ValueError(f"unknown chaos kinds {sorted(unknown)}")
+        self._chaos = _Chaos(rate, random.Random(seed), weights, frozenset(paths))
+
+    @property
+    def chaos_injected(self) -> Counter[str]:
+        return Counter(self._chaos.injected) if self._chaos is not None else Counter()
+
+    def _chaos_fault(self, path: str, request: web.Request) -> tuple[str | None, random.Random]:
+        """The random fault this call meets (None: none), and the generator for its details."""
+        chaos = self._chaos
+        if chaos is None:
+            return None, random.Random(0)
+        fault = chaos.draw(path)
+        if fault == "42001" and not self._expire_older_tokens(request.query.get("access_token", "")):
+            chaos.injected["42001"] -= 1
+            return None, chaos.rng
+        return fault, chaos.rng
+
+    def _expire_older_tokens(self, token: str, age: float = 10.0) -> bool:
+        """Expire every token older than `age` seconds if `token` is one: a token expires after
+        hours, so the fresh one a caller fetched after a 42001 never expires again at once."""
+        cutoff = self.clock() - age
+        if self._token_issued.get(token, cutoff + 1) > cutoff:
+            return False
+        for t, issued in self._token_issued.items():
+            if issued <= cutoff:
+                self._tokens[t] = 0
+        return True
 
     def expire_tokens(self) -> None:
         """Every issued access_token expires now (the next call answers 42001)."""
@@ -254,6 +325,17 @@ class Emulator:
         call = Call(request.method, path, dict(request.query), body, self.clock())
         self.calls.append(call)
         try:
+            fault, rng = self._chaos_fault(path, request)
+            if fault == "delay":
+                await asyncio.sleep(rng.uniform(1.0, 3.0))
+            elif fault == "5xx":
+                call.status = rng.choice((500, 502, 503, 504))
+                return web.Response(status=call.status, text="injected")
+            elif fault in ("-1", "45009"):
+                call.errcode = int(fault)
+                return web.json_response(
+                    _err(call.errcode, "system busy" if fault == "-1" else "api freq out of limit")
+                )
             delay = self._faults.delays.get(path)
             if delay:
                 await asyncio.sleep(delay)
@@ -276,8 +358,8 @@ class Emulator:
                     return web.json_response(bad)
             result = await handler(request)
             lost = self._faults.lost.get(path)
-            if lost:
-                call.status = lost.popleft()
+            if lost or fault == "lost":
+                call.status = lost.popleft() if lost else 502
                 return web.Response(status=call.status, text="injected after the work was done")
             if isinstance(result, dict):
                 call.errcode = int(result.get("errcode", 0))
@@ -304,6 +386,7 @@ class Emulator:
             return _err(40001, "invalid credential")
         token = "emu_" + secrets.token_hex(16)
         self._tokens[token] = self.clock() + self.token_ttl
+        self._token_issued[token] = self.clock()
         return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": self.token_ttl}
 
     def _limited(self, window: deque[float], limits: tuple[tuple[int, int], ...]) -> bool:
