@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -47,6 +48,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from wechatpy.crypto.cryptography import WeChatCipher
+from yarl import URL
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
@@ -896,6 +898,25 @@ async def test_huge_bodies_are_413_and_are_not_held_in_memory(frozen_bot: Bot, t
     assert peak < 8 * CAP, f"a 64 MiB body raised the peak to {peak / CAP:.1f} MiB"
     assert await row_counts(frozen_bot) == await row_counts(frozen_bot)
     assert await frozen_bot.count(InboundEvent) == 0
+    assert not tracebacks.bad
+
+
+async def test_invalid_utf8_in_the_query_is_a_400(frozen_bot: Bot, tracebacks: Captured) -> None:
+    """Percent-encoded bytes that are not UTF-8, in each parameter in turn, sent as they are."""
+    bad = {"msg_signature": "%FF" * 40, "timestamp": "%C0%AF", "nonce": "%ED%A0%80", "echostr": "%FE%FF"}
+    for path in PATHS:
+        enc = crypto_for(path).encrypt("x")
+        good = {**signed(path, enc, str(frozen_bot.timestamp())), "echostr": enc}
+        for name in bad:
+            query = "&".join(f"{k}={bad[k] if k == name else quote(v, safe='')}" for k, v in good.items())
+            for method in ("GET", "POST"):
+                before = await row_counts(frozen_bot)
+                url = URL(f"{frozen_bot.url}{path}?{query}", encoded=True)
+                async with frozen_bot.http.request(method, url, data=envelope(path, enc)) as resp:
+                    status, text = resp.status, await resp.text()
+                assert (status, await row_counts(frozen_bot)) == (400, before), (name, path, method, text)
+                if method == "GET" or name != "echostr":  # a POST reads no echostr (it refuses "x" then)
+                    assert text == f"bad_{name}", (name, path, method, text)
     assert not tracebacks.bad
 
 
