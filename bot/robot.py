@@ -71,7 +71,7 @@ def parse_robot(plain: str) -> Inbound | None:
     """
     try:
         doc = json.loads(plain)
-    except ValueError:
+    except (ValueError, RecursionError):  # a deep enough nesting exhausts the decoder's recursion
         raise BadRobotMessage("not_json") from None
     if not isinstance(doc, dict):
         raise BadRobotMessage("not_an_object")
@@ -116,7 +116,7 @@ def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCr
             signature, timestamp, nonce, body = await signed_body(request)
             try:
                 envelope = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, invalid UTF-8, or nested too deep
                 raise Rejected(400, "bad_json") from None
             encrypted = envelope.get("encrypt") if isinstance(envelope, dict) else None
             if not isinstance(encrypted, str) or not encrypted:
