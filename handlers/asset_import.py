@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from openpyxl import Workbook
 from sqlalchemy import select
 
 from bot.context import Ctx
@@ -179,6 +178,8 @@ def problems_text(ctx: Ctx, problems: list[RowProblem]) -> str:
 
 async def export_assets(ctx: Ctx) -> bytes:
     """The register as an .xlsx with the import's columns (display names, so it imports back)."""
+    from openpyxl import Workbook  # openpyxl (~17 MB, ~0.3 s) loads with the first workbook, not at start
+
     book = Workbook()
     sheet = book.active
     assert sheet is not None

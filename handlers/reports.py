@@ -26,9 +26,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from openpyxl import Workbook
-from openpyxl.drawing.image import Image as SheetImage
-from openpyxl.styles import Alignment, Font
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -314,6 +311,10 @@ def report_xlsx(renderer: Renderer, f: Figures, chart: bytes | None = None) -> b
 
     def label(block: str, **kw: object) -> str:
         return LABELS(renderer, block, **kw).strip()
+
+    from openpyxl import Workbook  # openpyxl (~17 MB, ~0.3 s) loads with the first workbook, not at start
+    from openpyxl.drawing.image import Image as SheetImage
+    from openpyxl.styles import Alignment, Font
 
     wb = Workbook()
     ws = wb.active
