@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -31,7 +34,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        if make_url(url).query:  # URI options (mode=memory, …): aiosqlite as it comes
+            engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        else:
+            engine = create_async_engine(url, async_creator=_inline_creator(url), **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -58,6 +64,125 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _inline_creator(url: str) -> Callable[[], Awaitable[Any]]:
+    """aiosqlite connections whose statements run on the event loop's thread, except those that
+    may wait for another process's lock (BEGIN, PRAGMA), which keep going through aiosqlite's thread.
+
+    aiosqlite hands every call (cursor, execute, fetch, close: four per statement) to its worker
+    thread and wakes the event loop for each answer; a callback's ~20 round trips cost more than the
+    statements themselves, and the one connection was held all the while. Inside a transaction that
+    began with BEGIN IMMEDIATE this connection holds SQLite's write lock, and in WAL mode readers
+    never block it, so no statement there can wait on another connection: it takes microseconds
+    (commits do not fsync with synchronous=NORMAL; a checkpoint, every ~4 MB of WAL, does). What can
+    wait (BEGIN queueing behind another process's writer, up to the busy timeout) still waits off the
+    loop.
+    """
+    database = make_url(url).database or ":memory:"
+
+    async def create() -> Any:
+        conn = aiosqlite.connect(database, timeout=30, check_same_thread=False)
+        conn._thread.daemon = True  # as SQLAlchemy's own aiosqlite dialect does
+        return _InlineConnection(await conn)
+
+    return create
+
+
+class _InlineCursor:
+    """An aiosqlite-shaped cursor over the sqlite3 cursor; see `_inline_creator`."""
+
+    def __init__(self, owner: aiosqlite.Connection, cursor: sqlite3.Cursor) -> None:
+        self._owner = owner
+        self._cursor = cursor
+
+    async def __aenter__(self) -> _InlineCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Any = None) -> _InlineCursor:
+        params = () if parameters is None else parameters
+        if sql.lstrip()[:6].upper() in _MAY_WAIT:
+            await self._owner._execute(self._cursor.execute, sql, params)  # type: ignore[no-untyped-call]
+        else:
+            self._cursor.execute(sql, params)
+        return self
+
+    async def executemany(self, sql: str, seq: Any) -> _InlineCursor:
+        self._cursor.executemany(sql, seq)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+_MAY_WAIT = ("BEGIN", "BEGIN ", "PRAGMA")
+
+
+class _CursorOpener:
+    """`connection.cursor()`: awaitable and an async context manager, as aiosqlite's is."""
+
+    def __init__(self, owner: aiosqlite.Connection) -> None:
+        self._owner = owner
+
+    def __await__(self) -> Generator[Any, None, _InlineCursor]:
+        return self.__aenter__().__await__()
+
+    async def __aenter__(self) -> _InlineCursor:
+        return _InlineCursor(self._owner, self._owner._conn.cursor())
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _InlineConnection:
+    """An aiosqlite connection whose cursors, commits and rollbacks run inline."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._aio = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aio, name)
+
+    def cursor(self) -> _CursorOpener:
+        return _CursorOpener(self._aio)
+
+    async def commit(self) -> None:
+        self._aio._conn.commit()
+
+    async def rollback(self) -> None:
+        self._aio._conn.rollback()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
