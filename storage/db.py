@@ -54,6 +54,15 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
                     if "locked" not in str(exc) or attempt == 99:
                         raise
                     time.sleep(0.05)
+            # Durability: in WAL mode with synchronous=NORMAL a commit is appended to the WAL and
+            # handed to the OS without an fsync; the WAL is fsynced at each checkpoint. A crash of
+            # the bot (SIGKILL, OOM, an exception) loses nothing committed: the OS already holds
+            # the WAL, and the next connection replays it. Only an OS crash or a power cut may lose
+            # the last commits before the checkpoint, atomically (never half a transaction), and a
+            # callback answered 200 among them would then not be retried by WeCom. That risk is taken
+            # for an fsync saved per callback; a deployment that cannot take it sets
+            # synchronous=FULL here (one fsync per commit, with the connection held meanwhile), or
+            # runs on PostgreSQL, whose commits are fsynced.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
