@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 30000  # how long a SQLite writer waits for another process's write lock
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -43,7 +44,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Switching a new database to WAL takes an exclusive lock and does not wait on the
             # busy handler, so processes starting together retry it (WAL then persists in the file).
             for attempt in range(100):
@@ -133,11 +134,29 @@ class _InlineCursor:
 
     async def execute(self, sql: str, parameters: Any = None) -> _InlineCursor:
         params = () if parameters is None else parameters
-        if sql.lstrip()[:6].upper() in _MAY_WAIT:
+        head = sql.lstrip()[:6].upper()
+        if head.startswith("BEGIN"):
+            await self._begin(sql, params)
+        elif head == "PRAGMA":
             await self._owner._execute(self._cursor.execute, sql, params)  # type: ignore[no-untyped-call]
         else:
             self._cursor.execute(sql, params)
         return self
+
+    async def _begin(self, sql: str, params: Any) -> None:
+        """BEGIN at once when no other connection writes (the usual case); otherwise wait for the
+        lock on the busy timeout in aiosqlite's thread, off the event loop."""
+        cursor = self._cursor
+        cursor.execute("PRAGMA busy_timeout=0")
+        try:
+            cursor.execute(sql, params)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await self._owner._execute(cursor.execute, sql, params)  # type: ignore[no-untyped-call]
 
     async def executemany(self, sql: str, seq: Any) -> _InlineCursor:
         self._cursor.executemany(sql, seq)
@@ -154,9 +173,6 @@ class _InlineCursor:
 
     async def close(self) -> None:
         self._cursor.close()
-
-
-_MAY_WAIT = ("BEGIN", "BEGIN ", "PRAGMA")
 
 
 class _CursorOpener:
