@@ -146,8 +146,8 @@ class _InlineCursor:
     async def _begin(self, sql: str, params: Any) -> None:
         """BEGIN at once when no other connection writes (the usual case); otherwise wait for the
         lock on the busy timeout in aiosqlite's thread, off the event loop."""
-        cursor = self._cursor
-        cursor.execute("PRAGMA busy_timeout=0")
+        conn, cursor = self._owner._conn, self._cursor
+        conn.execute("PRAGMA busy_timeout=0")  # on its own cursor: BEGIN's stays without rows
         try:
             cursor.execute(sql, params)
             return
@@ -155,7 +155,7 @@ class _InlineCursor:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
         finally:
-            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await self._owner._execute(cursor.execute, sql, params)  # type: ignore[no-untyped-call]
 
     async def executemany(self, sql: str, seq: Any) -> _InlineCursor:
