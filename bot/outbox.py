@@ -368,6 +368,7 @@ class Dispatcher:
                     errcode=0,
                     last_error=None,
                 )
+                .execution_options(synchronize_session=False)  # nothing of this row is loaded here
             )
             for p in holding:  # it went through: whatever held it is over
                 await self._pauses.clear(s, p, now, row.id)

@@ -403,7 +403,7 @@ class Registry:
                 raise ValueError(f"derived role {name!r} registered twice")
             self.derived_roles[name] = derive
         # Derived roles, computed once per configuration (a bot has one; tests a few).
-        self._derived: list[tuple[Config, dict[str, tuple[str, ...]]]] = []
+        self._derived: list[tuple[Config, dict[str, tuple[str, ...]], dict[tuple[str, ...], tuple[str, ...]]]] = []
         self._aliases: list[tuple[str, Command]] = sorted(
             ((_norm_alias(a), c) for c in self.commands for a in c.aliases),
             key=lambda p: -len(p[0]),
@@ -418,9 +418,12 @@ class Registry:
 
     def roles(self, declared: Iterable[str], config: Config) -> tuple[str, ...]:
         """The configured roles `declared` stands for: each derived role replaced by its roles."""
-        derived = self._derived_for(config)
-        out = (r for d in declared for r in derived.get(d, (d,)))
-        return tuple(dict.fromkeys(out))
+        declared = tuple(declared)
+        derived, expanded = self._derived_for(config)
+        found = expanded.get(declared)
+        if found is None:
+            found = expanded[declared] = tuple(dict.fromkeys(r for d in declared for r in derived.get(d, (d,))))
+        return found
 
     def may(self, roles: tuple[str, ...], members_only: bool, person: Person | None, config: Config) -> bool:
         """`allowed`, with derived roles expanded; a derived role the configuration gives to no
@@ -428,17 +431,18 @@ class Registry:
         expanded = self.roles(roles, config)
         return (bool(expanded) or not roles) and allowed(expanded, members_only, person)
 
-    def _derived_for(self, config: Config) -> dict[str, tuple[str, ...]]:
-        for seen, derived in self._derived:
+    def _derived_for(self, config: Config) -> tuple[dict[str, tuple[str, ...]], dict[tuple[str, ...], tuple[str, ...]]]:
+        """The derived roles under `config`, and the expansions `roles` worked out under it so far."""
+        for seen, derived, expanded in self._derived:
             if seen is config:
-                return derived
+                return derived, expanded
         order = {r: i for i, r in enumerate(ROLES)}
         derived = {
             name: tuple(sorted(set(fn(config)), key=lambda r: order.get(r, len(order))))
             for name, fn in self.derived_roles.items()
         }
-        self._derived = [*self._derived[-3:], (config, derived)]
-        return derived
+        self._derived = [*self._derived[-3:], (config, derived, {})]
+        return derived, self._derived[-1][2]
 
     def example_context(self, ctx: Ctx) -> dict[str, Any]:
         """What the examples name for this reader (see `Router.example_context`)."""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 30000  # how long a SQLite writer waits for another process's write lock
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -31,13 +35,16 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        if make_url(url).query:  # URI options (mode=memory, …): aiosqlite as it comes
+            engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        else:
+            engine = create_async_engine(url, async_creator=_inline_creator(url), **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Switching a new database to WAL takes an exclusive lock and does not wait on the
             # busy handler, so processes starting together retry it (WAL then persists in the file).
             for attempt in range(100):
@@ -48,6 +55,15 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
                     if "locked" not in str(exc) or attempt == 99:
                         raise
                     time.sleep(0.05)
+            # Durability: in WAL mode with synchronous=NORMAL a commit is appended to the WAL and
+            # handed to the OS without an fsync; the WAL is fsynced at each checkpoint. A crash of
+            # the bot (SIGKILL, OOM, an exception) loses nothing committed: the OS already holds
+            # the WAL, and the next connection replays it. Only an OS crash or a power cut may lose
+            # the last commits before the checkpoint, atomically (never half a transaction), and a
+            # callback answered 200 among them would then not be retried by WeCom. That risk is taken
+            # for an fsync saved per callback; a deployment that cannot take it sets
+            # synchronous=FULL here (one fsync per commit, with the connection held meanwhile), or
+            # runs on PostgreSQL, whose commits are fsynced.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -58,6 +74,140 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _inline_creator(url: str) -> Callable[[], Awaitable[Any]]:
+    """aiosqlite connections whose statements run on the event loop's thread, except those that
+    may wait for another process's lock (BEGIN, PRAGMA), which keep going through aiosqlite's thread.
+
+    aiosqlite hands every call (cursor, execute, fetch, close: four per statement) to its worker
+    thread and wakes the event loop for each answer; a callback's ~20 round trips cost more than the
+    statements themselves, and the one connection was held all the while. Inside a transaction that
+    began with BEGIN IMMEDIATE this connection holds SQLite's write lock, and in WAL mode readers
+    never block it, so no statement there can wait on another connection: it takes microseconds
+    (commits do not fsync with synchronous=NORMAL; a checkpoint, every ~4 MB of WAL, does). What can
+    wait (BEGIN queueing behind another process's writer, up to the busy timeout) still waits off the
+    loop.
+    """
+    database = make_url(url).database or ":memory:"
+
+    async def create() -> Any:
+        conn = aiosqlite.connect(database, timeout=30, check_same_thread=False)
+        conn._thread.daemon = True  # as SQLAlchemy's own aiosqlite dialect does
+        return _InlineConnection(await conn)
+
+    return create
+
+
+class _InlineCursor:
+    """An aiosqlite-shaped cursor over the sqlite3 cursor; see `_inline_creator`."""
+
+    def __init__(self, owner: aiosqlite.Connection, cursor: sqlite3.Cursor) -> None:
+        self._owner = owner
+        self._cursor = cursor
+
+    async def __aenter__(self) -> _InlineCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Any = None) -> _InlineCursor:
+        params = () if parameters is None else parameters
+        head = sql.lstrip()[:6].upper()
+        if head.startswith("BEGIN"):
+            await self._begin(sql, params)
+        elif head == "PRAGMA":
+            await self._owner._execute(self._cursor.execute, sql, params)  # type: ignore[no-untyped-call]
+        else:
+            self._cursor.execute(sql, params)
+        return self
+
+    async def _begin(self, sql: str, params: Any) -> None:
+        """BEGIN at once when no other connection writes (the usual case); otherwise wait for the
+        lock on the busy timeout in aiosqlite's thread, off the event loop."""
+        conn, cursor = self._owner._conn, self._cursor
+        conn.execute("PRAGMA busy_timeout=0")  # on its own cursor: BEGIN's stays without rows
+        try:
+            cursor.execute(sql, params)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await self._owner._execute(cursor.execute, sql, params)  # type: ignore[no-untyped-call]
+
+    async def executemany(self, sql: str, seq: Any) -> _InlineCursor:
+        self._cursor.executemany(sql, seq)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _CursorOpener:
+    """`connection.cursor()`: awaitable and an async context manager, as aiosqlite's is."""
+
+    def __init__(self, owner: aiosqlite.Connection) -> None:
+        self._owner = owner
+
+    def __await__(self) -> Generator[Any, None, _InlineCursor]:
+        return self.__aenter__().__await__()
+
+    async def __aenter__(self) -> _InlineCursor:
+        return _InlineCursor(self._owner, self._owner._conn.cursor())
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _InlineConnection:
+    """An aiosqlite connection whose cursors, commits and rollbacks run inline."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._aio = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aio, name)
+
+    def cursor(self) -> _CursorOpener:
+        return _CursorOpener(self._aio)
+
+    async def commit(self) -> None:
+        self._aio._conn.commit()
+
+    async def rollback(self) -> None:
+        self._aio._conn.rollback()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
