@@ -23,12 +23,22 @@ class BadXML(Exception):
 
 
 def parse_xml(data: bytes | str) -> dict[str, Any]:
-    """Parse a WeCom XML document; reject DTDs and entities outright (XXE, billion laughs)."""
+    """Parse a WeCom XML document; reject DTDs and entities outright (XXE, billion laughs).
+
+    WeCom sends UTF-8, and only UTF-8 is read: bytes that are not UTF-8, or hold a NUL (UTF-16 or
+    UTF-32 without a byte-order mark still decode), are refused before parsing, and the parser is
+    told the encoding, so a DTD cannot hide from the check below in another encoding."""
     raw = data.encode() if isinstance(data, str) else data
+    try:
+        utf8 = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadXML("not_utf8") from None
+    if "\x00" in utf8:
+        raise BadXML("not_utf8")
     if _DTD_RE.search(raw):
         raise BadXML("dtd_or_entity")
     try:
-        doc = xmltodict.parse(raw, disable_entities=True)
+        doc = xmltodict.parse(raw, encoding="utf-8", disable_entities=True)
     except Exception as exc:  # expat errors, entity refusal
         raise BadXML(type(exc).__name__) from None
     root = doc.get("xml") if isinstance(doc, dict) else None

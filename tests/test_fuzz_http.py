@@ -464,7 +464,6 @@ def bomb_documents(canary: Canary, marker: str) -> dict[str, str]:
     }
 
 
-DTD_PASSES = {("external_dtd", w, e) for w in ("envelope", "message") for e in ("utf-16", "utf-16-be")}
 ENCODINGS = ["utf-8", "utf-16", "utf-16-be", "latin-1", "cp037", "utf-32"]
 
 
@@ -499,9 +498,7 @@ def xml_bomb(canary: Canary, marker: str, name: str, where: str, encoding: str, 
         body = (head + template.format(f"<ToUserName>&m;</ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt>")).encode(
             encoding
         )
-    # Known gap (test_a_dtd_in_utf16_is_refused_like_any_other): an external DTD in a UTF-16
-    # envelope passes the DTD check; it is parsed without being read, so only the status differs.
-    refused = None if (name, where, encoding) in DTD_PASSES else 400
+    refused = 400
     return Req(kind, path, "POST", signed(path, enc, str(now)), body, refused, markers=(marker, canary.secret))
 
 
@@ -963,24 +960,17 @@ async def test_a_malformed_number_for_assigning_an_activity_gets_its_explanation
     assert "活动服务编号的格式是 #数字，例如：指派 #3 " in reply
 
 
-UTF16_DTD = (
-    'bot/inbound.py parse_xml looks for "<!DOCTYPE"/"<!ENTITY" in the raw bytes, then lets expat detect the '
-    "encoding: in UTF-16 the DTD is not seen, and a document with an external DTD (no entity declared) is "
-    "parsed and applied (not read: xmltodict's ExternalEntityRefHandler refuses it). Fix: parse with "
-    'xmltodict.parse(raw, encoding="utf-8", disable_entities=True) so that expat never switches encoding'
-)
-
-
-@pytest.mark.xfail(strict=True, reason=UTF16_DTD)
 @pytest.mark.parametrize("where", ["envelope", "message"])
 async def test_a_dtd_in_utf16_is_refused_like_any_other(
     frozen_bot: Bot, tracebacks: Captured, canary: Canary, where: str
 ) -> None:
     """POST /wecom/callback with a valid signature and either
     - envelope: `<!DOCTYPE xml SYSTEM "file:///…/canary-secret.txt"><xml><ToUserName>…</ToUserName>
-      <Encrypt>…a valid 帮助…</Encrypt></xml>` encoded as UTF-16 (with BOM): 200 and one inbound event; or
+      <Encrypt>…a valid 帮助…</Encrypt></xml>` encoded as UTF-16 (with BOM); or
     - message: that DOCTYPE before a valid template_card_event plaintext encoded as UTF-16-BE without a
-      BOM (which is also valid UTF-8, so the frame decodes): applied as a card click (200, one event).
+      BOM (which is also valid UTF-8, so the frame decodes).
+    Both were once answered 200 and applied (the DTD check read the raw bytes, the parser switched to
+    the declared encoding); the parser now reads WeCom's XML as UTF-8 only: 400, nothing recorded.
     """
     now = frozen_bot.timestamp()
     if where == "envelope":
