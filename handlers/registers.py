@@ -30,10 +30,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -861,9 +857,15 @@ MAX_WIDTH = 50  # wider text wraps
 
 def write_xlsx(sheet: Sheet, target: str | Path | io.BytesIO) -> None:
     """The form as the center prints it: title, header, numbered rows, notes; A4 landscape."""
+    # openpyxl (~17 MB, ~0.3 s) loads with the first workbook, not at start
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Border, Font, Side
+    from openpyxl.utils import get_column_letter
+
     columns = sheet.register.columns
     wb = Workbook()
-    ws: Worksheet = wb.active
+    ws = wb.active
+    assert ws is not None
     ws.title = sheet.register.title.replace("/", "-")[:31]
     ws.append([sheet.title])
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(columns))
