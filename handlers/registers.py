@@ -163,7 +163,7 @@ async def _repairs(ctx: Ctx, start: datetime, end: datetime) -> list[Row]:
     )
     # The asset at fault has no column of its own in the form: its number goes into 备注.
     ids = {t.asset_id for t in tickets if t.asset_id is not None}
-    numbers = dict((await ctx.session.execute(select(Asset.id, Asset.number).where(Asset.id.in_(ids)))).tuples().all())
+    numbers = dict((await ctx.session.execute(select(Asset.id, Asset.number).where(Asset.id.in_(ids)))).all())
     out = []
     for t in tickets:
         note = FAULTS(
