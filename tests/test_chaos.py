@@ -23,7 +23,6 @@ import json
 import random
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,9 @@ from bot.outbox import RESPONSE_CODE_SPENT, TASK_ID_USED, message_request
 from storage.db import make_engine, make_sessionmaker
 from storage.models import InboundEvent, OutboxMessage, OutboxStatus, Ticket
 from tests.conftest import Bot, example_raw
-from tests.test_process import Proc, free_port, sender_for, wait_healthy, write_config
+from tests.test_process import Proc, free_port, procs, sender_for, wait_healthy, write_config
+
+__all__ = ["procs"]  # the fixture, imported for this module's tests
 
 SEED = 20261201
 CALLBACKS = 500
@@ -99,14 +100,6 @@ def plan(rng: random.Random) -> list[Callback]:
             cb.concurrent = rng.random() < 0.5
         out.append(cb)
     return out
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.close()
 
 
 class Run:
