@@ -389,7 +389,7 @@ class Dispatcher:
         """A repeat after an attempt whose outcome is unknown, refused for what the first used up:
         a card's task_id (42014), or a card update's response_code (single use, doc 94945; WeCom
         answers a spent code with 40058, invalid parameter)."""
-        if row.attempts <= 1 or not outcome_unknown(row.errcode):
+        if not Dispatcher._maybe_delivered(row):
             return False
         if row.kind == "update_card":
             return exc.errcode == RESPONSE_CODE_SPENT
@@ -540,12 +540,18 @@ class Dispatcher:
             raise WeComError(-11, "the card has no response_code to update it with", transient=False)
         return str(code)
 
+    @staticmethod
+    def _maybe_delivered(row: OutboxMessage) -> bool:
+        """Whether an earlier attempt may have delivered the row: its recorded errcode is an unknown
+        outcome. That fact is sticky: a later attempt refused with a known error (-1, 45009, a
+        pause) does not undo it, so its errcode is kept and a card's 42014 (or an update's 40058)
+        on a still later attempt reads as delivered (_delivered_earlier)."""
+        return row.attempts > 1 and outcome_unknown(row.errcode)
+
     async def _held(self, row: OutboxMessage, exc: WeComError, cause: str, holding: Sequence[DeliveryPause]) -> None:
         """A configuration error: the row stays pending (in its place) and the cause is paused."""
         now = self._clock.now()
-        # An earlier attempt whose outcome is unknown may have delivered it: keep that errcode, so
-        # a card's 42014 on the next attempt still reads as delivered (_delivered_earlier).
-        keep = row.attempts > 1 and outcome_unknown(row.errcode)
+        keep = self._maybe_delivered(row)  # see _maybe_delivered
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
@@ -584,17 +590,19 @@ class Dispatcher:
             delay = backoff(row.attempts, self._cfg.max_backoff_seconds)
             if exc.errcode == 45009:
                 delay = max(delay, 60.0)  # frequency blocks lift after a minute (doc 90312)
-            values: dict[str, Any] = {"next_attempt_at": now + timedelta(seconds=delay)}
+            values: dict[str, Any] = {"next_attempt_at": now + timedelta(seconds=delay), "errcode": exc.errcode}
+            if self._maybe_delivered(row):
+                del values["errcode"]  # the retry must still know the first may have got through
             level, event = logging.WARNING, "outbox_retry_later"
         else:
-            values = {"status": OutboxStatus.FAILED}
+            values = {"status": OutboxStatus.FAILED, "errcode": exc.errcode}
             delay = 0.0
             level, event = logging.ERROR, "outbox_failed"
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
                 .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
-                .values(lease_until=None, errcode=exc.errcode, last_error=exc.errmsg[:500], **values)
+                .values(lease_until=None, last_error=exc.errmsg[:500], **values)
             )
             for p in holding:
                 if got_past(p.cause, exc.errcode):
