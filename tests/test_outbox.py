@@ -486,3 +486,29 @@ async def test_sent_rows_are_purged_after_retention(quiet_bot: Bot, emulator: Em
     await quiet_bot.app[TIMERS].tick()
     kept = [(r.status, r.payload["text"]["content"]) for r in await rows(quiet_bot)]
     assert ("sent", "旧消息") not in kept and ("failed", "发不出去") in kept and ("pending", "新消息") in kept
+
+
+async def test_app_groups_wait_out_a_refused_minute_together(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    """WeCom refuses an app group message for the corp's minute (45009, someone else used it up):
+    that message and every later one to any app group wait till it frees, then all go, once."""
+    for c in ("grpA", "grpB"):
+        emulator.chats[c] = {"chatid": c, "name": c, "owner": "lihua", "userlist": ["lihua", "zhaolei"]}
+
+    async def queue(chat: str, text: str) -> None:
+        async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+            body = {"chatid": chat, "msgtype": "markdown", "markdown": {"content": text}}
+            enqueue(s, clock.now(), f"chat:{chat}", "appchat", body)
+
+    await queue("grpA", "一")
+    emulator.inject_errcodes("appchat/send", 45009)
+    await drain(quiet_bot)
+    await queue("grpB", "二")
+    clock.advance(30)
+    await drain(quiet_bot)
+    assert [c.errcode for c in emulator.calls_to("appchat/send")] == [45009]  # grpB waits too
+    clock.advance(31)
+    await drain(quiet_bot)
+    assert sorted(d.to for d in emulator.delivered if d.to.startswith("chat:")) == ["chat:grpA", "chat:grpB"]
+    assert {r.status for r in await rows(quiet_bot)} == {OutboxStatus.SENT}
