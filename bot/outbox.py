@@ -1,8 +1,9 @@
 """The outbox: outbound messages are rows committed with the state change that caused them.
 
 A dispatcher drains them in order per recipient, within WeCom's documented limits (doc 90312:
-30 messages/min and 1000/h from one app to one member; doc 91770: 20/min per group robot),
-with backoff on transient errors. A row is claimed with a lease before it is sent, so several
+30 messages/min and 1000/h from one app to one member; doc 91770: 20/min per group robot; doc
+90248: 20,000 person-messages/min and 150,000/h per corp into app groups, each group's message
+counting its members), with backoff on transient errors. A row is claimed with a lease before it is sent, so several
 processes sharing one database never send the same row at once. If a process dies after WeCom
 accepted a message but before the row was marked sent, the retry carries WeCom's own
 `enable_duplicate_check`, so the member does not get it twice.
@@ -45,6 +46,12 @@ RATE_LIMITS: dict[str, tuple[tuple[int, int], ...]] = {
     "webhook": ((60, 20),),
     "chat": ((60, 200),),
 }
+# App group chats (doc 90248): per corp at most 20,000 person-messages a minute and 150,000 an hour
+# (the smallest tier) — a message into a group of 50 counts 50. Counted corp-wide over every appchat
+# row, with each group's member count (appchat/get, cached for MEMBERS_TTL).
+APPCHAT_CORP_LIMITS: tuple[tuple[int, int], ...] = ((60, 20_000), (3600, 150_000))
+MEMBERS_TTL = timedelta(hours=1)
+FREQ_LIMITED = 45009
 DUPLICATE_CHECK_SECONDS = 1800
 # Customer-contact (客户联系) calls that follow a mass send, by outbox kind.
 EXTERNAL_KINDS: Mapping[str, str] = {
@@ -68,6 +75,20 @@ def outcome_unknown(errcode: int | None) -> bool:
     died mid-call (None), a timeout (-2), a dropped connection (-3), an unreadable answer (-4),
     or an HTTP 5xx from WeCom or a proxy in front of it (-5xx)."""
     return errcode is None or errcode in (-2, -3, -4) or -599 <= errcode <= -500
+
+
+def _used_at() -> Any:
+    """When a row used up a message of its recipient's limits: a message counts from when it was
+    sent; an attempt whose outcome is unknown (in flight, a timeout, a lost answer) may have been
+    delivered too, so it counts from when it was made: WeCom drops what is over the limit without
+    saying so."""
+    errcode = OutboxMessage.errcode
+    unknown = or_(errcode.is_(None), errcode.in_((-2, -3, -4)), errcode.between(-599, -500))
+    return case(
+        (OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at),
+        (and_(OutboxMessage.attempted_at.is_not(None), unknown), OutboxMessage.attempted_at),
+        else_=None,
+    )
 
 
 def enqueue(
@@ -152,6 +173,8 @@ class Dispatcher:
         self.owner = uuid.uuid4().hex[:12]
         self._claims = 0
         self._lease = timedelta(seconds=config.request_timeout_seconds + 5)
+        self._members: dict[str, tuple[int, datetime]] = {}  # chat id -> (member count, good until)
+        self._appchat_held_until: datetime | None = None  # after a 45009 on appchat/send
 
     def wake(self) -> None:
         """Look for work now (called after a transaction that wrote outbox rows commits)."""
@@ -229,7 +252,11 @@ class Dispatcher:
             # Rows a paused cause holds wait, except one probe per cause when its interval is up.
             active = await self._pauses.active(s)
             free, probes = choose_probes(due, active, now)
-            allowed = await self._under_limits(s, [r.recipient for r in [*free, *(h for h, _ in probes)]], now)
+            candidates = [r.recipient for r in [*free, *(h for h, _ in probes)]]
+            allowed = await self._under_limits(s, candidates, now)
+        chats = [r for r in candidates if r in allowed and r.startswith("chat:")]
+        if chats:  # outside the session: it may ask WeCom for member counts
+            allowed -= set(chats) - await self._under_corp_limits(chats, now)
         due = [r for r in free if r.recipient in allowed]
         probe_of: dict[int, DeliveryPause] = {}
         for head, pause in probes:
@@ -258,16 +285,7 @@ class Dispatcher:
             return ok
         longest = max(w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]])
         windows = sorted({w for r in limited for w, _ in RATE_LIMITS[r.split(":", 1)[0]]})
-        # A message counts from when it was sent; an attempt whose outcome is unknown (in flight, a
-        # timeout, a lost answer) may have been delivered too, so it counts from when it was made:
-        # WeCom drops what is over the limit without saying so.
-        errcode = OutboxMessage.errcode
-        unknown = or_(errcode.is_(None), errcode.in_((-2, -3, -4)), errcode.between(-599, -500))
-        used_at = case(
-            (OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at),
-            (and_(OutboxMessage.attempted_at.is_not(None), unknown), OutboxMessage.attempted_at),
-            else_=None,
-        )
+        used_at = _used_at()
         cols = [func.sum(case((used_at > now - timedelta(seconds=w), 1), else_=0)) for w in windows]
         counts = {
             r[0]: dict(zip(windows, r[1:], strict=True))
@@ -290,6 +308,92 @@ class Dispatcher:
             if all((c.get(w) or 0) < n for w, n in RATE_LIMITS[r.split(":", 1)[0]]):
                 ok.add(r)
         return ok
+
+    async def _chat_sizes(self, chat_ids: Sequence[str], now: datetime) -> dict[str, int]:
+        """Each app group's member count: appchat/get once, then cached for MEMBERS_TTL. A group
+        WeCom will not describe counts 1 for a minute (its send will say what is wrong)."""
+        missing = [c for c in dict.fromkeys(chat_ids) if c not in self._members or self._members[c][1] <= now]
+        sem = asyncio.Semaphore(self._cfg.concurrency)
+
+        async def one(chat_id: str) -> None:
+            async with sem:
+                try:
+                    info = (await self._api.appchat_get(chat_id)).get("chat_info") or {}
+                    self._members[chat_id] = (max(1, len(info.get("userlist") or [])), now + MEMBERS_TTL)
+                except WeComError as exc:
+                    log(logger, logging.WARNING, "appchat_size_unknown", chat=chat_id, errcode=exc.errcode)
+                    self._members[chat_id] = (1, now + timedelta(minutes=1))
+
+        await asyncio.gather(*(one(c) for c in missing))
+        return {c: self._members[c][0] for c in chat_ids}
+
+    async def _appchat_usage(self, now: datetime) -> list[tuple[str, datetime]]:
+        """The appchat messages that count against the corp's limits now: (recipient, used at)."""
+        used_at = _used_at()
+        since = now - timedelta(seconds=max(w for w, _ in APPCHAT_CORP_LIMITS))
+        async with self._sessions() as s:
+            found = (
+                await s.execute(
+                    select(OutboxMessage.recipient, used_at).where(
+                        OutboxMessage.kind == "appchat",
+                        or_(OutboxMessage.sent_at > since, OutboxMessage.attempted_at > since),
+                        used_at > since,
+                    )
+                )
+            ).all()
+        out = []
+        for recipient, at in found:
+            if isinstance(at, str):  # SQLite returns a CASE of datetimes as text
+                at = datetime.fromisoformat(at)
+            out.append((recipient, at if at.tzinfo else at.replace(tzinfo=UTC)))
+        return out
+
+    async def _appchat_held(self, now: datetime) -> bool:
+        """Whether an appchat row waits out a 45009 (here or in another process): the others wait too."""
+        if self._appchat_held_until is not None and self._appchat_held_until > now:
+            return True
+        async with self._sessions() as s:
+            waiting = await s.execute(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.kind == "appchat",
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    OutboxMessage.errcode == FREQ_LIMITED,
+                    OutboxMessage.next_attempt_at > now,
+                )
+                .limit(1)
+            )
+            return waiting.first() is not None
+
+    async def _under_corp_limits(self, chats: Sequence[str], now: datetime) -> set[str]:
+        """The app groups (heads, oldest first) whose messages fit the corp's person-message
+        limits (APPCHAT_CORP_LIMITS) with what was sent before them; the first that does not fit
+        and every later one wait, so a large group is not passed over by smaller ones."""
+        if await self._appchat_held(now):
+            return set()
+        usage = await self._appchat_usage(now)
+        sizes = await self._chat_sizes([c.split(":", 1)[1] for c in [*chats, *(r for r, _ in usage)]], now)
+        used = {
+            w: sum(sizes[r.split(":", 1)[1]] for r, at in usage if at > now - timedelta(seconds=w))
+            for w, _ in APPCHAT_CORP_LIMITS
+        }
+        ok: set[str] = set()
+        for chat in chats:
+            n = sizes[chat.split(":", 1)[1]]
+            if any(used[w] + n > cap for w, cap in APPCHAT_CORP_LIMITS):
+                break
+            for w, _ in APPCHAT_CORP_LIMITS:
+                used[w] += n
+            ok.add(chat)
+        return ok
+
+    async def _appchat_frees_at(self, now: datetime) -> datetime:
+        """After a 45009 on appchat/send: when the corp's minute frees some room, i.e. when the
+        oldest counted message of the last minute ages out (a minute on if none: someone else used
+        it up). WeCom refused what the count let through, so it is at least a few seconds away."""
+        recent = [at for _, at in await self._appchat_usage(now) if at > now - timedelta(seconds=60)]
+        frees = min(recent) + timedelta(seconds=60) if recent else now + timedelta(seconds=60)
+        return max(frees, now + timedelta(seconds=5))
 
     async def _claim_many(self, row_ids: list[int]) -> list[OutboxMessage]:
         """Lease the rows no other process holds; return those this process now owns."""
@@ -389,7 +493,7 @@ class Dispatcher:
         """A repeat after an attempt whose outcome is unknown, refused for what the first used up:
         a card's task_id (42014), or a card update's response_code (single use, doc 94945; WeCom
         answers a spent code with 40058, invalid parameter)."""
-        if row.attempts <= 1 or not outcome_unknown(row.errcode):
+        if not Dispatcher._maybe_delivered(row):
             return False
         if row.kind == "update_card":
             return exc.errcode == RESPONSE_CODE_SPENT
@@ -540,12 +644,18 @@ class Dispatcher:
             raise WeComError(-11, "the card has no response_code to update it with", transient=False)
         return str(code)
 
+    @staticmethod
+    def _maybe_delivered(row: OutboxMessage) -> bool:
+        """Whether an earlier attempt may have delivered the row: its recorded errcode is an unknown
+        outcome. That fact is sticky: a later attempt refused with a known error (-1, 45009, a
+        pause) does not undo it, so its errcode is kept and a card's 42014 (or an update's 40058)
+        on a still later attempt reads as delivered (_delivered_earlier)."""
+        return row.attempts > 1 and outcome_unknown(row.errcode)
+
     async def _held(self, row: OutboxMessage, exc: WeComError, cause: str, holding: Sequence[DeliveryPause]) -> None:
         """A configuration error: the row stays pending (in its place) and the cause is paused."""
         now = self._clock.now()
-        # An earlier attempt whose outcome is unknown may have delivered it: keep that errcode, so
-        # a card's 42014 on the next attempt still reads as delivered (_delivered_earlier).
-        keep = row.attempts > 1 and outcome_unknown(row.errcode)
+        keep = self._maybe_delivered(row)  # see _maybe_delivered
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
@@ -582,19 +692,27 @@ class Dispatcher:
         now = self._clock.now()
         if exc.transient:
             delay = backoff(row.attempts, self._cfg.max_backoff_seconds)
-            if exc.errcode == 45009:
+            if exc.errcode == FREQ_LIMITED and row.kind == "appchat":
+                # The corp's person-message minute is full: this row retries when it frees room,
+                # and every appchat row waits till then (_appchat_held).
+                frees = await self._appchat_frees_at(now)
+                self._appchat_held_until = max(self._appchat_held_until or now, frees)
+                delay = (frees - now).total_seconds()
+            elif exc.errcode == FREQ_LIMITED:
                 delay = max(delay, 60.0)  # frequency blocks lift after a minute (doc 90312)
-            values: dict[str, Any] = {"next_attempt_at": now + timedelta(seconds=delay)}
+            values: dict[str, Any] = {"next_attempt_at": now + timedelta(seconds=delay), "errcode": exc.errcode}
+            if self._maybe_delivered(row):
+                del values["errcode"]  # the retry must still know the first may have got through
             level, event = logging.WARNING, "outbox_retry_later"
         else:
-            values = {"status": OutboxStatus.FAILED}
+            values = {"status": OutboxStatus.FAILED, "errcode": exc.errcode}
             delay = 0.0
             level, event = logging.ERROR, "outbox_failed"
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(OutboxMessage)
                 .where(and_(OutboxMessage.id == row.id, OutboxMessage.lease_owner == row.lease_owner))
-                .values(lease_until=None, errcode=exc.errcode, last_error=exc.errmsg[:500], **values)
+                .values(lease_until=None, last_error=exc.errmsg[:500], **values)
             )
             for p in holding:
                 if got_past(p.cause, exc.errcode):

@@ -63,7 +63,10 @@ async def test_a_throttled_push_reaches_every_group_once(
         await bot.app[TIMERS].tick()  # the push: more than WeCom takes in a minute
         for _ in range(5):
             await bot.app[DISPATCHER].drain_once()
-        assert any(c.errcode == 45009 for c in emulator.calls_to("appchat/send"))  # refused, not lost
+        # The bot counts person-messages corp-wide: what fits the minute went, the rest waits for it.
+        sent = [c for c in emulator.calls_to("appchat/send") if c.errcode == 0]
+        assert 0 < len(sent) < len(APP_GROUPS) * 2
+        assert all(c.errcode == 0 for c in emulator.calls_to("appchat/send"))  # never refused (45009)
         clock.advance(61)  # the minute is over
         await scene.tick()
         clock.advance(61)

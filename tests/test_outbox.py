@@ -382,6 +382,43 @@ async def test_card_update_whose_answer_was_lost_is_not_a_false_failure(
     assert (await quiet_bot.health())["outbox"]["failed"] == 0
 
 
+async def test_card_update_refused_after_a_lost_answer_and_a_known_error_counts_as_delivered(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    """The update went through but its answer was a 502, the retry met "system busy" (-1), the
+    third found the response_code spent (40058): the first call worked, the row is not failed."""
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "报修 #1"},
+        "task_id": "t1_claim_w",
+        "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
+    }
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(
+            s,
+            clock.now(),
+            "user:lihua",
+            "message",
+            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
+        )
+    await drain(quiet_bot)
+    [sent] = await rows(quiet_bot)
+    update = {"userids": ["lihua"], "response_code": sent.result["response_code"], "button": {"replace_name": "已接单"}}
+    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, clock.now(), "user:lihua", "update_card", update)
+    emulator.inject_lost_answers("message/update_template_card", 502)
+    await drain(quiet_bot, 1)
+    emulator.inject_errcodes("message/update_template_card", -1)
+    for _ in range(3):
+        clock.advance(600)
+        await drain(quiet_bot)
+    row = next(r for r in await rows(quiet_bot) if r.kind == "update_card")
+    assert row.status == OutboxStatus.SENT and row.result["assumed_delivered"] is True
+    assert [c.errcode for c in emulator.calls_to("message/update_template_card")][1:] == [-1, 40058]
+    assert len([d for d in emulator.messages_to("lihua") if d.msgtype == "update_template_card"]) == 1
+    assert (await quiet_bot.health())["outbox"]["failed"] == 0
+
+
 async def test_reused_task_id_on_a_first_attempt_is_a_real_failure(
     quiet_bot: Bot, emulator: Emulator, clock: FakeClock
 ) -> None:
@@ -449,3 +486,29 @@ async def test_sent_rows_are_purged_after_retention(quiet_bot: Bot, emulator: Em
     await quiet_bot.app[TIMERS].tick()
     kept = [(r.status, r.payload["text"]["content"]) for r in await rows(quiet_bot)]
     assert ("sent", "旧消息") not in kept and ("failed", "发不出去") in kept and ("pending", "新消息") in kept
+
+
+async def test_app_groups_wait_out_a_refused_minute_together(
+    quiet_bot: Bot, emulator: Emulator, clock: FakeClock
+) -> None:
+    """WeCom refuses an app group message for the corp's minute (45009, someone else used it up):
+    that message and every later one to any app group wait till it frees, then all go, once."""
+    for c in ("grpA", "grpB"):
+        emulator.chats[c] = {"chatid": c, "name": c, "owner": "lihua", "userlist": ["lihua", "zhaolei"]}
+
+    async def queue(chat: str, text: str) -> None:
+        async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
+            body = {"chatid": chat, "msgtype": "markdown", "markdown": {"content": text}}
+            enqueue(s, clock.now(), f"chat:{chat}", "appchat", body)
+
+    await queue("grpA", "一")
+    emulator.inject_errcodes("appchat/send", 45009)
+    await drain(quiet_bot)
+    await queue("grpB", "二")
+    clock.advance(30)
+    await drain(quiet_bot)
+    assert [c.errcode for c in emulator.calls_to("appchat/send")] == [45009]  # grpB waits too
+    clock.advance(31)
+    await drain(quiet_bot)
+    assert sorted(d.to for d in emulator.delivered if d.to.startswith("chat:")) == ["chat:grpA", "chat:grpB"]
+    assert {r.status for r in await rows(quiet_bot)} == {OutboxStatus.SENT}
