@@ -9,16 +9,26 @@ examples name real people, venues, classes and groups from the configuration, ne
 Each command's form template (`forms/<key>.j2`) carries the words: `example` (also used by the
 kernel), optionally `brief` (a shorter example for the list), `about` (what it does) and
 `accepts_<field>` (what the field accepts).
+
+帮助 without a topic is the same text for the same reader as long as the configuration is: what it
+lists depends on the commands (fixed at start), the person (roles, skills, unit, campus, name) and
+the configuration (derived roles, the names the examples use); its templates read no clock. So the
+text is kept per (registry, renderer, configuration, person) and reused. The configuration object
+changes when the directory sync replaces it (bot/directory.py), and templates are read once at
+start (bot/render.py), so a new configuration object is the only thing that makes the text stale.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bot.config import Config, Person
 from bot.context import Ctx
 from bot.conversation import handle_text, may_use, role_names
-from bot.router import Command, Router, normalise
+from bot.render import Renderer
+from bot.router import Command, Registry, Router, normalise
 from handlers.labels import example_names
 from storage.models import Conversation
 
@@ -133,15 +143,59 @@ def _topic(ctx: Ctx) -> str:
     return ""
 
 
+# (registry, renderer, configuration) → (text, person's userid or None for a non-member) → the
+# text (帮助 or the greeting). Only the latest few configurations are kept: a directory sync makes
+# a new one.
+_HELP_TEXTS: list[tuple[Registry, Renderer, Config, dict[tuple[str, str | None], str]]] = []
+_KEEP_CONFIGS = 4
+
+
+def _help_texts(ctx: Ctx) -> dict[tuple[str, str | None], str]:
+    """The 帮助 texts kept for this registry, renderer and configuration (identity, not equality:
+    the configuration object is replaced, never changed, as it is frozen)."""
+    for registry, renderer, config, kept in _HELP_TEXTS:
+        if registry is ctx.registry and renderer is ctx.renderer and config is ctx.config:
+            return kept
+    fresh: dict[tuple[str, str | None], str] = {}
+    _HELP_TEXTS.insert(0, (ctx.registry, ctx.renderer, ctx.config, fresh))
+    del _HELP_TEXTS[_KEEP_CONFIGS:]
+    return fresh
+
+
+def _kept(ctx: Ctx, template: str, make: Callable[[Ctx, Person | None], str]) -> str:
+    """`make(ctx, person)` for this reader: worked out once per configuration and person."""
+    person = ctx.person
+    texts = _help_texts(ctx)
+    key = (template, person.userid if person is not None else None)
+    text = texts.get(key)
+    if text is None:
+        text = texts[key] = make(ctx, person)
+    return text
+
+
+def _help(ctx: Ctx, person: Person | None) -> str:
+    context = ctx.registry.example_context(ctx)
+    return ctx.render("help", groups=_groups(ctx, context), name=person.name if person else None, one=None)
+
+
+def _greeting(ctx: Ctx, person: Person | None) -> str:
+    context = ctx.registry.example_context(ctx)
+    top = [c for c in (ctx.registry.get(k) for k in _top_keys(ctx)) if c is not None and may_use(ctx, c)][:3]
+    return ctx.render(
+        "greeting",
+        name=person.name if person else None,
+        examples=[_block(ctx, c, "brief", context) or _block(ctx, c, "example", context) for c in top],
+    )
+
+
 @router.command("help", aliases=("帮助", "幫助", "help", "菜单", "menu", "使用说明", "怎么用"), in_help=False)
 async def show_help(ctx: Ctx, values: dict[str, str]) -> None:
     """帮助 — what I can use, grouped, with examples; 帮助 <指令> — one command explained."""
     topic = _topic(ctx)
-    context = ctx.registry.example_context(ctx)
     if topic:
-        await explain(ctx, topic, context)
+        await explain(ctx, topic, ctx.registry.example_context(ctx))
         return
-    ctx.reply("help", groups=_groups(ctx, context), name=ctx.person.name if ctx.person else None, one=None)
+    ctx.send_text(ctx.user, _kept(ctx, "help", _help))
 
 
 async def explain(ctx: Ctx, topic: str, context: dict[str, Any]) -> None:
@@ -197,13 +251,7 @@ async def greeting(ctx: Ctx, values: dict[str, str]) -> None:
     if rest and await ctx.session.get(Conversation, ctx.user) is None:
         await handle_text(ctx, rest)
         return
-    context = ctx.registry.example_context(ctx)
-    top = [c for c in (ctx.registry.get(k) for k in _top_keys(ctx)) if c is not None and may_use(ctx, c)][:3]
-    ctx.reply(
-        "greeting",
-        name=ctx.person.name if ctx.person else None,
-        examples=[_block(ctx, c, "brief", context) or _block(ctx, c, "example", context) for c in top],
-    )
+    ctx.send_text(ctx.user, _kept(ctx, "greeting", _greeting))
 
 
 def _top_keys(ctx: Ctx) -> list[str]:
