@@ -4,7 +4,8 @@
 
 Every server runs as its own process on loopback; the WeCom emulator too. One load generator
 (this process) posts fresh encrypted callbacks (unique MsgIds, signed as WeCom signs) with a fixed
-number in flight, for a fixed time, to:
+number in flight, for a fixed time, from the example's people and 1,000 bench teachers in turn (so
+no member is sent more than WeCom's 30 messages a minute; the bench prints the most it saw), to:
 
   (a) floor   — bare aiohttp: verify + decrypt (wechatpy), answer 200
   (b) peer    — Flask + wechatpy under gunicorn (2 workers), a synchronous message/send per message
