@@ -4,7 +4,8 @@
 
 Every server runs as its own process on loopback; the WeCom emulator too. One load generator
 (this process) posts fresh encrypted callbacks (unique MsgIds, signed as WeCom signs) with a fixed
-number in flight, for a fixed time, to:
+number in flight, for a fixed time, from the example's people and 1,000 bench teachers in turn (so
+no member is sent more than WeCom's 30 messages a minute; the bench prints the most it saw), to:
 
   (a) floor   — bare aiohttp: verify + decrypt (wechatpy), answer 200
   (b) peer    — Flask + wechatpy under gunicorn (2 workers), a synchronous message/send per message
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import os
 import secrets
@@ -44,6 +46,45 @@ EXAMPLE = ROOT / "infodesk" / "config.example.toml"
 RAW = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
 W = RAW["wecom"]
 PEOPLE = [p["userid"] for p in RAW["people"]]
+# WeCom takes at most 30 messages a minute (1,000 an hour) from one app to one member (doc 90312):
+# the callback load comes from the configured people and this many more teachers, taken in turn
+# over the whole run, so no member is sent more than a handful of replies a minute (a production
+# load, not ten a second to each of 37 people piling up in the outbox). The bench prints the most
+# messages any one member sent to a replying server (peer, Infodesk) within a minute. More people
+# would cost Infodesk start-up time (config coverage is quadratic in people) and per-message scans.
+EXTRA_TEACHERS = 1000
+# A unit of the example's departments and its campus, for the extra teachers.
+TEACHER_UNITS = (("it", "main"), ("mech", "donghu"), ("biz", "xishan"), ("preschool", "nanan"), ("research", "main"))
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂英华玉萍红娥玲兰凤洁梅琳素云莲真环雪荣爱妹香月莺媛瑞凡佳嘉琼勤珍贞莉"
+
+
+def teachers(n: int = EXTRA_TEACHERS) -> list[dict[str, str]]:
+    """`n` plain teachers (no role) spread over the example's departments: bench-only people."""
+    out = []
+    for i in range(n):
+        unit, campus = TEACHER_UNITS[i % len(TEACHER_UNITS)]
+        name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)] + GIVEN[i % len(GIVEN)]
+        out.append({"userid": f"bench_t{i:05d}", "name": name, "campus": campus, "unit": unit})
+    return out
+
+
+TEACHERS = teachers()
+SENDERS = PEOPLE + [t["userid"] for t in TEACHERS]
+_senders = itertools.cycle(SENDERS)  # in turn over the whole run, not per run
+_recent: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+_peak = {"per_minute": 0}  # the most messages one member sent to replying servers in 60 s
+
+
+def _count(userid: str, now: float) -> None:
+    """Note a message from `userid` to a server that answers it (peer or Infodesk)."""
+    q = _recent[userid]
+    q.append(now)
+    while q[0] <= now - 60:
+        q.popleft()
+    _peak["per_minute"] = max(_peak["per_minute"], len(q))
+
+
 LOADS = {
     "帮助": lambda i: "帮助",
     "报修": lambda i: f"报修 地点:实训楼{300 + i % 50} 设备:电脑 描述:第{i}号机开不了机",
@@ -119,7 +160,13 @@ class Server:
 
 
 async def drive(
-    http: aiohttp.ClientSession, url: str, load: str, seconds: float, concurrency: int, rate: float | None = None
+    http: aiohttp.ClientSession,
+    url: str,
+    load: str,
+    seconds: float,
+    concurrency: int,
+    rate: float | None = None,
+    replies: bool = True,
 ) -> Result:
     """Fixed concurrency (or a steady rate) of fresh encrypted callbacks for `seconds`."""
     sender = CallbackSender(
@@ -140,7 +187,10 @@ async def drive(
     async def one() -> None:
         nonlocal errors
         i = next(counter)
-        xml, _ = sender.text_xml(PEOPLE[i % len(PEOPLE)], make(i), msg_id=str(next(_msg_ids)))
+        userid = next(_senders)
+        if replies:
+            _count(userid, time.monotonic())
+        xml, _ = sender.text_xml(userid, make(i), msg_id=str(next(_msg_ids)))
         query, body = sender.envelope(xml)
         t0 = time.perf_counter()
         try:
@@ -170,12 +220,14 @@ async def drive(
     return Result("", load, len(latencies), errors, loop.time() - start, latencies)
 
 
-def bot_config(path: Path, api_base: str, db_url: str, port: int) -> None:
+def bot_config(path: Path, api_base: str, db_url: str, port: int, extra_people: bool = False) -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     text = text.replace('api_base = "https://qyapi.weixin.qq.com"', f'api_base = "{api_base}"')
     text = text.replace('url = "sqlite+aiosqlite:///infodesk.db"', f'url = "{db_url}"')
     text = text.replace("port = 8080", f"port = {port}")
     text = text.replace('level = "INFO"', 'level = "WARNING"')
+    if extra_people:
+        text += "".join("\n[[people]]\n" + "".join(f'{k} = "{v}"\n' for k, v in t.items()) for t in TEACHERS)
     path.write_text(text, encoding="utf-8")
 
 
@@ -240,17 +292,21 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
                 continue
             port = free_port()
             cfg = tmp / f"{name}.toml"
-            bot_config(cfg, api, db, port)
+            bot_config(cfg, api, db, port, extra_people=True)
             servers[name] = Server([sys.executable, "-m", "bot", "serve", "--config", str(cfg)], port)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             await emulator.ready(http)
             for s in servers.values():
                 await s.ready(http)
-            print(f"{args.seconds:.0f} s per run, {args.concurrency} in flight, fresh encrypted callbacks\n")
+            print(
+                f"{args.seconds:.0f} s per run, {args.concurrency} in flight, fresh encrypted callbacks from "
+                f"{len(SENDERS):,} senders in turn ({len(PEOPLE)} configured + {len(TEACHERS):,} bench teachers)\n"
+            )
             for load in LOADS:
                 for name, s in servers.items():
-                    await drive(http, s.url, load, 1.0, args.concurrency)  # warm-up
-                    r = await drive(http, s.url, load, args.seconds, args.concurrency)
+                    replies = name != "floor"
+                    await drive(http, s.url, load, 1.0, args.concurrency, replies=replies)  # warm-up
+                    r = await drive(http, s.url, load, args.seconds, args.concurrency, replies=replies)
                     r.name = name
                     results.append(r)
                     print(r.line())
@@ -269,6 +325,10 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
                         r = await drive(http, servers[name].url, load, args.seconds, 0, rate=args.rate)
                         r.name = name
                         print(r.line())
+            print(
+                f"\nmost messages from one member to a replying server within a minute: {_peak['per_minute']} "
+                "(WeCom sends at most 30 a minute to one member)"
+            )
     finally:
         for s in servers.values():
             s.stop()

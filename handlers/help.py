@@ -9,16 +9,28 @@ examples name real people, venues, classes and groups from the configuration, ne
 Each command's form template (`forms/<key>.j2`) carries the words: `example` (also used by the
 kernel), optionally `brief` (a shorter example for the list), `about` (what it does) and
 `accepts_<field>` (what the field accepts).
+
+帮助 without a topic (and the greeting) is the same text for the same reader as long as the
+configuration is: it depends on the commands (fixed at start), the templates (read once at start,
+bot/render.py; they read no clock), the configuration, and of the person only their roles (which
+commands they may use, `allowed`) and the names the examples use (`example_context`: their name,
+campus, unit, groups). So the commands a set of roles may use are worked out once per
+configuration, the text once per (roles, example names), and a reader asking again gets the kept
+text. The configuration object is frozen; a directory sync (bot/directory.py) replaces it, and a
+new configuration object starts afresh (there is no other reload).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bot.config import Config, Person
 from bot.context import Ctx
 from bot.conversation import handle_text, may_use, role_names
-from bot.router import Command, Router, normalise
+from bot.render import Renderer
+from bot.router import Command, Registry, Router, normalise
 from handlers.labels import example_names
 from storage.models import Conversation
 
@@ -95,29 +107,27 @@ def _heading(ctx: Ctx, router_name: str, commands: list[Command]) -> str:
     return ctx.renderer.block("labels_help", f"group_{router_name}") or commands[0].name
 
 
-def _listed_for(ctx: Ctx, cmd: Command) -> bool:
-    return not cmd.help_roles or ctx.registry.may(cmd.help_roles, False, ctx.person, ctx.config)
+def _may(ctx: Ctx, person: Person | None, cmd: Command) -> bool:
+    """`may_use` for a person looked up once (ctx.person searches the configured people)."""
+    return ctx.registry.may(cmd.roles, cmd.members_only, person, ctx.config)
 
 
-def _groups(ctx: Ctx, context: dict[str, Any]) -> list[dict[str, Any]]:
+def _listed_for(ctx: Ctx, person: Person | None, cmd: Command) -> bool:
+    return not cmd.help_roles or ctx.registry.may(cmd.help_roles, False, person, ctx.config)
+
+
+def _groups(ctx: Ctx, context: dict[str, Any], person: Person | None) -> list[dict[str, Any]]:
     """The workflows with the commands this person may use, each command with a short example."""
-    rank = {name: i for i, name in enumerate(GROUP_ORDER)}
-    routers = sorted(ctx.registry.routers, key=lambda r: rank.get(r.name, len(rank)))
-    groups = []
-    for r in routers:
-        commands = [c for c in r.commands if c.in_help and may_use(ctx, c) and _listed_for(ctx, c)]
-        if commands:
-            groups.append(
-                {
-                    "key": r.name,
-                    "heading": _heading(ctx, r.name, commands),
-                    "examples": [
-                        _block(ctx, c, "brief", context) or _block(ctx, c, "example", context) or c.name
-                        for c in commands
-                    ],
-                }
-            )
-    return groups
+    return [
+        {
+            "key": name,
+            "heading": _heading(ctx, name, commands),
+            "examples": [
+                _block(ctx, c, "brief", context) or _block(ctx, c, "example", context) or c.name for c in commands
+            ],
+        }
+        for name, commands in _usable(ctx, person)
+    ]
 
 
 def _topic(ctx: Ctx) -> str:
@@ -133,22 +143,96 @@ def _topic(ctx: Ctx) -> str:
     return ""
 
 
+# (registry, renderer, configuration) → what was worked out under them: the texts (帮助, the
+# greeting) by reader, and by what they depend on. Only the latest few configurations are kept: a
+# directory sync makes a new one.
+_KEPT: list[tuple[Registry, Renderer, Config, dict[tuple[Any, ...], Any]]] = []
+_KEEP_CONFIGS = 4
+
+
+def _kept_under(ctx: Ctx) -> dict[tuple[Any, ...], Any]:
+    """What is kept for this registry, renderer and configuration (identity, not equality: the
+    configuration object is replaced, never changed, as it is frozen)."""
+    for registry, renderer, config, kept in _KEPT:
+        if registry is ctx.registry and renderer is ctx.renderer and config is ctx.config:
+            return kept
+    fresh: dict[tuple[Any, ...], Any] = {}
+    _KEPT.insert(0, (ctx.registry, ctx.renderer, ctx.config, fresh))
+    del _KEPT[_KEEP_CONFIGS:]
+    return fresh
+
+
+def _roles_key(person: Person | None) -> frozenset[str] | None:
+    """All that decides which commands a person may use (`allowed`): whether a member, the roles."""
+    return None if person is None else frozenset(person.roles)
+
+
+def _usable(ctx: Ctx, person: Person | None) -> list[tuple[str, list[Command]]]:
+    """The workflows (router names, in 帮助's order) with the commands this person may use and
+    sees in 帮助: worked out once per set of roles under a configuration."""
+    kept = _kept_under(ctx)
+    key = ("usable", _roles_key(person))
+    found: list[tuple[str, list[Command]]] | None = kept.get(key)
+    if found is None:
+        rank = {name: i for i, name in enumerate(GROUP_ORDER)}
+        found = []
+        for r in sorted(ctx.registry.routers, key=lambda r: rank.get(r.name, len(rank))):
+            commands = [c for c in r.commands if c.in_help and _may(ctx, person, c) and _listed_for(ctx, person, c)]
+            if commands:
+                found.append((r.name, commands))
+        kept[key] = found
+    return found
+
+
+def _kept(ctx: Ctx, template: str, make: Callable[[Ctx, Person | None, dict[str, Any]], str]) -> str:
+    """`make(ctx, person, example context)` for this reader. Kept by reader, and by what it depends
+    on (roles, the example context, the name), so a reader asking again costs a lookup and one
+    asking for the first time renders only what nobody with the same roles and names has."""
+    kept = _kept_under(ctx)
+    mine = (template, "reader", ctx.user)
+    text: str | None = kept.get(mine)
+    if text is not None:
+        return text
+    person = ctx.person
+    context = ctx.registry.example_context(ctx)
+    key = (template, _roles_key(person), repr(context), person.name if person else None)
+    text = kept.get(key)
+    if text is None:
+        text = kept[key] = make(ctx, person, context)
+    if person is not None:  # a non-member's userid is not kept (any text could name one)
+        kept[mine] = text
+    return text
+
+
+def _help(ctx: Ctx, person: Person | None, context: dict[str, Any]) -> str:
+    name = person.name if person else None
+    return ctx.render("help", groups=_groups(ctx, context, person), name=name, one=None)
+
+
+def _greeting(ctx: Ctx, person: Person | None, context: dict[str, Any]) -> str:
+    top = [c for c in (ctx.registry.get(k) for k in _top_keys(person)) if c is not None and _may(ctx, person, c)]
+    return ctx.render(
+        "greeting",
+        name=person.name if person else None,
+        examples=[_block(ctx, c, "brief", context) or _block(ctx, c, "example", context) for c in top[:3]],
+    )
+
+
 @router.command("help", aliases=("帮助", "幫助", "help", "菜单", "menu", "使用说明", "怎么用"), in_help=False)
 async def show_help(ctx: Ctx, values: dict[str, str]) -> None:
     """帮助 — what I can use, grouped, with examples; 帮助 <指令> — one command explained."""
     topic = _topic(ctx)
-    context = ctx.registry.example_context(ctx)
     if topic:
-        await explain(ctx, topic, context)
+        await explain(ctx, topic, ctx.registry.example_context(ctx))
         return
-    ctx.reply("help", groups=_groups(ctx, context), name=ctx.person.name if ctx.person else None, one=None)
+    ctx.send_text(ctx.user, _kept(ctx, "help", _help))
 
 
 async def explain(ctx: Ctx, topic: str, context: dict[str, Any]) -> None:
     """帮助 借舞台: what the command does, its fields and what each accepts, an example."""
     match = ctx.registry.match(topic)
     if match is None:
-        groups = [g for g in _groups(ctx, context) if g["heading"] == topic]
+        groups = [g for g in _groups(ctx, context, ctx.person) if g["heading"] == topic]
         if groups:
             ctx.reply("help", groups=groups, name=None, one=groups[0]["heading"])
             return
@@ -197,16 +281,10 @@ async def greeting(ctx: Ctx, values: dict[str, str]) -> None:
     if rest and await ctx.session.get(Conversation, ctx.user) is None:
         await handle_text(ctx, rest)
         return
-    context = ctx.registry.example_context(ctx)
-    top = [c for c in (ctx.registry.get(k) for k in _top_keys(ctx)) if c is not None and may_use(ctx, c)][:3]
-    ctx.reply(
-        "greeting",
-        name=ctx.person.name if ctx.person else None,
-        examples=[_block(ctx, c, "brief", context) or _block(ctx, c, "example", context) for c in top],
-    )
+    ctx.send_text(ctx.user, _kept(ctx, "greeting", _greeting))
 
 
-def _top_keys(ctx: Ctx) -> list[str]:
-    roles = set(ctx.person.roles) if ctx.person else set()
+def _top_keys(person: Person | None) -> list[str]:
+    roles = set(person.roles) if person else set()
     mine = next((keys for role, keys in TOP_BY_ROLE if role in roles), ())
     return list(dict.fromkeys((*mine, *EVERYDAY)))
