@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from sqlalchemy import select
 
 from bot.emulator.server import CHAOS_KINDS, Delivered, Emulator
