@@ -310,7 +310,7 @@ async def test_chaos_every_effect_and_message_exactly_once(
     # Every outbound message reached WeCom exactly once: the deliveries, by recipient and request
     # JSON, are exactly the sent rows' requests, each once (a retry after a lost answer or a kill
     # carried WeCom's duplicate check; a card's repeated task_id read as delivered). Scheduled
-    # jobs (the served bot runs on the real clock) may add rows of their own: they count too.
+    # jobs may add rows of their own (the served bot runs at test_process.QUIET_AT, when none is due): they count too.
     # None failed: a card refused after a lost answer and a known error still counts as delivered
     # (test_card_refused_after_a_lost_answer_and_a_known_error_counts_as_delivered).
     assert {r.status for r in rows} == {OutboxStatus.SENT}, [r for r in rows if r.status != OutboxStatus.SENT]

@@ -9,9 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -60,8 +62,17 @@ class Proc:
         self.fh.close()
 
 
+# Where the served processes' clock stands when a test starts them (INFODESK_CLOCK_OFFSET_SECONDS,
+# one offset for the whole test, so a restarted process goes on from where the killed one was): a
+# Wednesday afternoon with no scheduled job due within the catch-up grace or the next minutes, so a
+# job's message never mixes with what a test counts or meets the error it injects, whatever the
+# real date and hour (CI runs at any hour, on weekends too). A test may set its own offset after.
+QUIET_AT = datetime(2026, 11, 18, 13, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
 @pytest.fixture
-def procs() -> Iterator[list[Proc]]:
+def procs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Proc]]:
+    monkeypatch.setenv(CLOCK_OFFSET_ENV, repr(QUIET_AT.timestamp() - time.time()))
     started: list[Proc] = []
     yield started
     for p in started:
@@ -80,6 +91,11 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str, timeout: float = 6
             await asyncio.sleep(0.1)
 
 
+def served_now() -> float:
+    """The served processes' time (the system clock moved by the offset `procs` set), as a timestamp."""
+    return time.time() + float(os.environ.get(CLOCK_OFFSET_ENV) or 0)
+
+
 def sender_for(http: aiohttp.ClientSession, url: str) -> CallbackSender:
     w = example_raw()["wecom"]
     return CallbackSender(
@@ -89,6 +105,7 @@ def sender_for(http: aiohttp.ClientSession, url: str) -> CallbackSender:
         encoding_aes_key=w["encoding_aes_key"],
         corp_id=w["corp_id"],
         agent_id=w["agent_id"],
+        clock=served_now,  # callbacks stamped with the served clock's time, or they are stale to it
     )
 
 
