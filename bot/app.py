@@ -21,6 +21,7 @@ from bot.appkeys import (
     CRYPTO,
     DISPATCHER,
     ENGINE,
+    JOURNAL,
     PIPELINE,
     REGISTRY,
     RENDERER,
@@ -31,14 +32,15 @@ from bot.config import Config, ConfigError, Secrets
 from bot.conversation import kernel
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
+from bot.journal import Applier, Intake, Journal, journal_health
 from bot.logs import msg_id_var, quiet_protocol_errors
-from bot.metrics import METRICS, MeteredPipeline, Metrics, overdue_timers
+from bot.metrics import METRICS, Metrics, note_outcome, overdue_timers
 from bot.org import Org, required_chain_problems
 from bot.outbox import Dispatcher, outbox_health
 from bot.pauses import DirectorNotices, Pauses, pause_health
 from bot.pipeline import Outcome, Pipeline
 from bot.render import Renderer
-from bot.robot import robot_routes
+from bot.robot import parse_robot, robot_routes
 from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
@@ -89,8 +91,7 @@ def create_app(
         engine = make_engine(config.database.url)
         await migrate(engine)
         app[ENGINE] = engine
-        pipeline = MeteredPipeline if metrics is not None else Pipeline
-        app[PIPELINE] = pipeline(make_sessionmaker(engine), app[CLOCK], config, app[RENDERER], app[REGISTRY])
+        app[PIPELINE] = Pipeline(make_sessionmaker(engine), app[CLOCK], config, app[RENDERER], app[REGISTRY])
         yield
         await engine.dispose()
 
@@ -112,7 +113,21 @@ def create_app(
                 except TimeoutError:
                     task.cancel()
 
-    app.cleanup_ctx.extend([database, outbound, *services])
+    async def journal(app: web.Application) -> AsyncIterator[None]:
+        pipeline = app[PIPELINE]
+        # SQLite has one writer (one connection): one applier. PostgreSQL applies a few at once.
+        workers = 1 if app[ENGINE].dialect.name == "sqlite" else APPLIERS
+        applier = Applier(pipeline, PARSERS, app[DISPATCHER].wake, workers)
+        app[JOURNAL] = j = Journal(Intake(pipeline.sessions, app[CLOCK]), applier, config.server.answer_wait_seconds)
+        task = asyncio.create_task(j.run(), name="inbound-journal")
+        yield
+        j.stop()  # what is recorded and not yet applied stays in the journal for the next start
+        try:
+            await asyncio.wait_for(task, timeout=config.server.shutdown_timeout_seconds)
+        except TimeoutError:
+            task.cancel()
+
+    app.cleanup_ctx.extend([database, outbound, journal, *services])
     app.router.add_get(config.server.callback_path, verify_url)
     app.router.add_post(config.server.callback_path, receive_callback)
     app.router.add_get("/healthz", healthz)
@@ -125,6 +140,11 @@ def create_app(
         app[ROBOT_CRYPTO] = WeComCrypto(robot.token, robot.aes_key, "")
         robot_routes(app, config.server.robot_path, ROBOT_CRYPTO)
     return app
+
+
+# How a journal row's payload is read back, by channel: the decrypted XML, or a robot's JSON.
+PARSERS = {"app": parse_inbound, "robot": parse_robot}
+APPLIERS = 4  # journal appliers per process on PostgreSQL
 
 
 def delivery_pauses(app: web.Application) -> Pauses:
@@ -145,7 +165,7 @@ async def verify_url(request: web.Request) -> web.Response:
 
 
 async def receive_callback(request: web.Request) -> web.Response:
-    """POST callback: verify, decrypt, dedupe and apply in one transaction, then 200."""
+    """POST callback: verify, decrypt, record in the journal, then 200 (applied after, bot/journal.py)."""
     try:
         signature, timestamp, nonce, body = await signed_body(request)
         try:
@@ -168,13 +188,12 @@ async def receive_callback(request: web.Request) -> web.Response:
         return reject(request, exc)
     token = msg_id_var.set(inbound.msg_id or inbound.dedupe_key)
     try:
-        outcome = await request.app[PIPELINE].apply(inbound)
+        outcome = await request.app[JOURNAL].submit(inbound, "app", plain)
     finally:
         msg_id_var.reset(token)
+    note_outcome(outcome)
     if outcome is Outcome.UNAVAILABLE:
         return web.Response(status=503, text="try_later")
-    if outcome is not Outcome.DUPLICATE:
-        request.app[DISPATCHER].wake()
     # An empty 200 acknowledges without a passive reply (doc 90930); answers go via the outbox.
     return web.Response(status=200, text="")
 
@@ -192,6 +211,9 @@ async def healthz(request: web.Request) -> web.Response:
     if db_ok:
         now = request.app[CLOCK].now()
         async with request.app[PIPELINE].sessions() as s:
+            # The journal first: a message applied after this read has its replies in the outbox
+            # by the next, so "nothing pending in either" is never read between the two.
+            body["inbound"] = await journal_health(s)
             body["outbox"] = await outbox_health(s, now)
             body["delivery_pauses"] = pauses = await pause_health(s)
             paused = bool(pauses)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import Clock
 from bot.config import Config
 from bot.crypto import WeComCrypto
+from bot.journal import Journal
 from bot.outbox import Dispatcher
 from bot.pipeline import Pipeline
 from bot.render import Renderer
@@ -24,3 +25,4 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 API = web.AppKey("api", WeComAPI)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+JOURNAL = web.AppKey("journal", Journal)

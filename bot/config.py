@@ -112,6 +112,10 @@ class ServerConfig(_Strict):
     robot_path: str = "/wecom/robot"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A callback is answered once its message is durably recorded; it is applied right after
+    # (bot/journal.py). Above 0, the answer also waits up to this long for the apply (then answers
+    # anyway: the message is kept). WeCom gives up on an answer after 5 s.
+    answer_wait_seconds: float = Field(default=0.0, ge=0, le=60)
     # GET /metrics (Prometheus): off unless set; then served to loopback clients and these networks.
     metrics: bool = False
     metrics_allow: tuple[str, ...] = ()  # e.g. ["10.0.0.0/8", "192.168.1.20"]

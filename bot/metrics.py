@@ -29,9 +29,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appkeys import CLOCK, PIPELINE
-from bot.inbound import Inbound
 from bot.logs import log
-from bot.pipeline import Outcome, Pipeline
+from bot.pipeline import Outcome
 from bot.transport import Rejected, reject
 from storage.models import OutboxMessage, OutboxStatus, Request, Timer
 
@@ -50,20 +49,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# The outcome of the callback the current request serves, filled in by MeteredPipeline.
+# The outcome of the callback the current request serves, filled in by `note_outcome`.
 _outcome: ContextVar[list[str] | None] = ContextVar("callback_outcome", default=None)
 
 
-class MeteredPipeline(Pipeline):
-    """The pipeline, telling the metrics middleware what became of the callback it serves."""
-
-    async def apply(self, inbound: Inbound, channel: str = "app") -> Outcome:
-        """Apply as usual, and note the outcome for the request being measured (if any)."""
-        outcome = await super().apply(inbound, channel)
-        cell = _outcome.get()
-        if cell is not None:
-            cell.append(outcome.value)
-        return outcome
+def note_outcome(outcome: Outcome) -> None:
+    """Tell the metrics middleware what became of the callback the current request serves."""
+    cell = _outcome.get()
+    if cell is not None:
+        cell.append(outcome.value)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,19 @@
-"""Apply one inbound event: dedupe row, handler effects and outbox rows in ONE transaction."""
+"""Apply one inbound event: dedupe row, handler effects and outbox rows in ONE transaction.
+
+The events come from the inbound journal (bot/journal.py), which the callback wrote before it
+answered WeCom: `apply_next` takes the oldest row and deletes it in that same transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,12 +23,12 @@ from bot.config import Config
 from bot.context import Ctx
 from bot.conversation import handle_text
 from bot.inbound import Inbound
-from bot.logs import log
+from bot.logs import log, msg_id_var
 from bot.org import Org
 from bot.outbox import enqueue
 from bot.render import Renderer
 from bot.router import Registry
-from storage.models import InboundEvent
+from storage.models import InboundEvent, JournalEntry
 
 logger = logging.getLogger("infodesk.pipeline")
 
@@ -32,6 +38,19 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     FAILED = "failed"
     UNAVAILABLE = "unavailable"  # nothing could be recorded: answer 503 so that WeCom retries
+    RECORDED = "recorded"  # in the journal, answered; applied after (bot/journal.py)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A journal row taken and done with: its dedupe key and what became of it."""
+
+    key: str
+    outcome: Outcome
+
+
+# A journal row's payload read back into an event (by channel), or None when it holds none.
+Parse = Callable[[str], Inbound | None]
 
 
 @dataclass
@@ -47,13 +66,10 @@ class Pipeline:
         # The configuration as loaded; `config` may add the people WeCom's directory lists
         # (bot/directory.py), recomputed from this one after each sync.
         self.base_config = self.config
-        # Callbacks applied at once; the rest wait their turn (first come, first served), at most
-        # ADMIT_WAIT_SECONDS. SQLite runs one transaction at a time on its one connection: there the
-        # callbacks queue here, in order, rather than in the connection pool, where a newcomer can
-        # take the connection just returned ahead of those already waiting (p99 went past 1 s).
-        bind = self.sessions.kw.get("bind")
-        sqlite = bind is not None and bind.dialect.name == "sqlite"
-        self._slots = asyncio.Semaphore(1 if sqlite else MAX_IN_FLIGHT)
+        # What one process's appliers are applying: one member's messages apply one at a time, in
+        # the order they were recorded (bot/journal.py runs several appliers on PostgreSQL).
+        self._busy: set[str] = set()
+        self._take = asyncio.Lock()
 
     def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
         ctx = Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)
@@ -62,59 +78,73 @@ class Pipeline:
             ctx.in_group = inbound.chat_id is not None
         return ctx
 
-    async def apply(self, inbound: Inbound, channel: str = "app") -> Outcome:
-        """Record and handle an event exactly once; a handler error rolls everything back.
+    async def apply_next(self, parsers: Mapping[str, Parse]) -> Applied | None:
+        """Take the journal's oldest row and apply it exactly once, or None when nothing waits.
 
-        A transaction that lost a deadlock or a serialisation race is retried from the start
-        (its effects were rolled back, so nothing is applied twice).
-
-        A callback that cannot start within ADMIT_WAIT_SECONDS (a burst larger than the bot can
-        apply) is refused with UNAVAILABLE before anything is recorded: WeCom gives up on an answer
-        after 5 s and sends the callback again, so a queue that grew without bound would answer
-        late every message behind it; a 503 now makes WeCom retry when the burst has passed.
+        The row is deleted in the transaction of the event's effects, so the event is applied, or
+        still waits, never both. A handler error rolls everything back; the event is then recorded
+        as failed (so that it is not applied again) and the member hears an apology with an error id.
+        A transaction that lost a deadlock or a serialisation race is retried from the start (its
+        effects were rolled back, so nothing is applied twice).
         """
-        try:
-            async with asyncio.timeout(ADMIT_WAIT_SECONDS):
-                await self._slots.acquire()
-        except TimeoutError:
-            log(logger, logging.WARNING, "callback_deferred", key=inbound.dedupe_key, waited_s=ADMIT_WAIT_SECONDS)
-            return Outcome.UNAVAILABLE
-        try:
-            return await self._apply_admitted(inbound, channel)
-        finally:
-            self._slots.release()
-
-    async def _apply_admitted(self, inbound: Inbound, channel: str) -> Outcome:
         for attempt in range(1, RETRIES + 1):
             try:
-                return await self._apply_once(inbound, channel)
+                return await self._apply_next_once(parsers)
             except _Retry:
                 log(logger, logging.WARNING, "transaction_retry", attempt=attempt)
-        return await self._fail(inbound, channel)
+        return Applied("", Outcome.UNAVAILABLE)
 
-    async def _apply_once(self, inbound: Inbound, channel: str) -> Outcome:
+    async def _apply_next_once(self, parsers: Mapping[str, Parse]) -> Applied | None:
+        entry: Taken | None = None
+        token = None
         try:
             async with self.sessions() as s, s.begin():
-                event = await self._record(s, inbound, channel, error_id=None)
+                async with self._take:
+                    entry = await _take_next(s, self._busy)
+                    if entry is None:
+                        return None
+                    self._busy.add(entry.from_user)
+                inbound = parsers[entry.channel](entry.payload)
+                if inbound is None:  # nothing an event could be made of (the intake records none such)
+                    log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
+                    return Applied(entry.dedupe_key, Outcome.FAILED)
+                token = msg_id_var.set(inbound.msg_id or inbound.dedupe_key)
+                event = await self._record(s, inbound, entry.channel, error_id=None)
                 ctx = self.ctx(s, inbound, event.id)
                 await self._route(ctx)
                 _robot_answer(ctx)
+            log(logger, logging.INFO, "inbound_applied", kind=inbound.kind, from_user=inbound.from_user)
+            return Applied(entry.dedupe_key, Outcome.APPLIED)
         except _Duplicate:
-            log(logger, logging.INFO, "inbound_duplicate", key=inbound.dedupe_key)
-            return Outcome.DUPLICATE
+            assert entry is not None
+            await self._discard(entry)
+            log(logger, logging.INFO, "inbound_duplicate", key=entry.dedupe_key)
+            return Applied(entry.dedupe_key, Outcome.DUPLICATE)
         except DBAPIError as exc:
             if _retryable(exc):
                 raise _Retry() from exc
-            return await self._fail(inbound, channel)
+            if entry is None:
+                raise
+            return Applied(entry.dedupe_key, await self._fail(entry, parsers))
         except Exception:
-            return await self._fail(inbound, channel)
-        log(logger, logging.INFO, "inbound_applied", kind=inbound.kind, from_user=inbound.from_user)
-        return Outcome.APPLIED
+            if entry is None:
+                raise
+            return Applied(entry.dedupe_key, await self._fail(entry, parsers))
+        finally:
+            if token is not None:
+                msg_id_var.reset(token)
+            if entry is not None:
+                self._busy.discard(entry.from_user)
 
-    async def _fail(self, inbound: Inbound, channel: str) -> Outcome:
+    async def _discard(self, entry: Taken) -> None:
+        """Delete a journal row whose event was applied before (a retry recorded again)."""
+        async with self.sessions() as s, s.begin():
+            await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
+
+    async def _fail(self, entry: Taken, parsers: Mapping[str, Parse]) -> Outcome:
         error_id = uuid.uuid4().hex[:8]
-        logger.exception("handler_failed", extra={"fields": {"error_id": error_id, "from_user": inbound.from_user}})
-        return await self._apologise(inbound, channel, error_id)
+        logger.exception("handler_failed", extra={"fields": {"error_id": error_id, "from_user": entry.from_user}})
+        return await self._apologise(entry, parsers, error_id)
 
     async def _record(self, s: AsyncSession, inbound: Inbound, channel: str, error_id: str | None) -> InboundEvent:
         # The transport bounds every value; the cuts below only make sure the apology for an event
@@ -151,21 +181,57 @@ class Pipeline:
             ctx.reply("photo_unattached")
         # Other events (enter_agent, unknown types) are recorded, deduped and acknowledged.
 
-    async def _apologise(self, inbound: Inbound, channel: str, error_id: str) -> Outcome:
+    async def _apologise(self, entry: Taken, parsers: Mapping[str, Parse], error_id: str) -> Outcome:
         """Record the failed event (so WeCom's retries do not repeat it) and tell the user."""
         try:
             async with self.sessions() as s, s.begin():
-                event = await self._record(s, inbound, channel, error_id=error_id)
+                taken = await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
+                if not taken.rowcount:  # type: ignore[attr-defined]  # another replica dealt with it
+                    return Outcome.DUPLICATE
+                inbound = parsers[entry.channel](entry.payload)
+                if inbound is None:
+                    return Outcome.FAILED
+                event = await self._record(s, inbound, entry.channel, error_id=error_id)
                 ctx = self.ctx(s, inbound, event.id)
                 ctx.reply("error_apology", error_id=error_id)
                 _robot_answer(ctx)
         except _Duplicate:
-            pass
+            await self._discard(entry)
         except Exception:
-            # Not even the failure could be recorded (the database is down): WeCom should retry.
+            # Not even the failure could be recorded (the database is down): the row stays in the
+            # journal and is applied again later.
             logger.exception("apology_failed", extra={"fields": {"error_id": error_id}})
             return Outcome.UNAVAILABLE
         return Outcome.FAILED
+
+
+async def _take_next(s: AsyncSession, busy: set[str]) -> Taken | None:
+    """Delete and return the oldest journal row of a member not being applied in this process.
+
+    On PostgreSQL a row another replica is applying is locked by its transaction and skipped; the
+    deletion commits (or rolls back, and the row is taken again) with the event's effects.
+    """
+    oldest = select(JournalEntry.id).order_by(JournalEntry.id).limit(1)
+    if busy:
+        oldest = oldest.where(JournalEntry.from_user.not_in(busy))
+    if s.get_bind().dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    j = JournalEntry
+    stmt = delete(j).where(j.id == oldest.scalar_subquery())
+    stmt = stmt.returning(j.id, j.dedupe_key, j.channel, j.from_user, j.payload)
+    row = (await s.execute(stmt.execution_options(synchronize_session=False))).one_or_none()
+    return None if row is None else Taken(*row)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A journal row taken to apply (plain values: they outlive a rolled-back transaction)."""
+
+    id: int
+    dedupe_key: str
+    channel: str
+    from_user: str
+    payload: str
 
 
 def _robot_answer(ctx: Ctx) -> None:
@@ -198,12 +264,6 @@ class _Retry(Exception):
 
 
 RETRIES = 3
-# How many callbacks one process applies at once, and how long one waits for its turn. With
-# SQLite the transactions run one at a time anyway (one connection); with PostgreSQL a few overlap.
-# The wait plus the callback's own transaction stays below WeCom's 5 s; a shorter wait refused
-# too many of the retries that arrive together after a restart on a busy machine (tests/test_chaos.py).
-MAX_IN_FLIGHT = 8
-ADMIT_WAIT_SECONDS = 3.0
 # PostgreSQL: serialization_failure, deadlock_detected; SQLite: the busy timeout ran out.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 

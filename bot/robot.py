@@ -15,10 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.appkeys import DISPATCHER, PIPELINE
+from bot.appkeys import JOURNAL
 from bot.crypto import WeComCrypto
 from bot.inbound import Inbound
 from bot.logs import log, msg_id_var
+from bot.metrics import note_outcome
 from bot.pipeline import Outcome
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 
@@ -132,13 +133,13 @@ def robot_routes(app: web.Application, path: str, crypto_key: web.AppKey[WeComCr
             return web.Response(status=200, text="")
         token = msg_id_var.set(inbound.msg_id)
         try:
-            outcome = await request.app[PIPELINE].apply(inbound, channel="robot")
+            outcome = await request.app[JOURNAL].submit(inbound, "robot", plain)
         finally:
             msg_id_var.reset(token)
+        note_outcome(outcome)
         log(logger, logging.INFO, "robot_message", outcome=outcome.value, group=inbound.chat_id is not None)
         if outcome is Outcome.UNAVAILABLE:
             return web.Response(status=503, text="try_later")
-        request.app[DISPATCHER].wake()
         return web.Response(status=200, text="")  # an empty acknowledgement; the answer goes via response_url
 
     app.router.add_get(path, verify)

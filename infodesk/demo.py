@@ -426,11 +426,11 @@ class Demo:
     t: Transcript
 
     async def settle(self) -> None:
-        """Wait until the bot's outbox has nothing pending."""
+        """Wait until the bot has applied every message it answered and its outbox has nothing pending."""
         for _ in range(400):
             async with self.http.get(f"{self.bot_url}/healthz") as resp:
                 health = await resp.json()
-            if health["outbox"]["pending"] == 0:
+            if health["inbound"]["pending"] == 0 and health["outbox"]["pending"] == 0:
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError("the outbox did not drain")

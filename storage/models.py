@@ -83,6 +83,22 @@ class InboundEvent(Base):
     error_id: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
+class JournalEntry(Base):
+    """A callback durably recorded and answered, waiting to be applied (bot/journal.py).
+
+    The row is deleted in the transaction that applies it; `inbound_events` keeps the dedupe key.
+    """
+
+    __tablename__ = "inbound_journal"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # app | robot: which parser reads `payload`
+    from_user: Mapped[str] = mapped_column(String(64))  # one member's messages apply in order
+    payload: Mapped[str] = mapped_column(Text)  # the decrypted message, as WeCom sent it
+    received_at: Mapped[datetime]
+
+
 class OutboxMessage(Base):
     """An outbound WeCom call, written in the transaction that caused it."""
 

@@ -160,7 +160,7 @@ class Run:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             health = await wait_healthy(self.http, self.url)
-            if health["outbox"]["pending"] == 0:
+            if health["inbound"]["pending"] == 0 and health["outbox"]["pending"] == 0:
                 return dict(health)
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"outbox still busy: {health['outbox']}")

@@ -142,7 +142,7 @@ async def test_sigkill_with_pending_outbox_delivers_each_once_after_restart(
     # with WeCom's duplicate check; wait until nothing is pending, then count deliveries.
     for _ in range(300):
         health = await wait_healthy(http, url)
-        if health["outbox"]["pending"] == 0:
+        if health["inbound"]["pending"] == 0 and health["outbox"]["pending"] == 0:
             break
         await asyncio.sleep(0.1)
     assert health["outbox"]["failed"] == 0

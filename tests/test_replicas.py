@@ -29,7 +29,7 @@ from bot.clock import CLOCK_OFFSET_ENV
 from bot.emulator.sender import CallbackSender
 from bot.emulator.server import Emulator
 from storage.db import make_engine, make_sessionmaker
-from storage.models import ApprovalAudit, InboundEvent, JobRun, OutboxMessage, OutboxStatus, Ticket
+from storage.models import ApprovalAudit, InboundEvent, JobRun, JournalEntry, OutboxMessage, OutboxStatus, Ticket
 from tests.conftest import PG_URL, example_raw, postgres_database
 from tests.test_process import ROOT, Proc, free_port, procs, wait_healthy, write_config
 
@@ -249,13 +249,15 @@ async def scenario(r: Replicas, engine: AsyncEngine, now: Callable[[], float], p
 
     async def settled() -> bool:
         async with engine.connect() as c:
+            # The journal first: what is applied after this read has its messages in the outbox by then.
+            waiting = await c.scalar(select(func.count()).select_from(JournalEntry))
             pushed = await c.scalar(
                 select(func.count()).select_from(JobRun).where(JobRun.job_id == TEACHERS_PUSH, JobRun.status == "done")
             )
             pending = await c.scalar(
                 select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
             )
-        return bool(pushed) and pending == 0
+        return bool(pushed) and waiting == 0 and pending == 0
 
     await until("the push and every outbound message", settled)
     await asyncio.sleep(0.5)  # nothing more comes (a tick or two later)

@@ -1,0 +1,208 @@
+"""The inbound journal: a callback is answered once its message is durably recorded; the applier
+then applies the journal in order, each message in the one transaction of its effects.
+
+Why: applying a message (its dedupe row, the workflow's records, the replies in the outbox) costs
+milliseconds of CPU through the ORM, and WeCom waits for the answer. Recording costs one row, and
+the rows of concurrent callbacks are written together (group commit: one transaction, one commit,
+for every callback that arrived while the previous batch was being written), each callback
+answered only after the commit that holds its row. A member sees no difference (the reply follows
+within milliseconds when the bot is not overloaded); WeCom gets its answer at once, and a burst
+larger than the bot can apply waits in the journal, durably, instead of being refused.
+
+Exactly once: the journal's unique dedupe key makes a retry that arrives while the message waits a
+no-op; the applier deletes the row in the transaction that applies it, and the applied message's
+row in `inbound_events` makes a retry that arrives later a duplicate. A process killed at any point
+leaves each message either in the journal (applied after the restart) or applied, never both.
+
+`server.answer_wait_seconds` makes the answer wait for the apply as well (up to that long, then it
+answers anyway: the message is recorded); the tests run that way so that they can read the effects
+as soon as the answer comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.inbound import Inbound
+from bot.logs import log
+from bot.pipeline import Outcome, Pipeline
+from storage.models import JournalEntry
+
+logger = logging.getLogger("infodesk.journal")
+
+# Which parser reads a journal row's payload, by channel (app: the decrypted XML; robot: JSON).
+Parsers = Mapping[str, Callable[[str], Inbound | None]]
+
+BATCH = 500  # rows written in one group commit at most
+POLL_SECONDS = 1.0  # how often an idle applier looks for rows another replica recorded
+FAILURE_PAUSE_SECONDS = 1.0  # after the database refused a batch or an apply
+
+
+@dataclass
+class Intake:
+    """Group commit of journal rows: `record` returns once the row (or the same key's) is committed."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    _queue: list[tuple[dict[str, object], asyncio.Future[None]]] = field(default_factory=list)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
+
+    async def record(self, inbound: Inbound, channel: str, payload: str) -> None:
+        """Durably record the message (raises what the database raised when it could not)."""
+        row = {
+            "dedupe_key": inbound.dedupe_key[:300],
+            "channel": channel,
+            "from_user": inbound.from_user[:64],
+            "payload": payload,
+            "received_at": self.clock.now(),
+        }
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((row, done))
+        self._wake.set()
+        await done
+
+    async def run(self) -> None:
+        """Write whatever is queued, batch after batch, until stopped with nothing queued."""
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
+            try:
+                await self._write([row for row, _ in batch])
+            except Exception as exc:
+                log(logger, logging.ERROR, "journal_write_failed", rows=len(batch), error=type(exc).__name__)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():  # the request may have gone (the client hung up): its row stays
+                    done.set_result(None)
+
+    async def _write(self, rows: list[dict[str, object]]) -> None:
+        async with self.sessions() as s, s.begin():
+            dialect = s.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            stmt = insert(JournalEntry).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            await s.execute(stmt, rows)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+
+@dataclass
+class Applier:
+    """Applies the journal, oldest first; `workers` at once (one member's messages one at a time)."""
+
+    pipeline: Pipeline
+    parsers: Parsers
+    on_applied: Callable[[], None]
+    workers: int = 1
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiters: dict[str, list[asyncio.Future[Outcome]]] = field(default_factory=dict)
+    _stopping: bool = False
+
+    def expect(self, key: str) -> asyncio.Future[Outcome]:
+        """A future resolved with the outcome when this process applies the message `key`."""
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key[:300], []).append(waiter)
+        return waiter
+
+    def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None:
+        waiters = self._waiters.get(key[:300], [])
+        if waiter in waiters:
+            waiters.remove(waiter)
+        if not waiters:
+            self._waiters.pop(key[:300], None)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._work() for _ in range(self.workers)))
+
+    async def _work(self) -> None:
+        while not self._stopping:
+            try:
+                applied = await self.pipeline.apply_next(self.parsers)
+            except Exception:
+                logger.exception("journal_apply_failed")
+                applied = None
+                await asyncio.sleep(FAILURE_PAUSE_SECONDS)
+            if applied is None:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                continue
+            if applied.outcome is Outcome.UNAVAILABLE:  # nothing applied: the database is failing
+                await asyncio.sleep(FAILURE_PAUSE_SECONDS)
+                continue
+            if applied.outcome is not Outcome.DUPLICATE:
+                self.on_applied()
+            for waiter in self._waiters.pop(applied.key, []):
+                if not waiter.done():
+                    waiter.set_result(applied.outcome)
+            await asyncio.sleep(0)  # let the callbacks that arrived meanwhile be recorded first
+
+
+@dataclass
+class Journal:
+    """The callbacks' way in: record, answer, apply."""
+
+    intake: Intake
+    applier: Applier
+    answer_wait_seconds: float
+
+    async def submit(self, inbound: Inbound, channel: str, payload: str) -> Outcome:
+        """RECORDED (or, when the answer waits for the apply, the apply's outcome), or UNAVAILABLE
+        when the message could not be recorded (answer 503: WeCom sends it again)."""
+        waiter = self.applier.expect(inbound.dedupe_key) if self.answer_wait_seconds > 0 else None
+        try:
+            await self.intake.record(inbound, channel, payload)
+        except Exception:
+            if waiter is not None:
+                self.applier.forget(inbound.dedupe_key, waiter)
+            return Outcome.UNAVAILABLE
+        self.applier.wake()
+        if waiter is None:
+            return Outcome.RECORDED
+        try:
+            async with asyncio.timeout(self.answer_wait_seconds):
+                return await waiter
+        except TimeoutError:
+            self.applier.forget(inbound.dedupe_key, waiter)
+            return Outcome.RECORDED
+
+    async def run(self) -> None:
+        await asyncio.gather(self.intake.run(), self.applier.run())
+
+    def stop(self) -> None:
+        self.intake.stop()
+        self.applier.stop()
+
+
+async def journal_health(s: AsyncSession) -> dict[str, int]:
+    """Messages recorded and answered but not yet applied."""
+    pending = (await s.execute(select(func.count()).select_from(JournalEntry))).scalar_one()
+    return {"pending": int(pending)}

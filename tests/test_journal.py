@@ -1,0 +1,81 @@
+"""The inbound journal (bot/journal.py): WeCom is answered once a message is durably recorded; the
+message is applied after, exactly once, even across a restart; what cannot be recorded is a 503."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from sqlalchemy import text
+
+from bot.appkeys import ENGINE, JOURNAL
+from bot.clock import RunningClock
+from bot.emulator.server import Emulator
+from storage.models import InboundEvent, OutboxMessage, Ticket
+from tests.conftest import Bot, make_config, start_bot
+
+ANSWER_AT_ONCE = {"answer_wait_seconds": 0}  # the production default
+
+
+async def until_applied(bot: Bot) -> None:
+    for _ in range(600):
+        if (await bot.health())["inbound"]["pending"] == 0:
+            await bot.settle()
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("the journal was not applied")
+
+
+async def test_answered_once_recorded_and_applied_once_after_a_restart(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, wall_clock: RunningClock
+) -> None:
+    config = make_config(emulator.base_url, db_url, server=ANSWER_AT_ONCE)
+    first = await start_bot(config, http, run_jobs=False)
+    first.app[JOURNAL].applier.stop()  # the bot is killed before it applies anything
+    await asyncio.sleep(0.1)
+    xml, _ = first.sender.text_xml("majun", "报修 地点:机房 设备:电脑 描述:蓝屏")
+    query, body = first.sender.envelope(xml)
+    assert (await first.sender.post_raw(query, body)).status == 200
+    assert (await first.sender.post_raw(query, body)).status == 200  # WeCom's retry: still one row
+    assert (await first.sender.text("zhaolei", "帮助")).status == 200
+    assert (await first.health())["inbound"] == {"pending": 2}
+    assert await first.count(InboundEvent) == 0
+    assert await first.count(Ticket) == 0
+    await first.stop()
+    assert emulator.texts_to("majun") == []
+
+    second = await start_bot(config, http, run_jobs=False)
+    try:
+        await until_applied(second)
+        assert await second.count(Ticket) == 1
+        assert await second.count(InboundEvent) == 2
+        assert len(emulator.texts_to("majun")) == 1
+        assert "报修已登记" in emulator.texts_to("majun")[0]
+        assert emulator.texts_to("zhaolei")
+        # A retry that comes after the apply is recorded again and found to be a duplicate.
+        assert (await second.sender.post_raw(query, body)).status == 200
+        await until_applied(second)
+        assert await second.count(Ticket) == 1
+        assert len(emulator.texts_to("majun")) == 1
+    finally:
+        await second.stop()
+
+
+async def test_a_message_that_cannot_be_recorded_is_refused_with_503_and_nothing_is_kept(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, wall_clock: RunningClock
+) -> None:
+    bot = await start_bot(make_config(emulator.base_url, db_url, server=ANSWER_AT_ONCE), http, run_jobs=False)
+    try:
+        async with bot.app[ENGINE].begin() as conn:  # the database refuses the journal's writes
+            await conn.execute(text("ALTER TABLE inbound_journal RENAME TO inbound_journal_gone"))
+        refused = await bot.sender.text("majun", "报修 地点:机房 设备:电脑 描述:蓝屏")
+        assert (refused.status, refused.text) == (503, "try_later")  # WeCom sends it again
+        assert await bot.count(InboundEvent) == 0
+        assert await bot.count(OutboxMessage) == 0
+        async with bot.app[ENGINE].begin() as conn:
+            await conn.execute(text("ALTER TABLE inbound_journal_gone RENAME TO inbound_journal"))
+        assert (await bot.sender.text("majun", "报修 地点:机房 设备:电脑 描述:蓝屏")).status == 200
+        await until_applied(bot)
+        assert await bot.count(Ticket) == 1
+    finally:
+        await bot.stop()
