@@ -217,8 +217,8 @@ async def _take_next(s: AsyncSession, busy: set[str]) -> Taken | None:
     if s.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
     j = JournalEntry
-    stmt = delete(j).where(j.id == oldest.scalar_subquery())
-    stmt = stmt.returning(j.id, j.dedupe_key, j.channel, j.from_user, j.payload)
+    take = delete(j).where(j.id == oldest.scalar_subquery())
+    stmt = take.returning(j.id, j.dedupe_key, j.channel, j.from_user, j.payload)
     row = (await s.execute(stmt.execution_options(synchronize_session=False))).one_or_none()
     return None if row is None else Taken(*row)
 
