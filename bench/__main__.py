@@ -14,7 +14,9 @@ no member is sent more than WeCom's 30 messages a minute; the bench prints the m
 
 Two loads: `帮助` (a reply) and `报修 …` (a ticket, SLA timers, technicians' cards and a reply, in one
 transaction). Then Infodesk at a steady rate (default 200 req/s) for the p99 target. Prints
-req/s, p50, p99, max, errors, and the ratios c/a and c/b. The peers' dependencies are the `bench`
+req/s, p50, p99, max, errors, and the ratios c/a and c/b; for Infodesk, which answers once a
+message is durably recorded and applies it right after (bot/journal.py), also how long after the
+load the last message was applied, and the messages applied per second over the whole run. The peers' dependencies are the `bench`
 extra: `pip install -e '.[bench]'`.
 """
 
@@ -106,6 +108,7 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    drain: float | None = None  # Infodesk: seconds after the load until the journal was applied
 
     @property
     def rps(self) -> float:
@@ -120,7 +123,27 @@ class Result:
         return (
             f"{self.name:<8} {self.load:<4} {self.rps:8.0f} req/s   p50 {self.pct(50):7.1f} ms   "
             f"p99 {self.pct(99):7.1f} ms   max {mx:7.1f} ms   errors {self.errors}"
+            + (
+                ""
+                if self.drain is None
+                else f"   applied {self.drain:4.1f} s after the load ({self.applied_rps:.0f} applied/s)"
+            )
         )
+
+    @property
+    def applied_rps(self) -> float:
+        """Messages applied per second, from the load's start until the journal was empty."""
+        return (self.count - self.errors) / (self.seconds + (self.drain or 0.0))
+
+
+async def drained(http: aiohttp.ClientSession, url: str) -> float:
+    """Seconds until Infodesk has applied every message it answered (its journal is empty)."""
+    start = time.perf_counter()
+    while True:
+        async with http.get(url + "/healthz") as r:
+            if (await r.json())["inbound"]["pending"] == 0:
+                return time.perf_counter() - start
+        await asyncio.sleep(0.05)
 
 
 class Server:
@@ -306,8 +329,12 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
                 for name, s in servers.items():
                     replies = name != "floor"
                     await drive(http, s.url, load, 1.0, args.concurrency, replies=replies)  # warm-up
+                    if name in ("sqlite", "pg"):
+                        await drained(http, s.url)
                     r = await drive(http, s.url, load, args.seconds, args.concurrency, replies=replies)
                     r.name = name
+                    if name in ("sqlite", "pg"):  # the next run starts with nothing left to apply
+                        r.drain = await drained(http, s.url)
                     results.append(r)
                     print(r.line())
                 by = {r.name: r for r in results if r.load == load}
@@ -324,6 +351,7 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
                     for load in LOADS:
                         r = await drive(http, servers[name].url, load, args.seconds, 0, rate=args.rate)
                         r.name = name
+                        r.drain = await drained(http, servers[name].url)
                         print(r.line())
             print(
                 f"\nmost messages from one member to a replying server within a minute: {_peak['per_minute']} "

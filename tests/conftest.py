@@ -93,11 +93,16 @@ WALL_START = SCENE_START
 _wall_clock: RunningClock | None = None
 
 
-def example_raw() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "infodesk" / "config.example.toml").read_text(encoding="utf-8"))
-
-
 ANSWER_WAIT_SECONDS = 60  # a slow CI machine still answers only after the apply
+
+
+def example_raw() -> dict[str, Any]:
+    """The example configuration, as a dict; a callback's answer waits for its apply (bot/journal.py),
+    so that a test reads the effects as soon as the answer comes. (Tests of the shipped default,
+    answering once recorded, set answer_wait_seconds = 0, or serve the example file itself.)"""
+    raw = tomllib.loads((ROOT / "infodesk" / "config.example.toml").read_text(encoding="utf-8"))
+    raw["server"]["answer_wait_seconds"] = ANSWER_WAIT_SECONDS
+    return raw
 
 
 def make_config(api_base: str, db_url: str, **sections: dict[str, Any]) -> Config:
@@ -106,8 +111,6 @@ def make_config(api_base: str, db_url: str, **sections: dict[str, Any]) -> Confi
     raw["wecom"]["api_base"] = api_base
     raw["database"] = {"url": db_url}
     raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
-    # The answer waits for the apply (bot/journal.py), so a test reads the effects once answered.
-    raw["server"] = {**raw["server"], "answer_wait_seconds": ANSWER_WAIT_SECONDS}
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}
     return parse_config(raw, environ={})
@@ -248,7 +251,6 @@ async def start_scene(
     on a fake clock WeCom shares; its dispatcher and scheduler run when the test says."""
     raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
     raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
-    raw["server"] = {**raw["server"], "answer_wait_seconds": ANSWER_WAIT_SECONDS}
     emulator.clock = lambda: clock.now().timestamp()
     return await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
 

@@ -282,7 +282,9 @@ async def scenario(r: Replicas, engine: AsyncEngine, now: Callable[[], float], p
     applied = [len(x) for x in log_events(procs, "inbound_applied")]
     duplicates = [len(x) for x in log_events(procs, "inbound_duplicate")]
     assert all(applied), applied  # both replicas did work
-    assert sum(applied) == r.posted and sum(duplicates) == r.to_both, (applied, duplicates, r.to_both)
+    # A copy posted to both while the first still waited in the journal was absorbed there (one row
+    # per dedupe key); one that came after the apply was applied as a duplicate.
+    assert sum(applied) == r.posted and sum(duplicates) <= r.to_both, (applied, duplicates, r.to_both)
 
     # One ticket per distinct 报修 MsgId, with that message's reporter and place.
     assert sorted(t.dedupe_key for t in tickets) == sorted(f"msg:{m}" for m in reports)
