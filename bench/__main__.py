@@ -16,8 +16,8 @@ Two loads: `帮助` (a reply) and `报修 …` (a ticket, SLA timers, technician
 transaction). Then Infodesk at a steady rate (default 200 req/s) for the p99 target. Prints
 req/s, p50, p99, max, errors, and the ratios c/a and c/b; for Infodesk, which answers once a
 message is durably recorded and applies it right after (bot/journal.py), also how long after the
-load the last message was applied, and the messages applied per second over the whole run. The peers' dependencies are the `bench`
-extra: `pip install -e '.[bench]'`.
+load the last message was applied, and the messages applied per second over the whole run. The
+peers' dependencies are the `bench` extra: `pip install -e '.[bench]'`.
 """
 
 from __future__ import annotations
