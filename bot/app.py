@@ -8,7 +8,7 @@ schedulers), so `bot/` never imports `handlers/` or `schedules/`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -32,7 +32,7 @@ from bot.config import Config, ConfigError, Secrets
 from bot.conversation import kernel
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
-from bot.journal import Applier, Intake, Journal, journal_health
+from bot.journal import GIVE_WAY_SECONDS, Applier, Intake, Journal, Receiving, journal_health
 from bot.logs import msg_id_var, quiet_protocol_errors
 from bot.metrics import METRICS, Metrics, note_outcome, overdue_timers
 from bot.org import Org, required_chain_problems
@@ -45,6 +45,8 @@ from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
 from storage.db import make_engine, make_sessionmaker, migrate, ping
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # A background service runs beside the server (after the database and the outbox are up) and
 # stops before them: an aiohttp cleanup context.
@@ -76,9 +78,18 @@ def create_app(
         if config.robot is not None:
             paths[config.server.robot_path] = "robot"
         metrics = Metrics(paths, config.server.metrics_allow)
+    receiving = Receiving()
+
+    @web.middleware
+    async def count_receiving(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST":
+            return await handler(request)
+        with receiving:  # the journal's applier gives way meanwhile
+            return await handler(request)
+
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[metrics.middleware] if metrics is not None else [],
+        middlewares=[count_receiving, *([metrics.middleware] if metrics is not None else [])],
     )
     secrets = Secrets.of(config.wecom)
     app[CONFIG] = config
@@ -101,7 +112,13 @@ def create_app(
             app[API] = api
             webhook_keys = {g.chat_id: g.webhook_key.get_secret_value() for g in config.groups if g.webhook_key}
             dispatcher = Dispatcher(
-                app[PIPELINE].sessions, api, app[CLOCK], config.outbox, webhook_keys, delivery_pauses(app)
+                app[PIPELINE].sessions,
+                api,
+                app[CLOCK],
+                config.outbox,
+                webhook_keys,
+                delivery_pauses(app),
+                give_way=lambda: receiving.give_way(GIVE_WAY_SECONDS),
             )
             app[DISPATCHER] = dispatcher
             task = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher") if run_dispatcher else None
@@ -117,7 +134,7 @@ def create_app(
         pipeline = app[PIPELINE]
         # SQLite has one writer (one connection): one applier. PostgreSQL applies a few at once.
         workers = 1 if app[ENGINE].dialect.name == "sqlite" else APPLIERS
-        applier = Applier(pipeline, PARSERS, app[DISPATCHER].wake, workers)
+        applier = Applier(pipeline, PARSERS, app[DISPATCHER].wake, receiving, workers)
         app[JOURNAL] = j = Journal(Intake(pipeline.sessions, app[CLOCK]), applier, config.server.answer_wait_seconds)
         task = asyncio.create_task(j.run(), name="inbound-journal")
         yield
@@ -144,7 +161,7 @@ def create_app(
 
 # How a journal row's payload is read back, by channel: the decrypted XML, or a robot's JSON.
 PARSERS = {"app": parse_inbound, "robot": parse_robot}
-APPLIERS = 4  # journal appliers per process on PostgreSQL
+APPLIERS = 2  # journal appliers per process on PostgreSQL
 
 
 def delivery_pauses(app: web.Application) -> Pauses:

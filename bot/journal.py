@@ -44,6 +44,38 @@ Parsers = Mapping[str, Callable[[str], Inbound | None]]
 BATCH = 500  # rows written in one group commit at most
 POLL_SECONDS = 1.0  # how often an idle applier looks for rows another replica recorded
 FAILURE_PAUSE_SECONDS = 1.0  # after the database refused a batch or an apply
+# The applier gives way to callbacks being received (their answers wait on the same event loop),
+# but never for longer than this before each message: under a constant stream it still applies.
+GIVE_WAY_SECONDS = 0.02
+
+
+@dataclass
+class Receiving:
+    """How many callbacks are being received right now (counted by the app's middleware)."""
+
+    count: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    def __enter__(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def give_way(self, at_most: float) -> None:
+        """Return when no callback is being received, or after `at_most` seconds."""
+        if self.count:
+            try:
+                async with asyncio.timeout(at_most):
+                    await self._idle.wait()
+            except TimeoutError:
+                pass
 
 
 @dataclass
@@ -111,6 +143,7 @@ class Applier:
     pipeline: Pipeline
     parsers: Parsers
     on_applied: Callable[[], None]
+    receiving: Receiving
     workers: int = 1
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _waiters: dict[str, list[asyncio.Future[Outcome]]] = field(default_factory=dict)
@@ -141,6 +174,7 @@ class Applier:
 
     async def _work(self) -> None:
         while not self._stopping:
+            await self.receiving.give_way(GIVE_WAY_SECONDS)
             try:
                 applied = await self.pipeline.apply_next(self.parsers)
             except Exception:

@@ -23,7 +23,7 @@ import random
 import re
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -161,8 +161,11 @@ class Dispatcher:
         config: OutboxConfig,
         webhook_keys: Mapping[str, str] | None = None,
         pauses: Pauses | None = None,
+        give_way: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = sessions
+        # Awaited before each drain and each delivery: the app gives way to callbacks being received.
+        self._give_way = give_way
         self._pauses = pauses or Pauses()
         self._api = api
         self._clock = clock
@@ -188,6 +191,8 @@ class Dispatcher:
             logger.exception("delivery_pause_start_probe_failed")  # the pauses probe on schedule
         while not self._stopping:
             self._wake.clear()
+            if self._give_way is not None:
+                await self._give_way()
             try:
                 sent = await self.drain_once()
             except asyncio.CancelledError:
@@ -273,6 +278,8 @@ class Dispatcher:
 
         async def one(row: OutboxMessage) -> bool:
             async with sem:
+                if self._give_way is not None:
+                    await self._give_way()
                 return await self._deliver(row, probe_of.get(row.id), active)
 
         results = await asyncio.gather(*(one(r) for r in claimed))
