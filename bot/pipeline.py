@@ -188,8 +188,12 @@ class Pipeline:
                 taken = await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
                 if not taken.rowcount:  # type: ignore[attr-defined]  # another replica dealt with it
                     return Outcome.DUPLICATE
-                inbound = parsers[entry.channel](entry.payload)
+                try:
+                    inbound = parsers[entry.channel](entry.payload)
+                except Exception:
+                    inbound = None  # a row this version cannot read: dropped, logged, never retried
                 if inbound is None:
+                    log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
                     return Outcome.FAILED
                 event = await self._record(s, inbound, entry.channel, error_id=error_id)
                 ctx = self.ctx(s, inbound, event.id)

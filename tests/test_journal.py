@@ -8,10 +8,10 @@ import asyncio
 import aiohttp
 from sqlalchemy import text
 
-from bot.appkeys import ENGINE, JOURNAL
+from bot.appkeys import ENGINE, JOURNAL, PIPELINE
 from bot.clock import RunningClock
 from bot.emulator.server import Emulator
-from storage.models import InboundEvent, OutboxMessage, Ticket
+from storage.models import InboundEvent, JournalEntry, OutboxMessage, Ticket
 from tests.conftest import Bot, make_config, start_bot
 
 ANSWER_AT_ONCE = {"answer_wait_seconds": 0}  # the production default
@@ -79,3 +79,20 @@ async def test_a_message_that_cannot_be_recorded_is_refused_with_503_and_nothing
         assert await bot.count(Ticket) == 1
     finally:
         await bot.stop()
+
+
+async def test_a_journal_row_that_cannot_be_read_is_dropped_and_the_next_applied(
+    bot: Bot, emulator: Emulator, wall_clock: RunningClock
+) -> None:
+    """A row an older version wrote that this one cannot parse never blocks the journal."""
+    async with bot.app[PIPELINE].sessions() as s, s.begin():
+        s.add(
+            JournalEntry(
+                dedupe_key="msg:1", channel="app", from_user="majun", payload="<xml>", received_at=wall_clock.now()
+            )
+        )
+    assert (await bot.sender.text("majun", "帮助")).status == 200  # answered once applied (the tests wait)
+    assert await bot.count(JournalEntry) == 0
+    assert await bot.count(InboundEvent) == 1  # the 帮助; the unreadable row left nothing behind
+    await bot.settle()
+    assert [t for t in emulator.texts_to("majun") if "出错" in t] == []  # nobody is apologised to
