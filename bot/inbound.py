@@ -190,6 +190,15 @@ def parse_inbound(plain: str) -> Inbound:
             media_id=media_id,
             filename=_field(root, "FileName"),
         )
+    if msg_type.lower() == "text":  # the common case, without parsing the XML a second time
+        return Inbound(
+            kind="text",
+            msg_type="text",
+            from_user=_field(root, "FromUserName"),
+            create_time=create_time,
+            msg_id=msg_id or None,
+            content=_field(root, "Content"),
+        )
     try:
         msg = parse_message(plain)
     except Exception:  # wechatpy's own parse of what passed the checks above
