@@ -174,6 +174,8 @@ def parse_inbound(plain: str) -> Inbound:
         raise BadXML("bad_msg_id")
     if msg_type == "event" and _field(root, "Event") in CARD_EVENTS:
         return _card_event(root)
+    sender: dict[str, Any] = {"from_user": _field(root, "FromUserName"), "create_time": create_time}
+    sender["msg_id"] = msg_id or None
     if msg_type == "file":
         # The app callback's documented types (doc 90239) are text, image, voice, video, location and
         # link; a file a member sends arrives as MsgType file with a MediaId (and its FileName), the
@@ -181,36 +183,14 @@ def parse_inbound(plain: str) -> Inbound:
         media_id = _field(root, "MediaId")
         if not media_id:
             raise BadXML("file_without_media")
-        return Inbound(
-            kind="file",
-            msg_type="file",
-            from_user=_field(root, "FromUserName"),
-            create_time=create_time,
-            msg_id=msg_id or None,
-            media_id=media_id,
-            filename=_field(root, "FileName"),
-        )
+        return Inbound(kind="file", msg_type="file", media_id=media_id, filename=_field(root, "FileName"), **sender)
     if msg_type.lower() == "text":  # the common case, without parsing the XML a second time
-        return Inbound(
-            kind="text",
-            msg_type="text",
-            from_user=_field(root, "FromUserName"),
-            create_time=create_time,
-            msg_id=msg_id or None,
-            content=_field(root, "Content"),
-        )
+        return Inbound(kind="text", msg_type="text", content=_field(root, "Content"), **sender)
     try:
         msg = parse_message(plain)
     except Exception:  # wechatpy's own parse of what passed the checks above
         raise BadXML("unparseable") from None
-    base = dict(
-        msg_type=msg.type,
-        from_user=_field(root, "FromUserName"),
-        create_time=create_time,
-        msg_id=msg_id or None,
-    )
-    if msg.type == "text":
-        return Inbound(kind="text", content=str(msg.content or ""), **base)
+    base = dict(msg_type=msg.type, **sender)
     if msg.type == "image":
         return Inbound(kind="image", media_id=msg.media_id, pic_url=msg.image, **base)
     if msg.type == "event":
