@@ -38,7 +38,7 @@ from bot.metrics import METRICS, Metrics, note_outcome, overdue_timers
 from bot.org import Org, required_chain_problems
 from bot.outbox import Dispatcher, outbox_health
 from bot.pauses import DirectorNotices, Pauses, pause_health
-from bot.pipeline import Outcome, Pipeline
+from bot.pipeline import Applied, Outcome, Pipeline
 from bot.render import Renderer
 from bot.robot import parse_robot, robot_routes
 from bot.router import Registry, Router
@@ -134,7 +134,15 @@ def create_app(
         pipeline = app[PIPELINE]
         # SQLite has one writer (one connection): one applier. PostgreSQL applies a few at once.
         workers = 1 if app[ENGINE].dialect.name == "sqlite" else APPLIERS
-        applier = Applier(pipeline, PARSERS, app[DISPATCHER].wake, receiving, workers)
+        dispatcher = app[DISPATCHER]
+
+        def applied(done: Applied) -> None:
+            if done.outcome is not Outcome.DUPLICATE:
+                dispatcher.wake()  # its replies are in the outbox
+            if metrics is not None:
+                metrics.applied(done.channel, done.outcome)
+
+        applier = Applier(pipeline, PARSERS, applied, receiving, workers)
         app[JOURNAL] = j = Journal(Intake(pipeline.sessions, app[CLOCK]), applier, config.server.answer_wait_seconds)
         task = asyncio.create_task(j.run(), name="inbound-journal")
         yield

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.inbound import Inbound
 from bot.logs import log
-from bot.pipeline import Outcome, Pipeline
+from bot.pipeline import Applied, Outcome, Pipeline
 from storage.models import JournalEntry
 
 logger = logging.getLogger("infodesk.journal")
@@ -142,7 +142,7 @@ class Applier:
 
     pipeline: Pipeline
     parsers: Parsers
-    on_applied: Callable[[], None]
+    on_applied: Callable[[Applied], None]  # after each row taken (not when the database failed)
     receiving: Receiving
     workers: int = 1
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -192,8 +192,7 @@ class Applier:
             if applied.outcome is Outcome.UNAVAILABLE:  # nothing applied: the database is failing
                 await asyncio.sleep(FAILURE_PAUSE_SECONDS)
                 continue
-            if applied.outcome is not Outcome.DUPLICATE:
-                self.on_applied()
+            self.on_applied(applied)
             for waiter in self._waiters.pop(applied.key, []):
                 if not waiter.done():
                     waiter.set_result(applied.outcome)

@@ -32,7 +32,7 @@ from bot.appkeys import CLOCK, PIPELINE
 from bot.logs import log
 from bot.pipeline import Outcome
 from bot.transport import Rejected, reject
-from storage.models import OutboxMessage, OutboxStatus, Request, Timer
+from storage.models import JournalEntry, OutboxMessage, OutboxStatus, Request, Timer
 
 logger = logging.getLogger("infodesk.metrics")
 
@@ -43,6 +43,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # What became of a callback: the pipeline's outcomes, or, when it never reached the pipeline,
 # rejected (4xx: signature, size, malformed), ignored (acknowledged, nothing to apply), error.
 OUTCOMES = (*(o.value for o in Outcome), "rejected", "ignored", "error")
+APPLY_OUTCOMES = (Outcome.APPLIED.value, Outcome.DUPLICATE.value, Outcome.FAILED.value)
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -68,6 +69,7 @@ class Snapshot:
     oldest_pending_age: float  # seconds; 0 when nothing is pending
     overdue_timers: int
     approvals: list[tuple[str, str, str, int]]  # workflow, step (1-based), role, requests
+    inbound_pending: int = 0  # messages answered and not yet applied (the inbound journal)
 
 
 async def overdue_timers(s: AsyncSession, now: datetime) -> int:
@@ -116,6 +118,7 @@ async def read_snapshot(s: AsyncSession, now: datetime) -> Snapshot:
         oldest_pending_age=max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
         overdue_timers=await overdue_timers(s, now),
         approvals=[(*key, n) for key, n in sorted(steps.items())],
+        inbound_pending=int((await s.execute(select(func.count()).select_from(JournalEntry))).scalar_one()),
     )
 
 
@@ -150,6 +153,11 @@ class DatabaseCollector(Collector):
             "infodesk_outbox_oldest_pending_age_seconds",
             "Age of the oldest pending outbox row (0 when none is pending)",
             value=snap.oldest_pending_age,
+        )
+        yield GaugeMetricFamily(
+            "infodesk_inbound_pending",
+            "Messages answered and recorded in the inbound journal, not yet applied (the bot's backlog)",
+            value=snap.inbound_pending,
         )
         yield GaugeMetricFamily(
             "infodesk_timers_overdue",
@@ -195,6 +203,13 @@ class Metrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.inbound = Counter(
+            "infodesk_inbound_applied",
+            "Messages the applier took from the inbound journal, by channel and outcome: applied, "
+            "duplicate (WeCom's retry of one applied before), failed (a handler error, apologised for)",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "infodesk_callback_duration_seconds",
             "Time from a callback's arrival to its answer (verify, decrypt, handler, commit)",
@@ -206,6 +221,8 @@ class Metrics:
             self.latency.labels(channel)
             for outcome in OUTCOMES:
                 self.callbacks.labels(channel, outcome)
+            for outcome in APPLY_OUTCOMES:
+                self.inbound.labels(channel, outcome)
         self.database = DatabaseCollector()
         self.registry.register(self.database)
 
@@ -230,6 +247,10 @@ class Metrics:
             _outcome.reset(token)
             self.latency.labels(channel).observe(time.perf_counter() - started)
             self.callbacks.labels(channel, cell[-1] if cell else _by_status(status)).inc()
+
+    def applied(self, channel: str, outcome: Outcome) -> None:
+        """Count a message the applier took from the journal."""
+        self.inbound.labels(channel, outcome.value).inc()
 
     def allows(self, request: web.Request) -> bool:
         """Loopback and the `metrics_allow` networks; a proxied request must come from them too."""

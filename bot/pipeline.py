@@ -43,10 +43,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Applied:
-    """A journal row taken and done with: its dedupe key and what became of it."""
+    """A journal row taken and done with: its dedupe key, what became of it, and its channel."""
 
     key: str
     outcome: Outcome
+    channel: str
 
 
 # A journal row's payload read back into an event (by channel), or None when it holds none.
@@ -92,7 +93,7 @@ class Pipeline:
                 return await self._apply_next_once(parsers)
             except _Retry:
                 log(logger, logging.WARNING, "transaction_retry", attempt=attempt)
-        return Applied("", Outcome.UNAVAILABLE)
+        return Applied("", Outcome.UNAVAILABLE, "")
 
     async def _apply_next_once(self, parsers: Mapping[str, Parse]) -> Applied | None:
         entry: Taken | None = None
@@ -107,29 +108,29 @@ class Pipeline:
                 inbound = parsers[entry.channel](entry.payload)
                 if inbound is None:  # nothing an event could be made of (the intake records none such)
                     log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
-                    return Applied(entry.dedupe_key, Outcome.FAILED)
+                    return Applied(entry.dedupe_key, Outcome.FAILED, entry.channel)
                 token = msg_id_var.set(inbound.msg_id or inbound.dedupe_key)
                 event = await self._record(s, inbound, entry.channel, error_id=None)
                 ctx = self.ctx(s, inbound, event.id)
                 await self._route(ctx)
                 _robot_answer(ctx)
             log(logger, logging.INFO, "inbound_applied", kind=inbound.kind, from_user=inbound.from_user)
-            return Applied(entry.dedupe_key, Outcome.APPLIED)
+            return Applied(entry.dedupe_key, Outcome.APPLIED, entry.channel)
         except _Duplicate:
             assert entry is not None
             await self._discard(entry)
             log(logger, logging.INFO, "inbound_duplicate", key=entry.dedupe_key)
-            return Applied(entry.dedupe_key, Outcome.DUPLICATE)
+            return Applied(entry.dedupe_key, Outcome.DUPLICATE, entry.channel)
         except DBAPIError as exc:
             if _retryable(exc):
                 raise _Retry() from exc
             if entry is None:
                 raise
-            return Applied(entry.dedupe_key, await self._fail(entry, parsers))
+            return Applied(entry.dedupe_key, await self._fail(entry, parsers), entry.channel)
         except Exception:
             if entry is None:
                 raise
-            return Applied(entry.dedupe_key, await self._fail(entry, parsers))
+            return Applied(entry.dedupe_key, await self._fail(entry, parsers), entry.channel)
         finally:
             if token is not None:
                 msg_id_var.reset(token)

@@ -3,6 +3,7 @@ counters and gauges move with real encrypted callbacks, deliveries, timers and a
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.appkeys import PIPELINE
+from bot.appkeys import JOURNAL, PIPELINE
 from bot.clock import FakeClock
 from bot.config import ConfigError
 from bot.emulator.sender import RobotSender
@@ -246,3 +247,37 @@ async def test_two_apps_in_one_process_count_separately(
         assert value(await scrape(other), "infodesk_callbacks_total", channel="app", outcome="applied") == 0
     finally:
         await other.stop()
+
+
+async def test_answered_once_recorded_then_counted_as_applied(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """The shipped default answers once the message is recorded: the callback counts as `recorded`,
+    the applier's outcome in `infodesk_inbound_applied_total`, the backlog in `infodesk_inbound_pending`."""
+    emulator.clock = lambda: clock.now().timestamp()
+    config = make_config(emulator.base_url, db_url, server={"metrics": True, "answer_wait_seconds": 0})
+    bot = await start_bot(config, http, clock=clock, run_dispatcher=False)
+    try:
+        bot.app[JOURNAL].applier.stop()  # nothing is applied until the restart below
+        await asyncio.sleep(0.1)
+        for _ in range(2):  # WeCom's retry while the first still waits: one journal row
+            assert (await bot.sender.text("zhaolei", "帮助", msg_id="7300000000000000043")).status == 200
+        samples = await scrape(bot)
+        assert value(samples, "infodesk_callbacks_total", channel="app", outcome="recorded") == 2
+        assert value(samples, "infodesk_inbound_pending") == 1
+        assert value(samples, "infodesk_inbound_applied_total", channel="app", outcome="applied") == 0
+    finally:
+        await bot.stop()
+    bot = await start_bot(config, http, clock=clock, run_dispatcher=False)
+    try:
+        for _ in range(200):
+            samples = await scrape(bot)
+            if value(samples, "infodesk_inbound_applied_total", channel="app", outcome="applied"):
+                break
+            await asyncio.sleep(0.05)
+        samples = await scrape(bot)
+        assert value(samples, "infodesk_inbound_pending") == 0
+        assert value(samples, "infodesk_inbound_applied_total", channel="app", outcome="applied") == 1
+        assert value(samples, "infodesk_outbox_pending") == 1  # one answer
+    finally:
+        await bot.stop()
