@@ -44,7 +44,7 @@ from bot.robot import parse_robot, robot_routes
 from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
-from storage.db import make_engine, make_sessionmaker, migrate, ping
+from storage.db import checkpoint_wal, make_engine, make_sessionmaker, migrate, ping
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -99,11 +99,15 @@ def create_app(
     app[RENDERER] = Renderer(registry.template_dirs)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        engine = make_engine(config.database.url)
+        engine = make_engine(config.database.url, background_checkpoints=True)
         await migrate(engine)
         app[ENGINE] = engine
         app[PIPELINE] = Pipeline(make_sessionmaker(engine), app[CLOCK], config, app[RENDERER], app[REGISTRY])
+        stop = asyncio.Event()
+        checkpoints = asyncio.create_task(checkpoint_wal(config.database.url, stop), name="wal-checkpoints")
         yield
+        stop.set()
+        await checkpoints
         await engine.dispose()
 
     async def outbound(app: web.Application) -> AsyncIterator[None]:

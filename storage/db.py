@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -15,12 +18,17 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+logger = logging.getLogger("infodesk.db")
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30000  # how long a SQLite writer waits for another process's write lock
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite every transaction takes the write lock up front.
+
+    `background_checkpoints` (SQLite): the engine's connections never checkpoint the WAL themselves;
+    the caller runs `checkpoint_wal` (the server does), so that a checkpoint's fsync happens in a
+    thread instead of inside a commit on the event loop.
 
     SQLite's default deferred BEGIN lets two connections both read and then both try to write,
     and the loser fails at once with SQLITE_BUSY (the busy timeout does not apply to a lock
@@ -66,6 +74,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             # runs on PostgreSQL, whose commits are fsynced.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            if background_checkpoints:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -208,6 +218,36 @@ class _InlineConnection:
 
     async def rollback(self) -> None:
         self._aio._conn.rollback()
+
+
+CHECKPOINT_SECONDS = 1.0  # how often `checkpoint_wal` copies the WAL back into the database
+
+
+async def checkpoint_wal(url: str, stop: asyncio.Event, every: float = CHECKPOINT_SECONDS) -> None:
+    """Until `stop` is set: a PASSIVE checkpoint of a SQLite file's WAL every `every` seconds, on
+    its own connection in a worker thread.
+
+    With inline statements (`_inline_creator`) SQLite's automatic checkpoint, every ~4 MB of WAL,
+    ran inside a commit on the event loop's thread, fsync included: every callback waited for it.
+    A PASSIVE checkpoint never blocks writers or readers (what a reader still needs stays in the WAL
+    for the next one), and sqlite3 releases the GIL while it works. A checkpoint that fails is
+    logged and tried again; the WAL only grows meanwhile.
+    """
+    database = make_url(url).database
+    if not url.startswith("sqlite") or not database or database == ":memory:" or make_url(url).query:
+        await stop.wait()
+        return
+    conn = await asyncio.to_thread(sqlite3.connect, database, timeout=0, check_same_thread=False)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            try:
+                await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                logger.warning("wal_checkpoint_failed", extra={"fields": {"error": str(exc)[:200]}})
+    finally:
+        await asyncio.to_thread(conn.close)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

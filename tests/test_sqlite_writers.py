@@ -4,11 +4,12 @@ the first's lock without stopping the event loop, then writes."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import text
 
-from storage.db import make_engine
+from storage.db import checkpoint_wal, make_engine
 
 
 async def test_a_writer_waits_for_another_connections_lock_off_the_event_loop(tmp_path: Path) -> None:
@@ -37,3 +38,38 @@ async def test_a_writer_waits_for_another_connections_lock_off_the_event_loop(tm
     finally:
         await first.dispose()
         await second.dispose()
+
+
+async def test_the_wal_is_checkpointed_in_the_background_not_in_a_commit(tmp_path: Path) -> None:
+    """The serving engine never checkpoints inside a commit (on the event loop); `checkpoint_wal`
+    copies committed pages into the database file from a thread."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/w.db"
+    engine = make_engine(url, background_checkpoints=True)
+    try:
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
+
+        def rows_in_the_database_file() -> int:
+            """The database file alone (a copy without its WAL): what was checkpointed."""
+            copy = tmp_path / "copy.db"
+            copy.write_bytes((tmp_path / "w.db").read_bytes())
+            with sqlite3.connect(copy) as c:
+                try:
+                    return int(c.execute("SELECT count(*) FROM t").fetchone()[0])
+                except sqlite3.OperationalError:  # no such table: not checkpointed yet
+                    return 0
+
+        assert rows_in_the_database_file() == 0  # committed, still only in the WAL
+        stop = asyncio.Event()
+        task = asyncio.create_task(checkpoint_wal(url, stop, every=0.05))
+        for _ in range(100):
+            if rows_in_the_database_file() == 3:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        assert rows_in_the_database_file() == 3
+    finally:
+        await engine.dispose()
