@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -28,6 +29,29 @@ async def queue_texts(bot: Bot, items: list[tuple[str, str]]) -> None:
             enqueue(
                 s, now, f"user:{userid}", "message", {"touser": userid, "msgtype": "text", "text": {"content": text}}
             )
+
+
+async def queue_card(bot: Bot, card: dict[str, Any], to: str = "lihua") -> None:
+    """Commit a template card to `to` as a handler would."""
+    now = bot.app[DISPATCHER]._clock.now()
+    async with bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, now, f"user:{to}", "message", {"touser": to, "msgtype": "template_card", "template_card": card})
+
+
+async def queue_claim_card_and_its_update(bot: Bot, task_id: str) -> None:
+    """A 接单 card sent to lihua (drained), then its update (queued, not yet sent)."""
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "报修 #1"},
+        "task_id": task_id,
+        "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
+    }
+    await queue_card(bot, card)
+    await drain(bot)
+    [sent] = await rows(bot)
+    update = {"userids": ["lihua"], "response_code": sent.result["response_code"], "button": {"replace_name": "已接单"}}
+    async with bot.app[PIPELINE].sessions() as s, s.begin():
+        enqueue(s, bot.app[DISPATCHER]._clock.now(), "user:lihua", "update_card", update)
 
 
 async def rows(bot: Bot) -> list[OutboxMessage]:
@@ -294,15 +318,13 @@ async def test_card_resent_after_crash_is_not_delivered_twice(
     quiet_bot: Bot, emulator: Emulator, clock: FakeClock
 ) -> None:
     """A card's task_id is single-use: WeCom refusing the repeat means the first one arrived."""
-    now = clock.now()
     card = {
         "card_type": "button_interaction",
         "main_title": {"title": "报修 #1"},
         "task_id": "t1_claim_x",
         "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
     }
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(s, now, "user:lihua", "message", {"touser": "lihua", "msgtype": "template_card", "template_card": card})
+    await queue_card(quiet_bot, card)
     [row] = await rows(quiet_bot)
     claimed = await quiet_bot.app[DISPATCHER]._claim(row.id)
     assert claimed is not None
@@ -325,14 +347,7 @@ async def test_card_whose_answer_came_back_as_5xx_is_not_a_false_failure(
         "task_id": "t1_claim_y",
         "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
     }
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(
-            s,
-            clock.now(),
-            "user:lihua",
-            "message",
-            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
-        )
+    await queue_card(quiet_bot, card)
     emulator.inject_lost_answers("message/send", lost)
     await drain(quiet_bot, 1)
     [row] = await rows(quiet_bot)
@@ -352,25 +367,7 @@ async def test_card_update_whose_answer_was_lost_is_not_a_false_failure(
 ) -> None:
     """The update went through but its answer was a 502: the retry finds the response_code spent
     (single use); that means the first call worked, not that the update failed."""
-    card = {
-        "card_type": "button_interaction",
-        "main_title": {"title": "报修 #1"},
-        "task_id": "t1_claim_z",
-        "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
-    }
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(
-            s,
-            clock.now(),
-            "user:lihua",
-            "message",
-            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
-        )
-    await drain(quiet_bot)
-    [sent] = await rows(quiet_bot)
-    update = {"userids": ["lihua"], "response_code": sent.result["response_code"], "button": {"replace_name": "已接单"}}
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(s, clock.now(), "user:lihua", "update_card", update)
+    await queue_claim_card_and_its_update(quiet_bot, "t1_claim_z")
     emulator.inject_lost_answers("message/update_template_card", 502)
     await drain(quiet_bot, 1)
     clock.advance(600)
@@ -387,25 +384,7 @@ async def test_card_update_refused_after_a_lost_answer_and_a_known_error_counts_
 ) -> None:
     """The update went through but its answer was a 502, the retry met "system busy" (-1), the
     third found the response_code spent (40058): the first call worked, the row is not failed."""
-    card = {
-        "card_type": "button_interaction",
-        "main_title": {"title": "报修 #1"},
-        "task_id": "t1_claim_w",
-        "button_list": [{"text": "接单", "style": 1, "key": "tk:1:claim"}],
-    }
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(
-            s,
-            clock.now(),
-            "user:lihua",
-            "message",
-            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
-        )
-    await drain(quiet_bot)
-    [sent] = await rows(quiet_bot)
-    update = {"userids": ["lihua"], "response_code": sent.result["response_code"], "button": {"replace_name": "已接单"}}
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(s, clock.now(), "user:lihua", "update_card", update)
+    await queue_claim_card_and_its_update(quiet_bot, "t1_claim_w")
     emulator.inject_lost_answers("message/update_template_card", 502)
     await drain(quiet_bot, 1)
     emulator.inject_errcodes("message/update_template_card", -1)
@@ -429,14 +408,7 @@ async def test_reused_task_id_on_a_first_attempt_is_a_real_failure(
         "button_list": [{"text": "ok", "key": "tk:9:claim"}],
     }
     await quiet_bot.app[API].send_message({"touser": "lihua", "msgtype": "template_card", "template_card": card})
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(
-            s,
-            clock.now(),
-            "user:lihua",
-            "message",
-            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
-        )
+    await queue_card(quiet_bot, card)
     await drain(quiet_bot)
     [row] = await rows(quiet_bot)
     assert row.status == OutboxStatus.FAILED and row.errcode == 42014  # nothing suggests we sent it
@@ -449,14 +421,7 @@ async def test_invalid_card_fails_permanently_on_first_answer(quiet_bot: Bot, em
         "task_id": "bad id with spaces",
         "button_list": [{"text": "ok", "key": "k"}],
     }
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(
-            s,
-            quiet_bot.app[DISPATCHER]._clock.now(),
-            "user:lihua",
-            "message",
-            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
-        )
+    await queue_card(quiet_bot, card)
     await drain(quiet_bot)
     [row] = await rows(quiet_bot)
     assert row.status == OutboxStatus.FAILED and row.errcode == 42014

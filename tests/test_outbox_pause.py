@@ -19,7 +19,7 @@ from bot.pauses import Pauses
 from bot.wecom_api import WeComAPI
 from storage.models import DeliveryPause, OutboxStatus
 from tests.conftest import Bot, make_config, start_bot
-from tests.test_outbox import drain, queue_texts, rows
+from tests.test_outbox import drain, queue_card, queue_texts, rows
 
 DIRECTOR = "chenhao"  # the example organisation's only director
 
@@ -263,14 +263,7 @@ async def test_a_probe_refused_for_its_own_content_clears_an_app_wide_pause(
     """A bad card passed WeCom's IP check to be refused: the IP is trusted again."""
     emulator.block("message/send", 60020)
     card = {"card_type": "button_interaction", "main_title": {"title": "x"}, "task_id": "bad id", "button_list": []}
-    async with quiet_bot.app[PIPELINE].sessions() as s, s.begin():
-        enqueue(
-            s,
-            clock.now(),
-            "user:lihua",
-            "message",
-            {"touser": "lihua", "msgtype": "template_card", "template_card": card},
-        )
+    await queue_card(quiet_bot, card)
     await queue_texts(quiet_bot, [("lihua", "卡片之后")])
     await drain(quiet_bot)
     emulator.unblock()
