@@ -22,6 +22,7 @@ as soon as the answer comes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -71,11 +72,9 @@ class Receiving:
     async def give_way(self, at_most: float) -> None:
         """Return when no callback is being received, or after `at_most` seconds."""
         if self.count:
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(at_most):
                     await self._idle.wait()
-            except TimeoutError:
-                pass
 
 
 @dataclass
@@ -175,6 +174,7 @@ class Applier:
     async def _work(self) -> None:
         while not self._stopping:
             await self.receiving.give_way(GIVE_WAY_SECONDS)
+            self._wake.clear()  # before looking: a row recorded while we look wakes the wait below
             try:
                 applied = await self.pipeline.apply_next(self.parsers)
             except Exception:
@@ -182,12 +182,9 @@ class Applier:
                 applied = None
                 await asyncio.sleep(FAILURE_PAUSE_SECONDS)
             if applied is None:
-                self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_SECONDS):
                         await self._wake.wait()
-                except TimeoutError:
-                    pass
                 continue
             if applied.outcome is Outcome.UNAVAILABLE:  # nothing applied: the database is failing
                 await asyncio.sleep(FAILURE_PAUSE_SECONDS)

@@ -29,10 +29,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appkeys import CLOCK, PIPELINE
+from bot.journal import journal_health
 from bot.logs import log
 from bot.pipeline import Outcome
 from bot.transport import Rejected, reject
-from storage.models import JournalEntry, OutboxMessage, OutboxStatus, Request, Timer
+from storage.models import OutboxMessage, OutboxStatus, Request, Timer
 
 logger = logging.getLogger("infodesk.metrics")
 
@@ -118,7 +119,7 @@ async def read_snapshot(s: AsyncSession, now: datetime) -> Snapshot:
         oldest_pending_age=max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
         overdue_timers=await overdue_timers(s, now),
         approvals=[(*key, n) for key, n in sorted(steps.items())],
-        inbound_pending=int((await s.execute(select(func.count()).select_from(JournalEntry))).scalar_one()),
+        inbound_pending=(await journal_health(s))["pending"],
     )
 
 
@@ -212,7 +213,7 @@ class Metrics:
         )
         self.latency = Histogram(
             "infodesk_callback_duration_seconds",
-            "Time from a callback's arrival to its answer (verify, decrypt, handler, commit)",
+            "Time from a callback's arrival to its answer (verify, decrypt, the inbound journal's commit)",
             ["channel"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -3,10 +3,10 @@
 A dispatcher drains them in order per recipient, within WeCom's documented limits (doc 90312:
 30 messages/min and 1000/h from one app to one member; doc 91770: 20/min per group robot; doc
 90248: 20,000 person-messages/min and 150,000/h per corp into app groups, each group's message
-counting its members), with backoff on transient errors. A row is claimed with a lease before it is sent, so several
-processes sharing one database never send the same row at once. If a process dies after WeCom
-accepted a message but before the row was marked sent, the retry carries WeCom's own
-`enable_duplicate_check`, so the member does not get it twice.
+counting its members), with backoff on transient errors. A row is claimed with a lease before it
+is sent, so several processes sharing one database never send the same row at once. If a process
+dies after WeCom accepted a message but before the row was marked sent, the retry carries WeCom's
+own `enable_duplicate_check`, so the member does not get it twice.
 
 A configuration error (untrusted IP, bad credentials, a forbidden API, a configured member WeCom
 does not know yet) fails no row: it pauses delivery for its cause and one row at a time probes it

@@ -35,6 +35,8 @@ def make_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any
     upgrade). BEGIN IMMEDIATE makes writers queue on the busy timeout instead.
     """
     if url.startswith("sqlite"):
+        # Only a file `checkpoint_wal` can keep gives up SQLite's own checkpoints.
+        checkpoints_elsewhere = background_checkpoints and _checkpointable(url) is not None
         # One connection per process: SQLite has one writer, and every transaction here takes the
         # write lock (BEGIN IMMEDIATE). Queueing for the connection in asyncio (FIFO, no polling)
         # beats queueing on SQLite's busy handler, which sleeps in growing steps and made the
@@ -74,7 +76,7 @@ def make_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any
             # runs on PostgreSQL, whose commits are fsynced.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            if background_checkpoints:
+            if checkpoints_elsewhere:
                 cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
@@ -233,8 +235,8 @@ async def checkpoint_wal(url: str, stop: asyncio.Event, every: float = CHECKPOIN
     for the next one), and sqlite3 releases the GIL while it works. A checkpoint that fails is
     logged and tried again; the WAL only grows meanwhile.
     """
-    database = make_url(url).database
-    if not url.startswith("sqlite") or not database or database == ":memory:" or make_url(url).query:
+    database = _checkpointable(url)
+    if database is None:
         await stop.wait()
         return
     conn = await asyncio.to_thread(sqlite3.connect, database, timeout=0, check_same_thread=False)
@@ -248,6 +250,14 @@ async def checkpoint_wal(url: str, stop: asyncio.Event, every: float = CHECKPOIN
                 logger.warning("wal_checkpoint_failed", extra={"fields": {"error": str(exc)[:200]}})
     finally:
         await asyncio.to_thread(conn.close)
+
+
+def _checkpointable(url: str) -> str | None:
+    """The SQLite file whose WAL `checkpoint_wal` keeps, or None (PostgreSQL, memory, URI options)."""
+    parsed = make_url(url)
+    if not url.startswith("sqlite") or parsed.query or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

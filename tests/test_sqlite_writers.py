@@ -73,3 +73,13 @@ async def test_the_wal_is_checkpointed_in_the_background_not_in_a_commit(tmp_pat
         assert rows_in_the_database_file() == 3
     finally:
         await engine.dispose()
+
+
+async def test_a_database_the_checkpointer_cannot_keep_keeps_sqlites_own_checkpoints(tmp_path: Path) -> None:
+    """A URL with URI options is not one `checkpoint_wal` keeps: its WAL must not grow unchecked."""
+    engine = make_engine(f"sqlite+aiosqlite:///file:{tmp_path}/u.db?mode=rwc&uri=true", background_checkpoints=True)
+    try:
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 1000
+    finally:
+        await engine.dispose()
