@@ -121,14 +121,10 @@ class Pipeline:
             await self._discard(entry)
             log(logger, logging.INFO, "inbound_duplicate", key=entry.dedupe_key)
             return Applied(entry.dedupe_key, Outcome.DUPLICATE, entry.channel)
-        except DBAPIError as exc:
-            if _retryable(exc):
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and _retryable(exc):
                 raise _Retry() from exc
-            if entry is None:
-                raise
-            return Applied(entry.dedupe_key, await self._fail(entry, parsers), entry.channel)
-        except Exception:
-            if entry is None:
+            if entry is None:  # nothing taken: the database failed (the applier pauses)
                 raise
             return Applied(entry.dedupe_key, await self._fail(entry, parsers), entry.channel)
         finally:
