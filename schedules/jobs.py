@@ -5,11 +5,14 @@ here from the jobs' triggers and the injected clock: every occurrence in the gra
 has no `job_runs` row is claimed by inserting that row in the same transaction as its messages.
 Two processes on one PostgreSQL both wake up; one insert wins, the other rolls back. After a
 restart, an occurrence missed while down is sent if still within the grace window (configurable;
-when several are due only the latest is sent), otherwise recorded and logged as missed.
+when several are due only the latest is sent), otherwise recorded and logged as missed. An
+occurrence whose transaction fails (a database error, a handler's bug) commits nothing and is tried
+again on the next tick until it is out of the grace window.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -28,6 +31,14 @@ from bot.router import Job
 from storage.models import JobRun
 
 logger = logging.getLogger("infodesk.jobs")
+
+
+class Claim(enum.Enum):
+    DONE = "done"  # this process fired the occurrence
+    TAKEN = "taken"  # already claimed (here or by another process), or recorded as missed
+    FAILED = "failed"  # the job's transaction failed: nothing committed, tried again next tick
+
+
 MAX_CATCH_UP = 500  # occurrences looked at per job and run (a long outage is summarised)
 
 
@@ -82,18 +93,25 @@ class Scheduler:
             due = occurrences(job.trigger, since, now)
             late = [w for w in due if w < now - self._grace]
             fresh = [w for w in due if w >= now - self._grace]
+            claimed: Claim = Claim.TAKEN
             if late and not fresh:
                 # Too late to be useful: one row marks the latest as missed (the next run starts
                 # after it), one log line says how many there were.
-                await self._claim(job, late[-1], "missed", count=len(late))
-            elif fresh and await self._claim(job, fresh[-1], "done", count=len(due)):
-                fired += 1  # several due at once (after a restart): send the latest only
-            self._checked[job.id] = now
+                claimed = await self._claim(job, late[-1], "missed", count=len(late))
+            elif fresh:
+                claimed = await self._claim(job, fresh[-1], "done", count=len(due))
+                if claimed is Claim.DONE:
+                    fired += 1  # several due at once (after a restart): send the latest only
+            if claimed is not Claim.FAILED:
+                self._checked[job.id] = now
+            # FAILED: nothing was committed (no run row, no message); the next tick looks from the
+            # same point and tries the occurrence again, until it falls out of the grace window and
+            # is recorded as missed.
         if fired and self._on_commit is not None:
             self._on_commit()
         return fired
 
-    async def _claim(self, job: Job, when: datetime, status: str, count: int = 1) -> bool:
+    async def _claim(self, job: Job, when: datetime, status: str, count: int = 1) -> Claim:
         now = self._p.clock.now()
         try:
             async with self._p.sessions() as s, s.begin():
@@ -106,10 +124,13 @@ class Scheduler:
                     ctx = self._p.ctx(s, Inbound.system(f"job:{job.id}", int(now.timestamp())), None)
                     await job.action(ctx, when)
         except _Taken:
-            return False  # another process (or an earlier run of this one) has it
+            return Claim.TAKEN  # another process (or an earlier run of this one) has it
         except Exception:
-            logger.exception("job_failed", extra={"fields": {"job": job.id, "scheduled_at": when.isoformat()}})
-            return False
+            logger.exception(
+                "job_failed",
+                extra={"fields": {"job": job.id, "scheduled_at": when.isoformat(), "retry": "next tick"}},
+            )
+            return Claim.FAILED
         level = logging.INFO if status == "done" else logging.WARNING
         log(
             logger,
@@ -120,7 +141,7 @@ class Scheduler:
             late_s=round((now - when).total_seconds()),
             due_occurrences=count,
         )
-        return status == "done"
+        return Claim.DONE if status == "done" else Claim.TAKEN
 
     def start(self) -> None:
         """Wake at every job's cron time (APScheduler); the timer tick is the safety net."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
-from bot.appkeys import PIPELINE
+from bot.appkeys import ENGINE, PIPELINE
 from bot.clock import FakeClock
 from bot.config import parse_config
 from bot.emulator.server import Emulator
@@ -177,3 +178,30 @@ async def test_prompt_before_midnight_announces_the_next_days_push(
         assert len(group_texts(scene.emu, "chat:itteachers2024")) == 1
     finally:
         await bot.stop()
+
+
+async def test_an_occurrence_whose_transaction_failed_is_sent_on_the_next_tick(scene: Scene, clock: FakeClock) -> None:
+    # The database refuses the 10:00 UPS reminder's outbox row once (a lost connection, a full
+    # disk): nothing is committed, and the next tick sends it, once. It used to be skipped for good.
+    engine = scene.bot.app[ENGINE].sync_engine
+    refused: list[str] = []
+
+    def refuse_once(conn: object, cursor: object, statement: str, parameters: object, *args: object) -> None:
+        if not refused and statement.lstrip().upper().startswith("INSERT INTO OUTBOX") and "UPS" in str(parameters):
+            refused.append(statement)
+            raise OperationalError(statement, {}, Exception("disk I/O error"))
+
+    await scene.tick()  # the morning's earlier duties, before the fault
+    clock.advance((shanghai(10) - START).total_seconds())
+    event.listen(engine, "before_cursor_execute", refuse_once)
+    try:
+        await scene.tick()
+        assert refused and not scene.got("lihua", "UPS")
+        clock.advance(30)
+        await scene.tick()
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse_once)
+    assert sum("UPS" in t for t in scene.texts("lihua")) == 1
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        runs = (await s.execute(select(JobRun.status).where(JobRun.job_id == "duty:ups_check"))).scalars().all()
+    assert runs == ["done"]
