@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.cards import handle_click
 from bot.clock import Clock
@@ -210,9 +211,13 @@ async def _take_next(s: AsyncSession, busy: set[str]) -> Taken | None:
     """Delete and return the oldest journal row of a member not being applied in this process.
 
     On PostgreSQL a row another replica is applying is locked by its transaction and skipped; the
-    deletion commits (or rolls back, and the row is taken again) with the event's effects.
+    deletion commits (or rolls back, and the row is taken again) with the event's effects. Until
+    then the row is still there for everyone else, so "no older row of the same member" keeps that
+    member's later messages waiting: one member's messages apply in order across replicas too.
     """
-    oldest = select(JournalEntry.id).order_by(JournalEntry.id).limit(1)
+    earlier = aliased(JournalEntry)
+    first_of_member = ~exists().where(earlier.from_user == JournalEntry.from_user, earlier.id < JournalEntry.id)
+    oldest = select(JournalEntry.id).where(first_of_member).order_by(JournalEntry.id).limit(1)
     if busy:
         oldest = oldest.where(JournalEntry.from_user.not_in(busy))
     if s.get_bind().dialect.name == "postgresql":

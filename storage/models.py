@@ -90,6 +90,8 @@ class JournalEntry(Base):
     """
 
     __tablename__ = "inbound_journal"
+    # A member's oldest waiting message, found by index (bot/pipeline._take_next).
+    __table_args__ = (Index("ix_inbound_journal_member", "from_user", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)

@@ -48,6 +48,7 @@ PG_MODULES = {
     "test_outbox",
     "test_outbox_pause",
     "test_inbound",
+    "test_journal",
     "test_process",
     "test_backup",
     "test_cli_outbox",

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from sqlalchemy import text
 
 from bot.appkeys import ENGINE, JOURNAL, PIPELINE
 from bot.clock import RunningClock
 from bot.emulator.server import Emulator
+from bot.pipeline import _take_next
 from storage.models import InboundEvent, JournalEntry, OutboxMessage, Ticket
 from tests.conftest import Bot, make_config, start_bot
 
@@ -96,3 +98,32 @@ async def test_a_journal_row_that_cannot_be_read_is_dropped_and_the_next_applied
     assert await bot.count(InboundEvent) == 1  # the 帮助; the unreadable row left nothing behind
     await bot.settle()
     assert [t for t in emulator.texts_to("majun") if "出错" in t] == []  # nobody is apologised to
+
+
+async def test_a_members_later_message_waits_while_another_replica_applies_an_earlier_one(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, wall_clock: RunningClock
+) -> None:
+    """Two replicas on one PostgreSQL: while one applies majun's first message, the other takes
+    zhaolei's, not majun's second (it used to, and a member's 是 could be applied before the
+    question it answers)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("one SQLite writer at a time: there are no concurrent appliers to order")
+    config = make_config(emulator.base_url, db_url, server=ANSWER_AT_ONCE)
+    bot = await start_bot(config, http, run_jobs=False)
+    bot.app[JOURNAL].applier.stop()  # the test takes rows itself, as two replicas' appliers would
+    await asyncio.sleep(0.1)
+    try:
+        for who, text_ in (("majun", "报修"), ("majun", "是"), ("zhaolei", "帮助")):
+            assert (await bot.sender.text(who, text_)).status == 200
+        sessions = bot.app[PIPELINE].sessions
+        async with sessions() as one, one.begin(), sessions() as other, other.begin():
+            first = await _take_next(one, set())  # replica 1 is applying majun's 报修
+            second = await _take_next(other, set())
+            assert first is not None and second is not None
+            assert (first.from_user, second.from_user) == ("majun", "zhaolei") and "报修" in first.payload
+            assert await _take_next(other, set()) is None  # majun's 是 waits for the 报修
+            await one.rollback()  # replica 1 died: its row is back, still first
+            third = await _take_next(other, {"zhaolei"})
+            assert third is not None and third.id == first.id
+    finally:
+        await bot.stop()
