@@ -4,7 +4,8 @@ Every Monday (last week), on the 1st (last month), the day after a term's last d
 and on 1 January (last year) the director receives a digest of the center's work: tickets by
 category and campus, SLA met, median and p90 repair time, duties done and missed, stage bookings,
 footage requests, drafts published against the targets (website daily, official account ≥4 a
-week), pushes into customer groups sent and confirmed, training pass rates and assets still out;
+week), the website's and the official account's click counts as platform staff entered them
+(点击统计), pushes into customer groups sent and confirmed, training pass rates and assets still out;
 with a chart (an image) and the figures as an .xlsx. `报告 上周|本月|本学期|今年…` asks for one in
 chat; `python -m bot report week|month|term|year --date D -o FILE.xlsx` writes the same offline.
 
@@ -39,6 +40,8 @@ from handlers.faults import category_name, repair_hours
 from handlers.labels import Labels
 from storage.models import (
     Booking,
+    ClickPlatform,
+    ClickStat,
     ComputerIssue,
     GroupSend,
     GroupSendStatus,
@@ -64,6 +67,11 @@ class Span(StrEnum):
 
 LABELS = Labels("labels_reports", span=Span)
 OA_WEEKLY_TARGET = 4  # 公众号每周不少于4篇 (W4)
+# The counts each platform has (the website has no followers: 点击统计 refuses them), in the digest's order.
+CLICK_METRICS: dict[ClickPlatform, tuple[str, ...]] = {
+    ClickPlatform.WEBSITE: ("views", "visitors"),
+    ClickPlatform.OFFICIAL_ACCOUNT: ("views", "visitors", "followers"),
+}
 
 
 class NoTerm(ValueError):
@@ -124,6 +132,18 @@ class _Words:
     renderer: Renderer
 
 
+@dataclass(frozen=True)
+class Clicks:
+    """One platform's click counts over a report's period, summed from the entries counted (点击统计)."""
+
+    days: int = 0  # days of the period those entries cover; 0: nothing entered (未录入)
+    views: int | None = None  # 浏览量 / 阅读量
+    visitors: int | None = None  # 访客 / 阅读人数; None: no counted entry gave it
+    followers: int | None = None  # 新增关注 (the official account only)
+    incomplete: tuple[str, ...] = ()  # metrics some counted entries left blank ("visitors", "followers")
+    left_out: int = 0  # entries crossing the period's first or last day, not counted
+
+
 @dataclass
 class Figures:
     period: Period
@@ -152,6 +172,7 @@ class Figures:
     training: dict[str, tuple[int, int]] = field(default_factory=dict)  # module → (passed, sat)
     assets_out: int = 0  # computers issued and not returned at the period's end
     loans_overdue: int = 0
+    clicks: dict[ClickPlatform, Clicks] = field(default_factory=lambda: {p: Clicks() for p in ClickPlatform})
 
     @property
     def sla_percent(self) -> float | None:
@@ -169,6 +190,58 @@ def percentile(values: list[float], q: float) -> float:
     low = int(pos)
     high = min(low + 1, len(ordered) - 1)
     return round(ordered[low] + (ordered[high] - ordered[low]) * (pos - low), 1)
+
+
+def _entry_days(c: ClickStat) -> int:
+    return (date.fromisoformat(c.end) - date.fromisoformat(c.start)).days + 1
+
+
+def _summed(counted: list[ClickStat], left_out: int) -> Clicks:
+    given = {
+        "visitors": [c.visitors for c in counted if c.visitors is not None],
+        "followers": [c.followers for c in counted if c.followers is not None],
+    }
+    return Clicks(
+        days=sum(_entry_days(c) for c in counted),
+        views=sum(c.views for c in counted) if counted else None,
+        visitors=sum(given["visitors"]) if given["visitors"] else None,
+        followers=sum(given["followers"]) if given["followers"] else None,
+        incomplete=tuple(m for m, values in given.items() if 0 < len(values) < len(counted)),
+        left_out=left_out,
+    )
+
+
+async def click_totals(session: AsyncSession, period: Period) -> dict[ClickPlatform, Clicks]:
+    """Per platform, the click counts of the entries whose week or month lies wholly within `period`.
+
+    Counts are entered per ISO week or per calendar month and are never split: a weekly report
+    counts that week's entry and never a month's (the month shows in the monthly report); a
+    monthly report counts the month's entry, or, when the platform has none, the weeks wholly
+    inside the month; a term or a year counts its whole months and the whole weeks no counted
+    month covers. Of overlapping entries the longer one counts (a month entered as a month and also
+    week by week is counted once, as the month). Only the head of a correction chain counts: a
+    re-entry supersedes the entry its `corrects_id` names. Readers (访客/阅读人数) are the sum of
+    the entries' own counts, so a reader in two weeks counts twice.
+    """
+    first, last = period.first.isoformat(), period.last.isoformat()
+    near = select(ClickStat).where(ClickStat.start <= last, ClickStat.end >= first).order_by(ClickStat.id)
+    stats = list((await session.execute(near)).scalars())
+    ids = [c.id for c in stats]
+    fixes = select(ClickStat.corrects_id).where(ClickStat.corrects_id.in_(ids))
+    superseded = set((await session.execute(fixes)).scalars()) if ids else set()
+    heads = [c for c in stats if c.id not in superseded]
+    totals: dict[ClickPlatform, Clicks] = {}
+    for platform in ClickPlatform:
+        mine = [c for c in heads if c.platform == platform]
+        inside = [c for c in mine if first <= c.start and c.end <= last]
+        counted: list[ClickStat] = []
+        # Longest first, then newest: months before the weeks they hold; of two heads for one period
+        # (entered at the same moment, neither naming the other) the later one.
+        for c in sorted(inside, key=lambda c: (_entry_days(c), c.id), reverse=True):
+            if all(c.end < k.start or k.end < c.start for k in counted):
+                counted.append(c)
+        totals[platform] = _summed(counted, left_out=len(mine) - len(inside))
+    return totals
 
 
 async def figures(session: AsyncSession, config: Config, renderer: Renderer, period: Period) -> Figures:
@@ -240,6 +313,7 @@ async def figures(session: AsyncSession, config: Config, renderer: Renderer, per
         f.oa_weeks += 1
         f.oa_weeks_met += int(per_week[monday.isocalendar()[:2]] >= OA_WEEKLY_TARGET)
         monday += timedelta(days=7)
+    f.clicks = await click_totals(session, period)
 
     q = select(GroupSend.status).where(
         GroupSend.day >= period.first.isoformat(), GroupSend.day <= period.last.isoformat()
@@ -295,6 +369,19 @@ def _rows(renderer: Renderer, f: Figures) -> list[tuple[str, str, object]]:
         (label("sec_publishing"), label("item_website_days"), f"{f.website_days}/{f.period.days}"),
         (label("sec_publishing"), label("item_oa_posts"), f.oa_posts),
         (label("sec_publishing"), label("item_oa_weeks"), f"{f.oa_weeks_met}/{f.oa_weeks}"),
+    ]
+    for platform, metrics in CLICK_METRICS.items():
+        c = f.clicks[platform]
+        rows.append((label("sec_clicks"), label(f"click_days_{platform}"), f"{c.days}/{f.period.days}"))
+        for metric in metrics:
+            value = getattr(c, metric)
+            shown: object = value
+            if value is None:
+                shown = label("not_entered")
+            elif metric in c.incomplete:
+                shown = label("partly_entered", value=value)
+            rows.append((label("sec_clicks"), label(f"click_{metric}_{platform}"), shown))
+    rows += [
         (label("sec_pushes"), label("item_pushes"), f.pushes),
         (label("sec_pushes"), label("item_pushes_confirmed"), f.pushes_confirmed),
     ]

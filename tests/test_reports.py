@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
-from handlers.reports import Span, figures, period_of
+from handlers.reports import Span, digest, figures, period_of
 from storage.models import (
     Booking,
+    ClickStat,
     ComputerIssue,
     Draft,
     GroupSend,
@@ -54,6 +55,34 @@ def _request(rid: int, workflow: str, status: str, when: datetime) -> Request:
         updated_at=when,
         step_started_at=when,
     )
+
+
+async def click(
+    s: AsyncSession,
+    platform: str,
+    period: str,
+    days: tuple[str, str],
+    views: int,
+    visitors: int | None = None,
+    followers: int | None = None,
+    corrects: ClickStat | None = None,
+) -> ClickStat:
+    """One 点击统计 entry as the command stores it; `corrects` the entry it supersedes."""
+    stat = ClickStat(
+        platform=platform,
+        period=period,
+        start=days[0],
+        end=days[1],
+        views=views,
+        visitors=visitors,
+        followers=followers,
+        recorded_by="sunyue",
+        recorded_at=at(11, 30),
+        corrects_id=corrects.id if corrects else None,
+    )
+    s.add(stat)
+    await s.flush()
+    return stat
 
 
 async def seed_week_48(s: AsyncSession) -> None:
@@ -166,6 +195,15 @@ async def seed_week_48(s: AsyncSession) -> None:
                 entered_at=at(11, 26),
             )
         )
+    # Clicks: the website's week entered, then corrected; its November as a month. The official
+    # account's week 48 entered three times (two corrections), its week 47 once, no month.
+    web = await click(s, "website", "2026-W48", ("2026-11-23", "2026-11-29"), 5000, 1200)
+    await click(s, "website", "2026-W48", ("2026-11-23", "2026-11-29"), 5200, 1300, corrects=web)
+    await click(s, "website", "2026-11", ("2026-11-01", "2026-11-30"), 21000, 6000)
+    oa = await click(s, "official_account", "2026-W48", ("2026-11-23", "2026-11-29"), 3000, 900, 40)
+    oa = await click(s, "official_account", "2026-W48", ("2026-11-23", "2026-11-29"), 3100, 920, 45, corrects=oa)
+    await click(s, "official_account", "2026-W48", ("2026-11-23", "2026-11-29"), 3300, 950, 50, corrects=oa)
+    await click(s, "official_account", "2026-W47", ("2026-11-16", "2026-11-22"), 2000, 700)
     # Assets: a loan of two computers issued earlier, due back 20 November, not returned.
     s.add(_request(7, "computer", "approved", at(11, 2)))
     await s.flush()
@@ -203,6 +241,25 @@ async def test_figures_from_a_known_week(scene: Scene, clock: FakeClock, tmp_pat
     assert (f.pushes, f.pushes_confirmed) == (2, 1)
     assert f.training == {"办公OA": (2, 3)}
     assert (f.assets_out, f.loans_overdue) == (2, 1)
+    # Clicks: the heads of the corrected chains only; November's month entry is not split into weeks.
+    web, oa = f.clicks["website"], f.clicks["official_account"]
+    assert (web.views, web.visitors, web.days, web.left_out) == (5200, 1300, 7, 1)
+    assert (oa.views, oa.visitors, oa.followers, oa.days, oa.left_out) == (3300, 950, 50, 7, 0)
+
+    # November: the website's month (its week 48 inside it is not counted again); the official
+    # account has no month, so its two weeks, covering 14 of 30 days, one without followers.
+    renderer = scene.bot.app[PIPELINE].renderer
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        november = await figures(s, config, renderer, period_of(Span.MONTH, date(2026, 11, 26), config))
+    text = digest(renderer, november)
+    assert (
+        "点击统计：网站 浏览量 21000，访客 6000；"
+        "公众号（录入只覆盖 14/30 天）阅读量 5300，阅读人数 1650，新增关注 50（部分周期未录入）。" in text
+    )
+    # December: nothing entered says so, rather than 0.
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        december = await figures(s, config, renderer, period_of(Span.MONTH, date(2026, 12, 1), config))
+    assert "点击统计：网站 未录入；公众号 未录入。" in digest(renderer, december)
 
     # The same offline: the digest printed, the sheet and the chart written.
     out = tmp_path / "week.xlsx"
@@ -213,12 +270,26 @@ async def test_figures_from_a_known_week(scene: Scene, clock: FakeClock, tmp_pat
     assert "【信息中心2026年第48周周报】2026-11-23 至 2026-11-29" in printed
     assert "按时修复率 75.0%（3/4），维修时长中位数 2.5 小时、90%分位 7.9 小时" in printed
     assert "公众号 4 篇，1 个整周中 1 周达到每周 4 篇" in printed
+    assert (
+        "点击统计：网站 浏览量 5200，访客 1300；公众号 阅读量 3300，阅读人数 950，新增关注 50"
+        "（只计统计周期整个落在本期内的周、月数据，跨期的不拆分）。" in printed
+    )
     ws = load_workbook(out).active
     assert ws is not None
     rows = [list(r[:3]) for r in ws.iter_rows(values_only=True)]
     assert rows[0][0] == "信息中心2026年第48周周报"
     assert rows[2] == ["类别", "项目", "数值"]
     assert ["设备报修", "按时修复率", "75.0%"] in rows and ["培训考核通过（通过/参加）", "办公OA", "2/3"] in rows
+    clicks = [r[1:] for r in rows if r[0] == "点击统计"]
+    assert clicks == [
+        ["网站：录入覆盖天数", "7/7"],
+        ["网站浏览量", 5200],
+        ["网站访客", 1300],
+        ["公众号：录入覆盖天数", "7/7"],
+        ["公众号阅读量", 3300],
+        ["公众号阅读人数", 950],
+        ["公众号新增关注", 50],
+    ]
     assert ws._images, "the chart is in the sheet"
     assert out.with_suffix(".png").read_bytes().startswith(PNG)
     # A term report needs a term around the date; a bad date is refused with the form.
@@ -247,6 +318,9 @@ async def test_report_in_chat_and_every_monday(scene: Scene, clock: FakeClock) -
     assert scene.emu.media[chart.body["image"]["media_id"]].startswith(PNG)
     ws = load_workbook(io.BytesIO(scene.emu.media[sheet.body["file"]["media_id"]])).active
     assert ws is not None and ws["A1"].value == "信息中心2026年第47周周报"
+    assert "点击统计：网站 未录入；公众号 阅读量 2000，阅读人数 700，新增关注 未录入" in answer
+    rows = [list(r[:3]) for r in ws.iter_rows(values_only=True)]
+    assert ["点击统计", "网站浏览量", "未录入"] in rows and ["点击统计", "公众号阅读量", 2000] in rows
 
     # Monday 30 November 08:00: last week's report arrives by itself, once.
     before = len(scene.texts("chenhao"))
