@@ -1,7 +1,9 @@
 """登记表 from chat: `导出` sends a register as an .xlsx file message; `点击统计` enters the click counts.
 
 导出 <登记表> [本周|上周|本月|上月|YYYY-MM|日期 至 日期] [校区] — for the director and the
-information center's staff (everyone else is refused before any question). The sheet is built in
+information center's staff (everyone else is refused before any question); the two footage registers
+only for the director and the CCTV operators (anyone else is refused before the sheet is built, so
+nothing is read, uploaded or sent). The sheet is built in
 the handler and kept as a `media_files` row in the same transaction as the reply; the dispatcher
 uploads it (media/upload, type=file) when it delivers the `file` message (bot/media.py), so a crash
 before the upload still delivers it, once.
@@ -13,6 +15,7 @@ Re-entering the same platform and period writes a new row superseding the old (a
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -21,13 +24,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.context import Ctx
+from bot.logs import log
 from bot.media import made, send_kept
 from bot.router import Field as FormField
-from bot.router import FieldError, Router, normalise
+from bot.router import FieldError, Router, allowed, normalise
 from bot.timeparse import TimeParseError, local_now, parse_date
-from handlers.registers import REGISTER_LABELS, build, campus_key, find_register, xlsx_bytes
+from handlers.registers import REGISTER_LABELS, Register, build, campus_key, find_register, xlsx_bytes
 from storage.models import ClickPlatform, ClickStat
 
+logger = logging.getLogger(__name__)
 router = Router("registers", templates=Path(__file__).with_name("templates") / "registers")
 
 # The director and the information center's own staff.
@@ -41,6 +46,12 @@ EXPORT_ROLES = (
     "photo_reviewer",
     "digital_campus",
 )
+# A confidential register (the footage ones, W3: a request is seen only by its requester, its
+# approvers and the CCTV operators) holds every request and retrieval, police ones included: only
+# the director and the operators get it. The footage approvers (class teacher, department head,
+# vp_info_center) are left out on purpose: each may see only the requests they approve, and the
+# register would show them the others too. `python -m bot export` on the server stays unrestricted.
+CONFIDENTIAL_EXPORT_ROLES = ("director", "cctv_operator")
 # Who keeps the website and the official account (数字化校园建设部 / 平台编辑), and the director.
 CLICK_ROLES = ("platform_editor", "digital_campus", "director")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -141,6 +152,11 @@ def show_export(value: str, ctx: Ctx) -> str:
     return ctx.render("export_what", title=register.title, first=ask.first, last=ask.last, campus=where)
 
 
+def may_export(ctx: Ctx, register: Register) -> bool:
+    """Whether the sender may have `register` from chat (a confidential one: CONFIDENTIAL_EXPORT_ROLES only)."""
+    return not register.confidential or allowed(CONFIDENTIAL_EXPORT_ROLES, False, ctx.person)
+
+
 @router.command(
     "export_register",
     aliases=("导出", "导出登记表", "導出", "導出登記表", "export", "export register"),
@@ -153,6 +169,12 @@ async def export_register(ctx: Ctx, values: dict[str, str]) -> None:
     ask = ExportAsk.of(values["what"])
     register = find_register(ask.key)
     assert register is not None
+    if not may_export(ctx, register):
+        # Refused before the sheet is built: nothing read, kept as media, uploaded or sent.
+        log(logger, logging.WARNING, "register_export_refused", register=register.key, from_user=ctx.user)
+        roles = [ctx.render("role_name", role=r) for r in CONFIDENTIAL_EXPORT_ROLES]
+        ctx.reply("export_confidential_refused", title=register.title, roles=roles)
+        return
     sheet = await build(ctx.session, ctx.config, register, ask.first, ask.last, ask.campus or None, ctx.renderer)
     data = xlsx_bytes(sheet)
     media = made(ctx, "file", f"export:{register.key}", f"{sheet.filename}.xlsx", data, XLSX)
