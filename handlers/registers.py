@@ -20,11 +20,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,9 @@ class Register:
     # gives that kind's rows negative ids (permit 3 is row id -3, ref permit:3).
     other: str = ""
     feeds: tuple[Feed, ...] = ()  # what, when added or changed, changes a row (the ledger's hook)
+    # The columns a record fills in or moves on as its workflow goes on (a repair's 是否处理, an
+    # approver's signature): their changes are the record's progress, not corrections of it.
+    goes_on: tuple[str, ...] = ("备注",)
     confidential: bool = False  # sent from chat with WeCom's safe = 1
 
     @property
@@ -616,6 +620,7 @@ REGISTERS: tuple[Register, ...] = (
         aliases=("微机室使用", "机房使用"),
         record="lesson",
         other="permit",
+        goes_on=("设备运转情况", "备注"),
         feeds=USE_FEEDS,
     ),
     Register(
@@ -625,6 +630,7 @@ REGISTERS: tuple[Register, ...] = (
         violation_rows,
         aliases=("违纪", "违纪登记", "微机室违纪"),
         record="violation",
+        goes_on=("量化结果及处理办法", "备注"),
         feeds=VIOLATION_FEEDS,
     ),
     Register(
@@ -634,6 +640,7 @@ REGISTERS: tuple[Register, ...] = (
         _repairs,
         aliases=("维修", "维修登记", "维修登记表", "报修", "repair"),
         record="ticket",
+        goes_on=("是否处理", "维修时长", "技术员", "备注"),
         feeds=((Ticket, lambda t: t.id),),
     ),
     Register(
@@ -643,6 +650,7 @@ REGISTERS: tuple[Register, ...] = (
         _stage,
         aliases=("舞台", "舞台设备", "舞台登记", "舞台使用"),
         record="booking",
+        goes_on=("设备运转情况", "备注"),
         feeds=(
             (Booking, lambda b: b.id),
             (
@@ -662,6 +670,7 @@ REGISTERS: tuple[Register, ...] = (
         _footage_requests,
         aliases=("监控申请", "调监控申请", "监控调取申请"),
         record="request",
+        goes_on=("审批签字", "结果"),
         feeds=((Request, _request_of(FOOTAGE_SPEC.key)), (ApprovalAudit, lambda a: a.request_id)),
         confidential=True,
     ),
@@ -692,6 +701,7 @@ REGISTERS: tuple[Register, ...] = (
         numbered=False,
         aliases=("领电脑申请", "计算机申请", "电脑申请", "计算机领取申请"),
         record="request",
+        goes_on=("直属领导签字", "主管副校长签字", "校长签字", "信息中心主任签字", "领取日期"),
         feeds=(
             (Request, _request_of(COMPUTERS_SPEC.key)),
             (ApprovalAudit, lambda a: a.request_id),
@@ -705,6 +715,7 @@ REGISTERS: tuple[Register, ...] = (
         _computer_issues,
         aliases=("电脑发放", "计算机发放", "计算机领取发放", "领取发放登记", "发放登记"),
         record="issue",
+        goes_on=("使用人签字", "备注"),
         feeds=((ComputerIssue, lambda i: i.id),),
     ),
     Register(
@@ -714,6 +725,7 @@ REGISTERS: tuple[Register, ...] = (
         _activity,
         aliases=("活动服务", "活动", "活动登记"),
         record="activity",
+        goes_on=("负责人", "交付情况/存放位置", "备注"),
         feeds=((ActivityBooking, lambda b: b.id),),
     ),
     Register(
@@ -723,6 +735,7 @@ REGISTERS: tuple[Register, ...] = (
         _microlessons,
         aliases=("微课", "微课录制", "微课登记"),
         record="lesson",
+        goes_on=("剪辑", "格式转换", "上传/网校分类", "点击量", "备注"),
         feeds=(
             (MicroLesson, lambda m: m.id),
             (MicroLessonClicks, lambda c: c.lesson_id),
@@ -824,26 +837,65 @@ async def build(
     rows = list(await register.rows(ctx, start, end))
     if campus:
         rows = [r for r in rows if not isinstance(r, Row) or r.campus == campus]
-    notes: list[str] = []
-    if register.chained:
-        refs = {register.ref(r.id): n for n, r in enumerate(rows, start=1) if isinstance(r, Row)}
-        changes = (
-            await session.execute(
-                select(RegisterEntry.ref, func.count(), func.max(RegisterEntry.created_at))
-                .where(RegisterEntry.register == register.key, RegisterEntry.ref.in_(list(refs)))
-                .group_by(RegisterEntry.ref)
-                .having(func.count() > 1)
-            )
-        ).all()
-        for ref, count, at in sorted(changes, key=lambda c: refs[c[0]]):
-            notes.append(
-                REGISTER_LABELS(ctx, "correction_note", row=refs[ref], ref=ref, times=count - 1, at=ctx.local(at))
-            )
+    notes = await _change_notes(ctx, register, rows) if register.chained else []
     for n, row in enumerate(rows, start=1):
         if register.numbered:
             row[0] = n
     name = next((c.name for c in config.campuses if c.key == campus), "") if campus else ""
     return Sheet(register, first, last, name, rows, notes)
+
+
+MAX_CHANGES_SHOWN = 6  # per row in the notes; the rest are counted
+
+
+def changed_cells(register: Register, before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """(column, recorded value, new value) for each cell that held a value and now reads otherwise.
+
+    A cell filled in for the first time, and a change in a column the workflow moves on
+    (`Register.goes_on`: a repair's 是否处理, an approver's signature), is the record going on, not
+    a change of what was recorded: neither is listed."""
+    if not isinstance(before, list) or not isinstance(after, list):
+        return []
+    columns = register.columns[1:] if register.numbered else register.columns
+    out = []
+    for column, old, new in zip(columns, before, after, strict=False):
+        if old not in (None, "") and old != new and column not in register.goes_on:
+            out.append((column, old, new))
+    return out
+
+
+async def _change_notes(ctx: Ctx, register: Register, rows: Sequence[list[Any]]) -> list[str]:
+    """A note for each row whose recorded values were changed after they were registered: the old
+    value, the new one and when (the ledger keeps every version; the row shows the latest)."""
+    refs = {register.ref(r.id): n for n, r in enumerate(rows, start=1) if isinstance(r, Row)}
+    if not refs:
+        return []
+    versions: dict[str, list[tuple[Any, datetime]]] = {}
+    for ref, payload, at in await ctx.session.execute(
+        select(RegisterEntry.ref, RegisterEntry.payload, RegisterEntry.created_at)
+        .where(RegisterEntry.register == register.key, RegisterEntry.ref.in_(list(refs)))
+        .order_by(RegisterEntry.seq)
+    ):
+        versions.setdefault(ref, []).append((json.loads(payload), at))
+    notes = []
+    for ref in sorted(versions, key=refs.__getitem__):
+        changes = [
+            {"column": column, "old": old, "new": new, "at": ctx.local(at)}
+            for (before, _), (after, at) in itertools.pairwise(versions[ref])
+            for column, old, new in changed_cells(register, before, after)
+        ]
+        if changes:
+            notes.append(
+                REGISTER_LABELS(
+                    ctx,
+                    "correction_note",
+                    row=refs[ref],
+                    ref=ref,
+                    changes=changes[-MAX_CHANGES_SHOWN:],
+                    more=max(0, len(changes) - MAX_CHANGES_SHOWN),
+                )
+            )
+    return notes
 
 
 def text_width(value: Any) -> int:
@@ -910,11 +962,14 @@ def xlsx_bytes(sheet: Sheet) -> bytes:
 
 
 def write_csv(sheet: Sheet, path: str | Path) -> None:
-    """The header and the rows, UTF-8 with a BOM so Excel reads the Chinese."""
+    """The header, the rows and the notes on changed rows, UTF-8 with a BOM so Excel reads the Chinese."""
     with open(path, "w", encoding="utf-8-sig", newline="") as f:
         out = csv.writer(f)
         out.writerow(sheet.register.columns)
         out.writerows([["" if c is None else c for c in row] for row in sheet.rows])
+        if sheet.notes:  # below the form, after an empty line, as on the printed sheet
+            out.writerow([])
+            out.writerows([[note] for note in sheet.notes])
 
 
 async def export(
@@ -1129,6 +1184,44 @@ async def adopt(session: AsyncSession, env: LedgerEnv) -> int:
     return await append(session, env, missing)
 
 
+def _renamed(value: Any, renames: Sequence[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for old, new in renames:
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [_renamed(v, renames) for v in value]
+    return value
+
+
+async def restate(session: AsyncSession, env: LedgerEnv, renames: Sequence[tuple[str, str]]) -> int:
+    """After names were changed in the configuration (old → new), append an entry for each record
+    whose row now differs from its latest entry by exactly those renames, and by nothing else;
+    return how many. A row that differs in any other way is left for `verify` to name."""
+    ctx = Ctx(session, Org(env.config), env.config, env.renderer)
+    touched: list[tuple[str, Any]] = []
+    for register in REGISTERS:
+        if not register.chained:
+            continue
+        latest: dict[str, str] = {}
+        for ref, payload in await session.execute(
+            select(RegisterEntry.ref, RegisterEntry.payload)
+            .where(RegisterEntry.register == register.key)
+            .order_by(RegisterEntry.seq)
+        ):
+            latest[ref] = payload
+        ids = []
+        for row in await register.rows(ctx, *ALL_TIME):
+            if not isinstance(row, Row) or register.ref(row.id) not in latest:
+                continue
+            recorded, now = json.loads(latest[register.ref(row.id)]), canonical(payload_of(register, row))
+            if canonical(recorded) != now and canonical(_renamed(recorded, renames)) == now:
+                ids.append(row.id)
+        if ids:
+            touched.append((register.key, ids))
+    return await append(session, env, touched)
+
+
 @dataclass(frozen=True)
 class Verified:
     register: Register
@@ -1163,7 +1256,9 @@ async def verify(session: AsyncSession, config: Config, renderer: Renderer | Non
             if broken:
                 break
             prev, latest[e.ref] = e.hash, e
-        rows = [r for r in await register.rows(ctx, *ALL_TIME) if isinstance(r, Row)]
+        rows, unreadable = await _readable_rows(ctx, register, latest)
+        if not broken and unreadable:
+            broken = unreadable
         if not broken:
             live = {register.ref(r.id): canonical(payload_of(register, r)) for r in rows}
             for ref, e in sorted(latest.items(), key=lambda kv: kv[1].seq):
@@ -1176,3 +1271,26 @@ async def verify(session: AsyncSession, config: Config, renderer: Renderer | Non
                     broken = f"{missing[0]}: a row the register never recorded"
         out.append(Verified(register, len(entries), len(rows), broken, prev))
     return out
+
+
+def _id_of(register: Register, ref: str) -> int:
+    kind, _, number = ref.partition(":")
+    return -int(number) if register.other and kind == register.other else int(number)
+
+
+async def _readable_rows(ctx: Ctx, register: Register, latest: dict[str, RegisterEntry]) -> tuple[list[Row], str]:
+    """Every row of the register, or, when a record changed with SQL into something the register
+    cannot show (a state no workflow writes, a form field gone), why and which record: the first
+    recorded one that fails on its own."""
+    try:
+        return [r for r in await register.rows(ctx, *ALL_TIME) if isinstance(r, Row)], ""
+    except Exception as exc:
+        failure = exc
+    for ref, e in sorted(latest.items(), key=lambda kv: kv[1].seq):
+        try:
+            await register.rows(replace(ctx, only=frozenset({_id_of(register, ref)})), *ALL_TIME)
+        except Exception as exc:
+            if isinstance(exc, SQLAlchemyError):
+                await ctx.session.rollback()
+            return [], f"seq {e.seq} ({ref}): the record can no longer be read as a row ({type(exc).__name__}: {exc})"
+    return [], f"the register cannot be read ({type(failure).__name__}: {failure})"

@@ -45,6 +45,7 @@ from handlers.registers import (
     campus_key,
     export,
     find_register,
+    restate,
     verify,
 )
 from handlers.reports import NoTerm, Span, build, period_of
@@ -253,6 +254,13 @@ def cmd_verify_registers(args: argparse.Namespace) -> int:
     """Recompute each register's hash chain and compare it with the live records; exit 1 at the
     first broken record (register, seq, record), 0 with a line per register otherwise."""
     cfg = _load(args.config)
+    renames = []
+    for pair in args.renamed:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip() or old.strip() == new.strip():
+            print(f"--renamed {pair}: give the old and the new name, e.g. --renamed 赵磊=赵磊磊", file=sys.stderr)
+            return 2
+        renames.append((old.strip(), new.strip()))
 
     async def run() -> list[Verified]:
         engine = make_engine(cfg.database.url)
@@ -263,6 +271,10 @@ def cmd_verify_registers(args: argparse.Namespace) -> int:
                 async with make_sessionmaker(engine)() as s, s.begin():
                     count = await adopt(s, LedgerEnv(cfg, renderer, SystemClock()))
                 print(f"{count} records entered in the ledger for the first time")
+            if renames:
+                async with make_sessionmaker(engine)() as s, s.begin():
+                    count = await restate(s, LedgerEnv(cfg, renderer, SystemClock()), renames)
+                print(f"{count} records entered again with the new names ({', '.join(args.renamed)})")
             async with make_sessionmaker(engine)() as s:
                 return await verify(s, cfg, renderer)
         finally:
@@ -569,6 +581,13 @@ def main(argv: list[str] | None = None) -> int:
         "--adopt",
         action="store_true",
         help="first enter the records the ledger has never seen (written before it existed; run once after upgrading)",
+    )
+    p.add_argument(
+        "--renamed",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="a name changed in the configuration: first enter again the records that differ by exactly such renames",
     )
     p.add_argument("--config", required=True)
     p.set_defaults(fn=cmd_verify_registers)

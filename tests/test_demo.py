@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 
 from bot.config import parse_config
+from handlers.registers import REGISTERS
 from infodesk.cli import main
 from infodesk.demo import EXAMPLE, demo_day, run_demo
 
@@ -61,6 +62,14 @@ def test_demo_passes_on_a_weekend_and_keeps_a_database_every_command_accepts(
     assert main([*args, "--config", str(config)]) == 0
     sheet = openpyxl.load_workbook(out).active
     assert sheet is not None and sheet.max_row > 3  # title, header and the demo's tickets
+    empty = []
+    for register in REGISTERS:  # every one of the twelve registers has the demo's rows
+        out = tmp_path / f"{register.key}.csv"
+        args = ["export", register.key, "--from", "2000-01-01", "--to", "2100-01-01", "-o", str(out)]
+        assert main([*args, "--config", str(config)]) == 0
+        if len(out.read_text(encoding="utf-8-sig").splitlines()) < 2:  # the header only
+            empty.append(register.title)
+    assert empty == []
     assert main(["outbox", "failed", "--config", str(config)]) == 0
     assert main(["verify-registers", "--config", str(config)]) == 0
     capsys.readouterr()
