@@ -132,6 +132,24 @@ def find_date(text: str, today: date, prefer: str = "future") -> tuple[date, tup
     return best
 
 
+def with_dates(text: str, today: date, prefer: str = "past") -> str:
+    """`text` with each date it mentions written out (今天10点 → 2026-11-25 10点), the rest as typed:
+    what is kept in a register must still read right after the day it was written. Text whose
+    date cannot be read is kept as it is."""
+    out, rest = "", text
+    while rest:
+        try:
+            found = find_date(rest, today, prefer)
+        except TimeParseError:
+            found = None
+        if found is None:
+            return out + rest
+        day, (start, end) = found
+        gap = " " if end < len(rest) and not rest[end].isspace() else ""
+        out, rest = out + rest[:start] + day.isoformat() + gap, rest[end:]
+    return out
+
+
 def parse_date(text: str, today: date, prefer: str = "future") -> date:
     """A single date; raise TimeParseError when there is none."""
     found = find_date(text, today, prefer)

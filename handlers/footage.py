@@ -9,7 +9,7 @@ only the requester, the approvers and the operators ever see a request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from bot.cards import Button
 from bot.context import Ctx
 from bot.conversation import start_form
 from bot.router import Field, FieldError, Router
-from bot.timeparse import TimeParseError, local_now, parse_span
+from bot.timeparse import TimeParseError, local_now, parse_span, with_dates
 from handlers.approval_commands import parse_required, visible_request
 from handlers.approvals import (
     WorkflowSpec,
@@ -225,6 +225,10 @@ async def fulfil_click(ctx: Ctx, card: Card, click: FootageClick) -> None:
     await start_form(ctx, "log_footage", {"number": str(req.id)})
 
 
+def _today(ctx: Ctx) -> date:
+    return local_now(ctx.now(), ctx.config.scheduler.timezone).date()
+
+
 LOG_FIELDS = (
     Field("retriever", ("调取人", "調取人", "retriever"), parse=parse_required),
     Field("retrieved_at", ("调取时间", "時間", "时间", "when"), parse=parse_required),
@@ -255,7 +259,7 @@ async def log_footage(ctx: Ctx, values: dict[str, str]) -> None:
             police=False,
             operator=ctx.user,
             retriever=values["retriever"],
-            retrieved_at=values["retrieved_at"],
+            retrieved_at=with_dates(values["retrieved_at"], _today(ctx)),
             content=values["content"],
             delivery=values["delivery"],
             location=req.fields["location"],
@@ -294,7 +298,7 @@ async def police_footage(ctx: Ctx, values: dict[str, str]) -> None:
         police=True,
         operator=ctx.user,
         retriever=values["unit"],
-        retrieved_at=values["time"],
+        retrieved_at=with_dates(values["time"], _today(ctx)),
         content=values["content"],
         delivery=values["delivery"],
         location=values["location"],

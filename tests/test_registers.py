@@ -58,7 +58,7 @@ async def test_footage_and_computer_registers(scene: Scene, tmp_path: Path) -> N
     assert requests[2][2:8] == ["赵磊", "信息技术系", "302", "2026-11-25 08:00-09:00", "物品丢失", "教职工"]
     assert "马军" in requests[2][9] and "刘洋" in requests[2][9] and requests[2][10] == "已批准"
     log = await sheet(scene, "监控调取登记表", tmp_path)
-    assert log[2][2:7] == ["赵磊", "今天10点", "302录像", "现场查看", "林雪"]
+    assert log[2][2:7] == ["赵磊", "2026-11-25 10点", "302录像", "现场查看", "林雪"]  # 今天, as of the log
     apps = await sheet(scene, "计算机领取申请表", tmp_path)
     assert apps[1] == [
         "领取人",

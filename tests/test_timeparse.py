@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.timeparse import TimeParseError, parse_date, parse_moment, parse_span
+from bot.timeparse import TimeParseError, parse_date, parse_moment, parse_span, with_dates
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TZ)  # a Wednesday
@@ -116,3 +116,18 @@ def test_bare_weekday_range_today_only_while_ahead() -> None:
     assert parse_span("周三 8:00-9:00", NOW)[0] == datetime(2026, 12, 2, 8, 0, tzinfo=TZ)
     assert parse_span("周三 15:00-16:00", NOW)[0] == datetime(2026, 11, 25, 15, 0, tzinfo=TZ)
     assert parse_span("这周三 8:00-9:00", NOW)[0] == datetime(2026, 11, 25, 8, 0, tzinfo=TZ)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("今天10点", "2026-11-25 10点"),
+        ("昨天下午3点到4点", "2026-11-24 下午3点到4点"),
+        ("周一 9:00-9:30", "2026-11-23 9:00-9:30"),  # a bare weekday in a log: the last one
+        ("11月24日 8:00至今天9:00", "2026-11-24 8:00至2026-11-25 9:00"),
+        ("10:00-10:30", "10:00-10:30"),  # no date: the register's 日期 column says the day
+        ("2月30日", "2月30日"),  # not a date: kept as typed
+    ],
+)
+def test_a_logged_time_keeps_its_date_after_the_day(text: str, kept: str) -> None:
+    assert with_dates(text, TODAY) == kept
