@@ -592,7 +592,7 @@ async def _clicks(ctx: Ctx, start: datetime, end: datetime) -> list[Row]:
                 REGISTER_LABELS(ctx, "click_note", number=c.id, corrects=c.corrects_id, corrected_by=later.get(c.id)),
             ],
             c.id,
-            c.campus,
+            "",  # the school's website and official account: in every campus's export
         )
         for c in stats
     ]
@@ -836,7 +836,8 @@ async def build(
     ctx = Ctx(session, Org(config), config, renderer or _default_renderer())
     rows = list(await register.rows(ctx, start, end))
     if campus:
-        rows = [r for r in rows if not isinstance(r, Row) or r.campus == campus]
+        # A row of no campus (the school's own, as the click counts) belongs to every campus.
+        rows = [r for r in rows if not isinstance(r, Row) or r.campus in (campus, "")]
     notes = await _change_notes(ctx, register, rows) if register.chained else []
     for n, row in enumerate(rows, start=1):
         if register.numbered:
