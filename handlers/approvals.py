@@ -8,6 +8,7 @@ all in the caller's transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from bot.cards import Button, close_cards, refresh_card, send_card, send_cards
 from bot.config_workflows import Chain
 from bot.context import Ctx
 from bot.conversation import start_form
+from bot.logs import log
 from handlers.approval_engine import (
     SYSTEM,
     Action,
@@ -37,6 +39,8 @@ from handlers.approval_engine import (
 )
 from handlers.labels import Labels
 from storage.models import ApprovalAudit, Away, Card, Request
+
+logger = logging.getLogger(__name__)
 
 # The approval service's own display words (not a workflow's: those are in each WorkflowSpec's labels).
 APPROVAL_LABELS = Labels("labels_approvals", status=FlowStatus)
@@ -531,7 +535,13 @@ async def sweep_idle(ctx: Ctx) -> int:
     )
     acted = 0
     for row in rows:
-        pending = flow_of(row).pending_approvers()
+        try:
+            pending = flow_of(row).pending_approvers()
+        except (KeyError, TypeError, ValueError) as exc:
+            # A request whose stored flow cannot be read (changed by hand, or by a bug) is named in
+            # the log and skipped: it must not stop every other request's reminders.
+            log(logger, logging.ERROR, "request_flow_unreadable", request=row.id, error=repr(exc))
+            continue
         left = bool(pending) and all(ctx.org.person(u) is None for u in pending)
         if step_age(row, now) < cfg.remind_after_hours and not left:
             continue

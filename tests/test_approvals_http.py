@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.appkeys import PIPELINE
 from bot.clock import FakeClock
@@ -296,6 +296,19 @@ async def test_idle_steps_get_reminded_then_escalated(scene: Scene, clock: FakeC
     assert "已同意" in scene.last_text("liuyang")
     req = await request_row(scene.bot, 1)
     assert req.flow["current"] == 1  # the escalated step is done; the VP's own step follows
+
+
+async def test_a_request_whose_flow_cannot_be_read_does_not_stop_the_others_reminders(
+    scene: Scene, clock: FakeClock
+) -> None:
+    await scene.say("zhaolei", "调监控 地点:302 时间:今天 8:00-9:00 原因:丢失 类型:教职工")
+    await scene.say("zhaolei", "调监控 地点:303 时间:今天 8:00-9:00 原因:丢失 类型:教职工")
+    async with scene.bot.app[PIPELINE].sessions() as s, s.begin():  # request #1 changed by hand
+        await s.execute(text("UPDATE requests SET flow = '{}' WHERE id = 1"))
+    clock.advance(25 * 3600)
+    await scene.tick()
+    assert scene.got("majun", "监控调取申请 #2") and scene.got("majun", "已等待您审批 25 小时")
+    assert (await request_row(scene.bot, 2)).reminded_at is not None
 
 
 async def test_police_retrieval_is_logged_by_operators_only(scene: Scene) -> None:

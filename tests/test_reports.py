@@ -330,3 +330,16 @@ async def test_report_in_chat_and_every_monday(scene: Scene, clock: FakeClock) -
     sent = [t for t in scene.texts("chenhao")[before:] if "周报" in t]
     assert len(sent) == 1 and "【信息中心2026年第48周周报】" in sent[0] and "按时修复率 75.0%（3/4）" in sent[0]
     assert not [t for t in scene.texts("zhaolei") if "周报" in t]
+
+    # 1 December 08:30: November's report; 1 January 09:00: the year's; the day after the term's
+    # last day (22 January 2027), 09:00: the term's. Each once, to the director only.
+    for when, title in (
+        (at(12, 1, 8) + timedelta(minutes=30), "【信息中心2026年11月月报】"),
+        (datetime(2027, 1, 1, 9, tzinfo=TZ), "【信息中心2026年年度报告】"),
+        (datetime(2027, 1, 23, 9, tzinfo=TZ), "【信息中心2026-2027学年第一学期学期报告】"),
+    ):
+        clock.advance((when - clock.now()).total_seconds())
+        await scene.tick()
+        await scene.tick()
+        assert sum(title in t for t in scene.texts("chenhao")) == 1, (title, scene.texts("chenhao")[-3:])
+    assert not [t for t in scene.texts("zhaolei") if any(w in t for w in ("月报", "年度报告", "学期报告"))]
