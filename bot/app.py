@@ -32,7 +32,7 @@ from bot.config import Config, ConfigError, Secrets
 from bot.conversation import kernel
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
-from bot.journal import GIVE_WAY_SECONDS, Applier, Intake, Journal, Receiving, journal_health
+from bot.journal import GIVE_WAY_SECONDS, Applier, Intake, Journal, Receiving, journal_health, prepare_journal
 from bot.logs import msg_id_var, quiet_protocol_errors
 from bot.metrics import METRICS, Metrics, note_outcome, overdue_timers
 from bot.org import Org, required_chain_problems
@@ -44,7 +44,7 @@ from bot.robot import parse_robot, robot_routes
 from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
-from storage.db import checkpoint_wal, make_engine, make_sessionmaker, migrate, ping
+from storage.db import checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,12 +102,26 @@ def create_app(
         engine = make_engine(config.database.url, background_checkpoints=True)
         await migrate(engine)
         app[ENGINE] = engine
-        app[PIPELINE] = Pipeline(make_sessionmaker(engine), app[CLOCK], config, app[RENDERER], app[REGISTRY])
+        sessions = make_sessionmaker(engine)
+        # A SQLite file's inbound journal is a file of its own (bot/journal.py): recording a callback
+        # never waits for the connection an apply holds.
+        inbound_url = journal_url(config.database.url)
+        inbound = make_engine(inbound_url, background_checkpoints=True) if inbound_url else None
+        journal = make_sessionmaker(inbound) if inbound is not None else None
+        if journal is not None:
+            await prepare_journal(journal, sessions)
+        app[PIPELINE] = Pipeline(sessions, app[CLOCK], config, app[RENDERER], app[REGISTRY], journal)
         stop = asyncio.Event()
-        checkpoints = asyncio.create_task(checkpoint_wal(config.database.url, stop), name="wal-checkpoints")
+        checkpoints = [
+            asyncio.create_task(checkpoint_wal(url, stop), name="wal-checkpoints")
+            for url in (config.database.url, inbound_url)
+            if url is not None
+        ]
         yield
         stop.set()
-        await checkpoints
+        await asyncio.gather(*checkpoints)
+        if inbound is not None:
+            await inbound.dispose()
         await engine.dispose()
 
     async def outbound(app: web.Application) -> AsyncIterator[None]:
@@ -147,7 +161,8 @@ def create_app(
                 metrics.applied(done.channel, done.outcome)
 
         applier = Applier(pipeline, PARSERS, applied, receiving, workers)
-        app[JOURNAL] = j = Journal(Intake(pipeline.sessions, app[CLOCK]), applier, config.server.answer_wait_seconds)
+        intake = Intake(pipeline.journal_sessions, app[CLOCK])
+        app[JOURNAL] = j = Journal(intake, applier, config.server.answer_wait_seconds)
         task = asyncio.create_task(j.run(), name="inbound-journal")
         yield
         j.stop()  # what is recorded and not yet applied stays in the journal for the next start
@@ -239,10 +254,13 @@ async def healthz(request: web.Request) -> web.Response:
     paused = False
     if db_ok:
         now = request.app[CLOCK].now()
-        async with request.app[PIPELINE].sessions() as s:
-            # The journal first: a message applied after this read has its replies in the outbox
-            # by the next, so "nothing pending in either" is never read between the two.
-            body["inbound"] = await journal_health(s)
+        pipeline = request.app[PIPELINE]
+        # The journal first: a message applied after this read has its replies in the outbox by
+        # the next (its row goes after its transaction commits), so "nothing pending in either" is
+        # never read between the two.
+        async with pipeline.journal_sessions() as j:
+            body["inbound"] = await journal_health(j)
+        async with pipeline.sessions() as s:
             body["outbox"] = await outbox_health(s, now)
             body["delivery_pauses"] = pauses = await pause_health(s)
             paused = bool(pauses)

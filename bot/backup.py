@@ -17,7 +17,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from storage.db import alembic_config
+from storage.db import alembic_config, journal_file
 
 
 class BackupError(Exception):
@@ -100,6 +100,7 @@ def backup_sqlite(url: str, output: Path, *, force: bool = False) -> Copied:
     # Written beside the target and renamed over it: a failed backup never leaves half a file.
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     try:
+        waiting = _waiting(source)  # read first: see _waiting
         src = sqlite3.connect(source, timeout=30)
         try:
             dst = sqlite3.connect(partial)
@@ -107,6 +108,13 @@ def backup_sqlite(url: str, output: Path, *, force: bool = False) -> Copied:
                 src.backup(dst)  # one step: a consistent snapshot while WAL writers carry on
                 dst.execute("PRAGMA journal_mode=DELETE")  # no -wal file to keep beside the copy
                 revision = _revision(dst, str(source))
+                if waiting:
+                    with dst:
+                        dst.executemany(
+                            "INSERT OR IGNORE INTO inbound_journal"
+                            " (dedupe_key, channel, from_user, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+                            waiting,
+                        )
             finally:
                 dst.close()
         finally:
@@ -119,6 +127,26 @@ def backup_sqlite(url: str, output: Path, *, force: bool = False) -> Copied:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
     return Copied(output, revision, output.stat().st_size)
+
+
+def _waiting(source: Path) -> list[tuple[object, ...]]:
+    """The messages answered but not yet applied, in the inbound journal's own file beside the
+    database (bot/journal.py). The backup keeps them in its database's own journal, which the bot
+    started on it moves back into a file of their own and applies. They are read before the
+    database is copied: a message applied in between is in both, and its second apply is found to
+    be a duplicate; read after, a message applied in between would be in neither."""
+    inbound = journal_file(source)
+    if not inbound.is_file():
+        return []
+    conn = sqlite3.connect(f"{inbound.as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute(
+            "SELECT dedupe_key, channel, from_user, payload, received_at FROM inbound_journal ORDER BY id"
+        ).fetchall()
+    except sqlite3.OperationalError:  # no table yet: nothing was ever recorded there
+        return []
+    finally:
+        conn.close()
 
 
 def restore_sqlite(url: str, backup: Path, *, force: bool = False) -> Copied:

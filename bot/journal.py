@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +35,7 @@ from bot.clock import Clock
 from bot.inbound import Inbound
 from bot.logs import log
 from bot.pipeline import Applied, Outcome, Pipeline
-from storage.models import JournalEntry
+from storage.models import Base, JournalEntry
 
 logger = logging.getLogger("infodesk.journal")
 
@@ -230,6 +230,29 @@ class Journal:
     def stop(self) -> None:
         self.intake.stop()
         self.applier.stop()
+
+
+async def prepare_journal(journal: async_sessionmaker[AsyncSession], sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Make the journal's own file ready, and move into it what the database's own journal still
+    holds (left by a version that kept it there); return how many rows moved. A crash between the
+    two commits leaves rows in both: the next start moves them again, and the unique dedupe key
+    keeps one of each."""
+    async with journal() as j, j.begin():
+        table = Base.metadata.tables[JournalEntry.__tablename__]
+        await j.run_sync(lambda sync: table.create(sync.connection(), checkfirst=True))
+    columns = (JournalEntry.dedupe_key, JournalEntry.channel, JournalEntry.from_user, JournalEntry.payload)
+    async with sessions() as s, s.begin():
+        left = [
+            dict(r._mapping)
+            for r in await s.execute(select(*columns, JournalEntry.received_at).order_by(JournalEntry.id))
+        ]
+        if left:
+            async with journal() as j, j.begin():
+                insert = sqlite.insert(JournalEntry).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                await j.execute(insert, left)
+            await s.execute(delete(JournalEntry))
+            log(logger, logging.INFO, "journal_moved", rows=len(left))
+    return len(left)
 
 
 async def journal_health(s: AsyncSession) -> dict[str, int]:

@@ -90,7 +90,7 @@ def _current_step(flow: Mapping[str, Any]) -> tuple[str, str]:
         return "unknown", "unknown"
 
 
-async def read_snapshot(s: AsyncSession, now: datetime) -> Snapshot:
+async def read_snapshot(s: AsyncSession, now: datetime, inbound_pending: int) -> Snapshot:
     """Count what the metrics report from the shared database."""
     outbox = [
         (str(status), "none" if errcode is None else str(errcode), int(rows))
@@ -119,7 +119,7 @@ async def read_snapshot(s: AsyncSession, now: datetime) -> Snapshot:
         oldest_pending_age=max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
         overdue_timers=await overdue_timers(s, now),
         approvals=[(*key, n) for key, n in sorted(steps.items())],
-        inbound_pending=(await journal_health(s))["pending"],
+        inbound_pending=inbound_pending,
     )
 
 
@@ -273,8 +273,11 @@ class Metrics:
         if not self.allows(request):
             return reject(request, Rejected(403, "metrics_not_allowed"))
         try:
-            async with request.app[PIPELINE].sessions() as s:
-                snapshot: Snapshot | None = await read_snapshot(s, request.app[CLOCK].now())
+            pipeline = request.app[PIPELINE]
+            async with pipeline.journal_sessions() as j:
+                pending = (await journal_health(j))["pending"]
+            async with pipeline.sessions() as s:
+                snapshot: Snapshot | None = await read_snapshot(s, request.app[CLOCK].now(), pending)
         except Exception as exc:  # the in-process counters are still worth serving
             log(logger, logging.WARNING, "metrics_database_unreadable", error=str(exc)[:200])
             snapshot = None

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -62,6 +63,8 @@ class Pipeline:
     config: Config
     renderer: Renderer
     registry: Registry
+    # The inbound journal in its own SQLite file (bot/journal.py), or None: in the database itself.
+    journal: async_sessionmaker[AsyncSession] | None = None
 
     def __post_init__(self) -> None:
         self.org = Org(self.config)
@@ -72,6 +75,9 @@ class Pipeline:
         # the order they were recorded (bot/journal.py runs several appliers on PostgreSQL).
         self._busy: set[str] = set()
         self._take = asyncio.Lock()
+        # The journal in its own file: rows read ahead, and rows done with but not yet deleted.
+        self._ahead: deque[Taken] = deque()
+        self._released: set[int] = set()
 
     def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
         ctx = Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)
@@ -96,25 +102,33 @@ class Pipeline:
                 log(logger, logging.WARNING, "transaction_retry", attempt=attempt)
         return Applied("", Outcome.UNAVAILABLE, "")
 
+    @property
+    def journal_sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Where the inbound journal is: its own SQLite file (`journal`), or the database itself."""
+        return self.journal or self.sessions
+
     async def _apply_next_once(self, parsers: Mapping[str, Parse]) -> Applied | None:
         entry: Taken | None = None
         token = None
         try:
             async with self.sessions() as s, s.begin():
                 async with self._take:
-                    entry = await _take_next(s, self._busy)
+                    entry = await _take_next(s, self._busy) if self.journal is None else await self._peek_next()
                     if entry is None:
                         return None
                     self._busy.add(entry.from_user)
                 inbound = parsers[entry.channel](entry.payload)
                 if inbound is None:  # nothing an event could be made of (the intake records none such)
                     log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
-                    return Applied(entry.dedupe_key, Outcome.FAILED, entry.channel)
-                token = msg_id_var.set(inbound.msg_id or inbound.dedupe_key)
-                event = await self._record(s, inbound, entry.channel, error_id=None)
-                ctx = self.ctx(s, inbound, event.id)
-                await self._route(ctx)
-                _robot_answer(ctx)
+                else:
+                    token = msg_id_var.set(inbound.msg_id or inbound.dedupe_key)
+                    event = await self._record(s, inbound, entry.channel, error_id=None)
+                    ctx = self.ctx(s, inbound, event.id)
+                    await self._route(ctx)
+                    _robot_answer(ctx)
+            await self._release(entry)
+            if inbound is None:
+                return Applied(entry.dedupe_key, Outcome.FAILED, entry.channel)
             log(logger, logging.INFO, "inbound_applied", kind=inbound.kind, from_user=inbound.from_user)
             return Applied(entry.dedupe_key, Outcome.APPLIED, entry.channel)
         except _Duplicate:
@@ -133,11 +147,40 @@ class Pipeline:
                 msg_id_var.reset(token)
             if entry is not None:
                 self._busy.discard(entry.from_user)
+                if self.journal is not None and entry.id not in self._released:
+                    self._ahead.appendleft(entry)  # not done with (retried, or the database failed): next again
 
     async def _discard(self, entry: Taken) -> None:
         """Delete a journal row whose event was applied before (a retry recorded again)."""
+        if self.journal is not None:
+            self._released.add(entry.id)
+            return
         async with self.sessions() as s, s.begin():
             await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
+
+    async def _peek_next(self) -> Taken | None:
+        """The oldest row of the journal in its own file (SQLite: one applier, applying in order).
+
+        Rows are read PREFETCH at a time, and stay in the journal until their event's transaction
+        has committed: the rows done with since the last read (`_release`) are deleted in the
+        transaction of the next read. A crash in between leaves them there: taken again after the
+        restart, each is found to be a duplicate and dropped.
+        """
+        if not self._ahead:
+            assert self.journal is not None
+            async with self.journal() as j, j.begin():
+                if self._released:
+                    await j.execute(delete(JournalEntry).where(JournalEntry.id.in_(sorted(self._released))))
+                rows = (await j.execute(select(*TAKEN_COLUMNS).order_by(JournalEntry.id).limit(PREFETCH))).all()
+            self._released.clear()
+            self._ahead.extend(Taken(*row) for row in rows)
+        return self._ahead.popleft() if self._ahead else None
+
+    async def _release(self, entry: Taken) -> None:
+        """Done with a row of the journal in its own file: its event's transaction has committed
+        (with the journal in the database, that transaction deleted the row)."""
+        if self.journal is not None:
+            self._released.add(entry.id)
 
     async def _fail(self, entry: Taken, parsers: Mapping[str, Parse]) -> Outcome:
         error_id = uuid.uuid4().hex[:8]
@@ -183,20 +226,22 @@ class Pipeline:
         """Record the failed event (so WeCom's retries do not repeat it) and tell the user."""
         try:
             async with self.sessions() as s, s.begin():
-                taken = await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
-                if not taken.rowcount:  # type: ignore[attr-defined]  # another replica dealt with it
-                    return Outcome.DUPLICATE
+                if self.journal is None:
+                    taken = await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
+                    if not taken.rowcount:  # type: ignore[attr-defined]  # another replica dealt with it
+                        return Outcome.DUPLICATE
                 try:
                     inbound = parsers[entry.channel](entry.payload)
                 except Exception:
                     inbound = None  # a row this version cannot read: dropped, logged, never retried
                 if inbound is None:
                     log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
-                    return Outcome.FAILED
-                event = await self._record(s, inbound, entry.channel, error_id=error_id)
-                ctx = self.ctx(s, inbound, event.id)
-                ctx.reply("error_apology", error_id=error_id)
-                _robot_answer(ctx)
+                else:
+                    event = await self._record(s, inbound, entry.channel, error_id=error_id)
+                    ctx = self.ctx(s, inbound, event.id)
+                    ctx.reply("error_apology", error_id=error_id)
+                    _robot_answer(ctx)
+            await self._release(entry)
         except _Duplicate:
             await self._discard(entry)
         except Exception:
@@ -215,18 +260,35 @@ async def _take_next(s: AsyncSession, busy: set[str]) -> Taken | None:
     then the row is still there for everyone else, so "no older row of the same member" keeps that
     member's later messages waiting: one member's messages apply in order across replicas too.
     """
-    earlier = aliased(JournalEntry)
-    first_of_member = ~exists().where(earlier.from_user == JournalEntry.from_user, earlier.id < JournalEntry.id)
-    oldest = select(JournalEntry.id).where(first_of_member).order_by(JournalEntry.id).limit(1)
-    if busy:
-        oldest = oldest.where(JournalEntry.from_user.not_in(busy))
+    oldest = _oldest(busy)
     if s.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
     j = JournalEntry
     take = delete(j).where(j.id == oldest.scalar_subquery())
-    stmt = take.returning(j.id, j.dedupe_key, j.channel, j.from_user, j.payload)
+    stmt = take.returning(*TAKEN_COLUMNS)
     row = (await s.execute(stmt.execution_options(synchronize_session=False))).one_or_none()
     return None if row is None else Taken(*row)
+
+
+PREFETCH = 64  # journal rows read at once from a journal in its own file
+TAKEN_COLUMNS = (
+    JournalEntry.id,
+    JournalEntry.dedupe_key,
+    JournalEntry.channel,
+    JournalEntry.from_user,
+    JournalEntry.payload,
+)
+
+
+def _oldest(busy: set[str]) -> Select[int]:
+    """The id of the journal's oldest row of a member with no earlier row waiting and not being
+    applied in this process."""
+    earlier = aliased(JournalEntry)
+    first_of_member = ~exists().where(earlier.from_user == JournalEntry.from_user, earlier.id < JournalEntry.id)
+    oldest = select(JournalEntry.id).where(first_of_member)
+    if busy:
+        oldest = oldest.where(JournalEntry.from_user.not_in(busy))
+    return oldest.order_by(JournalEntry.id).limit(1)
 
 
 @dataclass(frozen=True)

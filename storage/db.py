@@ -252,6 +252,21 @@ async def checkpoint_wal(url: str, stop: asyncio.Event, every: float = CHECKPOIN
         await asyncio.to_thread(conn.close)
 
 
+def journal_url(url: str) -> str | None:
+    """Where a SQLite database file's inbound journal lives: a file of its own beside it
+    (infodesk.db → infodesk.inbound.db, bot/journal.py), or None: in the database itself
+    (PostgreSQL; SQLite in memory or with URI options)."""
+    database = _checkpointable(url)
+    if database is None:
+        return None
+    return str(make_url(url).set(database=str(journal_file(Path(database)))))
+
+
+def journal_file(database: Path) -> Path:
+    """The inbound journal's own file beside a SQLite database file (`journal_url`)."""
+    return database.with_name(f"{database.stem}.inbound{database.suffix or '.db'}")
+
+
 def _checkpointable(url: str) -> str | None:
     """The SQLite file whose WAL `checkpoint_wal` keeps, or None (PostgreSQL, memory, URI options)."""
     parsed = make_url(url)

@@ -11,10 +11,10 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import select
 
-from bot.appkeys import PIPELINE
+from bot.appkeys import JOURNAL, PIPELINE
 from bot.clock import RunningClock
 from bot.emulator.server import Emulator
-from storage.models import InboundEvent, OutboxMessage, OutboxStatus
+from storage.models import InboundEvent, JournalEntry, OutboxMessage, OutboxStatus
 from tests.conftest import ROOT, Bot, make_config, start_bot
 from tests.test_cli_outbox import run_cli
 from tests.test_outbox import drain, queue_texts
@@ -57,6 +57,22 @@ async def test_a_backup_restored_into_a_fresh_database_carries_on(
     emulator: Emulator, http: aiohttp.ClientSession, wall_clock: RunningClock, tmp_path: Path
 ) -> None:
     live = await live_bot_with_backlog(emulator, http, wall_clock, tmp_path / "live.db")
+    # A message answered and not yet applied waits in the inbound journal, a file of its own beside
+    # the database (live.inbound.db): the backup keeps it too.
+    live.app[JOURNAL].applier.stop()
+    await asyncio.sleep(0.1)
+    xml, _ = live.sender.text_xml("wangpeng", "帮助 报修", msg_id="7300000000000000202")
+    async with live.app[PIPELINE].journal_sessions() as s, s.begin():
+        s.add(
+            JournalEntry(
+                dedupe_key="msg:7300000000000000202",
+                channel="app",
+                from_user="wangpeng",
+                payload=xml,
+                received_at=wall_clock.now(),
+            )
+        )
+    assert (tmp_path / "live.inbound.db").is_file()
     backup = tmp_path / "backups" / "infodesk.db"
     backup.parent.mkdir()
     # A separate process, as cron would run it, while the bot holds the database.
@@ -98,11 +114,12 @@ async def test_a_backup_restored_into_a_fresh_database_carries_on(
         assert emulator.texts_to("liyan") == ["备份之前已送达"]  # sent before the backup: not again
         assert emulator.texts_to("majun") == ["等待发送一", "等待发送二"]  # pending: out once, in order
         assert len(emulator.texts_to("zhaolei")) == 1 and "报修" in emulator.texts_to("zhaolei")[0]
-        assert [status for _, status in await outbox(restored)] == ["sent"] * 4
+        assert len(emulator.texts_to("wangpeng")) == 1 and "报修" in emulator.texts_to("wangpeng")[0]
+        assert [status for _, status in await outbox(restored)] == ["sent"] * 5  # wangpeng's reply too
 
         # WeCom retrying the callback the backup recorded: a duplicate, not a second answer.
         assert (await restored.sender.text("zhaolei", "帮助 报修", msg_id="7300000000000000101")).status == 200
-        assert await restored.count(InboundEvent) == 1
+        assert await restored.count(InboundEvent) == 2
         # And new work goes on from where the backup left off.
         assert (await restored.sender.text("majun", "帮助 报修")).status == 200
         await restored.settle()

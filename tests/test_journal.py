@@ -4,15 +4,17 @@ message is applied after, exactly once, even across a restart; what cannot be re
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
-from bot.appkeys import ENGINE, JOURNAL, PIPELINE
+from bot.appkeys import JOURNAL, PIPELINE
 from bot.clock import RunningClock
 from bot.emulator.server import Emulator
 from bot.pipeline import _take_next
+from storage.db import journal_url, make_engine, make_sessionmaker
 from storage.models import InboundEvent, JournalEntry, OutboxMessage, Ticket
 from tests.conftest import Bot, make_config, start_bot
 
@@ -68,14 +70,15 @@ async def test_a_message_that_cannot_be_recorded_is_refused_with_503_and_nothing
 ) -> None:
     bot = await start_bot(make_config(emulator.base_url, db_url, server=ANSWER_AT_ONCE), http, run_jobs=False)
     try:
-        async with bot.app[ENGINE].begin() as conn:  # the database refuses the journal's writes
-            await conn.execute(text("ALTER TABLE inbound_journal RENAME TO inbound_journal_gone"))
+        journal = bot.app[PIPELINE].journal_sessions  # the database itself, or SQLite's own file
+        async with journal() as s, s.begin():  # the database refuses the journal's writes
+            await s.execute(text("ALTER TABLE inbound_journal RENAME TO inbound_journal_gone"))
         refused = await bot.sender.text("majun", "报修 地点:机房 设备:电脑 描述:蓝屏")
         assert (refused.status, refused.text) == (503, "try_later")  # WeCom sends it again
         assert await bot.count(InboundEvent) == 0
         assert await bot.count(OutboxMessage) == 0
-        async with bot.app[ENGINE].begin() as conn:
-            await conn.execute(text("ALTER TABLE inbound_journal_gone RENAME TO inbound_journal"))
+        async with journal() as s, s.begin():
+            await s.execute(text("ALTER TABLE inbound_journal_gone RENAME TO inbound_journal"))
         assert (await bot.sender.text("majun", "报修 地点:机房 设备:电脑 描述:蓝屏")).status == 200
         await until_applied(bot)
         assert await bot.count(Ticket) == 1
@@ -87,14 +90,14 @@ async def test_a_journal_row_that_cannot_be_read_is_dropped_and_the_next_applied
     bot: Bot, emulator: Emulator, wall_clock: RunningClock
 ) -> None:
     """A row an older version wrote that this one cannot parse never blocks the journal."""
-    async with bot.app[PIPELINE].sessions() as s, s.begin():
+    async with bot.app[PIPELINE].journal_sessions() as s, s.begin():
         s.add(
             JournalEntry(
                 dedupe_key="msg:1", channel="app", from_user="majun", payload="<xml>", received_at=wall_clock.now()
             )
         )
     assert (await bot.sender.text("majun", "帮助")).status == 200  # answered once applied (the tests wait)
-    assert await bot.count(JournalEntry) == 0
+    assert (await bot.health())["inbound"] == {"pending": 0}
     assert await bot.count(InboundEvent) == 1  # the 帮助; the unreadable row left nothing behind
     await bot.settle()
     assert [t for t in emulator.texts_to("majun") if "出错" in t] == []  # nobody is apologised to
@@ -127,3 +130,39 @@ async def test_a_members_later_message_waits_while_another_replica_applies_an_ea
             assert third is not None and third.id == first.id
     finally:
         await bot.stop()
+
+
+async def test_what_an_earlier_version_left_in_the_databases_journal_is_applied_once(
+    emulator: Emulator, db_url: str, http: aiohttp.ClientSession, wall_clock: RunningClock
+) -> None:
+    """SQLite keeps the journal in a file of its own (infodesk.inbound.db); a message an earlier
+    version recorded in the database's own journal, and never applied, is moved there and applied."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL the journal is the database's own")
+    config = make_config(emulator.base_url, db_url, server=ANSWER_AT_ONCE)
+    first = await start_bot(config, http, run_jobs=False)
+    xml, _ = first.sender.text_xml("majun", "报修 地点:机房 设备:电脑 描述:蓝屏")
+    await first.stop()
+    engine = make_engine(db_url)
+    try:
+        async with make_sessionmaker(engine)() as s, s.begin():
+            s.add(
+                JournalEntry(
+                    dedupe_key="msg:left-behind",
+                    channel="app",
+                    from_user="majun",
+                    payload=xml,
+                    received_at=wall_clock.now(),
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert journal_url(db_url) is not None and Path(make_url(journal_url(db_url)).database or "").is_file()
+    second = await start_bot(config, http, run_jobs=False)
+    try:
+        await until_applied(second)
+        assert await second.count(Ticket) == 1
+        assert await second.count(JournalEntry) == 0  # the database's own journal is empty now
+        assert len([t for t in emulator.texts_to("majun") if "报修已登记" in t]) == 1
+    finally:
+        await second.stop()
