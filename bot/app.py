@@ -152,6 +152,8 @@ def create_app(
         pipeline = app[PIPELINE]
         # SQLite has one writer (one connection): one applier. PostgreSQL applies a few at once.
         workers = 1 if app[ENGINE].dialect.name == "sqlite" else APPLIERS
+        # A journal in its own file is read ahead by one applier, in order (Pipeline._peek_next).
+        assert pipeline.journal is None or workers == 1
         dispatcher = app[DISPATCHER]
 
         def applied(done: Applied) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shlex
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Copied:
     path: Path
     revision: str
     size: int
+    set_aside: Path | None = None  # restore: the target's inbound journal, moved out of the way
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -138,7 +140,7 @@ def _waiting(source: Path) -> list[tuple[object, ...]]:
     inbound = journal_file(source)
     if not inbound.is_file():
         return []
-    conn = sqlite3.connect(f"{inbound.as_uri()}?mode=ro", uri=True, timeout=30)
+    conn = sqlite3.connect(f"{inbound.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         return conn.execute(
             "SELECT dedupe_key, channel, from_user, payload, received_at FROM inbound_journal ORDER BY id"
@@ -187,7 +189,21 @@ def restore_sqlite(url: str, backup: Path, *, force: bool = False) -> Copied:
             raise BackupError(f"restore into {target} failed: {exc}{hint}") from None
     finally:
         src.close()
-    return Copied(target, revision, target.stat().st_size)
+    return Copied(target, revision, target.stat().st_size, _set_aside(journal_file(target)))
+
+
+def _set_aside(journal: Path) -> Path | None:
+    """Move the restored database's inbound journal file (and its -wal, -shm) out of the way: what
+    it holds came after the copy was taken, and would be applied on the older state out of its
+    context (the copy carries the messages that were waiting when it was taken)."""
+    if not journal.exists():
+        return None
+    aside = journal.with_name(f"{journal.name}.before-restore-{int(time.time())}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{journal}{suffix}")
+        if part.exists():
+            part.rename(Path(f"{aside}{suffix}"))
+    return aside
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

@@ -170,6 +170,10 @@ class Applier:
 
     async def run(self) -> None:
         await asyncio.gather(*(self._work() for _ in range(self.workers)))
+        try:
+            await self.pipeline.flush_journal()
+        except Exception as exc:  # left for the next start, which finds them duplicates
+            log(logger, logging.WARNING, "journal_flush_failed", error=type(exc).__name__)
 
     async def _work(self) -> None:
         while not self._stopping:

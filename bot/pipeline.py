@@ -176,6 +176,15 @@ class Pipeline:
             self._ahead.extend(Taken(*row) for row in rows)
         return self._ahead.popleft() if self._ahead else None
 
+    async def flush_journal(self) -> None:
+        """Delete the rows done with since the last read (the applier stops: none is left behind to
+        be found a duplicate after a restart, or applied again on a database restored from a copy)."""
+        if self.journal is None or not self._released:
+            return
+        async with self.journal() as j, j.begin():
+            await j.execute(delete(JournalEntry).where(JournalEntry.id.in_(sorted(self._released))))
+        self._released.clear()
+
     async def _release(self, entry: Taken) -> None:
         """Done with a row of the journal in its own file: its event's transaction has committed
         (with the journal in the database, that transaction deleted the row)."""

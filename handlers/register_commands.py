@@ -172,8 +172,7 @@ async def export_register(ctx: Ctx, values: dict[str, str]) -> None:
     if not may_export(ctx, register):
         # Refused before the sheet is built: nothing read, kept as media, uploaded or sent.
         log(logger, logging.WARNING, "register_export_refused", register=register.key, from_user=ctx.user)
-        roles = [ctx.render("role_name", role=r) for r in CONFIDENTIAL_EXPORT_ROLES]
-        ctx.reply("export_confidential_refused", title=register.title, roles=roles)
+        ctx.reply("export_confidential_refused", title=register.title)  # names CONFIDENTIAL_EXPORT_ROLES
         return
     sheet = await build(ctx.session, ctx.config, register, ask.first, ask.last, ask.campus or None, ctx.renderer)
     data = xlsx_bytes(sheet)

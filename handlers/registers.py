@@ -88,6 +88,7 @@ from storage.models import (
 logger = logging.getLogger(__name__)
 REGISTER_LABELS = Labels("labels_registers", platform=ClickPlatform)
 # Bounds wide enough for every record: the ledger and `verify` read a register's rows by id.
+SCHOOL = "*"  # a row's campus when it is the whole school's (Row.campus; kept by every --campus)
 ALL_TIME = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 
@@ -592,7 +593,7 @@ async def _clicks(ctx: Ctx, start: datetime, end: datetime) -> list[Row]:
                 REGISTER_LABELS(ctx, "click_note", number=c.id, corrects=c.corrects_id, corrected_by=later.get(c.id)),
             ],
             c.id,
-            "",  # the school's website and official account: in every campus's export
+            SCHOOL,  # the school's website and official account: in every campus's export
         )
         for c in stats
     ]
@@ -640,7 +641,7 @@ REGISTERS: tuple[Register, ...] = (
         _repairs,
         aliases=("维修", "维修登记", "维修登记表", "报修", "repair"),
         record="ticket",
-        goes_on=("是否处理", "维修时长", "技术员", "备注"),
+        goes_on=("是否处理", "维修时长", "备注"),
         feeds=((Ticket, lambda t: t.id),),
     ),
     Register(
@@ -836,8 +837,8 @@ async def build(
     ctx = Ctx(session, Org(config), config, renderer or _default_renderer())
     rows = list(await register.rows(ctx, start, end))
     if campus:
-        # A row of no campus (the school's own, as the click counts) belongs to every campus.
-        rows = [r for r in rows if not isinstance(r, Row) or r.campus in (campus, "")]
+        # A row of the whole school (the click counts) belongs to every campus.
+        rows = [r for r in rows if not isinstance(r, Row) or r.campus in (campus, SCHOOL)]
     notes = await _change_notes(ctx, register, rows) if register.chained else []
     for n, row in enumerate(rows, start=1):
         if register.numbered:
@@ -1287,11 +1288,15 @@ async def _readable_rows(ctx: Ctx, register: Register, latest: dict[str, Registe
         return [r for r in await register.rows(ctx, *ALL_TIME) if isinstance(r, Row)], ""
     except Exception as exc:
         failure = exc
-    for ref, e in sorted(latest.items(), key=lambda kv: kv[1].seq):
+        if isinstance(exc, SQLAlchemyError):  # PostgreSQL: the transaction is aborted until then
+            await ctx.session.rollback()
+    # Plain values: a rollback expires the entries.
+    recorded = sorted((e.seq, ref) for ref, e in latest.items())
+    for seq, ref in recorded:
         try:
             await register.rows(replace(ctx, only=frozenset({_id_of(register, ref)})), *ALL_TIME)
         except Exception as exc:
             if isinstance(exc, SQLAlchemyError):
                 await ctx.session.rollback()
-            return [], f"seq {e.seq} ({ref}): the record can no longer be read as a row ({type(exc).__name__}: {exc})"
+            return [], f"seq {seq} ({ref}): the record can no longer be read as a row ({type(exc).__name__}: {exc})"
     return [], f"the register cannot be read ({type(failure).__name__}: {failure})"

@@ -171,6 +171,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     done = _sqlite_copy(cfg, args.file, lambda url: restore_sqlite(url, Path(args.file), force=args.force))
     _migrate(cfg.database.url)
     print(f"{args.file} (schema {done.revision}) restored into {done.path}; the database is at the latest schema")
+    if done.set_aside is not None:
+        print(f"the inbound journal that was beside it is kept as {done.set_aside} (not applied)")
     return 0
 
 
@@ -255,12 +257,20 @@ def cmd_verify_registers(args: argparse.Namespace) -> int:
     first broken record (register, seq, record), 0 with a line per register otherwise."""
     cfg = _load(args.config)
     renames = []
+    names = {p.name for p in cfg.people}
     for pair in args.renamed:
-        old, sep, new = pair.partition("=")
-        if not sep or not old.strip() or not new.strip() or old.strip() == new.strip():
+        old, sep, new = (part.strip() for part in pair.partition("="))
+        if not sep or not old or not new or old == new:
             print(f"--renamed {pair}: give the old and the new name, e.g. --renamed 赵磊=赵磊磊", file=sys.stderr)
             return 2
-        renames.append((old.strip(), new.strip()))
+        # Only a person's rename: the new name is someone's in the configuration, the old one no one's.
+        if new not in names or old in names:
+            print(
+                f"--renamed {pair}: {new!r} must be a person's name in the configuration and {old!r} nobody's",
+                file=sys.stderr,
+            )
+            return 2
+        renames.append((old, new))
 
     async def run() -> list[Verified]:
         engine = make_engine(cfg.database.url)

@@ -7,7 +7,8 @@ Two processes on one PostgreSQL both wake up; one insert wins, the other rolls b
 restart, an occurrence missed while down is sent if still within the grace window (configurable;
 when several are due only the latest is sent), otherwise recorded and logged as missed. An
 occurrence whose transaction fails (a database error, a handler's bug) commits nothing and is tried
-again on the next tick until it is out of the grace window.
+again on the next tick, up to MAX_TRIES times (then recorded as failed) or until it is out of the
+grace window.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Claim(enum.Enum):
     FAILED = "failed"  # the job's transaction failed: nothing committed, tried again next tick
 
 
+MAX_TRIES = 3  # an occurrence whose transaction failed this often (a tick apart) is recorded as failed
 MAX_CATCH_UP = 500  # occurrences looked at per job and run (a long outage is summarised)
 
 
@@ -70,6 +72,7 @@ class Scheduler:
         self.jobs = jobs
         self._grace = timedelta(minutes=pipeline.config.schedules.grace_minutes)
         self._checked: dict[str, datetime] = {}
+        self._failures: dict[tuple[str, datetime], int] = {}  # an occurrence's failed tries in a row
         self._on_commit = on_commit
         self._aps: AsyncIOScheduler | None = None
 
@@ -102,8 +105,14 @@ class Scheduler:
                 claimed = await self._claim(job, fresh[-1], "done", count=len(due))
                 if claimed is Claim.DONE:
                     fired += 1  # several due at once (after a restart): send the latest only
+                elif claimed is Claim.FAILED:
+                    tries = self._failures[(job.id, fresh[-1])] = self._failures.get((job.id, fresh[-1]), 0) + 1
+                    if tries >= MAX_TRIES:  # a bug, not a passing fault: recorded as failed, not tried again
+                        claimed = await self._claim(job, fresh[-1], "failed", count=tries)
             if claimed is not Claim.FAILED:
                 self._checked[job.id] = now
+                for key in [k for k in self._failures if k[0] == job.id]:
+                    del self._failures[key]
             # FAILED: nothing was committed (no run row, no message); the next tick looks from the
             # same point and tries the occurrence again, until it falls out of the grace window and
             # is recorded as missed.
@@ -131,11 +140,11 @@ class Scheduler:
                 extra={"fields": {"job": job.id, "scheduled_at": when.isoformat(), "retry": "next tick"}},
             )
             return Claim.FAILED
-        level = logging.INFO if status == "done" else logging.WARNING
+        level = {"done": logging.INFO, "missed": logging.WARNING}.get(status, logging.ERROR)
         log(
             logger,
             level,
-            "job_" + ("fired" if status == "done" else "missed"),
+            "job_" + {"done": "fired", "missed": "missed"}.get(status, "gave_up"),
             job=job.id,
             scheduled_at=when.isoformat(),
             late_s=round((now - when).total_seconds()),

@@ -71,7 +71,10 @@ def make_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any
             # the WAL, and the next connection replays it. Only an OS crash or a power cut may lose
             # the last commits before the checkpoint, atomically (never half a transaction), and a
             # callback answered 200 among them would then not be retried by WeCom. That risk is taken
-            # for an fsync saved per callback; a deployment that cannot take it sets
+            # for an fsync saved per callback. The inbound journal's own file (bot/journal.py) is
+            # checkpointed on its own: after a power cut it may keep a later deletion of a message's
+            # row while the database lost that message's earlier commit, the same loss of the last
+            # commits in another shape. A deployment that cannot take it sets
             # synchronous=FULL here (one fsync per commit, with the connection held meanwhile), or
             # runs on PostgreSQL, whose commits are fsynced.
             cur.execute("PRAGMA synchronous=NORMAL")

@@ -484,7 +484,7 @@ class JobRun(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(String(100))
     scheduled_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))  # done | missed
+    status: Mapped[str] = mapped_column(String(16))  # done | missed | failed (schedules/jobs.py)
     ran_at: Mapped[datetime]
 
     __table_args__ = (Index("uq_job_runs_job_time", "job_id", "scheduled_at", unique=True),)

@@ -57,6 +57,9 @@ PG_MODULES = {
     "test_faults_http",
     "test_ticket_pauses",
     "test_registers",
+    "test_register_exports",
+    "test_register_ledger",
+    "test_groups_http",
     "test_cctv_room",
     "test_directory",
     "test_customer_groups",
@@ -106,12 +109,18 @@ def example_raw() -> dict[str, Any]:
     return raw
 
 
+# The dispatcher polls often; a call is given WeCom's usual 10 s: on a fake clock a timed-out call's
+# backoff never comes due unless the test moves the clock, and a loaded CI machine can take over 2 s
+# to answer from the in-process emulator (a scene test then waited out settle()'s 30 s).
+TEST_OUTBOX = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 10, "max_backoff_seconds": 1}
+
+
 def make_config(api_base: str, db_url: str, **sections: dict[str, Any]) -> Config:
     """The example organisation, pointed at an emulator and a test database."""
     raw = example_raw()
     raw["wecom"]["api_base"] = api_base
     raw["database"] = {"url": db_url}
-    raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
+    raw["outbox"] = TEST_OUTBOX
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}
     return parse_config(raw, environ={})
@@ -251,7 +260,7 @@ async def start_scene(
     """A bot on `raw` (an edited example configuration) against the emulator and the test database,
     on a fake clock WeCom shares; its dispatcher and scheduler run when the test says."""
     raw["wecom"]["api_base"], raw["database"] = emulator.base_url, {"url": db_url}
-    raw["outbox"] = {"poll_interval_seconds": 0.05, "request_timeout_seconds": 2, "max_backoff_seconds": 1}
+    raw["outbox"] = TEST_OUTBOX
     emulator.clock = lambda: clock.now().timestamp()
     return await start_bot(parse_config(raw, environ={}), http, clock=clock, run_dispatcher=False)
 

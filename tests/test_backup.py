@@ -86,9 +86,10 @@ async def test_a_backup_restored_into_a_fresh_database_carries_on(
             "-o",
             str(backup),
             "--config",
-            str(config_file(tmp_path, "live", sqlite_url(tmp_path / "live.db"))),
+            # relative, as in the example configuration: to the working directory
+            str(config_file(tmp_path, "live", sqlite_url(Path("live.db")))),
         ],
-        cwd=ROOT,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
     )
@@ -101,11 +102,13 @@ async def test_a_backup_restored_into_a_fresh_database_carries_on(
 
     fresh = tmp_path / "restored" / "infodesk.db"
     fresh.parent.mkdir()
+    (fresh.parent / "infodesk.inbound.db").write_bytes(b"")  # a journal from after the copy
     code, out = await run_cli(
         "restore", str(backup), "--config", str(config_file(tmp_path, "fresh", sqlite_url(fresh)))
     )
     assert code == 0, out
     assert f"restored into {fresh}" in out and "latest schema" in out
+    assert "infodesk.inbound.db.before-restore-" in out and not (fresh.parent / "infodesk.inbound.db").exists()
 
     # The restored bot, against the same WeCom, with its dispatcher running in the background.
     restored = await start_bot(make_config(emulator.base_url, sqlite_url(fresh)), http, run_jobs=False)

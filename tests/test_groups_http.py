@@ -205,3 +205,29 @@ async def test_an_occurrence_whose_transaction_failed_is_sent_on_the_next_tick(s
     async with scene.bot.app[PIPELINE].sessions() as s:
         runs = (await s.execute(select(JobRun.status).where(JobRun.job_id == "duty:ups_check"))).scalars().all()
     assert runs == ["done"]
+
+
+async def test_an_occurrence_that_fails_every_time_is_recorded_as_failed_after_three_tries(
+    scene: Scene, clock: FakeClock
+) -> None:
+    engine = scene.bot.app[ENGINE].sync_engine
+    refused: list[str] = []
+
+    def refuse(conn: object, cursor: object, statement: str, parameters: object, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO OUTBOX") and "UPS" in str(parameters):
+            refused.append(statement)
+            raise OperationalError(statement, {}, Exception("a handler's bug"))
+
+    await scene.tick()
+    clock.advance((shanghai(10) - START).total_seconds())
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        for _ in range(5):
+            await scene.tick()
+            clock.advance(30)
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert len(refused) == 3 and not scene.got("lihua", "UPS")
+    async with scene.bot.app[PIPELINE].sessions() as s:
+        runs = (await s.execute(select(JobRun.status).where(JobRun.job_id == "duty:ups_check"))).scalars().all()
+    assert runs == ["failed"]

@@ -75,7 +75,8 @@ async def quiet_bot(
 ) -> AsyncIterator[Bot]:
     """A bot whose dispatcher runs only when the test drains, on a clock shared with the emulator."""
     emulator.clock = lambda: clock.now().timestamp()
-    b = await start_bot(make_config(emulator.base_url, db_url), http, clock=clock, run_dispatcher=False)
+    config = make_config(emulator.base_url, db_url, outbox={"request_timeout_seconds": 2})  # timeouts tested
+    b = await start_bot(config, http, clock=clock, run_dispatcher=False)
     yield b
     await b.stop()
 

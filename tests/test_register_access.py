@@ -32,7 +32,7 @@ async def test_footage_registers_only_for_director_and_cctv_operators(scene: Sce
     await scene.say("zhaolei", "调监控 地点:302教室 时间:今天 8:00-9:00 原因:教师物品丢失 类型:教职工")
 
     refused = await scene.say("zhanglei", "导出 监控调取申请表 本月")  # 张磊: technician only
-    assert "监控调取申请表是保密登记表" in refused and "信息中心主任、监控室" in refused
+    assert "监控调取申请表是保密登记表" in refused and "只有信息中心主任和监控室人员可以导出" in refused
     assert "302教室" not in refused and "共" not in refused
     assert "导出哪张登记表" in await scene.say("zhouyan", "导出")  # 周燕: platform editor; the form asks
     refused = await scene.say("zhouyan", "监控申请")

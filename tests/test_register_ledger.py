@@ -78,6 +78,8 @@ async def test_a_name_changed_in_the_configuration_is_entered_again_and_tamperin
     assert before.returncode == 1 and "BROKEN at seq 1 (ticket:1)" in before.stderr  # the rename shows
     bad = subprocess.run([*verify_, "--renamed", "赵磊"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "--renamed 赵磊=赵磊磊" in bad.stderr
+    bad = subprocess.run([*verify_, "--renamed", "1=2"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "must be a person's name" in bad.stderr  # not any text in any cell
     after = subprocess.run([*verify_, "--renamed", "赵磊=赵磊磊"], cwd=ROOT, capture_output=True, text=True)
     assert "1 records entered again with the new names" in after.stdout  # ticket 1; ticket 3 was tampered with
     assert after.returncode == 1 and "BROKEN at seq 3 (ticket:3)" in after.stderr
