@@ -14,9 +14,10 @@ from sqlalchemy import select
 from bot.appkeys import JOURNAL, PIPELINE
 from bot.clock import RunningClock
 from bot.emulator.server import Emulator
-from storage.models import InboundEvent, JournalEntry, OutboxMessage, OutboxStatus
+from storage.models import InboundEvent, OutboxMessage, OutboxStatus
 from tests.conftest import ROOT, Bot, make_config, start_bot
 from tests.test_cli_outbox import run_cli
+from tests.test_journal import waiting
 from tests.test_outbox import drain, queue_texts
 
 
@@ -63,15 +64,7 @@ async def test_a_backup_restored_into_a_fresh_database_carries_on(
     await asyncio.sleep(0.1)
     xml, _ = live.sender.text_xml("wangpeng", "帮助 报修", msg_id="7300000000000000202")
     async with live.app[PIPELINE].journal_sessions() as s, s.begin():
-        s.add(
-            JournalEntry(
-                dedupe_key="msg:7300000000000000202",
-                channel="app",
-                from_user="wangpeng",
-                payload=xml,
-                received_at=wall_clock.now(),
-            )
-        )
+        s.add(waiting("msg:7300000000000000202", "wangpeng", xml, wall_clock.now()))
     assert (tmp_path / "live.inbound.db").is_file()
     backup = tmp_path / "backups" / "infodesk.db"
     backup.parent.mkdir()

@@ -4,6 +4,7 @@ message is applied after, exactly once, even across a restart; what cannot be re
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +20,11 @@ from storage.models import InboundEvent, JournalEntry, OutboxMessage, Ticket
 from tests.conftest import Bot, make_config, start_bot
 
 ANSWER_AT_ONCE = {"answer_wait_seconds": 0}  # the production default
+
+
+def waiting(key: str, from_user: str, payload: str, at: datetime) -> JournalEntry:
+    """A message recorded in the journal and not applied yet, as the intake writes it."""
+    return JournalEntry(dedupe_key=key, channel="app", from_user=from_user, payload=payload, received_at=at)
 
 
 async def until_applied(bot: Bot) -> None:
@@ -91,11 +97,7 @@ async def test_a_journal_row_that_cannot_be_read_is_dropped_and_the_next_applied
 ) -> None:
     """A row an older version wrote that this one cannot parse never blocks the journal."""
     async with bot.app[PIPELINE].journal_sessions() as s, s.begin():
-        s.add(
-            JournalEntry(
-                dedupe_key="msg:1", channel="app", from_user="majun", payload="<xml>", received_at=wall_clock.now()
-            )
-        )
+        s.add(waiting("msg:1", "majun", "<xml>", wall_clock.now()))
     assert (await bot.sender.text("majun", "帮助")).status == 200  # answered once applied (the tests wait)
     assert (await bot.health())["inbound"] == {"pending": 0}
     assert await bot.count(InboundEvent) == 1  # the 帮助; the unreadable row left nothing behind
@@ -146,15 +148,7 @@ async def test_what_an_earlier_version_left_in_the_databases_journal_is_applied_
     engine = make_engine(db_url)
     try:
         async with make_sessionmaker(engine)() as s, s.begin():
-            s.add(
-                JournalEntry(
-                    dedupe_key="msg:left-behind",
-                    channel="app",
-                    from_user="majun",
-                    payload=xml,
-                    received_at=wall_clock.now(),
-                )
-            )
+            s.add(waiting("msg:left-behind", "majun", xml, wall_clock.now()))
     finally:
         await engine.dispose()
     assert journal_url(db_url) is not None and Path(make_url(journal_url(db_url)).database or "").is_file()
