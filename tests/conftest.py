@@ -57,8 +57,6 @@ PG_MODULES = {
     "test_faults_http",
     "test_ticket_pauses",
     "test_registers",
-    "test_register_exports",
-    "test_register_ledger",
     "test_groups_http",
     "test_cctv_room",
     "test_directory",
