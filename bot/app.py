@@ -260,8 +260,7 @@ async def healthz(request: web.Request) -> web.Response:
         # The journal first: a message applied after this read has its replies in the outbox by
         # the next (its row goes after its transaction commits), so "nothing pending in either" is
         # never read between the two.
-        async with pipeline.journal_sessions() as j:
-            body["inbound"] = await journal_health(j)
+        body["inbound"] = await journal_health(pipeline.journal_sessions)
         async with pipeline.sessions() as s:
             body["outbox"] = await outbox_health(s, now)
             body["delivery_pauses"] = pauses = await pause_health(s)

@@ -259,7 +259,8 @@ async def prepare_journal(journal: async_sessionmaker[AsyncSession], sessions: a
     return len(left)
 
 
-async def journal_health(s: AsyncSession) -> dict[str, int]:
-    """Messages recorded and answered but not yet applied."""
-    pending = (await s.execute(select(func.count()).select_from(JournalEntry))).scalar_one()
+async def journal_health(journal: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    """Messages recorded and answered but not yet applied (`journal`: Pipeline.journal_sessions)."""
+    async with journal() as s:
+        pending = (await s.execute(select(func.count()).select_from(JournalEntry))).scalar_one()
     return {"pending": int(pending)}

@@ -274,8 +274,7 @@ class Metrics:
             return reject(request, Rejected(403, "metrics_not_allowed"))
         try:
             pipeline = request.app[PIPELINE]
-            async with pipeline.journal_sessions() as j:
-                pending = (await journal_health(j))["pending"]
+            pending = (await journal_health(pipeline.journal_sessions))["pending"]
             async with pipeline.sessions() as s:
                 snapshot: Snapshot | None = await read_snapshot(s, request.app[CLOCK].now(), pending)
         except Exception as exc:  # the in-process counters are still worth serving

@@ -117,16 +117,14 @@ class Pipeline:
                     if entry is None:
                         return None
                     self._busy.add(entry.from_user)
-                inbound = parsers[entry.channel](entry.payload)
-                if inbound is None:  # nothing an event could be made of (the intake records none such)
-                    log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
-                else:
+                inbound = _read(entry, parsers)
+                if inbound is not None:
                     token = msg_id_var.set(inbound.msg_id or inbound.dedupe_key)
                     event = await self._record(s, inbound, entry.channel, error_id=None)
                     ctx = self.ctx(s, inbound, event.id)
                     await self._route(ctx)
                     _robot_answer(ctx)
-            await self._release(entry)
+            self._release(entry)
             if inbound is None:
                 return Applied(entry.dedupe_key, Outcome.FAILED, entry.channel)
             log(logger, logging.INFO, "inbound_applied", kind=inbound.kind, from_user=inbound.from_user)
@@ -153,7 +151,7 @@ class Pipeline:
     async def _discard(self, entry: Taken) -> None:
         """Delete a journal row whose event was applied before (a retry recorded again)."""
         if self.journal is not None:
-            self._released.add(entry.id)
+            self._release(entry)
             return
         async with self.sessions() as s, s.begin():
             await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
@@ -169,8 +167,7 @@ class Pipeline:
         if not self._ahead:
             assert self.journal is not None
             async with self.journal() as j, j.begin():
-                if self._released:
-                    await j.execute(delete(JournalEntry).where(JournalEntry.id.in_(sorted(self._released))))
+                await self._delete_released(j)
                 rows = (await j.execute(select(*TAKEN_COLUMNS).order_by(JournalEntry.id).limit(PREFETCH))).all()
             self._released.clear()
             self._ahead.extend(Taken(*row) for row in rows)
@@ -182,10 +179,14 @@ class Pipeline:
         if self.journal is None or not self._released:
             return
         async with self.journal() as j, j.begin():
-            await j.execute(delete(JournalEntry).where(JournalEntry.id.in_(sorted(self._released))))
+            await self._delete_released(j)
         self._released.clear()
 
-    async def _release(self, entry: Taken) -> None:
+    async def _delete_released(self, j: AsyncSession) -> None:
+        if self._released:
+            await j.execute(delete(JournalEntry).where(JournalEntry.id.in_(sorted(self._released))))
+
+    def _release(self, entry: Taken) -> None:
         """Done with a row of the journal in its own file: its event's transaction has committed
         (with the journal in the database, that transaction deleted the row)."""
         if self.journal is not None:
@@ -239,18 +240,13 @@ class Pipeline:
                     taken = await s.execute(delete(JournalEntry).where(JournalEntry.id == entry.id))
                     if not taken.rowcount:  # type: ignore[attr-defined]  # another replica dealt with it
                         return Outcome.DUPLICATE
-                try:
-                    inbound = parsers[entry.channel](entry.payload)
-                except Exception:
-                    inbound = None  # a row this version cannot read: dropped, logged, never retried
-                if inbound is None:
-                    log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
-                else:
+                inbound = _read(entry, parsers)
+                if inbound is not None:
                     event = await self._record(s, inbound, entry.channel, error_id=error_id)
                     ctx = self.ctx(s, inbound, event.id)
                     ctx.reply("error_apology", error_id=error_id)
                     _robot_answer(ctx)
-            await self._release(entry)
+            self._release(entry)
         except _Duplicate:
             await self._discard(entry)
         except Exception:
@@ -309,6 +305,18 @@ class Taken:
     channel: str
     from_user: str
     payload: str
+
+
+def _read(entry: Taken, parsers: Mapping[str, Parse]) -> Inbound | None:
+    """The event a journal row holds, or None (logged) for a row this version cannot read: it is
+    dropped, never retried (the intake records none such)."""
+    try:
+        inbound = parsers[entry.channel](entry.payload)
+    except Exception:
+        inbound = None
+    if inbound is None:
+        log(logger, logging.ERROR, "journal_row_unreadable", id=entry.id, channel=entry.channel)
+    return inbound
 
 
 def _robot_answer(ctx: Ctx) -> None:

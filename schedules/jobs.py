@@ -72,7 +72,7 @@ class Scheduler:
         self.jobs = jobs
         self._grace = timedelta(minutes=pipeline.config.schedules.grace_minutes)
         self._checked: dict[str, datetime] = {}
-        self._failures: dict[tuple[str, datetime], int] = {}  # an occurrence's failed tries in a row
+        self._failures: dict[str, tuple[datetime, int]] = {}  # job → its occurrence failing, tries in a row
         self._on_commit = on_commit
         self._aps: AsyncIOScheduler | None = None
 
@@ -106,16 +106,17 @@ class Scheduler:
                 if claimed is Claim.DONE:
                     fired += 1  # several due at once (after a restart): send the latest only
                 elif claimed is Claim.FAILED:
-                    tries = self._failures[(job.id, fresh[-1])] = self._failures.get((job.id, fresh[-1]), 0) + 1
+                    failed_at, tries = self._failures.get(job.id, (fresh[-1], 0))
+                    tries = tries + 1 if failed_at == fresh[-1] else 1
+                    self._failures[job.id] = (fresh[-1], tries)
                     if tries >= MAX_TRIES:  # a bug, not a passing fault: recorded as failed, not tried again
                         claimed = await self._claim(job, fresh[-1], "failed", count=tries)
+            # FAILED: nothing was committed (no run row, no message); the next tick looks from the
+            # same point and tries the occurrence again, until MAX_TRIES or until it falls out of the
+            # grace window and is recorded as missed.
             if claimed is not Claim.FAILED:
                 self._checked[job.id] = now
-                for key in [k for k in self._failures if k[0] == job.id]:
-                    del self._failures[key]
-            # FAILED: nothing was committed (no run row, no message); the next tick looks from the
-            # same point and tries the occurrence again, until it falls out of the grace window and
-            # is recorded as missed.
+                self._failures.pop(job.id, None)
         if fired and self._on_commit is not None:
             self._on_commit()
         return fired
