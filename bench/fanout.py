@@ -23,7 +23,8 @@ Figures:
   45009 answers, show where the time went; the wait from a ready /healthz to the first push call
   (the scheduler's first tick) is printed apart.
 - duplicates: messages the emulator accepted more than once, by recipient and content.
-- RSS: VmHWM (peak) and the largest sampled VmRSS of the bot process over the push.
+- RSS: VmHWM (peak) and the largest sampled VmRSS of the bot over the push: its two processes (the
+  front and its worker, bot/worker.py) summed.
 - start-up: from spawning `python -m bot serve` (the same config and database, nothing due) to a
   `/healthz` that answers; median of `--starts` starts.
 """
@@ -131,12 +132,16 @@ def optimum(groups: list[Group], items: int) -> tuple[float, list[str]]:
 
 
 def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of `pid` in kB (empty once it is gone)."""
+    """VmRSS and VmHWM in kB of `pid` and its children (the front and its worker, bot/worker.py),
+    summed; empty once it is gone. Two peaks summed may overstate the peak of the sum."""
     out: dict[str, int] = {}
     with suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for each in (pid, *map(int, children)):
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key = line.split(":")[0]
+                    out[key] = out.get(key, 0) + int(line.split()[1])
     return out
 
 

@@ -26,13 +26,23 @@ from bot.appkeys import (
     REGISTRY,
     RENDERER,
     ROBOT_CRYPTO,
+    WORKER,
 )
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError, Secrets
 from bot.conversation import kernel
 from bot.crypto import WeComCrypto
 from bot.inbound import BadXML, parse_inbound, parse_xml
-from bot.journal import GIVE_WAY_SECONDS, Applier, Intake, Journal, Receiving, journal_health, prepare_journal
+from bot.journal import (
+    GIVE_WAY_SECONDS,
+    Applier,
+    Applying,
+    Intake,
+    Journal,
+    Receiving,
+    journal_health,
+    prepare_journal,
+)
 from bot.logs import msg_id_var, quiet_protocol_errors
 from bot.metrics import METRICS, Metrics, note_outcome, overdue_timers
 from bot.org import Org, required_chain_problems
@@ -44,6 +54,7 @@ from bot.robot import parse_robot, robot_routes
 from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
+from bot.worker import STOP_SECONDS, RemoteApplier, WorkerLink
 from storage.db import checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,8 +78,16 @@ def create_app(
     clock: Clock | None = None,
     services: Sequence[Service] = (),
     run_dispatcher: bool = True,
+    worker_argv: Sequence[str] | None = None,
+    link: WorkerLink | None = None,
 ) -> web.Application:
-    """Build the bot's web app; database, HTTP client, dispatcher and services live in cleanup_ctx."""
+    """Build the bot's web app; database, HTTP client, dispatcher and services live in cleanup_ctx.
+
+    By default one process does everything. With `worker_argv` the app is the front (bot/worker.py):
+    it answers and records callbacks and runs the worker (that command line) for the rest. With
+    `link` the app is that worker: the journal's applier, the dispatcher and the services, told of
+    recorded callbacks over the link."""
+    front = worker_argv is not None
     registry = Registry([kernel, *routers])  # the kernel's own card actions (free-text offers) first
     check_registry(config, registry)
     quiet_protocol_errors()
@@ -150,6 +169,30 @@ def create_app(
 
     async def journal(app: web.Application) -> AsyncIterator[None]:
         pipeline = app[PIPELINE]
+        intake = Intake(pipeline.journal_sessions, app[CLOCK])
+        applier: Applying
+        if worker_argv is not None:
+
+            def counted(channel: str, outcome: Outcome) -> None:
+                if metrics is not None:
+                    metrics.applied(channel, outcome)
+
+            app[WORKER] = remote = RemoteApplier(worker_argv, counted)
+            applier = remote
+        else:
+            applier = local_applier(app)
+        app[JOURNAL] = j = Journal(intake, applier, config.server.answer_wait_seconds)
+        task = asyncio.create_task(j.run(), name="inbound-journal")
+        yield
+        j.stop()  # what is recorded and not yet applied stays in the journal for the next start
+        stopping = config.server.shutdown_timeout_seconds + (STOP_SECONDS if front else 0)
+        try:
+            await asyncio.wait_for(task, timeout=stopping)
+        except TimeoutError:
+            task.cancel()
+
+    def local_applier(app: web.Application) -> Applier:
+        pipeline = app[PIPELINE]
         # SQLite has one writer (one connection): one applier. PostgreSQL applies a few at once.
         workers = 1 if app[ENGINE].dialect.name == "sqlite" else APPLIERS
         # A journal in its own file is read ahead by one applier, in order (Pipeline._peek_next).
@@ -161,19 +204,13 @@ def create_app(
                 dispatcher.wake()  # its replies are in the outbox
             if metrics is not None:
                 metrics.applied(done.channel, done.outcome)
+            if link is not None:
+                link.applied(done)
 
-        applier = Applier(pipeline, PARSERS, applied, receiving, workers)
-        intake = Intake(pipeline.journal_sessions, app[CLOCK])
-        app[JOURNAL] = j = Journal(intake, applier, config.server.answer_wait_seconds)
-        task = asyncio.create_task(j.run(), name="inbound-journal")
-        yield
-        j.stop()  # what is recorded and not yet applied stays in the journal for the next start
-        try:
-            await asyncio.wait_for(task, timeout=config.server.shutdown_timeout_seconds)
-        except TimeoutError:
-            task.cancel()
+        return Applier(pipeline, PARSERS, applied, receiving, workers)
 
-    app.cleanup_ctx.extend([database, outbound, journal, *services])
+    # The front writes nothing but the journal: the worker delivers and runs the services.
+    app.cleanup_ctx.extend([database, journal] if front else [database, outbound, journal, *services])
     app.router.add_get(config.server.callback_path, verify_url)
     app.router.add_post(config.server.callback_path, receive_callback)
     app.router.add_get("/healthz", healthz)
@@ -267,5 +304,10 @@ async def healthz(request: web.Request) -> web.Response:
             paused = bool(pauses)
             # Timers that should have fired minutes ago mean the scheduler is stuck or failing.
             body["overdue_timers"] = await overdue_timers(s, now)
-    body["status"] = "ok" if db_ok and not paused else "degraded"
+    working = True
+    if WORKER in request.app:  # the worker process applies, delivers and runs the schedules
+        state = request.app[WORKER].state
+        body["worker"] = state.health()
+        working = state.state == "running"
+    body["status"] = "ok" if db_ok and not paused and working else "degraded"
     return web.json_response(body, status=200 if db_ok else 503)

@@ -14,6 +14,7 @@ from bot.pipeline import Pipeline
 from bot.render import Renderer
 from bot.router import Registry
 from bot.wecom_api import WeComAPI
+from bot.worker import RemoteApplier
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -26,3 +27,4 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 API = web.AppKey("api", WeComAPI)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 JOURNAL = web.AppKey("journal", Journal)
+WORKER = web.AppKey("worker", RemoteApplier)  # the front's view of the worker process (bot/worker.py)

@@ -116,6 +116,10 @@ class ServerConfig(_Strict):
     # (bot/journal.py). Above 0, the answer also waits up to this long for the apply (then answers
     # anyway: the message is kept). WeCom gives up on an answer after 5 s.
     answer_wait_seconds: float = Field(default=0.0, ge=0, le=60)
+    # `serve` applies, delivers and runs the schedules in a worker process of its own, so that
+    # answering WeCom never waits for that work (bot/worker.py). false: one process does all.
+    # (A SQLite database in memory or with URI options is always one process.)
+    worker_process: bool = True
     # GET /metrics (Prometheus): off unless set; then served to loopback clients and these networks.
     metrics: bool = False
     metrics_allow: tuple[str, ...] = ()  # e.g. ["10.0.0.0/8", "192.168.1.20"]

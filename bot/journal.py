@@ -26,6 +26,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -136,6 +137,46 @@ class Intake:
 
 
 @dataclass
+class Waiters:
+    """Callbacks waiting for their message's apply (`server.answer_wait_seconds`), by dedupe key."""
+
+    _by_key: dict[str, list[asyncio.Future[Outcome]]] = field(default_factory=dict)
+
+    def expect(self, key: str) -> asyncio.Future[Outcome]:
+        """A future resolved with the outcome when the message `key` is applied."""
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._by_key.setdefault(key[:300], []).append(waiter)
+        return waiter
+
+    def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None:
+        waiters = self._by_key.get(key[:300], [])
+        if waiter in waiters:
+            waiters.remove(waiter)
+        if not waiters:
+            self._by_key.pop(key[:300], None)
+
+    def resolve(self, key: str, outcome: Outcome) -> None:
+        for waiter in self._by_key.pop(key, []):
+            if not waiter.done():
+                waiter.set_result(outcome)
+
+
+class Applying(Protocol):
+    """What the journal needs of whatever applies it: the Applier here, or the worker process's
+    (bot/worker.RemoteApplier)."""
+
+    def expect(self, key: str) -> asyncio.Future[Outcome]: ...
+
+    def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+@dataclass
 class Applier:
     """Applies the journal, oldest first; `workers` at once (one member's messages one at a time)."""
 
@@ -144,22 +185,15 @@ class Applier:
     on_applied: Callable[[Applied], None]  # after each row taken (not when the database failed)
     receiving: Receiving
     workers: int = 1
+    waiters: Waiters = field(default_factory=Waiters)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _waiters: dict[str, list[asyncio.Future[Outcome]]] = field(default_factory=dict)
     _stopping: bool = False
 
     def expect(self, key: str) -> asyncio.Future[Outcome]:
-        """A future resolved with the outcome when this process applies the message `key`."""
-        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key[:300], []).append(waiter)
-        return waiter
+        return self.waiters.expect(key)
 
     def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None:
-        waiters = self._waiters.get(key[:300], [])
-        if waiter in waiters:
-            waiters.remove(waiter)
-        if not waiters:
-            self._waiters.pop(key[:300], None)
+        self.waiters.forget(key, waiter)
 
     def wake(self) -> None:
         self._wake.set()
@@ -194,9 +228,7 @@ class Applier:
                 await asyncio.sleep(FAILURE_PAUSE_SECONDS)
                 continue
             self.on_applied(applied)
-            for waiter in self._waiters.pop(applied.key, []):
-                if not waiter.done():
-                    waiter.set_result(applied.outcome)
+            self.waiters.resolve(applied.key, applied.outcome)
             await asyncio.sleep(0)  # let the callbacks that arrived meanwhile be recorded first
 
 
@@ -205,7 +237,7 @@ class Journal:
     """The callbacks' way in: record, answer, apply."""
 
     intake: Intake
-    applier: Applier
+    applier: Applying
     answer_wait_seconds: float
 
     async def submit(self, inbound: Inbound, channel: str, payload: str) -> Outcome:

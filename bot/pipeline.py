@@ -30,6 +30,7 @@ from bot.org import Org
 from bot.outbox import enqueue
 from bot.render import Renderer
 from bot.router import Registry
+from storage.db import READ_ONLY
 from storage.models import InboundEvent, JournalEntry
 
 logger = logging.getLogger("infodesk.pipeline")
@@ -78,6 +79,7 @@ class Pipeline:
         # The journal in its own file: rows read ahead, and rows done with but not yet deleted.
         self._ahead: deque[Taken] = deque()
         self._released: set[int] = set()
+        self._read_to = 0  # the journal file's rows up to this id have been read
 
     def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
         ctx = Ctx(s, self.clock, self.config, self.renderer, self.registry, inbound, event_id, self.org)
@@ -159,32 +161,50 @@ class Pipeline:
     async def _peek_next(self) -> Taken | None:
         """The oldest row of the journal in its own file (SQLite: one applier, applying in order).
 
-        Rows are read PREFETCH at a time, and stay in the journal until their event's transaction
-        has committed: the rows done with since the last read (`_release`) are deleted in the
-        transaction of the next read. A crash in between leaves them there: taken again after the
-        restart, each is found to be a duplicate and dropped.
+        Rows are read PREFETCH at a time, without the file's write lock, and stay in the journal
+        until their event's transaction has committed: the rows done with (`_release`) are deleted
+        RELEASE_BATCH at a time, or as soon as there is nothing new to read, or at stop. A crash in
+        between leaves them there: taken again after the restart, each is found to be a duplicate
+        and dropped.
         """
         if not self._ahead:
             assert self.journal is not None
-            async with self.journal() as j, j.begin():
-                await self._delete_released(j)
-                rows = (await j.execute(select(*TAKEN_COLUMNS).order_by(JournalEntry.id).limit(PREFETCH))).all()
-            self._released.clear()
-            self._ahead.extend(Taken(*row) for row in rows)
+            if len(self._released) >= RELEASE_BATCH:
+                await self._delete_released()
+            rows = await self._read_after()
+            if not rows and self._released:  # idle: delete what is done with, and look again
+                await self._delete_released()
+                rows = await self._read_after()
+            self._ahead.extend(rows)
         return self._ahead.popleft() if self._ahead else None
 
     async def flush_journal(self) -> None:
         """Delete the rows done with since the last read (the applier stops: none is left behind to
         be found a duplicate after a restart, or applied again on a database restored from a copy)."""
-        if self.journal is None or not self._released:
-            return
-        async with self.journal() as j, j.begin():
-            await self._delete_released(j)
-        self._released.clear()
+        if self.journal is not None and self._released:
+            await self._delete_released()
 
-    async def _delete_released(self, j: AsyncSession) -> None:
-        if self._released:
+    async def _read_after(self) -> list[Taken]:
+        """The journal file's rows after those read, read without its write lock (another process,
+        the front of bot/worker.py, records into it)."""
+        assert self.journal is not None
+        async with self.journal() as j:
+            await j.connection(execution_options=READ_ONLY)
+            after = select(*TAKEN_COLUMNS).where(JournalEntry.id > self._read_to).order_by(JournalEntry.id)
+            rows = [Taken(*row) for row in await j.execute(after.limit(PREFETCH))]
+        if rows:
+            self._read_to = rows[-1].id
+        return rows
+
+    async def _delete_released(self) -> None:
+        """Delete the rows done with. Every row up to `_read_to` is one of them or waits in
+        `_ahead`; reading starts from the first row again, since SQLite may give a new row the id
+        of one deleted (the table's largest)."""
+        assert self.journal is not None
+        async with self.journal() as j, j.begin():
             await j.execute(delete(JournalEntry).where(JournalEntry.id.in_(sorted(self._released))))
+        self._released.clear()
+        self._read_to = 0
 
     def _release(self, entry: Taken) -> None:
         """Done with a row of the journal in its own file: its event's transaction has committed
@@ -276,6 +296,7 @@ async def _take_next(s: AsyncSession, busy: set[str]) -> Taken | None:
 
 
 PREFETCH = 64  # journal rows read at once from a journal in its own file
+RELEASE_BATCH = 256  # rows done with, deleted together (an idle applier deletes them at once)
 TAKEN_COLUMNS = (
     JournalEntry.id,
     JournalEntry.dedupe_key,

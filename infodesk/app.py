@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiohttp import web
 
@@ -12,6 +12,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.directory import directory_service
 from bot.router import Router
+from bot.worker import WorkerLink
 from handlers import ROUTERS
 from handlers.registers import track
 from schedules.service import TIMERS, scheduling
@@ -26,13 +27,18 @@ def create_app(
     routers: Iterable[Router] = ROUTERS,
     run_dispatcher: bool = True,
     run_jobs: bool = True,
+    worker_argv: Sequence[str] | None = None,
+    link: WorkerLink | None = None,
 ) -> web.Application:
-    """The bot as `infodesk serve` runs it; `routers` replaces the workflow list (tests)."""
+    """The bot as `infodesk serve` runs it; `routers` replaces the workflow list (tests).
+    `worker_argv`: the front of two processes; `link`: their worker (bot/worker.py)."""
     return create_kernel_app(
         config,
         routers=routers,
         clock=clock,
         run_dispatcher=run_dispatcher,
+        worker_argv=worker_argv,
+        link=link,
         services=[
             register_ledger,
             scheduling(run_loop=run_dispatcher, run_jobs=run_jobs),

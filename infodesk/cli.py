@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -19,8 +20,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import check_registry
+from bot.appkeys import JOURNAL
 from bot.backup import BackupError, Copied, backup_sqlite, pg_commands, restore_sqlite, sqlite_file
-from bot.clock import ShiftedClock, SystemClock, clock_from_env
+from bot.clock import Clock, ShiftedClock, SystemClock, clock_from_env
 from bot.config import Config, ConfigError, load_config
 from bot.config_coverage import coverage
 from bot.config_messages import LANG_ENV, LANGS, Lang, lang_from, msg
@@ -34,6 +36,7 @@ from bot.pipeline import Pipeline
 from bot.render import Renderer
 from bot.router import Registry
 from bot.wecom_api import WeComAPI, WeComError
+from bot.worker import WorkerLink, apply_lock, run_worker
 from handlers import ROUTERS
 from handlers.asset_import import AssetImportRejected, export_assets, import_assets
 from handlers.asset_import import problems_text as asset_problems
@@ -53,7 +56,7 @@ from handlers.training import STAFF, ImportRejected, import_file, problems_text
 from infodesk.app import create_app
 from infodesk.demo import run_demo
 from infodesk.online import Report, check_online, create_groups
-from storage.db import make_engine, make_sessionmaker, migrate
+from storage.db import make_engine, make_sessionmaker, migrate, shareable, sqlite_database
 
 T = TypeVar("T")
 logger = logging.getLogger("infodesk.cli")
@@ -91,18 +94,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config, args.lang)
-    try:
-        clock = clock_from_env(os.environ)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
+    clock = _clock()
+    if clock is None:
         return 2
     setup_logging(cfg.logging.level)
     if isinstance(clock, ShiftedClock):  # a drill or a test: the log says so
         now = clock.now().isoformat()
         log(logger, logging.WARNING, "clock_shifted", offset_s=clock.offset.total_seconds(), now=now)
-    app = create_app(cfg, clock=clock)
+    worker_argv = None
+    if cfg.server.worker_process and shareable(cfg.database.url):  # bot/worker.py
+        worker_argv = [sys.executable, "-m", "bot", "worker", "--config", str(Path(args.config).resolve())]
+    app = create_app(cfg, clock=clock, worker_argv=worker_argv)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: stop accepting, let in-flight
-    # requests finish (up to shutdown_timeout), then run cleanup_ctx (dispatcher, database).
+    # requests finish (up to shutdown_timeout), then run cleanup_ctx (worker, dispatcher, database).
     web.run_app(
         app,
         host=cfg.server.host,
@@ -112,6 +116,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print=lambda *_: None,
     )
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """The process `serve` starts to apply, deliver and run the schedules (bot/worker.py)."""
+    cfg = _load(args.config)
+    clock = _clock()
+    if clock is None:
+        return 2
+    setup_logging(cfg.logging.level)
+    link = WorkerLink(socket.socket(fileno=args.link_fd))
+    app = create_app(cfg, clock=clock, link=link)
+    with apply_lock(sqlite_database(cfg.database.url)):
+        asyncio.run(run_worker(app, link, lambda: app[JOURNAL].applier.wake()))
+    return 0
+
+
+def _clock() -> Clock | None:
+    try:
+        return clock_from_env(os.environ)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return None
 
 
 def _migrate(url: str) -> None:
@@ -552,6 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--lang", choices=LANGS, help=f"language of configuration errors (default: {LANG_ENV}, else zh)")
     p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("worker")  # started by `serve` (bot/worker.py), not by hand
+    p.add_argument("--config", required=True)
+    p.add_argument("--link-fd", type=int, required=True)
+    p.set_defaults(fn=cmd_worker)
     p = sub.add_parser("check-config", help="validate a config file (--online: also ask WeCom)")
     p.add_argument("file")
     p.add_argument("--lang", choices=LANGS, help=f"language of the report (default: {LANG_ENV}, else zh)")

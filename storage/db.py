@@ -21,6 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 logger = logging.getLogger("infodesk.db")
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30000  # how long a SQLite writer waits for another process's write lock
+# `await session.connection(execution_options=READ_ONLY)` before the first statement: on SQLite the
+# transaction does not take the write lock (it must not write).
+READ_ONLY_OPTION = "infodesk_read_only"
+READ_ONLY = {READ_ONLY_OPTION: True}
 
 
 def make_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -36,7 +40,7 @@ def make_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any
     """
     if url.startswith("sqlite"):
         # Only a file `checkpoint_wal` can keep gives up SQLite's own checkpoints.
-        checkpoints_elsewhere = background_checkpoints and _checkpointable(url) is not None
+        checkpoints_elsewhere = background_checkpoints and sqlite_database(url) is not None
         # One connection per process: SQLite has one writer, and every transaction here takes the
         # write lock (BEGIN IMMEDIATE). Queueing for the connection in asyncio (FIFO, no polling)
         # beats queueing on SQLite's busy handler, which sleeps in growing steps and made the
@@ -85,7 +89,10 @@ def make_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A session that only reads asks for READ_ONLY: in WAL mode its plain BEGIN neither waits
+            # for the writer nor makes another process's writer wait (on the busy handler's sleeps).
+            read_only = conn.get_execution_options().get(READ_ONLY_OPTION)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
@@ -238,7 +245,7 @@ async def checkpoint_wal(url: str, stop: asyncio.Event, every: float = CHECKPOIN
     for the next one), and sqlite3 releases the GIL while it works. A checkpoint that fails is
     logged and tried again; the WAL only grows meanwhile.
     """
-    database = _checkpointable(url)
+    database = sqlite_database(url)
     if database is None:
         await stop.wait()
         return
@@ -259,7 +266,7 @@ def journal_url(url: str) -> str | None:
     """Where a SQLite database file's inbound journal lives: a file of its own beside it
     (infodesk.db → infodesk.inbound.db, bot/journal.py), or None: in the database itself
     (PostgreSQL; SQLite in memory or with URI options)."""
-    database = _checkpointable(url)
+    database = sqlite_database(url)
     if database is None:
         return None
     return str(make_url(url).set(database=str(journal_file(Path(database)))))
@@ -270,8 +277,14 @@ def journal_file(database: Path) -> Path:
     return database.with_name(f"{database.stem}.inbound{database.suffix or '.db'}")
 
 
-def _checkpointable(url: str) -> str | None:
-    """The SQLite file whose WAL `checkpoint_wal` keeps, or None (PostgreSQL, memory, URI options)."""
+def shareable(url: str) -> bool:
+    """Whether two processes can open the database at `url` (PostgreSQL, or a SQLite file)."""
+    return not url.startswith("sqlite") or sqlite_database(url) is not None
+
+
+def sqlite_database(url: str) -> str | None:
+    """The SQLite file at `url`, whose WAL `checkpoint_wal` keeps; None: PostgreSQL, memory, URI
+    options."""
     parsed = make_url(url)
     if not url.startswith("sqlite") or parsed.query or parsed.database in (None, "", ":memory:"):
         return None

@@ -43,6 +43,7 @@ ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # restarts, append-only records and what the registers read. The other workflow scenarios run on
 # SQLite (they exercise the same queries); INFODESK_TEST_PG_ALL=1 runs every one on both.
 PG_MODULES = {
+    "test_worker",
     "test_migrations",
     "test_migration_0007",
     "test_outbox",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +142,7 @@ class Run:
     async def kill_and_restart(self) -> None:
         proc = self.procs[-1]
         self.up.clear()
-        proc.p.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(proc.p.wait)
+        await asyncio.to_thread(proc.kill)
         self.procs.append(Proc(self.cfg, self.tmp_path / f"bot{len(self.procs) + 1}.log"))
         await wait_healthy(self.http, self.url)
         self.up.set()

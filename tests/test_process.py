@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -55,10 +56,26 @@ class Proc:
             env={**os.environ},
         )
 
+    def workers(self) -> list[int]:
+        """The worker processes `serve` started (bot/worker.py)."""
+        try:
+            children = Path(f"/proc/{self.p.pid}/task/{self.p.pid}/children").read_text().split()
+        except OSError:
+            return []
+        return [int(c) for c in children]
+
+    def kill(self) -> None:
+        """SIGKILL the front and its worker at once, as a power cut or the OOM killer would (the
+        worker is killed first: a worker that outlived its front would stop gracefully)."""
+        for pid in self.workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.p.send_signal(signal.SIGKILL)
+        self.p.wait()
+
     def close(self) -> None:
         if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
+            self.kill()
         self.fh.close()
 
 
@@ -131,8 +148,7 @@ async def test_sigkill_with_pending_outbox_delivers_each_once_after_restart(
     for i, u in enumerate(USERS):
         assert (await sender.text(u, f"报修 地点:教室{i} 设备:电脑 描述:第{i}台坏了")).status == 200
     await asyncio.sleep(0.6)
-    procs[0].p.send_signal(signal.SIGKILL)
-    procs[0].p.wait()
+    procs[0].kill()
     delivered_before = sum("报修已登记" in t for u in USERS for t in emulator.texts_to(u))
     assert delivered_before < len(USERS), "the kill came too late to test anything"
     emulator.set_delay("message/send", 0)

@@ -1,0 +1,233 @@
+"""`serve` in two processes: the front answers WeCom, the worker applies.
+
+Why: applying a message costs milliseconds of CPU (the ORM's statements, the workflow, rendering),
+and on one event loop every callback that arrives meanwhile waits for it. Measured on the 2-core
+CI machine at a steady 200 callbacks a second (BENCHMARKS.md), one process answered with a p99 of
+14-84 ms; with the applying moved out, the front's p99 was 3-13 ms, on SQLite and on PostgreSQL.
+
+- **The front** (the process `serve` starts) serves HTTP: it verifies, decrypts and records each
+  callback in the inbound journal (bot/journal.py), answers, and wakes the worker. It reads the
+  database for /healthz and /metrics and writes nothing else.
+- **The worker** (`python -m bot worker`, started and watched by the front) does everything that
+  writes the database: it applies the journal, delivers the outbox and runs the schedulers. It
+  tells the front what it applied (for `answer_wait_seconds` and the metrics).
+
+The two talk over a socket pair, one line per message: the front sends `w` (rows were recorded),
+the worker sends `r` once it is up and one JSON line per message applied. Nothing durable goes over
+the link: a message is in the journal before the front wakes anyone, so a lost wake costs at most
+the worker's poll (bot/journal.POLL_SECONDS).
+
+A worker that exits is started again after `RESTART_SECONDS`; callbacks are recorded meanwhile and
+wait in the journal. A worker whose front goes away (the link closes: the front was killed) stops
+as on SIGTERM. On SQLite one worker applies a journal file at a time: the next waits for the
+previous one's lock (`apply.lock` beside the database), so a worker started while the last is still
+stopping does not apply beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from aiohttp import web
+
+from bot.journal import Waiters
+from bot.logs import log
+from bot.pipeline import Applied, Outcome
+
+logger = logging.getLogger("infodesk.worker")
+
+RESTART_SECONDS = 1.0  # before a worker that exited is started again
+STOP_SECONDS = 15.0  # a stopping worker gets this long after SIGTERM, then SIGKILL
+WAKE = b"w\n"
+READY = b"r\n"
+
+
+@dataclass
+class WorkerState:
+    """What /healthz says of the worker."""
+
+    state: str = "starting"  # starting | running | restarting | stopped
+    pid: int | None = None
+    restarts: int = 0
+
+    def health(self) -> dict[str, object]:
+        return {"state": self.state, "pid": self.pid, "restarts": self.restarts}
+
+
+@dataclass
+class RemoteApplier:
+    """The front's side: starts and watches the worker, wakes it, hears what it applied.
+
+    It stands where the in-process Applier stands in bot/journal.Journal (expect, forget, wake,
+    run, stop)."""
+
+    argv: Sequence[str]  # the worker's command line; `--link-fd N` is added
+    on_applied: Callable[[str, Outcome], None]  # channel, outcome (the metrics)
+    state: WorkerState = field(default_factory=WorkerState)
+    waiters: Waiters = field(default_factory=Waiters)
+    _writer: asyncio.StreamWriter | None = None
+    _proc: asyncio.subprocess.Process | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def expect(self, key: str) -> asyncio.Future[Outcome]:
+        return self.waiters.expect(key)
+
+    def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None:
+        self.waiters.forget(key, waiter)
+
+    def wake(self) -> None:
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            writer.write(WAKE)  # never awaited: a full buffer only means the worker has wakes to read
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run the worker until stopped; start it again whenever it exits."""
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            await self._run_once()
+            if self._stopping.is_set():
+                break
+            self.state.state, self.state.restarts = "restarting", self.state.restarts + 1
+            # A worker that keeps failing at start is not restarted in a tight loop.
+            pause = RESTART_SECONDS if time.monotonic() - started > 10 else RESTART_SECONDS * 5
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
+        self.state.state = "stopped"
+
+    async def _run_once(self) -> None:
+        front, back = socket.socketpair()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv, "--link-fd", str(back.fileno()), pass_fds=(back.fileno(),)
+            )
+        except OSError as exc:
+            log(logger, logging.ERROR, "worker_start_failed", error=str(exc)[:200])
+            front.close()
+            back.close()
+            return
+        back.close()
+        self._proc, self.state.pid = proc, proc.pid
+        reader, self._writer = await asyncio.open_unix_connection(sock=front)
+        self._writer.write(WAKE)  # rows may have been recorded before it was up
+        log(logger, logging.INFO, "worker_started", pid=proc.pid)
+        listening = asyncio.create_task(self._listen(reader))
+        exited = asyncio.create_task(proc.wait())
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not exited.done():
+            await self._terminate(proc, exited)
+        stopping.cancel()
+        await listening  # the link closes when the worker has gone
+        self._writer.close()
+        self._writer = None
+        level = logging.INFO if self._stopping.is_set() and proc.returncode == 0 else logging.ERROR
+        log(logger, level, "worker_exited", pid=proc.pid, code=proc.returncode)
+
+    async def _terminate(self, proc: asyncio.subprocess.Process, exited: asyncio.Task[int]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), STOP_SECONDS)
+        except TimeoutError:
+            log(logger, logging.ERROR, "worker_killed", pid=proc.pid, after_s=STOP_SECONDS)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await exited
+
+    async def _listen(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            if line == READY:
+                self.state.state = "running"
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                done = json.loads(line)
+                outcome = Outcome(done["o"])
+                self.on_applied(done["c"], outcome)
+                self.waiters.resolve(done["k"], outcome)
+
+
+@dataclass
+class WorkerLink:
+    """The worker's side of the link: wakes arrive, what was applied goes back."""
+
+    sock: socket.socket
+    _writer: asyncio.StreamWriter | None = None
+
+    async def open(self, wake: Callable[[], None]) -> asyncio.Task[None]:
+        """Start listening; the task ends when the front goes away."""
+        reader, self._writer = await asyncio.open_unix_connection(sock=self.sock)
+
+        async def listen() -> None:
+            with contextlib.suppress(ConnectionError):
+                while line := await reader.readline():
+                    if line == WAKE:
+                        wake()
+
+        return asyncio.create_task(listen(), name="worker-link")
+
+    def ready(self) -> None:
+        self._send(READY)
+
+    def applied(self, done: Applied) -> None:
+        self._send(json.dumps({"k": done.key, "o": done.outcome.value, "c": done.channel}).encode() + b"\n")
+
+    def _send(self, line: bytes) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(line)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+@contextlib.contextmanager
+def apply_lock(database: str | None) -> Iterator[None]:
+    """On a SQLite file, the lock one worker holds while it applies (`apply.lock` beside it);
+    waits, saying so, while another holds it. PostgreSQL: nothing (replicas apply side by side)."""
+    if database is None:
+        yield
+        return
+    path = Path(database).resolve().with_name(f"{Path(database).stem}.apply.lock")
+    handle: IO[bytes] = path.open("ab")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(logger, logging.WARNING, "worker_waiting_for_lock", lock=str(path))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock (a killed process's is released by the kernel)
+
+
+async def run_worker(app: web.Application, link: WorkerLink, wake: Callable[[], None]) -> None:
+    """Start the worker's app (no HTTP: its cleanup contexts are the work), tell the front, and run
+    until SIGTERM, SIGINT or the front going away; then stop as the server stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    listening = await link.open(wake)
+    listening.add_done_callback(lambda _: stop.set())
+    link.ready()
+    log(logger, logging.INFO, "worker_ready", pid=os.getpid())
+    await stop.wait()
+    await runner.cleanup()
+    link.close()

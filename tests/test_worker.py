@@ -1,0 +1,125 @@
+"""`serve` in two processes (bot/worker.py): the front answers, the worker applies and delivers.
+
+Real processes over real HTTP: the worker is killed and comes back, its front is killed and it
+stops, and SIGTERM stops both."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bot.emulator.server import Emulator
+from bot.worker import apply_lock
+from tests.test_process import Proc, procs, serve, wait_healthy
+
+__all__ = ["procs"]  # the fixture, used by name
+
+
+async def worker_running(http: aiohttp.ClientSession, url: str, restarts: int = 0) -> dict:
+    for _ in range(300):
+        health = await wait_healthy(http, url)
+        if health["worker"]["state"] == "running" and health["worker"]["restarts"] == restarts:
+            return health
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the worker is not running: {health['worker']}")
+
+
+def gone(pid: int) -> bool:
+    """The process exited (gone, or a zombie nobody has reaped yet)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status
+
+
+async def wait_gone(pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        assert time.monotonic() < deadline, f"process {pid} still runs"
+        await asyncio.sleep(0.05)
+
+
+async def replies(emulator: Emulator, user: str, text: str, count: int = 1) -> list[str]:
+    await emulator.wait_for(lambda: sum(text in t for t in emulator.texts_to(user)) >= count)
+    await asyncio.sleep(0.3)  # a second copy would have come by now
+    return [t for t in emulator.texts_to(user) if text in t]
+
+
+async def test_the_front_restarts_a_worker_that_died_and_nothing_recorded_meanwhile_is_lost(
+    emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, procs: list[Proc]
+) -> None:
+    _, url, sender = await serve(emulator, db_url, tmp_path, http, procs)
+    front = procs[0]
+    health = await worker_running(http, url)
+    assert health["status"] == "ok"
+    [worker] = front.workers()
+    assert health["worker"]["pid"] == worker != front.p.pid
+
+    assert (await sender.text("zhaolei", "报修 地点:302 设备:投影 描述:不亮")).status == 200
+    assert len(await replies(emulator, "zhaolei", "报修已登记")) == 1
+
+    # The worker dies: /healthz says so, callbacks are still answered and wait in the journal.
+    os.kill(worker, signal.SIGKILL)
+    await wait_gone(worker)
+    for _ in range(100):
+        health = await wait_healthy(http, url)
+        if health["worker"]["state"] == "restarting":
+            break
+        await asyncio.sleep(0.05)
+    assert health["status"] == "degraded" and health["worker"]["restarts"] == 1
+    assert (await sender.text("majun", "报修 地点:305 设备:电脑 描述:黑屏")).status == 200
+    assert (await wait_healthy(http, url))["inbound"]["pending"] == 1
+
+    health = await worker_running(http, url, restarts=1)
+    [second] = front.workers()
+    assert second != worker
+    assert len(await replies(emulator, "majun", "报修已登记")) == 1
+    assert len(await replies(emulator, "zhaolei", "报修已登记")) == 1  # nothing applied twice
+
+    # SIGTERM stops both: the front waits for its worker.
+    front.p.send_signal(signal.SIGTERM)
+    assert front.p.wait(timeout=60) == 0
+    assert gone(second)
+    log = front.log.read_text(encoding="utf-8")
+    assert '"event": "worker_exited"' in log and '"code": -9' in log
+
+
+async def test_a_worker_whose_front_was_killed_stops_and_the_next_start_applies_what_waited(
+    emulator: Emulator, db_url: str, tmp_path: Path, http: aiohttp.ClientSession, procs: list[Proc]
+) -> None:
+    cfg, url, sender = await serve(emulator, db_url, tmp_path, http, procs)
+    await worker_running(http, url)
+    [worker] = procs[0].workers()
+    procs[0].p.send_signal(signal.SIGKILL)  # the front only
+    procs[0].p.wait()
+    await wait_gone(worker)  # the link closed: it stopped by itself
+
+    procs.append(Proc(cfg, tmp_path / "bot2.log"))
+    await worker_running(http, url)
+    assert (await sender.text("songtao", "报修 地点:教室7 设备:电脑 描述:第7台坏了")).status == 200
+    assert len(await replies(emulator, "songtao", "报修已登记")) == 1
+
+
+def test_one_worker_applies_a_sqlite_file_at_a_time(tmp_path: Path) -> None:
+    database = str(tmp_path / "infodesk.db")
+    acquired = threading.Event()
+
+    def second() -> None:
+        with apply_lock(database):
+            acquired.set()
+
+    with apply_lock(database):
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        assert not acquired.wait(0.5), "a second worker applied beside the first"
+    assert acquired.wait(10), "the second worker never got the lock"
+    waiting.join()
+    with apply_lock(None):  # PostgreSQL: replicas apply side by side, no lock
+        pass
