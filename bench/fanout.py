@@ -23,7 +23,7 @@ Figures:
   45009 answers, show where the time went; the wait from a ready /healthz to the first push call
   (the scheduler's first tick) is printed apart.
 - duplicates: messages the emulator accepted more than once, by recipient and content.
-- RSS: VmHWM (peak) and the largest sampled VmRSS of the bot over the push: its two processes (the
+- RSS: VmHWM (peak), the largest sampled VmRSS and Pss of the bot over the push: its two processes (the
   front and its worker, bot/worker.py) summed.
 - start-up: from spawning `python -m bot serve` (the same config and database, nothing due) to a
   `/healthz` that answers; median of `--starts` starts.
@@ -138,8 +138,11 @@ def proc_status(pid: int) -> dict[str, int]:
     with suppress(OSError):
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         for each in (pid, *map(int, children)):
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith(("VmRSS:", "VmHWM:")):
+            status = Path(f"/proc/{each}/status").read_text().splitlines()
+            # Pss: each page shared by the two (the libraries' code) counted once between them.
+            rollup = Path(f"/proc/{each}/smaps_rollup").read_text().splitlines()
+            for line in status + rollup:
+                if line.startswith(("VmRSS:", "VmHWM:", "Pss:")):
                     key = line.split(":")[0]
                     out[key] = out.get(key, 0) + int(line.split()[1])
     return out
@@ -258,6 +261,8 @@ async def run(args: argparse.Namespace) -> int:
         start, end = text.index("[[groups]]"), text.index("# The organisation from WeCom's directory")
         text = text[:start] + "".join(g.toml(push_time) for g in groups) + "\n" + text[end:]
         text = text.replace("grace_minutes = 120", "grace_minutes = 2")
+        if args.one_process:
+            text = text.replace("worker_process = true", "worker_process = false")
         cfg.write_text(text, encoding="utf-8")
         await seed(db_url, groups, args.items, day, now)
         best, why = optimum(groups, args.items)
@@ -270,7 +275,7 @@ async def run(args: argparse.Namespace) -> int:
         for line in why:
             print("   " + line)
 
-        rss_peak = 0
+        rss_peak = pss_peak = 0
         async with aiohttp.ClientSession() as http:
             argv = [sys.executable, "-m", "bot", "serve", "--config", str(cfg)]
             # Bytecode cached as an installed package has it (pip compiles on install), kept in the
@@ -283,13 +288,17 @@ async def run(args: argparse.Namespace) -> int:
             ready_at = time.time()  # the emulator's clock
             deadline = time.perf_counter() + args.timeout
             while len({(to, c) for to, c, _ in accepted(emu)}) < expected:
-                rss_peak = max(rss_peak, proc_status(bot.proc.pid).get("VmRSS", 0))
+                sampled = proc_status(bot.proc.pid)
+                rss_peak = max(rss_peak, sampled.get("VmRSS", 0))
+                pss_peak = max(pss_peak, sampled.get("Pss", 0))
                 if time.perf_counter() > deadline:
                     break
                 await asyncio.sleep(0.2)
             await asyncio.sleep(args.settle)  # a late duplicate would arrive meanwhile
             status = proc_status(bot.proc.pid)
             rss_peak = max(rss_peak, status.get("VmRSS", 0))
+            pss_peak = max(pss_peak, status.get("Pss", 0))
+            processes = 1 + len(Path(f"/proc/{bot.proc.pid}/task/{bot.proc.pid}/children").read_text().split())
             hwm = status.get("VmHWM", 0)
             bot.stop()
             bot = None
@@ -334,7 +343,8 @@ async def run(args: argparse.Namespace) -> int:
             print(f"time      {took:7.1f} s; the limits do not bind at this load (optimum 0 s): no percentage")
         print(f"duplicates {dups:6d}   (target {TARGET_DUPS})  {verdict(dups == TARGET_DUPS)}")
         print(
-            f"RSS       VmHWM {hwm / 1024:6.1f} MB, largest VmRSS sampled {rss_peak / 1024:6.1f} MB   "
+            f"RSS       VmHWM {hwm / 1024:6.1f} MB, largest VmRSS sampled {rss_peak / 1024:6.1f} MB, "
+            f"largest Pss sampled {pss_peak / 1024:6.1f} MB, {processes} process(es)   "
             f"(target <= {TARGET_RSS_MB:.0f} MB)  {verdict(0 < hwm / 1024 <= TARGET_RSS_MB)}"
         )
         median = statistics.median(starts) if starts else first_start
@@ -363,6 +373,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=900.0, help="give up waiting for the push after this")
     p.add_argument("--settle", type=float, default=3.0, help="seconds to wait for late duplicates")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (config, database)")
+    p.add_argument(
+        "--one-process", action="store_true", help="serve with server.worker_process = false (bot/worker.py)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -150,6 +150,11 @@ class RemoteApplier:
             await exited
 
     async def _listen(self, reader: asyncio.StreamReader) -> None:
+        # A worker that exits with wakes unread resets the link: that is its end too.
+        with contextlib.suppress(ConnectionError):
+            await self._read(reader)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
             if line == READY:
                 self.state.state = "running"

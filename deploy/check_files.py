@@ -161,13 +161,24 @@ def check_unit(p: Problems, server: dict[str, Any]) -> None:
     try:
         stop = seconds(one("TimeoutStopSec"))
         p.check(
-            stop > server["shutdown_timeout_seconds"],
+            stop > stopping(server),
             where,
             f"TimeoutStopSec={stop:g}s is not above server.shutdown_timeout_seconds "
-            f"({server['shutdown_timeout_seconds']:g}s)",
+            f"({server['shutdown_timeout_seconds']:g}s) and the worker's {WORKER_STOP_SECONDS:g}s",
         )
     except ValueError as exc:
         p.check(False, where, f"TimeoutStopSec: {exc}")
+
+
+# A stopping front gives its worker process this long (bot/worker.STOP_SECONDS; this script reads
+# the files only, it does not import the bot).
+WORKER_STOP_SECONDS = 15.0
+
+
+def stopping(server: dict[str, Any]) -> float:
+    """How long `serve` may take to stop on SIGTERM: in-flight requests, then the worker."""
+    worker = WORKER_STOP_SECONDS if server.get("worker_process", True) else 0.0
+    return float(server["shutdown_timeout_seconds"]) + worker
 
 
 def check_nginx(p: Problems, server: dict[str, Any]) -> None:
@@ -248,9 +259,10 @@ def check_compose(p: Problems, server: dict[str, Any]) -> None:
     try:
         grace = seconds(str(bot.get("stop_grace_period", "10s")))
         p.check(
-            grace > server["shutdown_timeout_seconds"],
+            grace > stopping(server),
             where,
-            f"bot: stop_grace_period {grace:g}s is not above server.shutdown_timeout_seconds",
+            f"bot: stop_grace_period {grace:g}s is not above server.shutdown_timeout_seconds "
+            f"and the worker's {WORKER_STOP_SECONDS:g}s",
         )
     except ValueError as exc:
         p.check(False, where, f"bot: stop_grace_period: {exc}")
