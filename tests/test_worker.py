@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 
 from bot.emulator.server import Emulator
-from bot.worker import apply_lock
+from bot.pipeline import Outcome
+from bot.worker import RemoteApplier, apply_lock
 from tests.test_process import Proc, procs, serve, wait_healthy
 
 __all__ = ["procs"]  # the fixture, used by name
@@ -123,3 +124,19 @@ def test_one_worker_applies_a_sqlite_file_at_a_time(tmp_path: Path) -> None:
     waiting.join()
     with apply_lock(None):  # PostgreSQL: replicas apply side by side, no lock
         pass
+
+
+async def test_the_front_hears_what_the_worker_applied_and_a_reset_link_is_the_worker_gone() -> None:
+    counted: list[tuple[str, Outcome]] = []
+    remote = RemoteApplier(["unused"], lambda channel, outcome: counted.append((channel, outcome)))
+    waiter = remote.expect("msg:1")
+    reader = asyncio.StreamReader()
+    listening = asyncio.create_task(remote._listen(reader))
+    reader.feed_data(b'r\n{"k": "msg:1", "o": "applied", "c": "app"}\nnot json\n{"k": "msg:2"}\n')
+    await asyncio.wait_for(waiter, 5)
+    # A worker that exits with wakes unread resets the socket: the front's reader gets ECONNRESET.
+    reader.set_exception(ConnectionResetError(104, "Connection reset by peer"))
+    await asyncio.wait_for(listening, 5)  # returns: no exception reaches the front's shutdown
+    assert remote.state.state == "running"
+    assert counted == [("app", Outcome.APPLIED)]
+    assert waiter.done() and waiter.result() is Outcome.APPLIED
