@@ -55,7 +55,7 @@ from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
 from bot.worker import STOP_SECONDS, RemoteApplier, WorkerLink
-from storage.db import checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping
+from storage.db import READ_ONLY, checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -299,6 +299,7 @@ async def healthz(request: web.Request) -> web.Response:
         # never read between the two.
         body["inbound"] = await journal_health(pipeline.journal_sessions)
         async with pipeline.sessions() as s:
+            await s.connection(execution_options=READ_ONLY)  # never waits for, or holds up, a writer
             body["outbox"] = await outbox_health(s, now)
             body["delivery_pauses"] = pauses = await pause_health(s)
             paused = bool(pauses)

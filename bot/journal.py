@@ -36,6 +36,7 @@ from bot.clock import Clock
 from bot.inbound import Inbound
 from bot.logs import log
 from bot.pipeline import Applied, Outcome, Pipeline
+from storage.db import READ_ONLY
 from storage.models import Base, JournalEntry
 
 logger = logging.getLogger("infodesk.journal")
@@ -294,5 +295,6 @@ async def prepare_journal(journal: async_sessionmaker[AsyncSession], sessions: a
 async def journal_health(journal: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     """Messages recorded and answered but not yet applied (`journal`: Pipeline.journal_sessions)."""
     async with journal() as s:
+        await s.connection(execution_options=READ_ONLY)
         pending = (await s.execute(select(func.count()).select_from(JournalEntry))).scalar_one()
     return {"pending": int(pending)}

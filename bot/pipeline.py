@@ -78,7 +78,9 @@ class Pipeline:
         self._take = asyncio.Lock()
         # The journal in its own file: rows read ahead, and rows done with but not yet deleted.
         self._ahead: deque[Taken] = deque()
-        self._released: set[int] = set()
+        # Rows done with, by dedupe key: an id may be given again to a new row once deleted (SQLite
+        # reuses the largest), so an applier deleting by id late could take another's new row.
+        self._released: set[str] = set()
         self._read_to = 0  # the journal file's rows up to this id have been read
 
     def ctx(self, s: AsyncSession, inbound: Inbound, event_id: int | None) -> Ctx:
@@ -147,7 +149,7 @@ class Pipeline:
                 msg_id_var.reset(token)
             if entry is not None:
                 self._busy.discard(entry.from_user)
-                if self.journal is not None and entry.id not in self._released:
+                if self.journal is not None and entry.dedupe_key not in self._released:
                     self._ahead.appendleft(entry)  # not done with (retried, or the database failed): next again
 
     async def _discard(self, entry: Taken) -> None:
@@ -202,7 +204,7 @@ class Pipeline:
         of one deleted (the table's largest)."""
         assert self.journal is not None
         async with self.journal() as j, j.begin():
-            await j.execute(delete(JournalEntry).where(JournalEntry.id.in_(sorted(self._released))))
+            await j.execute(delete(JournalEntry).where(JournalEntry.dedupe_key.in_(sorted(self._released))))
         self._released.clear()
         self._read_to = 0
 
@@ -210,7 +212,7 @@ class Pipeline:
         """Done with a row of the journal in its own file: its event's transaction has committed
         (with the journal in the database, that transaction deleted the row)."""
         if self.journal is not None:
-            self._released.add(entry.id)
+            self._released.add(entry.dedupe_key)
 
     async def _fail(self, entry: Taken, parsers: Mapping[str, Parse]) -> Outcome:
         error_id = uuid.uuid4().hex[:8]

@@ -18,10 +18,13 @@ the link: a message is in the journal before the front wakes anyone, so a lost w
 the worker's poll (bot/journal.POLL_SECONDS).
 
 A worker that exits is started again after `RESTART_SECONDS`; callbacks are recorded meanwhile and
-wait in the journal. A worker whose front goes away (the link closes: the front was killed) stops
-as on SIGTERM. On SQLite one worker applies a journal file at a time: the next waits for the
-previous one's lock (`apply.lock` beside the database), so a worker started while the last is still
-stopping does not apply beside it.
+wait in the journal. A running worker sends `h` every HEARTBEAT_SECONDS; one silent for
+STALLED_SECONDS (its event loop is stuck) is stopped and started again. A worker whose front goes
+away (the link closes: the front was killed) stops as on SIGTERM; Ctrl-C is the front's to handle.
+On SQLite one worker applies a journal file at a time: the next waits for the previous one's lock
+(`apply.lock` beside the database), so a worker started while the last is still stopping does not
+apply beside it. The worker reads the configuration file when it starts: a file changed since the
+front started reaches a restarted worker only (restart `serve` after changing it).
 """
 
 from __future__ import annotations
@@ -50,15 +53,18 @@ logger = logging.getLogger("infodesk.worker")
 
 RESTART_SECONDS = 1.0  # before a worker that exited is started again
 STOP_SECONDS = 15.0  # a stopping worker gets this long after SIGTERM, then SIGKILL
+HEARTBEAT_SECONDS = 5.0  # a running worker says so this often
+STALLED_SECONDS = 60.0  # a worker not heard of for this long is stopped and started again
 WAKE = b"w\n"
 READY = b"r\n"
+ALIVE = b"h\n"
 
 
 @dataclass
 class WorkerState:
     """What /healthz says of the worker."""
 
-    state: str = "starting"  # starting | running | restarting | stopped
+    state: str = "starting"  # starting | running | stalled | restarting | stopped
     pid: int | None = None
     restarts: int = 0
 
@@ -80,6 +86,7 @@ class RemoteApplier:
     _writer: asyncio.StreamWriter | None = None
     _proc: asyncio.subprocess.Process | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _heard: float = 0.0  # time.monotonic() of the worker's last line
 
     def expect(self, key: str) -> asyncio.Future[Outcome]:
         return self.waiters.expect(key)
@@ -89,8 +96,9 @@ class RemoteApplier:
 
     def wake(self) -> None:
         writer = self._writer
-        if writer is not None and not writer.is_closing():
-            writer.write(WAKE)  # never awaited: a full buffer only means the worker has wakes to read
+        # One wake not yet read is enough: a worker that is not reading is not sent more.
+        if writer is not None and not writer.is_closing() and not writer.transport.get_write_buffer_size():
+            writer.write(WAKE)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -99,7 +107,12 @@ class RemoteApplier:
         """Run the worker until stopped; start it again whenever it exits."""
         while not self._stopping.is_set():
             started = time.monotonic()
-            await self._run_once()
+            try:
+                await self._run_once()
+            except Exception:  # whatever went wrong with this worker, the next one is started
+                logger.exception("worker_supervision_failed")
+            finally:
+                self._writer = None
             if self._stopping.is_set():
                 break
             self.state.state, self.state.restarts = "restarting", self.state.restarts + 1
@@ -125,16 +138,18 @@ class RemoteApplier:
         reader, self._writer = await asyncio.open_unix_connection(sock=front)
         self._writer.write(WAKE)  # rows may have been recorded before it was up
         log(logger, logging.INFO, "worker_started", pid=proc.pid)
+        self._heard = time.monotonic()
         listening = asyncio.create_task(self._listen(reader))
         exited = asyncio.create_task(proc.wait())
         stopping = asyncio.create_task(self._stopping.wait())
-        await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
+        watching = asyncio.create_task(self._watch())
+        await asyncio.wait([exited, stopping, watching], return_when=asyncio.FIRST_COMPLETED)
         if not exited.done():
             await self._terminate(proc, exited)
         stopping.cancel()
+        watching.cancel()
         await listening  # the link closes when the worker has gone
         self._writer.close()
-        self._writer = None
         level = logging.INFO if self._stopping.is_set() and proc.returncode == 0 else logging.ERROR
         log(logger, level, "worker_exited", pid=proc.pid, code=proc.returncode)
 
@@ -149,6 +164,13 @@ class RemoteApplier:
                 proc.kill()
             await exited
 
+    async def _watch(self) -> None:
+        """Return when the worker has not been heard of for STALLED_SECONDS (its loop is stuck)."""
+        while time.monotonic() - self._heard < STALLED_SECONDS:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+        self.state.state = "stalled"
+        log(logger, logging.ERROR, "worker_stalled", pid=self.state.pid, silent_s=STALLED_SECONDS)
+
     async def _listen(self, reader: asyncio.StreamReader) -> None:
         # A worker that exits with wakes unread resets the link: that is its end too.
         with contextlib.suppress(ConnectionError):
@@ -156,6 +178,9 @@ class RemoteApplier:
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
+            self._heard = time.monotonic()
+            if line == ALIVE:
+                continue
             if line == READY:
                 self.state.state = "running"
                 continue
@@ -187,6 +212,11 @@ class WorkerLink:
 
     def ready(self) -> None:
         self._send(READY)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            self._send(ALIVE)
 
     def applied(self, done: Applied) -> None:
         self._send(json.dumps({"k": done.key, "o": done.outcome.value, "c": done.channel}).encode() + b"\n")
@@ -225,14 +255,18 @@ async def run_worker(app: web.Application, link: WorkerLink, wake: Callable[[], 
     until SIGTERM, SIGINT or the front going away; then stop as the server stops."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # Ctrl-C in a terminal reaches the whole process group: the front stops the worker itself, after
+    # the requests in flight (a worker stopping on its own meanwhile would be started again).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     listening = await link.open(wake)
     listening.add_done_callback(lambda _: stop.set())
     link.ready()
+    beating = asyncio.create_task(link.heartbeat(), name="worker-heartbeat")
     log(logger, logging.INFO, "worker_ready", pid=os.getpid())
     await stop.wait()
+    beating.cancel()
     await runner.cleanup()
     link.close()

@@ -322,6 +322,7 @@ async def ping(engine: AsyncEngine) -> bool:
     """True when the database answers a trivial query."""
     try:
         async with engine.connect() as conn:
+            await conn.execution_options(**READ_ONLY)
             await conn.execute(text("SELECT 1"))
         return True
     except Exception:

@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from bot import worker
 from bot.emulator.server import Emulator
 from bot.pipeline import Outcome
 from bot.worker import RemoteApplier, apply_lock
@@ -140,3 +144,38 @@ async def test_the_front_hears_what_the_worker_applied_and_a_reset_link_is_the_w
     assert remote.state.state == "running"
     assert counted == [("app", Outcome.APPLIED)]
     assert waiter.done() and waiter.result() is Outcome.APPLIED
+
+
+async def test_a_worker_not_heard_of_is_stopped_and_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(worker, "STALLED_SECONDS", 0.5)
+    monkeypatch.setattr(worker, "RESTART_SECONDS", 0.05)
+    # A "worker" whose event loop is stuck: it never says it is ready, nor that it is alive.
+    remote = RemoteApplier([sys.executable, "-c", "import time; time.sleep(120)"], lambda *_: None)
+    supervising = asyncio.create_task(remote.run())
+    try:
+        first = None
+        for _ in range(200):
+            first = first or remote.state.pid
+            if remote.state.restarts >= 1 and remote.state.pid != first:
+                break
+            await asyncio.sleep(0.05)
+        assert remote.state.restarts >= 1 and remote.state.pid != first
+        assert first is not None and gone(first)  # the stuck one was stopped, not left running
+    finally:
+        remote.stop()
+        await asyncio.wait_for(supervising, 30)
+    assert remote.state.state == "stopped"
+
+
+async def test_wakes_for_a_worker_that_does_not_read_do_not_pile_up() -> None:
+    front, back = socket.socketpair()
+    remote = RemoteApplier(["unused"], lambda *_: None)
+    _, remote._writer = await asyncio.open_unix_connection(sock=front)
+    try:
+        for _ in range(300_000):  # far more than the socket's buffer holds
+            remote.wake()
+        assert remote._writer.transport.get_write_buffer_size() <= len(worker.WAKE)
+    finally:
+        remote._writer.close()
+        back.close()
