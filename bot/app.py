@@ -54,7 +54,7 @@ from bot.robot import parse_robot, robot_routes
 from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
-from bot.worker import STOP_SECONDS, RemoteApplier, WorkerLink
+from bot.worker import RemoteApplier, WorkerLink, stop_seconds
 from storage.db import READ_ONLY, checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -177,7 +177,8 @@ def create_app(
                 if metrics is not None:
                     metrics.applied(channel, outcome)
 
-            app[WORKER] = remote = RemoteApplier(worker_argv, counted)
+            worker_stop = stop_seconds(config.server.shutdown_timeout_seconds, config.outbox.request_timeout_seconds)
+            app[WORKER] = remote = RemoteApplier(worker_argv, counted, worker_stop)
             applier = remote
         else:
             applier = local_applier(app)
@@ -185,7 +186,7 @@ def create_app(
         task = asyncio.create_task(j.run(), name="inbound-journal")
         yield
         j.stop()  # what is recorded and not yet applied stays in the journal for the next start
-        stopping = config.server.shutdown_timeout_seconds + (STOP_SECONDS if front else 0)
+        stopping = config.server.shutdown_timeout_seconds + (app[WORKER].stop_seconds if front else 0)
         try:
             await asyncio.wait_for(task, timeout=stopping)
         except TimeoutError:

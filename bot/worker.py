@@ -52,7 +52,8 @@ from bot.pipeline import Applied, Outcome
 logger = logging.getLogger("infodesk.worker")
 
 RESTART_SECONDS = 1.0  # before a worker that exited is started again
-STOP_SECONDS = 15.0  # a stopping worker gets this long after SIGTERM, then SIGKILL
+# A stopping worker gets its own stop's worth after SIGTERM (`stop_seconds`), then SIGKILL.
+STOP_MARGIN_SECONDS = 5.0
 HEARTBEAT_SECONDS = 5.0  # a running worker says so this often
 STALLED_SECONDS = 60.0  # a worker not heard of for this long is stopped and started again
 WAKE = b"w\n"
@@ -72,6 +73,12 @@ class WorkerState:
         return {"state": self.state, "pid": self.pid, "restarts": self.restarts}
 
 
+def stop_seconds(shutdown_timeout: float, request_timeout: float) -> float:
+    """How long a worker may take to stop: the apply in hand (up to the server's shutdown timeout),
+    the WeCom calls in flight (up to the outbox's request timeout), and a margin for the rest."""
+    return shutdown_timeout + request_timeout + STOP_MARGIN_SECONDS
+
+
 @dataclass
 class RemoteApplier:
     """The front's side: starts and watches the worker, wakes it, hears what it applied.
@@ -81,6 +88,7 @@ class RemoteApplier:
 
     argv: Sequence[str]  # the worker's command line; `--link-fd N` is added
     on_applied: Callable[[str, Outcome], None]  # channel, outcome (the metrics)
+    stop_seconds: float = stop_seconds(10.0, 10.0)  # the defaults' (`stop_seconds`)
     state: WorkerState = field(default_factory=WorkerState)
     waiters: Waiters = field(default_factory=Waiters)
     _writer: asyncio.StreamWriter | None = None
@@ -157,9 +165,9 @@ class RemoteApplier:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(exited), STOP_SECONDS)
+            await asyncio.wait_for(asyncio.shield(exited), self.stop_seconds)
         except TimeoutError:
-            log(logger, logging.ERROR, "worker_killed", pid=proc.pid, after_s=STOP_SECONDS)
+            log(logger, logging.ERROR, "worker_killed", pid=proc.pid, after_s=self.stop_seconds)
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await exited

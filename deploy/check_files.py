@@ -33,10 +33,18 @@ def _number(node: ast.expr) -> Any:
 
 
 def server_defaults() -> dict[str, Any]:
-    """ServerConfig's defaults, read from bot/config.py without importing it (no dependencies needed)."""
+    """ServerConfig's defaults, with `outbox.request_timeout_seconds` (how long the worker process
+    may take to stop depends on it)."""
+    server = class_defaults("ServerConfig")
+    server["outbox_request_timeout_seconds"] = class_defaults("OutboxConfig")["request_timeout_seconds"]
+    return server
+
+
+def class_defaults(name: str) -> dict[str, Any]:
+    """A config class's defaults, read from bot/config.py without importing it (no dependencies needed)."""
     tree = ast.parse((ROOT / "bot" / "config.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "ServerConfig":
+        if isinstance(node, ast.ClassDef) and node.name == name:
             out: dict[str, Any] = {}
             for item in node.body:
                 if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value):
@@ -47,7 +55,7 @@ def server_defaults() -> dict[str, Any]:
                 if value is not None:
                     out[item.target.id] = _number(value)
             return out
-    raise SystemExit("bot/config.py has no class ServerConfig: update deploy/check_files.py")
+    raise SystemExit(f"bot/config.py has no class {name}: update deploy/check_files.py")
 
 
 def env_overrides() -> list[str]:
@@ -164,21 +172,27 @@ def check_unit(p: Problems, server: dict[str, Any]) -> None:
             stop > stopping(server),
             where,
             f"TimeoutStopSec={stop:g}s is not above server.shutdown_timeout_seconds "
-            f"({server['shutdown_timeout_seconds']:g}s) and the worker's {WORKER_STOP_SECONDS:g}s",
+            f"({server['shutdown_timeout_seconds']:g}s) and the worker's {worker_stop(server):g}s",
         )
     except ValueError as exc:
         p.check(False, where, f"TimeoutStopSec: {exc}")
 
 
-# A stopping front gives its worker process this long (bot/worker.STOP_SECONDS; this script reads
-# the files only, it does not import the bot).
-WORKER_STOP_SECONDS = 15.0
+# A stopping worker process's margin beyond its apply and its WeCom calls (bot/worker.stop_seconds;
+# this script reads the files only, it does not import the bot).
+WORKER_STOP_MARGIN_SECONDS = 5.0
+
+
+def worker_stop(server: dict[str, Any]) -> float:
+    if not server.get("worker_process", True):
+        return 0.0
+    shutdown, request = server["shutdown_timeout_seconds"], server["outbox_request_timeout_seconds"]
+    return float(shutdown + request + WORKER_STOP_MARGIN_SECONDS)
 
 
 def stopping(server: dict[str, Any]) -> float:
     """How long `serve` may take to stop on SIGTERM: in-flight requests, then the worker."""
-    worker = WORKER_STOP_SECONDS if server.get("worker_process", True) else 0.0
-    return float(server["shutdown_timeout_seconds"]) + worker
+    return float(server["shutdown_timeout_seconds"]) + worker_stop(server)
 
 
 def check_nginx(p: Problems, server: dict[str, Any]) -> None:
@@ -262,7 +276,7 @@ def check_compose(p: Problems, server: dict[str, Any]) -> None:
             grace > stopping(server),
             where,
             f"bot: stop_grace_period {grace:g}s is not above server.shutdown_timeout_seconds "
-            f"and the worker's {WORKER_STOP_SECONDS:g}s",
+            f"and the worker's {worker_stop(server):g}s",
         )
     except ValueError as exc:
         p.check(False, where, f"bot: stop_grace_period: {exc}")
