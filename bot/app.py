@@ -42,6 +42,7 @@ from bot.journal import (
     Receiving,
     journal_health,
     prepare_journal,
+    shared_count,
 )
 from bot.logs import msg_id_var, quiet_protocol_errors
 from bot.metrics import METRICS, Metrics, note_outcome, overdue_timers
@@ -97,7 +98,11 @@ def create_app(
         if config.robot is not None:
             paths[config.server.robot_path] = "robot"
         metrics = Metrics(paths, config.server.metrics_allow)
-    receiving = Receiving()
+    # The front tells its worker process how many callbacks it has in hand (they give way to them).
+    receiving_fd, receiving = None, Receiving(remote=link.receiving if link is not None else None)
+    if front:
+        receiving_fd, shared = shared_count()
+        receiving = Receiving(shared=shared)
 
     @web.middleware
     async def count_receiving(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -178,7 +183,7 @@ def create_app(
                     metrics.applied(channel, outcome)
 
             worker_stop = stop_seconds(config.server.shutdown_timeout_seconds, config.outbox.request_timeout_seconds)
-            app[WORKER] = remote = RemoteApplier(worker_argv, counted, worker_stop)
+            app[WORKER] = remote = RemoteApplier(worker_argv, counted, worker_stop, receiving_fd=receiving_fd)
             applier = remote
         else:
             applier = local_applier(app)

@@ -34,6 +34,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import mmap
 import os
 import signal
 import socket
@@ -89,6 +90,7 @@ class RemoteApplier:
     argv: Sequence[str]  # the worker's command line; `--link-fd N` is added
     on_applied: Callable[[str, Outcome], None]  # channel, outcome (the metrics)
     stop_seconds: float = stop_seconds(10.0, 10.0)  # the defaults' (`stop_seconds`)
+    receiving_fd: int | None = None  # the front's count of callbacks in hand (journal.Receiving)
     state: WorkerState = field(default_factory=WorkerState)
     waiters: Waiters = field(default_factory=Waiters)
     _writer: asyncio.StreamWriter | None = None
@@ -133,9 +135,11 @@ class RemoteApplier:
     async def _run_once(self) -> None:
         front, back = socket.socketpair()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv, "--link-fd", str(back.fileno()), pass_fds=(back.fileno(),)
-            )
+            argv, fds = [*self.argv, "--link-fd", str(back.fileno())], [back.fileno()]
+            if self.receiving_fd is not None:
+                argv += ["--receiving-fd", str(self.receiving_fd)]
+                fds.append(self.receiving_fd)
+            proc = await asyncio.create_subprocess_exec(*argv, pass_fds=fds)
         except OSError as exc:
             log(logger, logging.ERROR, "worker_start_failed", error=str(exc)[:200])
             front.close()
@@ -204,6 +208,7 @@ class WorkerLink:
     """The worker's side of the link: wakes arrive, what was applied goes back."""
 
     sock: socket.socket
+    receiving: mmap.mmap | None = None  # the front's count of callbacks in hand (journal.Receiving)
     _writer: asyncio.StreamWriter | None = None
 
     async def open(self, wake: Callable[[], None]) -> asyncio.Task[None]:

@@ -29,6 +29,7 @@ from bot.config_messages import LANG_ENV, LANGS, Lang, lang_from, msg
 from bot.context import Ctx
 from bot.directory import sync as sync_directory
 from bot.inbound import Inbound
+from bot.journal import shared_count
 from bot.logs import log, setup_logging
 from bot.outbox import failed_rows, resend
 from bot.pauses import cleared_pauses, pause_health
@@ -125,7 +126,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if clock is None:
         return 2
     setup_logging(cfg.logging.level)
-    link = WorkerLink(socket.socket(fileno=args.link_fd))
+    receiving = shared_count(args.receiving_fd)[1] if args.receiving_fd is not None else None
+    link = WorkerLink(socket.socket(fileno=args.link_fd), receiving)
     app = create_app(cfg, clock=clock, link=link)
     with apply_lock(sqlite_database(cfg.database.url)):
         asyncio.run(run_worker(app, link, lambda: app[JOURNAL].applier.wake()))
@@ -581,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("worker")  # started by `serve` (bot/worker.py), not by hand
     p.add_argument("--config", required=True)
     p.add_argument("--link-fd", type=int, required=True)
+    p.add_argument("--receiving-fd", type=int)
     p.set_defaults(fn=cmd_worker)
     p = sub.add_parser("check-config", help="validate a config file (--online: also ask WeCom)")
     p.add_argument("file")

@@ -19,6 +19,7 @@ import pytest
 
 from bot import worker
 from bot.emulator.server import Emulator
+from bot.journal import Receiving, shared_count
 from bot.pipeline import Outcome
 from bot.worker import RemoteApplier, apply_lock
 from tests.test_process import Proc, procs, serve, wait_healthy
@@ -179,3 +180,26 @@ async def test_wakes_for_a_worker_that_does_not_read_do_not_pile_up() -> None:
     finally:
         remote._writer.close()
         back.close()
+
+
+async def test_the_worker_gives_way_to_the_callbacks_the_front_has_in_hand() -> None:
+    fd, shared = shared_count()
+    front = Receiving(shared=shared)
+    in_worker = Receiving(remote=shared_count(fd)[1])  # as the worker process maps it
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    await in_worker.give_way(1.0)  # nothing in hand: no wait
+    assert loop.time() - started < 0.1
+
+    with front:  # a callback being received: the worker waits, up to its limit
+        started = loop.time()
+        await in_worker.give_way(0.2)
+        assert loop.time() - started >= 0.2
+
+    with front:  # ... and goes on as soon as the front has answered
+        waiting = asyncio.create_task(in_worker.give_way(5.0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 0.5)
+    os.close(fd)
