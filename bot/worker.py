@@ -39,7 +39,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -147,6 +147,15 @@ class RemoteApplier:
             return
         back.close()
         self._proc, self.state.pid = proc, proc.pid
+        try:
+            await self._supervise(proc, front)
+        finally:  # supervision failed or was cancelled: no worker is left running unwatched
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+
+    async def _supervise(self, proc: asyncio.subprocess.Process, front: socket.socket) -> None:
         reader, self._writer = await asyncio.open_unix_connection(sock=front)
         self._writer.write(WAKE)  # rows may have been recorded before it was up
         log(logger, logging.INFO, "worker_started", pid=proc.pid)
@@ -243,43 +252,56 @@ class WorkerLink:
             self._writer.close()
 
 
-@contextlib.contextmanager
-def apply_lock(database: str | None) -> Iterator[None]:
+LOCK_POLL_SECONDS = 0.5  # how often a worker waiting for another's lock tries again
+
+
+@contextlib.asynccontextmanager
+async def apply_lock(database: str | None, stop: asyncio.Event) -> AsyncIterator[bool]:
     """On a SQLite file, the lock one worker holds while it applies (`apply.lock` beside it);
-    waits, saying so, while another holds it. PostgreSQL: nothing (replicas apply side by side)."""
+    waits, saying so, while another holds it. Yields False when `stop` was set first (nothing to
+    do then). PostgreSQL (`database` None): nothing to wait for, replicas apply side by side."""
     if database is None:
-        yield
+        yield True
         return
     path = Path(database).resolve().with_name(f"{Path(database).stem}.apply.lock")
     handle: IO[bytes] = path.open("ab")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(logger, logging.WARNING, "worker_waiting_for_lock", lock=str(path))
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        said = False
+        while not stop.is_set():
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not said:
+                    log(logger, logging.WARNING, "worker_waiting_for_lock", lock=str(path))
+                    said = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), LOCK_POLL_SECONDS)
+        yield not stop.is_set()
     finally:
         handle.close()  # releases the lock (a killed process's is released by the kernel)
 
 
-async def run_worker(app: web.Application, link: WorkerLink, wake: Callable[[], None]) -> None:
-    """Start the worker's app (no HTTP: its cleanup contexts are the work), tell the front, and run
-    until SIGTERM, SIGINT or the front going away; then stop as the server stops."""
+async def run_worker(app: web.Application, link: WorkerLink, wake: Callable[[], None], database: str | None) -> None:
+    """Take the SQLite file's lock (`apply_lock`), start the worker's app (no HTTP: its cleanup
+    contexts are the work), tell the front, and run until SIGTERM or the front going away; then
+    stop as the server stops. The front hears the heartbeat from the start, lock wait included."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # Ctrl-C in a terminal reaches the whole process group: the front stops the worker itself, after
     # the requests in flight (a worker stopping on its own meanwhile would be started again).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
     listening = await link.open(wake)
     listening.add_done_callback(lambda _: stop.set())
-    link.ready()
     beating = asyncio.create_task(link.heartbeat(), name="worker-heartbeat")
-    log(logger, logging.INFO, "worker_ready", pid=os.getpid())
-    await stop.wait()
+    async with apply_lock(database, stop) as locked:
+        if locked:
+            runner = web.AppRunner(app, handle_signals=False)
+            await runner.setup()
+            link.ready()
+            log(logger, logging.INFO, "worker_ready", pid=os.getpid())
+            await stop.wait()
+            await runner.cleanup()
     beating.cancel()
-    await runner.cleanup()
     link.close()

@@ -37,7 +37,7 @@ from bot.pipeline import Pipeline
 from bot.render import Renderer
 from bot.router import Registry
 from bot.wecom_api import WeComAPI, WeComError
-from bot.worker import WorkerLink, apply_lock, run_worker
+from bot.worker import WorkerLink, run_worker
 from handlers import ROUTERS
 from handlers.asset_import import AssetImportRejected, export_assets, import_assets
 from handlers.asset_import import problems_text as asset_problems
@@ -129,8 +129,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     receiving = shared_count(args.receiving_fd)[1] if args.receiving_fd is not None else None
     link = WorkerLink(socket.socket(fileno=args.link_fd), receiving)
     app = create_app(cfg, clock=clock, link=link)
-    with apply_lock(sqlite_database(cfg.database.url)):
-        asyncio.run(run_worker(app, link, lambda: app[JOURNAL].applier.wake()))
+
+    def wake() -> None:  # before the app is up there is nothing to wake: its applier starts by looking
+        if JOURNAL in app:
+            app[JOURNAL].applier.wake()
+
+    asyncio.run(run_worker(app, link, wake, sqlite_database(cfg.database.url)))
     return 0
 
 

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -95,6 +94,7 @@ async def test_the_front_restarts_a_worker_that_died_and_nothing_recorded_meanwh
     assert gone(second)
     log = front.log.read_text(encoding="utf-8")
     assert '"event": "worker_exited"' in log and '"code": -9' in log
+    assert "Traceback" not in log and "never retrieved" not in log
 
 
 async def test_a_worker_whose_front_was_killed_stops_and_the_next_start_applies_what_waited(
@@ -113,22 +113,37 @@ async def test_a_worker_whose_front_was_killed_stops_and_the_next_start_applies_
     assert len(await replies(emulator, "songtao", "报修已登记")) == 1
 
 
-def test_one_worker_applies_a_sqlite_file_at_a_time(tmp_path: Path) -> None:
+async def test_one_worker_applies_a_sqlite_file_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "LOCK_POLL_SECONDS", 0.02)
     database = str(tmp_path / "infodesk.db")
-    acquired = threading.Event()
+    never = asyncio.Event()
+    second_applies = asyncio.Event()
 
-    def second() -> None:
-        with apply_lock(database):
-            acquired.set()
+    async def second() -> None:
+        async with apply_lock(database, never) as locked:
+            assert locked
+            second_applies.set()
 
-    with apply_lock(database):
-        waiting = threading.Thread(target=second)
-        waiting.start()
-        assert not acquired.wait(0.5), "a second worker applied beside the first"
-    assert acquired.wait(10), "the second worker never got the lock"
-    waiting.join()
-    with apply_lock(None):  # PostgreSQL: replicas apply side by side, no lock
-        pass
+    async with apply_lock(database, never) as locked:
+        assert locked
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not second_applies.is_set(), "a second worker applied beside the first"
+    await asyncio.wait_for(waiting, 5)  # the first let go: the second goes on
+
+    stopped = asyncio.Event()
+    async with apply_lock(database, never):
+        stopping = asyncio.create_task(_told_to_stop(database, stopped))
+        await asyncio.sleep(0.1)
+        stopped.set()  # SIGTERM while it waits: it gives up without applying
+        assert await asyncio.wait_for(stopping, 5) is False
+    async with apply_lock(None, never) as locked:  # PostgreSQL: replicas apply side by side
+        assert locked
+
+
+async def _told_to_stop(database: str, stop: asyncio.Event) -> bool:
+    async with apply_lock(database, stop) as locked:
+        return locked
 
 
 async def test_the_front_hears_what_the_worker_applied_and_a_reset_link_is_the_worker_gone() -> None:
