@@ -584,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--lang", choices=LANGS, help=f"language of configuration errors (default: {LANG_ENV}, else zh)")
     p.set_defaults(fn=cmd_serve)
-    p = sub.add_parser("worker")  # started by `serve` (bot/worker.py), not by hand
+    p = sub.add_parser("worker", help="the process `serve` starts to apply and deliver (not run by hand)")
     p.add_argument("--config", required=True)
     p.add_argument("--link-fd", type=int, required=True)
     p.add_argument("--receiving-fd", type=int)
