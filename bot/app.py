@@ -40,6 +40,7 @@ from bot.journal import (
     Intake,
     Journal,
     Receiving,
+    Waiters,
     journal_health,
     prepare_journal,
     shared_count,
@@ -56,7 +57,7 @@ from bot.router import Registry, Router
 from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
 from bot.worker import RemoteApplier, WorkerLink, stop_seconds
-from storage.db import READ_ONLY, checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping
+from storage.db import checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping, reading
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -99,10 +100,16 @@ def create_app(
             paths[config.server.robot_path] = "robot"
         metrics = Metrics(paths, config.server.metrics_allow)
     # The front tells its worker process how many callbacks it has in hand (they give way to them).
-    receiving_fd, receiving = None, Receiving(remote=link.receiving if link is not None else None)
+    receiving_fd: int | None = None
     if front:
         receiving_fd, shared = shared_count()
         receiving = Receiving(shared=shared)
+    else:
+        receiving = Receiving(remote=link.receiving if link is not None else None)
+
+    def counted(channel: str, outcome: Outcome) -> None:
+        if metrics is not None:
+            metrics.applied(channel, outcome)
 
     @web.middleware
     async def count_receiving(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -175,19 +182,15 @@ def create_app(
     async def journal(app: web.Application) -> AsyncIterator[None]:
         pipeline = app[PIPELINE]
         intake = Intake(pipeline.journal_sessions, app[CLOCK])
+        waiters = Waiters()
         applier: Applying
         if worker_argv is not None:
-
-            def counted(channel: str, outcome: Outcome) -> None:
-                if metrics is not None:
-                    metrics.applied(channel, outcome)
-
             worker_stop = stop_seconds(config.server.shutdown_timeout_seconds, config.outbox.request_timeout_seconds)
-            app[WORKER] = remote = RemoteApplier(worker_argv, counted, worker_stop, receiving_fd=receiving_fd)
+            app[WORKER] = remote = RemoteApplier(worker_argv, counted, worker_stop, receiving_fd, waiters=waiters)
             applier = remote
         else:
-            applier = local_applier(app)
-        app[JOURNAL] = j = Journal(intake, applier, config.server.answer_wait_seconds)
+            applier = local_applier(app, waiters)
+        app[JOURNAL] = j = Journal(intake, applier, config.server.answer_wait_seconds, waiters)
         task = asyncio.create_task(j.run(), name="inbound-journal")
         yield
         j.stop()  # what is recorded and not yet applied stays in the journal for the next start
@@ -197,7 +200,7 @@ def create_app(
         except TimeoutError:
             task.cancel()
 
-    def local_applier(app: web.Application) -> Applier:
+    def local_applier(app: web.Application, waiters: Waiters) -> Applier:
         pipeline = app[PIPELINE]
         # SQLite has one writer (one connection): one applier. PostgreSQL applies a few at once.
         workers = 1 if app[ENGINE].dialect.name == "sqlite" else APPLIERS
@@ -208,12 +211,11 @@ def create_app(
         def applied(done: Applied) -> None:
             if done.outcome is not Outcome.DUPLICATE:
                 dispatcher.wake()  # its replies are in the outbox
-            if metrics is not None:
-                metrics.applied(done.channel, done.outcome)
+            counted(done.channel, done.outcome)
             if link is not None:
                 link.applied(done)
 
-        return Applier(pipeline, PARSERS, applied, receiving, workers)
+        return Applier(pipeline, PARSERS, applied, receiving, workers, waiters)
 
     # The front writes nothing but the journal: the worker delivers and runs the services.
     app.cleanup_ctx.extend([database, journal] if front else [database, outbound, journal, *services])
@@ -304,8 +306,7 @@ async def healthz(request: web.Request) -> web.Response:
         # the next (its row goes after its transaction commits), so "nothing pending in either" is
         # never read between the two.
         body["inbound"] = await journal_health(pipeline.journal_sessions)
-        async with pipeline.sessions() as s:
-            await s.connection(execution_options=READ_ONLY)  # never waits for, or holds up, a writer
+        async with reading(pipeline.sessions) as s:
             body["outbox"] = await outbox_health(s, now)
             body["delivery_pauses"] = pauses = await pause_health(s)
             paused = bool(pauses)

@@ -38,7 +38,7 @@ from bot.clock import Clock
 from bot.inbound import Inbound
 from bot.logs import log
 from bot.pipeline import Applied, Outcome, Pipeline
-from storage.db import READ_ONLY
+from storage.db import reading
 from storage.models import Base, JournalEntry
 
 logger = logging.getLogger("infodesk.journal")
@@ -191,11 +191,7 @@ class Waiters:
 
 class Applying(Protocol):
     """What the journal needs of whatever applies it: the Applier here, or the worker process's
-    (bot/worker.RemoteApplier)."""
-
-    def expect(self, key: str) -> asyncio.Future[Outcome]: ...
-
-    def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None: ...
+    (bot/worker.RemoteApplier); either resolves the journal's Waiters as it hears of an apply."""
 
     def wake(self) -> None: ...
 
@@ -216,12 +212,6 @@ class Applier:
     waiters: Waiters = field(default_factory=Waiters)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
-
-    def expect(self, key: str) -> asyncio.Future[Outcome]:
-        return self.waiters.expect(key)
-
-    def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None:
-        self.waiters.forget(key, waiter)
 
     def wake(self) -> None:
         self._wake.set()
@@ -267,16 +257,17 @@ class Journal:
     intake: Intake
     applier: Applying
     answer_wait_seconds: float
+    waiters: Waiters  # the applier's: it resolves them
 
     async def submit(self, inbound: Inbound, channel: str, payload: str) -> Outcome:
         """RECORDED (or, when the answer waits for the apply, the apply's outcome), or UNAVAILABLE
         when the message could not be recorded (answer 503: WeCom sends it again)."""
-        waiter = self.applier.expect(inbound.dedupe_key) if self.answer_wait_seconds > 0 else None
+        waiter = self.waiters.expect(inbound.dedupe_key) if self.answer_wait_seconds > 0 else None
         try:
             await self.intake.record(inbound, channel, payload)
         except Exception:
             if waiter is not None:
-                self.applier.forget(inbound.dedupe_key, waiter)
+                self.waiters.forget(inbound.dedupe_key, waiter)
             return Outcome.UNAVAILABLE
         self.applier.wake()
         if waiter is None:
@@ -285,7 +276,7 @@ class Journal:
             async with asyncio.timeout(self.answer_wait_seconds):
                 return await waiter
         except TimeoutError:
-            self.applier.forget(inbound.dedupe_key, waiter)
+            self.waiters.forget(inbound.dedupe_key, waiter)
             return Outcome.RECORDED
 
     async def run(self) -> None:
@@ -321,7 +312,6 @@ async def prepare_journal(journal: async_sessionmaker[AsyncSession], sessions: a
 
 async def journal_health(journal: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     """Messages recorded and answered but not yet applied (`journal`: Pipeline.journal_sessions)."""
-    async with journal() as s:
-        await s.connection(execution_options=READ_ONLY)
+    async with reading(journal) as s:
         pending = (await s.execute(select(func.count()).select_from(JournalEntry))).scalar_one()
     return {"pending": int(pending)}

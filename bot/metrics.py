@@ -33,7 +33,7 @@ from bot.journal import journal_health
 from bot.logs import log
 from bot.pipeline import Outcome
 from bot.transport import Rejected, reject
-from storage.db import READ_ONLY
+from storage.db import reading
 from storage.models import OutboxMessage, OutboxStatus, Request, Timer
 
 logger = logging.getLogger("infodesk.metrics")
@@ -276,8 +276,7 @@ class Metrics:
         try:
             pipeline = request.app[PIPELINE]
             pending = (await journal_health(pipeline.journal_sessions))["pending"]
-            async with pipeline.sessions() as s:
-                await s.connection(execution_options=READ_ONLY)  # never waits for, or holds up, a writer
+            async with reading(pipeline.sessions) as s:
                 snapshot: Snapshot | None = await read_snapshot(s, request.app[CLOCK].now(), pending)
         except Exception as exc:  # the in-process counters are still worth serving
             log(logger, logging.WARNING, "metrics_database_unreadable", error=str(exc)[:200])

@@ -30,7 +30,7 @@ from bot.org import Org
 from bot.outbox import enqueue
 from bot.render import Renderer
 from bot.router import Registry
-from storage.db import READ_ONLY
+from storage.db import reading
 from storage.models import InboundEvent, JournalEntry
 
 logger = logging.getLogger("infodesk.pipeline")
@@ -190,8 +190,7 @@ class Pipeline:
         """The journal file's rows after those read, read without its write lock (another process,
         the front of bot/worker.py, records into it)."""
         assert self.journal is not None
-        async with self.journal() as j:
-            await j.connection(execution_options=READ_ONLY)
+        async with reading(self.journal) as j:
             after = select(*TAKEN_COLUMNS).where(JournalEntry.id > self._read_to).order_by(JournalEntry.id)
             rows = [Taken(*row) for row in await j.execute(after.limit(PREFETCH))]
         if rows:

@@ -84,8 +84,8 @@ def stop_seconds(shutdown_timeout: float, request_timeout: float) -> float:
 class RemoteApplier:
     """The front's side: starts and watches the worker, wakes it, hears what it applied.
 
-    It stands where the in-process Applier stands in bot/journal.Journal (expect, forget, wake,
-    run, stop)."""
+    It stands where the in-process Applier stands in bot/journal.Journal (wake, run, stop), and
+    resolves the journal's waiters with what the worker reports."""
 
     argv: Sequence[str]  # the worker's command line; `--link-fd N` is added
     on_applied: Callable[[str, Outcome], None]  # channel, outcome (the metrics)
@@ -94,15 +94,8 @@ class RemoteApplier:
     state: WorkerState = field(default_factory=WorkerState)
     waiters: Waiters = field(default_factory=Waiters)
     _writer: asyncio.StreamWriter | None = None
-    _proc: asyncio.subprocess.Process | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _heard: float = 0.0  # time.monotonic() of the worker's last line
-
-    def expect(self, key: str) -> asyncio.Future[Outcome]:
-        return self.waiters.expect(key)
-
-    def forget(self, key: str, waiter: asyncio.Future[Outcome]) -> None:
-        self.waiters.forget(key, waiter)
 
     def wake(self) -> None:
         writer = self._writer
@@ -146,7 +139,7 @@ class RemoteApplier:
             back.close()
             return
         back.close()
-        self._proc, self.state.pid = proc, proc.pid
+        self.state.pid = proc.pid
         try:
             await self._supervise(proc, front)
         finally:  # supervision failed or was cancelled: no worker is left running unwatched

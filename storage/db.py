@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +289,15 @@ def sqlite_database(url: str) -> str | None:
     if not url.startswith("sqlite") or parsed.query or parsed.database in (None, "", ":memory:"):
         return None
     return parsed.database
+
+
+@contextlib.asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session that only reads: on SQLite its transaction is a plain BEGIN (READ_ONLY), which
+    neither waits for the writer nor holds up another process's."""
+    async with sessions() as s:
+        await s.connection(execution_options=READ_ONLY)
+        yield s
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

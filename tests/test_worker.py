@@ -149,7 +149,7 @@ async def _told_to_stop(database: str, stop: asyncio.Event) -> bool:
 async def test_the_front_hears_what_the_worker_applied_and_a_reset_link_is_the_worker_gone() -> None:
     counted: list[tuple[str, Outcome]] = []
     remote = RemoteApplier(["unused"], lambda channel, outcome: counted.append((channel, outcome)))
-    waiter = remote.expect("msg:1")
+    waiter = remote.waiters.expect("msg:1")
     reader = asyncio.StreamReader()
     listening = asyncio.create_task(remote._listen(reader))
     reader.feed_data(b'r\n{"k": "msg:1", "o": "applied", "c": "app"}\nnot json\n{"k": "msg:2"}\n')
