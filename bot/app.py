@@ -58,6 +58,7 @@ from bot.transport import Rejected, echo, open_envelope, reject, signed_body
 from bot.wecom_api import WeComAPI
 from bot.worker import RemoteApplier, WorkerLink, stop_seconds
 from storage.db import checkpoint_wal, journal_url, make_engine, make_sessionmaker, migrate, ping, reading
+from storage.journal_writer import journal_writer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -181,7 +182,8 @@ def create_app(
 
     async def journal(app: web.Application) -> AsyncIterator[None]:
         pipeline = app[PIPELINE]
-        intake = Intake(pipeline.journal_sessions, app[CLOCK])
+        writer = journal_writer(journal_url(config.database.url) or config.database.url, pipeline.journal_sessions)
+        intake = Intake(writer, app[CLOCK])
         waiters = Waiters()
         applier: Applying
         if worker_argv is not None:

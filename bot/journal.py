@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -39,6 +39,7 @@ from bot.inbound import Inbound
 from bot.logs import log
 from bot.pipeline import Applied, Outcome, Pipeline
 from storage.db import reading
+from storage.journal_writer import JournalWriter, Row
 from storage.models import Base, JournalEntry
 
 logger = logging.getLogger("infodesk.journal")
@@ -108,23 +109,20 @@ def shared_count(fd: int | None = None) -> tuple[int, mmap.mmap]:
 
 @dataclass
 class Intake:
-    """Group commit of journal rows: `record` returns once the row (or the same key's) is committed."""
+    """Group commit of journal rows: `record` returns once the row (or the same key's) is committed.
 
-    sessions: async_sessionmaker[AsyncSession]
+    The writer (storage/journal_writer.py) does the INSERT and the commit, and little else: on SQLite
+    in a thread of its own, on PostgreSQL as one statement."""
+
+    writer: JournalWriter
     clock: Clock
-    _queue: list[tuple[dict[str, object], asyncio.Future[None]]] = field(default_factory=list)
+    _queue: list[tuple[Row, asyncio.Future[None]]] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
 
     async def record(self, inbound: Inbound, channel: str, payload: str) -> None:
         """Durably record the message (raises what the database raised when it could not)."""
-        row = {
-            "dedupe_key": inbound.dedupe_key[:300],
-            "channel": channel,
-            "from_user": inbound.from_user[:64],
-            "payload": payload,
-            "received_at": self.clock.now(),
-        }
+        row = Row(inbound.dedupe_key[:300], channel, inbound.from_user[:64], payload, self.clock.now())
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((row, done))
         self._wake.set()
@@ -135,13 +133,14 @@ class Intake:
         while True:
             if not self._queue:
                 if self._stopping:
+                    await self.writer.close()
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
             try:
-                await self._write([row for row, _ in batch])
+                await self.writer.write([row for row, _ in batch])
             except Exception as exc:
                 log(logger, logging.ERROR, "journal_write_failed", rows=len(batch), error=type(exc).__name__)
                 for _, done in batch:
@@ -151,13 +150,6 @@ class Intake:
             for _, done in batch:
                 if not done.done():  # the request may have gone (the client hung up): its row stays
                     done.set_result(None)
-
-    async def _write(self, rows: list[dict[str, object]]) -> None:
-        async with self.sessions() as s, s.begin():
-            dialect = s.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            stmt = insert(JournalEntry).on_conflict_do_nothing(index_elements=["dedupe_key"])
-            await s.execute(stmt, rows)
 
     def stop(self) -> None:
         self._stopping = True

@@ -50,6 +50,7 @@ PG_MODULES = {
     "test_outbox_pause",
     "test_inbound",
     "test_journal",
+    "test_journal_writer",
     "test_process",
     "test_backup",
     "test_cli_outbox",

@@ -212,7 +212,10 @@ async def test_two_bot_processes_fire_each_scheduled_occurrence_once(
         procs.append(Proc(cfg, tmp_path / f"bot{n}.log"))
     for _, url in cfgs:
         await wait_healthy(http, url)
-    await asyncio.sleep(3)  # both processes ran their start-up catch-up and their first ticks
+    # Both processes run their start-up catch-up and their first ticks (their workers start after
+    # them: on a loaded machine that takes seconds), then any second delivery would have come.
+    await emulator.wait_for(lambda: [t for t in emulator.texts_to("lihua") if "UPS" in t], timeout=30)
+    await asyncio.sleep(3)
     ups = [t for t in emulator.texts_to("lihua") if "UPS" in t]
     fired = [
         json.loads(ln)
