@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from html import escape
 
-from bot.inbound import BadXML, parse_inbound
+import pytest
+import xmltodict
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.inbound import BadXML, parse_inbound, parse_xml
 
 CARD_EVENT = """<xml>
 <ToUserName><![CDATA[toUser]]></ToUserName>
@@ -85,3 +90,58 @@ def test_unknown_message_type_is_kept_as_unknown() -> None:
 def test_bad_messages(xml: str) -> None:
     with pytest.raises(BadXML):
         parse_inbound(xml)
+
+
+# parse_xml builds xmltodict's shape from the standard library's parser (a third of the time on
+# every callback): the same dict for any document, whitespace, CDATA, attributes, repeats and
+# mixed text included, and BadXML where xmltodict fails.
+TAGS = st.sampled_from(["ToUserName", "MsgType", "Content", "SelectedItem", "OptionId", "a", "b"])
+TEXT = st.text(alphabet=st.sampled_from(list(" \t\n报修ab1<>&'\"]")), max_size=8)
+
+
+@st.composite
+def elements(draw: st.DrawFn, depth: int = 0) -> str:
+    tag = draw(TAGS)
+    attrs = "".join(f' {k}="{escape(v, quote=True)}"' for k, v in draw(st.dictionaries(TAGS, TEXT, max_size=2)).items())
+    parts = []
+    for _ in range(draw(st.integers(0, 3 if depth < 3 else 0))):
+        parts.append(draw(elements(depth + 1)))
+        parts.append(escape(draw(TEXT)))
+    text = draw(TEXT)
+    lead = f"<![CDATA[{text.replace(']]>', '')}]]>" if draw(st.booleans()) else escape(text)
+    return f"<{tag}{attrs}>{lead}{''.join(parts)}</{tag}>"
+
+
+@given(st.lists(elements(), max_size=6), st.sampled_from(["", "\n  ", '<?xml version="1.0" encoding="utf-8"?>']))
+@settings(max_examples=300, deadline=None)
+def test_parse_xml_is_xmltodict_shaped(children: list[str], prolog: str) -> None:
+    doc = f"{prolog}<xml>{''.join(children)}</xml>".encode()
+    expected = xmltodict.parse(doc, encoding="utf-8", disable_entities=True)["xml"]
+    if isinstance(expected, dict):
+        assert parse_xml(doc) == expected
+    else:
+        with pytest.raises(BadXML):
+            parse_xml(doc)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"<xml><a>1</a>",  # truncated
+        b"<xml><a>&unknown;</a></xml>",  # an entity no DTD defines
+        b"<xml>text only</xml>",
+        b"<xml/>",
+        b"<other><a>1</a></other>",
+        b"\xef\xbb\xbf<xml><a>\xff</a></xml>",  # not UTF-8
+        '<?xml version="1.0" encoding="UTF-16"?><xml><a>1</a></xml>'.encode("utf-16"),
+        b'<!DOCTYPE xml [<!ENTITY a "b">]><xml><a>&a;</a></xml>',
+        b'<xml><a>1</a></xml><!DOCTYPE x SYSTEM "file:///etc/passwd">',
+    ],
+)
+def test_parse_xml_refuses(doc: bytes) -> None:
+    with pytest.raises(BadXML):
+        parse_xml(doc)
+
+
+def test_parse_xml_reads_the_five_entities_and_character_references() -> None:
+    assert parse_xml(b"<xml><a>&lt;&amp;&gt;&quot;&apos;&#25253;&#x4FEE;</a></xml>") == {"a": "<&>\"'报修"}
