@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from storage.db import alembic_config, journal_file
@@ -64,6 +63,8 @@ def pg_commands(url: str, file: str) -> tuple[str, str]:
 
 
 def _revisions() -> tuple[set[str], str | None]:
+    from alembic.script import ScriptDirectory  # only here: the server does not load Alembic
+
     script = ScriptDirectory.from_config(alembic_config())
     return {r.revision for r in script.walk_revisions()}, script.get_current_head()
 

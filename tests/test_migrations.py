@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import JSON, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import alembic_config, make_engine, migrate
+from storage.db import HEAD_REVISION, alembic_config, make_engine, migrate
 from storage.models import Base, UTCDateTime
 
 pytestmark = pytest.mark.empty_db  # they migrate the database themselves
@@ -31,6 +31,38 @@ async def test_migrations_match_models_and_are_idempotent(db_url: str) -> None:
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """A start that finds the database at HEAD_REVISION skips Alembic: a new migration updates it."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+async def test_a_database_at_head_is_not_migrated_again_and_one_behind_is(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        await migrate(engine)
+        async with engine.begin() as conn:  # a change migrate would not make: it is left alone
+            await conn.execute(text("CREATE TABLE marker (id INTEGER)"))
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(lambda c: inspect(c).has_table("marker"))
+            await conn.run_sync(lambda c: command.downgrade(_cfg(c), "-1"))
+            await conn.commit()
+        await migrate(engine)  # one revision behind: Alembic upgrades it
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == HEAD_REVISION
+            assert [d[0] for d in await conn.run_sync(_diff)] == ["remove_table"]  # the marker only
+    finally:
+        await engine.dispose()
+
+
+def _cfg(conn):  # type: ignore[no-untyped-def]
+    cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    return cfg
 
 
 async def test_replicas_starting_together_migrate_once(db_url: str) -> None:
