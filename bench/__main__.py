@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from sqlalchemy import make_url
 
 from bot.emulator.sender import CallbackSender
 
@@ -254,22 +255,58 @@ def bot_config(path: Path, api_base: str, db_url: str, port: int, extra_people: 
     path.write_text(text, encoding="utf-8")
 
 
-def pg_url() -> str | None:
-    url = os.environ.get("INFODESK_BENCH_PG_URL")
-    if url:
-        return url
+def pg_server() -> str | None:
+    """The PostgreSQL server the bench creates its databases on (INFODESK_BENCH_PG_URL's, or the
+    CI machine's), when it answers."""
+    url = os.environ.get("INFODESK_BENCH_PG_URL") or "postgresql+asyncpg://postgres@127.0.0.1:5432/infodesk_bench"
     with suppress(Exception):
-        import asyncpg
-
-        async def probe() -> None:
-            conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=2)
-            await conn.execute("DROP DATABASE IF EXISTS infodesk_bench")
-            await conn.execute("CREATE DATABASE infodesk_bench")
-            await conn.close()
-
-        asyncio.run(probe())
-        return "postgresql+asyncpg://postgres@127.0.0.1:5432/infodesk_bench"
+        asyncio.run(fresh_pg(url, "probe"))
+        return url
     return None
+
+
+async def fresh_pg(url: str, suffix: str) -> str:
+    """A new, empty database beside the one at `url`, named after it and `suffix`."""
+    import asyncpg
+
+    parsed = make_url(url)
+    name = f"{parsed.database}_{suffix}"
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin, timeout=2)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+class Infodesk:
+    """`python -m bot serve` on a database of its own, started fresh for each run and stopped after
+    it: what one run answered, applies and delivers never takes CPU from the next run (a burst of
+    报修 leaves thousands of technicians' cards that WeCom's per-member limit spreads over hours)."""
+
+    def __init__(self, tmp: Path, api: str, pg: str | None) -> None:
+        self.tmp, self.api, self.pg = tmp, api, pg
+        self.runs = itertools.count()
+
+    @property
+    def names(self) -> list[str]:
+        return ["sqlite"] + (["pg"] if self.pg else [])
+
+    async def start(self, name: str, http: aiohttp.ClientSession) -> Server:
+        n = next(self.runs)
+        if name == "pg":
+            assert self.pg is not None
+            db = await fresh_pg(self.pg, f"run{n}")
+        else:
+            db = f"sqlite+aiosqlite:///{self.tmp}/run{n}.db"
+        port = free_port()
+        cfg = self.tmp / f"run{n}.toml"
+        bot_config(cfg, self.api, db, port, extra_people=True)
+        server = Server([sys.executable, "-m", "bot", "serve", "--config", str(cfg)], port)
+        await server.ready(http)
+        return server
 
 
 async def run(args: argparse.Namespace, pg: str | None) -> int:
@@ -278,6 +315,9 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
     api = emulator.url
     servers: dict[str, Server] = {}
     tmp = Path(tempfile.mkdtemp(prefix="infodesk-bench-"))
+    infodesk = Infodesk(tmp, api, pg)
+    if pg is None:
+        print("pg skipped: PostgreSQL not reachable (set INFODESK_BENCH_PG_URL)")
     results: list[Result] = []
     try:
         port = free_port()
@@ -309,50 +349,50 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
             )
         else:
             print("peer skipped: gunicorn/flask not installed (pip install -e '.[bench]')")
-        for name, db in (("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db"), ("pg", pg)):
-            if db is None:
-                print("pg skipped: PostgreSQL not reachable (set INFODESK_BENCH_PG_URL)")
-                continue
-            port = free_port()
-            cfg = tmp / f"{name}.toml"
-            bot_config(cfg, api, db, port, extra_people=True)
-            servers[name] = Server([sys.executable, "-m", "bot", "serve", "--config", str(cfg)], port)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             await emulator.ready(http)
             for s in servers.values():
                 await s.ready(http)
             print(
                 f"{args.seconds:.0f} s per run, {args.concurrency} in flight, fresh encrypted callbacks from "
-                f"{len(SENDERS):,} senders in turn ({len(PEOPLE)} configured + {len(TEACHERS):,} bench teachers)\n"
+                f"{len(SENDERS):,} senders in turn ({len(PEOPLE)} configured + {len(TEACHERS):,} bench teachers);\n"
+                "Infodesk on a fresh server and database for each run\n"
             )
             for load in LOADS:
-                for name, s in servers.items():
+                for name in [*servers, *infodesk.names]:
                     replies = name != "floor"
-                    await drive(http, s.url, load, 1.0, args.concurrency, replies=replies)  # warm-up
-                    if name in ("sqlite", "pg"):
-                        await drained(http, s.url)
-                    r = await drive(http, s.url, load, args.seconds, args.concurrency, replies=replies)
-                    r.name = name
-                    if name in ("sqlite", "pg"):  # the next run starts with nothing left to apply
-                        r.drain = await drained(http, s.url)
+                    s = servers[name] if name in servers else await infodesk.start(name, http)
+                    try:
+                        await drive(http, s.url, load, 1.0, args.concurrency, replies=replies)  # warm-up
+                        if name in infodesk.names:
+                            await drained(http, s.url)
+                        r = await drive(http, s.url, load, args.seconds, args.concurrency, replies=replies)
+                        r.name = name
+                        if name in infodesk.names:
+                            r.drain = await drained(http, s.url)
+                    finally:
+                        if name in infodesk.names:
+                            s.stop()
                     results.append(r)
                     print(r.line())
                 by = {r.name: r for r in results if r.load == load}
-                for db in ("sqlite", "pg"):
-                    if db in by:
-                        parts = [f"{db}/floor = {by[db].rps / by['floor'].rps:.2f}"]
-                        if "peer" in by:
-                            parts.append(f"{db}/peer = {by[db].rps / by['peer'].rps:.2f}")
-                        print("   ratios: " + ", ".join(parts))
+                for db in infodesk.names:
+                    parts = [f"{db}/floor = {by[db].rps / by['floor'].rps:.2f}"]
+                    if "peer" in by:
+                        parts.append(f"{db}/peer = {by[db].rps / by['peer'].rps:.2f}")
+                    print("   ratios: " + ", ".join(parts))
                 print()
             print(f"steady {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop):")
-            for name in ("sqlite", "pg"):
-                if name in servers:
-                    for load in LOADS:
-                        r = await drive(http, servers[name].url, load, args.seconds, 0, rate=args.rate)
+            for name in infodesk.names:
+                for load in LOADS:
+                    s = await infodesk.start(name, http)
+                    try:
+                        r = await drive(http, s.url, load, args.seconds, 0, rate=args.rate)
                         r.name = name
-                        r.drain = await drained(http, servers[name].url)
-                        print(r.line())
+                        r.drain = await drained(http, s.url)
+                    finally:
+                        s.stop()
+                    print(r.line())
             print(
                 f"\nmost messages from one member to a replying server within a minute: {_peak['per_minute']} "
                 "(WeCom sends at most 30 a minute to one member)"
@@ -378,7 +418,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.what == "fanout":
         return fanout.main(args)
-    return asyncio.run(run(args, pg_url()))
+    return asyncio.run(run(args, pg_server()))
 
 
 if __name__ == "__main__":
