@@ -305,7 +305,11 @@ class Infodesk:
         cfg = self.tmp / f"run{n}.toml"
         bot_config(cfg, self.api, db, port, extra_people=True)
         server = Server([sys.executable, "-m", "bot", "serve", "--config", str(cfg)], port)
-        await server.ready(http)
+        try:
+            await server.ready(http)
+        except BaseException:
+            server.stop()
+            raise
         return server
 
 

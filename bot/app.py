@@ -182,7 +182,8 @@ def create_app(
 
     async def journal(app: web.Application) -> AsyncIterator[None]:
         pipeline = app[PIPELINE]
-        writer = journal_writer(journal_url(config.database.url) or config.database.url, pipeline.journal_sessions)
+        journal_sessions = pipeline.journal_sessions
+        writer = journal_writer(journal_sessions.kw["bind"], journal_sessions)
         intake = Intake(writer, app[CLOCK])
         waiters = Waiters()
         applier: Applying

@@ -48,21 +48,30 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         element = parser.close()
     except Exception as exc:  # expat errors: malformed, undefined entity, …
         raise BadXML(type(exc).__name__) from None
-    root = _as_dict(element) if element.tag == "xml" else None
+    if element.tag != "xml":
+        raise BadXML("no_xml_root")
+    root = _as_dict(element, 0)
     if not isinstance(root, dict):
         raise BadXML("no_xml_root")
     return root
 
 
-def _as_dict(element: ElementTree.Element) -> Any:
+# WeCom's deepest document (a card event's SelectedItems/SelectedItem/OptionIds/OptionId) is four
+# levels below the root; a deeper one is refused before it could exhaust the recursion below.
+MAX_DEPTH = 16
+
+
+def _as_dict(element: ElementTree.Element, depth: int) -> Any:
     """One element as xmltodict gives it (strip_whitespace, no namespace processing)."""
+    if depth > MAX_DEPTH:
+        raise BadXML("too_deep")
     children = list(element)
     text = "".join([element.text or "", *(child.tail or "" for child in children)]).strip()
     if not children and not element.attrib:
         return text or None
     out: dict[str, Any] = {f"@{name}": value for name, value in element.attrib.items()}
     for child in children:
-        value = _as_dict(child)
+        value = _as_dict(child, depth + 1)
         if child.tag not in out:
             out[child.tag] = value
         elif isinstance(out[child.tag], list):

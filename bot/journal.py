@@ -133,7 +133,10 @@ class Intake:
         while True:
             if not self._queue:
                 if self._stopping:
-                    await self.writer.close()
+                    try:
+                        await self.writer.close()
+                    except Exception as exc:  # what was written is committed; nothing is lost
+                        log(logger, logging.WARNING, "journal_writer_close_failed", error=type(exc).__name__)
                     return
                 self._wake.clear()
                 await self._wake.wait()

@@ -31,9 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import make_url
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.db import BUSY_TIMEOUT_MS, sqlite_database
 from storage.models import JournalEntry
@@ -99,7 +98,7 @@ class SqliteFileWriter:
                 r.channel,
                 r.from_user,
                 r.payload,
-                r.received_at.astimezone(UTC).strftime(SQLITE_DATETIME),
+                _aware(r.received_at).astimezone(UTC).strftime(SQLITE_DATETIME),
             )
             for r in rows
         ]
@@ -138,55 +137,87 @@ class SqliteFileWriter:
 
 @dataclass
 class AsyncpgWriter:
-    """An asyncpg connection of its own: one statement, one round trip, one commit per batch."""
+    """An asyncpg connection of its own, taken from the engine (so with the URL's options: SSL,
+    server settings, …) and detached from its pool: one statement, one round trip and one commit
+    per batch. A batch that meets a broken connection (the server restarted, a failover, an idle
+    timeout) is written again once on a new one: its rows' keys make a second write a no-op."""
 
-    dsn: str
+    engine: AsyncEngine
     _conn: Any = None  # asyncpg.Connection
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     SQL = (
         f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
-        "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[], $5::timestamptz[]) "
+        "SELECT d, c, f, p, r FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[], "
+        "$5::timestamptz[]) WITH ORDINALITY AS t(d, c, f, p, r, n) ORDER BY n "  # ids in batch order
         "ON CONFLICT (dedupe_key) DO NOTHING"
     )
+    TIMEOUT_SECONDS = 10.0  # a connection that stopped answering fails the batch (503) instead of hanging
 
     async def write(self, rows: Sequence[Row]) -> None:
-        async with self._lock:  # one statement at a time on the connection (Intake writes one batch)
-            conn = self._conn or await self._open()
-            try:
-                await conn.execute(
-                    self.SQL,
-                    [r.dedupe_key for r in rows],
-                    [r.channel for r in rows],
-                    [r.from_user for r in rows],
-                    [r.payload for r in rows],
-                    [r.received_at for r in rows],
-                )
-            except BaseException:
-                self._conn = None
-                conn.terminate()  # its state is unknown (a timeout, a reset): the next batch reconnects
-                raise
+        columns = (
+            [r.dedupe_key for r in rows],
+            [r.channel for r in rows],
+            [r.from_user for r in rows],
+            [r.payload for r in rows],
+            [_aware(r.received_at) for r in rows],
+        )
+        async with self._lock:  # one statement at a time on the connection
+            for attempt in (1, 2):
+                conn = self._conn or await self._open()
+                try:
+                    await conn.execute(self.SQL, *columns, timeout=self.TIMEOUT_SECONDS)
+                    return
+                except BaseException as exc:
+                    self._conn = None
+                    conn.terminate()  # its state is unknown: the next batch (or the retry) reconnects
+                    if attempt == 2 or not _broken(exc):
+                        raise
 
     async def _open(self) -> Any:
-        import asyncpg
-
-        self._conn = await asyncpg.connect(self.dsn, timeout=10)
+        raw = await self.engine.raw_connection()
+        self._conn = raw.driver_connection
+        raw.detach()  # ours until closed: the pool neither resets nor lends it
         return self._conn
 
     async def close(self) -> None:
-        if self._conn is not None:
+        async with self._lock:
             conn, self._conn = self._conn, None
-            await conn.close(timeout=5)
+            if conn is None:
+                return
+            try:
+                await conn.close(timeout=5)
+            except Exception:
+                conn.terminate()
 
 
-def journal_writer(url: str, sessions: async_sessionmaker[AsyncSession]) -> JournalWriter:
-    """The writer for the journal at `url` (the journal's own file on SQLite, else the database's)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = sqlite_database(url)
-        if database is not None and not parsed.query:
+def _broken(exc: BaseException) -> bool:
+    """Whether `exc` may say the connection is gone rather than that the statement was refused:
+    then the batch is worth one more try on a new connection. Not a timeout (the answer is late
+    already) nor a cancellation."""
+    import asyncpg
+
+    if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):
+        return False
+    if isinstance(exc, asyncpg.PostgresError):  # the server's answer: only these mean the connection
+        return isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError)
+    return True  # the client's side: a closed connection, a protocol left mid-operation, the socket
+
+
+def _aware(at: datetime) -> datetime:
+    if at.tzinfo is None:  # as UTCDateTime refuses it: a naive time is a bug, not local time
+        raise ValueError("naive datetime; use the injected clock (aware UTC)")
+    return at
+
+
+def journal_writer(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> JournalWriter:
+    """The writer for the journal `engine` holds (its own file on SQLite, else the database)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        database = sqlite_database(url.render_as_string(hide_password=False))
+        if database is not None:
             return SqliteFileWriter(Path(database))
         return SessionWriter(sessions)
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "asyncpg":
-        return AsyncpgWriter(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
+        return AsyncpgWriter(engine)
     return SessionWriter(sessions)

@@ -224,6 +224,10 @@ def _hostile_cases(bot: Bot) -> list[tuple[str, str, dict[str, str], bytes, int]
         b"<xml><Encrypt>&lol2;</Encrypt></xml>"
     )
     cases.append(("billion laughs", "POST", good_q, bomb, 400))
+    deep = b"<xml>" + b"<a>" * 5000 + b"</a>" * 5000 + b"<Encrypt>x</Encrypt></xml>"  # before the signature
+    cases.append(("envelope nested 5,000 deep", "POST", good_q, deep, 400))
+    deep_plain = "<xml><FromUserName>u</FromUserName>" + "<a>" * 5000 + "</a>" * 5000 + "</xml>"
+    cases.append(("plaintext nested 5,000 deep", "POST", *signed(s.crypto.encrypt(deep_plain)), 400))
     inner_dtd = '<!DOCTYPE xml [<!ENTITY a "b">]><xml><FromUserName>&a;</FromUserName></xml>'
     cases.append(("plaintext with entity", "POST", *signed(s.crypto.encrypt(inner_dtd)), 400))
     cases.append(("plaintext not xml", "POST", *signed(s.crypto.encrypt("hello there")), 400))

@@ -145,3 +145,11 @@ def test_parse_xml_refuses(doc: bytes) -> None:
 
 def test_parse_xml_reads_the_five_entities_and_character_references() -> None:
     assert parse_xml(b"<xml><a>&lt;&amp;&gt;&quot;&apos;&#25253;&#x4FEE;</a></xml>") == {"a": "<&>\"'报修"}
+
+
+def test_parse_xml_refuses_a_document_nested_deeper_than_wecom_nests() -> None:
+    deep = b"<xml>" + b"<a>" * 5000 + b"1" + b"</a>" * 5000 + b"</xml>"  # 15 KB, before any signature
+    with pytest.raises(BadXML, match="too_deep"):
+        parse_xml(deep)
+    card = parse_inbound(CARD_EVENT)  # the deepest WeCom sends still parses
+    assert card.selected["QuestionKey1"] == ["OptionId1", "OptionId2"]
