@@ -8,6 +8,7 @@ schedulers), so `bot/` never imports `handlers/` or `schedules/`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,7 @@ from bot.journal import (
     prepare_journal,
     shared_count,
 )
-from bot.logs import msg_id_var, quiet_protocol_errors
+from bot.logs import log, msg_id_var, quiet_protocol_errors
 from bot.metrics import METRICS, Metrics, note_outcome, overdue_timers
 from bot.org import Org, required_chain_problems
 from bot.outbox import Dispatcher, outbox_health
@@ -65,6 +66,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A background service runs beside the server (after the database and the outbox are up) and
 # stops before them: an aiohttp cleanup context.
 Service = Callable[[web.Application], AsyncIterator[None]]
+
+logger = logging.getLogger("infodesk.app")
 
 
 def check_registry(config: Config, registry: Registry) -> None:
@@ -202,6 +205,10 @@ def create_app(
             await asyncio.wait_for(task, timeout=stopping)
         except TimeoutError:
             task.cancel()
+        try:  # the intake closed it when it stopped in time; not when it was cancelled
+            await writer.close()
+        except Exception as exc:
+            log(logger, logging.WARNING, "journal_writer_close_failed", error=type(exc).__name__)
 
     def local_applier(app: web.Application, waiters: Waiters) -> Applier:
         pipeline = app[PIPELINE]

@@ -85,6 +85,7 @@ class SqliteFileWriter:
 
     path: Path
     _conn: sqlite3.Connection | None = None
+    _closed: bool = False
     _thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
     )
@@ -126,13 +127,19 @@ class SqliteFileWriter:
         return conn
 
     async def close(self) -> None:
+        """Close the connection, after the write in hand if any (the thread runs one thing at a
+        time). Closing twice is closing once; a write after it fails."""
+        if self._closed:
+            return
+        self._closed = True
+
         def closing() -> None:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
         await asyncio.get_running_loop().run_in_executor(self._thread, closing)
-        self._thread.shutdown(wait=True)
+        self._thread.shutdown(wait=False)  # idle: `closing` was its last work
 
 
 @dataclass
@@ -145,6 +152,7 @@ class AsyncpgWriter:
     engine: AsyncEngine
     _conn: Any = None  # asyncpg.Connection
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _closed: bool = False
 
     SQL = (
         f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
@@ -163,6 +171,8 @@ class AsyncpgWriter:
             [_aware(r.received_at) for r in rows],
         )
         async with self._lock:  # one statement at a time on the connection
+            if self._closed:
+                raise RuntimeError("the journal writer is closed")
             for attempt in (1, 2):
                 conn = self._conn or await self._open()
                 try:
@@ -181,7 +191,10 @@ class AsyncpgWriter:
         return self._conn
 
     async def close(self) -> None:
+        """Close the connection, after the write in hand if any. Closing twice is closing once;
+        a write after it fails."""
         async with self._lock:
+            self._closed = True
             conn, self._conn = self._conn, None
             if conn is None:
                 return

@@ -194,3 +194,17 @@ async def test_a_naive_time_is_refused_as_the_orm_refuses_it(db_url: str) -> Non
     finally:
         await writer.close()
     assert [r.dedupe_key for r in await rows_in(sessions)] == ["msg:2"]
+
+
+async def test_closing_twice_is_closing_once_and_a_write_after_it_fails(db_url: str) -> None:
+    """At a stop, the intake closes its writer and the app closes it again (for an intake that was
+    cancelled at the shutdown timeout): the second close does nothing, and nothing writes after."""
+    _, engine, sessions = await journal_of(db_url)
+    writer = journal_writer(engine, sessions)
+    at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    await writer.write([row(1, at)])
+    await writer.close()
+    await writer.close()
+    with pytest.raises(RuntimeError):
+        await writer.write([row(2, at)])
+    assert [r.dedupe_key for r in await rows_in(sessions)] == ["msg:1"]
