@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,11 +29,25 @@ from storage.models import Base, JournalEntry
 SHANGHAI = timezone(timedelta(hours=8))
 
 
+_engines: list[AsyncEngine] = []
+
+
+@pytest.fixture(autouse=True)
+async def _dispose_engines() -> AsyncIterator[None]:
+    """Every engine a test opened is disposed before its event loop closes: an aiosqlite
+    connection left to the garbage collector is finalised on another thread while its own thread
+    may still be using it."""
+    yield
+    while _engines:
+        await _engines.pop().dispose()
+
+
 async def journal_of(db_url: str) -> tuple[str, AsyncEngine, async_sessionmaker[AsyncSession]]:
     """The journal for the database at `db_url` (its own file on SQLite), ready: its URL, its
     engine and sessions."""
     url = journal_url(db_url) or db_url
     engine = make_engine(url)
+    _engines.append(engine)
     async with engine.begin() as conn:
         table = Base.metadata.tables[JournalEntry.__tablename__]
         await conn.run_sync(lambda sync: table.create(sync, checkfirst=True))
@@ -156,6 +171,7 @@ async def test_a_journal_no_other_connection_can_see_is_written_through_the_sess
     through the engine's one connection."""
     url = f"sqlite+aiosqlite:///file:{tmp_path}/journal.db?mode=rwc&uri=true"
     engine = make_engine(url)
+    _engines.append(engine)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.tables[JournalEntry.__tablename__].create)
     sessions = make_sessionmaker(engine)
@@ -163,7 +179,6 @@ async def test_a_journal_no_other_connection_can_see_is_written_through_the_sess
     assert isinstance(writer, SessionWriter)
     await writer.write([row(1, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))])
     assert [r.dedupe_key for r in await rows_in(sessions)] == ["msg:1"]
-    await engine.dispose()
 
 
 async def test_postgresql_writer_connects_with_the_urls_options(db_url: str) -> None:
@@ -173,13 +188,13 @@ async def test_postgresql_writer_connects_with_the_urls_options(db_url: str) -> 
         pytest.skip("PostgreSQL only")
     await journal_of(db_url)
     engine = make_engine(f"{db_url}?ssl=disable&prepared_statement_cache_size=0")
+    _engines.append(engine)
     sessions = make_sessionmaker(engine)
     writer = journal_writer(engine, sessions)
     try:
         await writer.write([row(1, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))])
     finally:
         await writer.close()
-        await engine.dispose()
     _, _, check = await journal_of(db_url)
     assert [r.dedupe_key for r in await rows_in(check)] == ["msg:1"]
 
