@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,17 +255,24 @@ async def checkpoint_wal(url: str, stop: asyncio.Event, every: float = CHECKPOIN
     if database is None:
         await stop.wait()
         return
-    conn = await asyncio.to_thread(sqlite3.connect, database, timeout=0, check_same_thread=False)
+    # One thread of its own for the connection: its close always runs after a checkpoint still in
+    # progress, even when this task is cancelled meanwhile (with the default executor the close
+    # could run on another thread during the checkpoint, freeing what the checkpoint was using).
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-checkpoint")
+    loop = asyncio.get_running_loop()
+    conn = await loop.run_in_executor(thread, functools.partial(sqlite3.connect, database, timeout=0))
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
             try:
-                await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                await loop.run_in_executor(thread, conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:
                 logger.warning("wal_checkpoint_failed", extra={"fields": {"error": str(exc)[:200]}})
     finally:
-        await asyncio.to_thread(conn.close)
+        closed = loop.run_in_executor(thread, conn.close)
+        thread.shutdown(wait=False)  # the close is its last work
+        await closed
 
 
 def journal_url(url: str) -> str | None:
