@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import itertools
 import os
 import secrets
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,7 +296,8 @@ class Infodesk:
     def names(self) -> list[str]:
         return ["sqlite"] + (["pg"] if self.pg else [])
 
-    async def start(self, name: str, http: aiohttp.ClientSession) -> Server:
+    @contextlib.asynccontextmanager
+    async def serving(self, name: str, http: aiohttp.ClientSession) -> AsyncIterator[Server]:
         n = next(self.runs)
         if name == "pg":
             assert self.pg is not None
@@ -307,10 +310,9 @@ class Infodesk:
         server = Server([sys.executable, "-m", "bot", "serve", "--config", str(cfg)], port)
         try:
             await server.ready(http)
-        except BaseException:
+            yield server
+        finally:
             server.stop()
-            raise
-        return server
 
 
 async def run(args: argparse.Namespace, pg: str | None) -> int:
@@ -365,18 +367,16 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
             for load in LOADS:
                 for name in [*servers, *infodesk.names]:
                     replies = name != "floor"
-                    s = servers[name] if name in servers else await infodesk.start(name, http)
-                    try:
+                    async with contextlib.AsyncExitStack() as stack:
+                        fresh = name not in servers  # Infodesk: a server of its own for the run
+                        s = await stack.enter_async_context(infodesk.serving(name, http)) if fresh else servers[name]
                         await drive(http, s.url, load, 1.0, args.concurrency, replies=replies)  # warm-up
-                        if name in infodesk.names:
+                        if fresh:
                             await drained(http, s.url)
                         r = await drive(http, s.url, load, args.seconds, args.concurrency, replies=replies)
                         r.name = name
-                        if name in infodesk.names:
+                        if fresh:
                             r.drain = await drained(http, s.url)
-                    finally:
-                        if name in infodesk.names:
-                            s.stop()
                     results.append(r)
                     print(r.line())
                 by = {r.name: r for r in results if r.load == load}
@@ -389,13 +389,10 @@ async def run(args: argparse.Namespace, pg: str | None) -> int:
             print(f"steady {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop):")
             for name in infodesk.names:
                 for load in LOADS:
-                    s = await infodesk.start(name, http)
-                    try:
+                    async with infodesk.serving(name, http) as s:
                         r = await drive(http, s.url, load, args.seconds, 0, rate=args.rate)
                         r.name = name
                         r.drain = await drained(http, s.url)
-                    finally:
-                        s.stop()
                     print(r.line())
             print(
                 f"\nmost messages from one member to a replying server within a minute: {_peak['per_minute']} "

@@ -185,8 +185,7 @@ def create_app(
 
     async def journal(app: web.Application) -> AsyncIterator[None]:
         pipeline = app[PIPELINE]
-        journal_sessions = pipeline.journal_sessions
-        writer = journal_writer(journal_sessions.kw["bind"], journal_sessions)
+        writer = journal_writer(pipeline.journal_sessions)
         intake = Intake(writer, app[CLOCK])
         waiters = Waiters()
         applier: Applying
@@ -205,7 +204,7 @@ def create_app(
             await asyncio.wait_for(task, timeout=stopping)
         except TimeoutError:
             task.cancel()
-        try:  # the intake closed it when it stopped in time; not when it was cancelled
+        try:  # after the intake's last batch, or its cancellation at the timeout
             await writer.close()
         except Exception as exc:
             log(logger, logging.WARNING, "journal_writer_close_failed", error=type(exc).__name__)

@@ -223,8 +223,9 @@ def _aware(at: datetime) -> datetime:
     return at
 
 
-def journal_writer(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> JournalWriter:
-    """The writer for the journal `engine` holds (its own file on SQLite, else the database)."""
+def journal_writer(sessions: async_sessionmaker[AsyncSession]) -> JournalWriter:
+    """The writer for the journal `sessions` open (its own file on SQLite, else the database's)."""
+    engine: AsyncEngine = sessions.kw["bind"]
     url = engine.url
     if url.get_backend_name() == "sqlite":
         database = sqlite_database(url.render_as_string(hide_password=False))

@@ -42,16 +42,16 @@ async def _dispose_engines() -> AsyncIterator[None]:
         await _engines.pop().dispose()
 
 
-async def journal_of(db_url: str) -> tuple[str, AsyncEngine, async_sessionmaker[AsyncSession]]:
-    """The journal for the database at `db_url` (its own file on SQLite), ready: its URL, its
-    engine and sessions."""
+async def journal_of(db_url: str) -> tuple[str, async_sessionmaker[AsyncSession]]:
+    """The journal for the database at `db_url` (its own file on SQLite), ready: its URL and
+    sessions."""
     url = journal_url(db_url) or db_url
     engine = make_engine(url)
     _engines.append(engine)
     async with engine.begin() as conn:
         table = Base.metadata.tables[JournalEntry.__tablename__]
         await conn.run_sync(lambda sync: table.create(sync, checkfirst=True))
-    return url, engine, make_sessionmaker(engine)
+    return url, make_sessionmaker(engine)
 
 
 async def rows_in(sessions: async_sessionmaker[AsyncSession]) -> list[JournalEntry]:
@@ -64,8 +64,8 @@ def row(n: int, at: datetime, user: str = "zhangsan") -> Row:
 
 
 async def test_rows_read_back_through_the_orm_as_written_and_a_key_is_recorded_once(db_url: str) -> None:
-    url, engine, sessions = await journal_of(db_url)
-    writer = journal_writer(engine, sessions)
+    url, sessions = await journal_of(db_url)
+    writer = journal_writer(sessions)
     expected = AsyncpgWriter if url.startswith("postgresql") else SqliteFileWriter
     assert isinstance(writer, expected)
     at = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=SHANGHAI)  # a local time: stored as UTC
@@ -93,8 +93,8 @@ async def test_rows_read_back_through_the_orm_as_written_and_a_key_is_recorded_o
 
 
 async def test_a_failed_write_changes_nothing_and_the_next_batch_writes(db_url: str) -> None:
-    url, engine, sessions = await journal_of(db_url)
-    writer = journal_writer(engine, sessions)
+    url, sessions = await journal_of(db_url)
+    writer = journal_writer(sessions)
     at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     too_long = Row("msg:9", "app", "u" * 300, "p", at)  # longer than the column (PostgreSQL refuses it)
     bad = Row("msg:8", "app", "zhangsan", None, at)  # type: ignore[arg-type]  # NOT NULL, both refuse it
@@ -114,8 +114,8 @@ async def test_a_failed_write_changes_nothing_and_the_next_batch_writes(db_url: 
 async def test_postgresql_writer_writes_again_on_a_new_connection_after_its_own_is_killed(db_url: str) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only")
-    _, engine, sessions = await journal_of(db_url)
-    writer = journal_writer(engine, sessions)
+    _, sessions = await journal_of(db_url)
+    writer = journal_writer(sessions)
     at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     try:
         await writer.write([row(1, at)])
@@ -136,10 +136,10 @@ async def test_postgresql_writer_writes_again_on_a_new_connection_after_its_own_
 async def test_sqlite_write_waits_for_another_process_lock_off_the_event_loop(db_url: str) -> None:
     if not db_url.startswith("sqlite"):
         pytest.skip("SQLite only")
-    url, engine, sessions = await journal_of(db_url)
+    url, sessions = await journal_of(db_url)
     database = sqlite_database(url)
     assert database is not None
-    writer = journal_writer(engine, sessions)
+    writer = journal_writer(sessions)
     other = sqlite3.connect(database, isolation_level=None)  # another process's writer, as it were
     other.execute("BEGIN IMMEDIATE")
     at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -175,7 +175,7 @@ async def test_a_journal_no_other_connection_can_see_is_written_through_the_sess
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.tables[JournalEntry.__tablename__].create)
     sessions = make_sessionmaker(engine)
-    writer: JournalWriter = journal_writer(engine, sessions)
+    writer: JournalWriter = journal_writer(sessions)
     assert isinstance(writer, SessionWriter)
     await writer.write([row(1, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))])
     assert [r.dedupe_key for r in await rows_in(sessions)] == ["msg:1"]
@@ -190,18 +190,18 @@ async def test_postgresql_writer_connects_with_the_urls_options(db_url: str) -> 
     engine = make_engine(f"{db_url}?ssl=disable&prepared_statement_cache_size=0")
     _engines.append(engine)
     sessions = make_sessionmaker(engine)
-    writer = journal_writer(engine, sessions)
+    writer = journal_writer(sessions)
     try:
         await writer.write([row(1, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))])
     finally:
         await writer.close()
-    _, _, check = await journal_of(db_url)
+    _, check = await journal_of(db_url)
     assert [r.dedupe_key for r in await rows_in(check)] == ["msg:1"]
 
 
 async def test_a_naive_time_is_refused_as_the_orm_refuses_it(db_url: str) -> None:
-    _, engine, sessions = await journal_of(db_url)
-    writer = journal_writer(engine, sessions)
+    _, sessions = await journal_of(db_url)
+    writer = journal_writer(sessions)
     try:
         with pytest.raises(ValueError, match="naive"):
             await writer.write([row(1, datetime(2026, 3, 2, 9, 0))])
@@ -212,10 +212,9 @@ async def test_a_naive_time_is_refused_as_the_orm_refuses_it(db_url: str) -> Non
 
 
 async def test_closing_twice_is_closing_once_and_a_write_after_it_fails(db_url: str) -> None:
-    """At a stop, the intake closes its writer and the app closes it again (for an intake that was
-    cancelled at the shutdown timeout): the second close does nothing, and nothing writes after."""
-    _, engine, sessions = await journal_of(db_url)
-    writer = journal_writer(engine, sessions)
+    """A second close does nothing, and nothing writes after a close."""
+    _, sessions = await journal_of(db_url)
+    writer = journal_writer(sessions)
     at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     await writer.write([row(1, at)])
     await writer.close()
