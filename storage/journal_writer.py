@@ -5,10 +5,13 @@ it cost ~1 ms of the event loop's CPU for eight rows (session, unit of work, sta
 dialect's bind processing) and, on PostgreSQL, four round trips (the pool's ping, BEGIN, INSERT,
 COMMIT). The writers here do only that INSERT:
 
-- `SqliteFileWriter`: a sqlite3 connection of its own to the journal's file, used from one thread
-  of its own: BEGIN IMMEDIATE, executemany, COMMIT in one hand-off. The event loop waits for a
-  future and never for SQLite's lock (another process's delete may hold it; the busy timeout waits
-  in the thread), and SQLite's C code runs without the GIL.
+- `SqliteFileWriter`: a sqlite3 connection of its own to the journal's file. BEGIN IMMEDIATE,
+  executemany and COMMIT run on the event loop when the write lock is free (the usual case: a batch
+  takes tens of microseconds, commits do not fsync); when another process holds it (the worker's
+  delete of applied rows, a checkpoint), the batch is handed to a thread of its own, which waits on
+  the busy timeout. The event loop never waits for SQLite's lock. Handing every batch to the thread
+  cost the front more than the write itself: the executor's queue, the thread's wake-up, the GIL
+  passed back and forth and the loop woken to take the result.
 - `AsyncpgWriter`: a connection of its own, one statement in autocommit: the rows go as arrays
   (`unnest`), so the batch is one round trip and one atomic commit (fsynced, as every PostgreSQL
   commit here is).
@@ -103,24 +106,49 @@ class SqliteFileWriter:
             )
             for r in rows
         ]
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, values)
-
-    def _write(self, values: list[tuple[str, ...]]) -> None:  # in the writer's thread
+        if self._closed:
+            raise RuntimeError("the journal writer is closed")
         conn = self._conn or self._open()
         try:
-            conn.execute("BEGIN IMMEDIATE")  # waits for another writer on the busy timeout, here
+            conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: fails at once if another has the lock
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc):
+                self._drop(conn)
+                raise
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_waiting, values)
+            return
+        self._finish(conn, values)
+
+    def _write_waiting(self, values: list[tuple[str, ...]]) -> None:  # in the writer's thread
+        conn = self._conn or self._open()
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("BEGIN IMMEDIATE")  # waits here for the other writer, on the busy timeout
+            conn.execute("PRAGMA busy_timeout=0")  # takes no lock: the write lock is ours already
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._finish(conn, values)
+
+    def _finish(self, conn: sqlite3.Connection, values: list[tuple[str, ...]]) -> None:
+        """The INSERT and the COMMIT, holding the write lock (in WAL mode nothing waits here)."""
+        try:
             conn.executemany(self.SQL, values)
             conn.execute("COMMIT")
         except BaseException:
-            self._conn = None  # reopened at the next batch, whatever state this one is in
-            conn.close()
+            self._drop(conn)
             raise
+
+    def _drop(self, conn: sqlite3.Connection) -> None:
+        self._conn = None  # reopened at the next batch, whatever state this one is in
+        conn.close()
 
     def _open(self) -> sqlite3.Connection:
         # As storage.db's engines configure theirs: WAL (the file is WAL already), commits without
         # an fsync (the durability argument is written there), checkpoints left to checkpoint_wal.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # The busy timeout is 0 but while the thread waits for the lock (`_write_waiting`).
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=0")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn = conn
@@ -215,6 +243,11 @@ def _broken(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):  # the server's answer: only these mean the connection
         return isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError)
     return True  # the client's side: a closed connection, a protocol left mid-operation, the socket
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY: another connection holds the lock."""
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
 
 def _aware(at: datetime) -> datetime:

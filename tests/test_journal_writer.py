@@ -159,11 +159,18 @@ async def test_sqlite_write_waits_for_another_process_lock_off_the_event_loop(db
         assert ticks >= 20  # while the loop went on
         other.execute("COMMIT")
         await asyncio.wait_for(write, 10)
+        await writer.write([row(2, at)])  # the lock free: written at once
+        other.execute("BEGIN IMMEDIATE")  # and held again: the next batch waits again, not fails
+        write = asyncio.create_task(writer.write([row(3, at)]))
+        await asyncio.sleep(0.2)
+        assert not write.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(write, 10)
     finally:
         ticking.cancel()
         other.close()
         await writer.close()
-    assert [r.dedupe_key for r in await rows_in(sessions)] == ["msg:1"]
+    assert [r.dedupe_key for r in await rows_in(sessions)] == ["msg:1", "msg:2", "msg:3"]
 
 
 async def test_a_journal_no_other_connection_can_see_is_written_through_the_session(tmp_path: Path) -> None:
