@@ -104,12 +104,13 @@ def create_app(
             paths[config.server.robot_path] = "robot"
         metrics = Metrics(paths, config.server.metrics_allow)
     # The front tells its worker process how many callbacks it has in hand (they give way to them).
-    receiving_fd: int | None = None
     if front:
-        receiving_fd, shared = shared_count()
-        receiving = Receiving(shared=shared)
+        shared_fd, shared = shared_count()
+        receiving = Receiving(shared=shared, shared_fd=shared_fd)
     else:
         receiving = Receiving(remote=link.receiving if link is not None else None)
+        if link is not None:
+            link.idle = receiving.front_idle
 
     def counted(channel: str, outcome: Outcome) -> None:
         if metrics is not None:
@@ -191,7 +192,7 @@ def create_app(
         applier: Applying
         if worker_argv is not None:
             worker_stop = stop_seconds(config.server.shutdown_timeout_seconds, config.outbox.request_timeout_seconds)
-            app[WORKER] = remote = RemoteApplier(worker_argv, counted, worker_stop, receiving_fd, waiters=waiters)
+            app[WORKER] = remote = RemoteApplier(worker_argv, counted, worker_stop, receiving, waiters=waiters)
             applier = remote
         else:
             applier = local_applier(app, waiters)

@@ -53,21 +53,36 @@ FAILURE_PAUSE_SECONDS = 1.0  # after the database refused a batch or an apply
 # The applier gives way to callbacks being received (their answers wait on the same event loop),
 # but never for longer than this before each message: under a constant stream it still applies.
 GIVE_WAY_SECONDS = 0.02
-REMOTE_POLL_SECONDS = 0.001  # how often a worker process giving way looks at the front's count
+
+# The bytes the front and its worker process share (bot/worker.py).
+COUNT = 0  # callbacks the front has in hand (at most 255 said)
+ROWS_WANTED = 1  # the worker's applier is about to look for rows: wake it when one is recorded
+IDLE_WANTED = 2  # the worker gives way: tell it when the front has nothing in hand
+SHARED_BYTES = 3
 
 
 @dataclass
 class Receiving:
     """How many callbacks are being received right now (counted by the app's middleware).
 
-    In two processes (bot/worker.py) the front publishes its count in one shared byte (`shared`),
-    and the worker's give_way reads it there (`remote`): its applies and deliveries give way to the
-    front's answers as they do in one process, instead of taking a core from them in a burst."""
+    In two processes (bot/worker.py) the front publishes its count in shared memory (`shared`), and
+    the worker's give_way reads it there (`remote`): its applies and deliveries give way to the
+    front's answers as they do in one process, instead of taking a core from them in a burst.
+
+    Neither side polls and neither sends a message the other did not ask for: a worker that gives
+    way raises IDLE_WANTED and waits; the front, when its count falls to 0 and the flag is up,
+    lowers it and calls `on_idle` (a line over the link, which calls `front_idle` in the worker).
+    A worker about to look for rows raises ROWS_WANTED (`expect_rows`); the front wakes it only
+    then (`rows_wanted`), so a burst of callbacks costs a wake per look, not one per callback.
+    """
 
     count: int = 0
     shared: mmap.mmap | None = None
+    shared_fd: int | None = None  # the front's, passed on to each worker it starts
     remote: mmap.mmap | None = None
+    on_idle: Callable[[], None] | None = None  # the front's: tell the worker
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _front_idle: asyncio.Event = field(default_factory=asyncio.Event)  # the worker's: the front said so
 
     def __post_init__(self) -> None:
         self._idle.set()
@@ -76,35 +91,66 @@ class Receiving:
         self.count += 1
         self._idle.clear()
         if self.shared is not None:
-            self.shared[0] = min(self.count, 255)
+            self.shared[COUNT] = min(self.count, 255)
 
     def __exit__(self, *exc: object) -> None:
         self.count -= 1
         if self.count == 0:
             self._idle.set()
-        if self.shared is not None:
-            self.shared[0] = min(self.count, 255)
+        shared = self.shared
+        if shared is not None:
+            shared[COUNT] = min(self.count, 255)
+            if self.count == 0 and shared[IDLE_WANTED]:
+                shared[IDLE_WANTED] = 0
+                if self.on_idle is not None:
+                    self.on_idle()
 
     async def give_way(self, at_most: float) -> None:
         """Return when no callback is being received, or after `at_most` seconds."""
-        if self.remote is not None:  # the front's count, looked at every millisecond
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + at_most
-            while self.remote[0] and loop.time() < deadline:
-                await asyncio.sleep(REMOTE_POLL_SECONDS)
+        remote = self.remote
+        if remote is not None:  # the front's count; it says when it falls to 0
+            if not remote[COUNT]:
+                return
+            remote[IDLE_WANTED] = 1
+            self._front_idle.clear()
+            if not remote[COUNT]:  # fell to 0 before the flag was up: nobody will say so
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(at_most):
+                    await self._front_idle.wait()
             return
         if self.count:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(at_most):
                     await self._idle.wait()
 
+    def front_idle(self) -> None:
+        """The worker's side: the front said it has nothing in hand."""
+        self._front_idle.set()
+
+    def expect_rows(self) -> None:
+        """The worker's side: about to look for rows, wake me for any recorded after the look."""
+        if self.remote is not None:
+            self.remote[ROWS_WANTED] = 1
+
+    def rows_wanted(self) -> bool:
+        """The front's side: whether to wake the worker for a row just recorded (lowers the flag).
+        Without shared memory (a test's worker, or none), always."""
+        shared = self.shared
+        if shared is None:
+            return True
+        if not shared[ROWS_WANTED]:
+            return False
+        shared[ROWS_WANTED] = 0
+        return True
+
 
 def shared_count(fd: int | None = None) -> tuple[int, mmap.mmap]:
-    """One byte two processes share: a new one (its fd, to pass on), or the one at `fd`."""
+    """The bytes two processes share: new ones (their fd, to pass on), or those at `fd`."""
     if fd is None:
         fd = os.memfd_create("infodesk-receiving")
-        os.ftruncate(fd, 1)
-    return fd, mmap.mmap(fd, 1)
+        os.ftruncate(fd, SHARED_BYTES)
+    return fd, mmap.mmap(fd, SHARED_BYTES)
 
 
 @dataclass
@@ -221,6 +267,7 @@ class Applier:
     async def _work(self) -> None:
         while not self._stopping:
             await self.receiving.give_way(GIVE_WAY_SECONDS)
+            self.receiving.expect_rows()
             self._wake.clear()  # before looking: a row recorded while we look wakes the wait below
             try:
                 applied = await self.pipeline.apply_next(self.parsers)

@@ -12,10 +12,11 @@ CI machine at a steady 200 callbacks a second (BENCHMARKS.md), one process answe
   writes the database: it applies the journal, delivers the outbox and runs the schedulers. It
   tells the front what it applied (for `answer_wait_seconds` and the metrics).
 
-The two talk over a socket pair, one line per message: the front sends `w` (rows were recorded),
-the worker sends `r` once it is up and one JSON line per message applied. Nothing durable goes over
-the link: a message is in the journal before the front wakes anyone, so a lost wake costs at most
-the worker's poll (bot/journal.POLL_SECONDS).
+The two talk over a socket pair, one line per message: the front sends `w` (rows were recorded)
+and `i` (it has no callback in hand), each only when the worker asked for it in the bytes they share
+(bot/journal.Receiving); the worker sends `r` once it is up and one JSON line per message applied.
+Nothing durable goes over the link: a message is in the journal before the front wakes anyone, so a
+lost wake costs at most the worker's poll (bot/journal.POLL_SECONDS).
 
 A worker that exits is started again after `RESTART_SECONDS`; callbacks are recorded meanwhile and
 wait in the journal. A running worker sends `h` every HEARTBEAT_SECONDS; one silent for
@@ -46,7 +47,7 @@ from typing import IO
 
 from aiohttp import web
 
-from bot.journal import Waiters
+from bot.journal import Receiving, Waiters
 from bot.logs import log
 from bot.pipeline import Applied, Outcome
 
@@ -58,6 +59,7 @@ STOP_MARGIN_SECONDS = 5.0
 HEARTBEAT_SECONDS = 5.0  # a running worker says so this often
 STALLED_SECONDS = 60.0  # a worker not heard of for this long is stopped and started again
 WAKE = b"w\n"
+IDLE = b"i\n"
 READY = b"r\n"
 ALIVE = b"h\n"
 
@@ -90,18 +92,29 @@ class RemoteApplier:
     argv: Sequence[str]  # the worker's command line; `--link-fd N` is added
     on_applied: Callable[[str, Outcome], None]  # channel, outcome (the metrics)
     stop_seconds: float = stop_seconds(10.0, 10.0)  # the defaults' (`stop_seconds`)
-    receiving_fd: int | None = None  # the front's count of callbacks in hand (journal.Receiving)
+    receiving: Receiving | None = None  # what the front shares with its worker (callbacks in hand, wants)
     state: WorkerState = field(default_factory=WorkerState)
     waiters: Waiters = field(default_factory=Waiters)
     _writer: asyncio.StreamWriter | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _heard: float = 0.0  # time.monotonic() of the worker's last line
 
+    def __post_init__(self) -> None:
+        if self.receiving is not None:
+            self.receiving.on_idle = self._idle
+
     def wake(self) -> None:
+        if self.receiving is None or self.receiving.rows_wanted():  # the worker is about to look
+            self._send(WAKE)
+
+    def _idle(self) -> None:
+        self._send(IDLE)
+
+    def _send(self, line: bytes) -> None:
         writer = self._writer
-        # One wake not yet read is enough: a worker that is not reading is not sent more.
+        # One line not yet read is enough: a worker that is not reading is not sent more.
         if writer is not None and not writer.is_closing() and not writer.transport.get_write_buffer_size():
-            writer.write(WAKE)
+            writer.write(line)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -129,9 +142,10 @@ class RemoteApplier:
         front, back = socket.socketpair()
         try:
             argv, fds = [*self.argv, "--link-fd", str(back.fileno())], [back.fileno()]
-            if self.receiving_fd is not None:
-                argv += ["--receiving-fd", str(self.receiving_fd)]
-                fds.append(self.receiving_fd)
+            shared_fd = self.receiving.shared_fd if self.receiving is not None else None
+            if shared_fd is not None:
+                argv += ["--receiving-fd", str(shared_fd)]
+                fds.append(shared_fd)
             proc = await asyncio.create_subprocess_exec(*argv, pass_fds=fds)
         except OSError as exc:
             log(logger, logging.ERROR, "worker_start_failed", error=str(exc)[:200])
@@ -210,7 +224,8 @@ class WorkerLink:
     """The worker's side of the link: wakes arrive, what was applied goes back."""
 
     sock: socket.socket
-    receiving: mmap.mmap | None = None  # the front's count of callbacks in hand (journal.Receiving)
+    receiving: mmap.mmap | None = None  # what the front shares (journal.Receiving)
+    idle: Callable[[], None] | None = None  # the front said it has no callback in hand
     _writer: asyncio.StreamWriter | None = None
 
     async def open(self, wake: Callable[[], None]) -> asyncio.Task[None]:
@@ -222,6 +237,8 @@ class WorkerLink:
                 while line := await reader.readline():
                     if line == WAKE:
                         wake()
+                    elif line == IDLE and self.idle is not None:
+                        self.idle()
 
         return asyncio.create_task(listen(), name="worker-link")
 

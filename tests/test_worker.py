@@ -6,6 +6,7 @@ stops, and SIGTERM stops both."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -199,8 +200,15 @@ async def test_wakes_for_a_worker_that_does_not_read_do_not_pile_up() -> None:
 
 async def test_the_worker_gives_way_to_the_callbacks_the_front_has_in_hand() -> None:
     fd, shared = shared_count()
-    front = Receiving(shared=shared)
+    front = Receiving(shared=shared, shared_fd=fd)
     in_worker = Receiving(remote=shared_count(fd)[1])  # as the worker process maps it
+    said: list[str] = []
+
+    def idle() -> None:  # the line over the link, as it were
+        said.append("idle")
+        in_worker.front_idle()
+
+    front.on_idle = idle
     loop = asyncio.get_running_loop()
 
     started = loop.time()
@@ -217,4 +225,41 @@ async def test_the_worker_gives_way_to_the_callbacks_the_front_has_in_hand() -> 
         await asyncio.sleep(0.05)
         assert not waiting.done()
     await asyncio.wait_for(waiting, 0.5)
+    said.clear()
+    for _ in range(100):  # a burst while the worker is not giving way: the front says nothing
+        with front:
+            pass
+    assert said == []
     os.close(fd)
+
+
+async def test_the_front_wakes_its_worker_once_per_look_not_once_per_callback() -> None:
+    fd, shared = shared_count()
+    receiving = Receiving(shared=shared, shared_fd=fd)
+    in_worker = Receiving(remote=shared_count(fd)[1])
+    front_end, back = socket.socketpair()
+    remote = RemoteApplier(["unused"], lambda *_: None, receiving=receiving)
+    _, remote._writer = await asyncio.open_unix_connection(sock=front_end)
+    back.setblocking(False)
+
+    def lines() -> bytes:
+        got = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := back.recv(4096):
+                got += chunk
+        return got
+
+    try:
+        for _ in range(50):  # recorded while the worker applies (it did not ask)
+            remote.wake()
+        await asyncio.sleep(0.05)
+        assert lines() == b""
+        in_worker.expect_rows()  # the worker is about to look
+        for _ in range(50):
+            remote.wake()
+        await asyncio.sleep(0.05)
+        assert lines() == worker.WAKE  # one wake for the look, whatever was recorded after it
+    finally:
+        remote._writer.close()
+        back.close()
+        os.close(fd)
