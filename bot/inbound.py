@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from xml.etree import ElementTree
+from xml.parsers import expat
 
 from wechatpy.enterprise import parse_message
 
@@ -31,8 +31,9 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
 
     The document comes back in xmltodict's shape (an element with children is a dict, a repeated
     one a list, a leaf its stripped text or None, attributes as "@name", mixed text as "#text"),
-    built from the standard library's expat tree: a third of xmltodict's time, on every callback.
-    Without a DTD, expat knows no entity but XML's five and refuses any other reference."""
+    built straight from the standard library's expat parser's events (no tree in between): a
+    fifth of xmltodict's time, on every callback. Without a DTD, expat knows no entity but XML's
+    five and refuses any other reference."""
     raw = data.encode() if isinstance(data, str) else data
     try:
         utf8 = raw.decode("utf-8")
@@ -42,45 +43,67 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         raise BadXML("not_utf8")
     if _DTD_RE.search(raw):
         raise BadXML("dtd_or_entity")
+    builder = _Builder()
+    parser = expat.ParserCreate("utf-8")
+    parser.buffer_text = True
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.text
     try:
-        parser = ElementTree.XMLParser(encoding="utf-8")
-        parser.feed(raw)
-        element = parser.close()
+        parser.Parse(raw, True)
+    except BadXML:
+        raise
     except Exception as exc:  # expat errors: malformed, undefined entity, …
         raise BadXML(type(exc).__name__) from None
-    if element.tag != "xml":
+    if builder.root is None or builder.root[0] != "xml" or not isinstance(builder.root[1], dict):
         raise BadXML("no_xml_root")
-    root = _as_dict(element, 0)
-    if not isinstance(root, dict):
-        raise BadXML("no_xml_root")
-    return root
+    return builder.root[1]
 
 
 # WeCom's deepest document (a card event's SelectedItems/SelectedItem/OptionIds/OptionId) is four
-# levels below the root; a deeper one is refused before it could exhaust the recursion below.
+# levels below the root; a deeper one is refused as it opens.
 MAX_DEPTH = 16
 
 
-def _as_dict(element: ElementTree.Element, depth: int) -> Any:
-    """One element as xmltodict gives it (strip_whitespace, no namespace processing)."""
-    if depth > MAX_DEPTH:
-        raise BadXML("too_deep")
-    children = list(element)
-    text = "".join([element.text or "", *(child.tail or "" for child in children)]).strip()
-    if not children and not element.attrib:
-        return text or None
-    out: dict[str, Any] = {f"@{name}": value for name, value in element.attrib.items()}
-    for child in children:
-        value = _as_dict(child, depth + 1)
-        if child.tag not in out:
-            out[child.tag] = value
-        elif isinstance(out[child.tag], list):
-            out[child.tag].append(value)
+class _Builder:
+    """expat's events to xmltodict's shape (strip_whitespace, no namespace processing)."""
+
+    __slots__ = ("open", "root")
+
+    def __init__(self) -> None:
+        self.open: list[list[Any]] = []  # the elements open: [tag, dict or None, text pieces]
+        self.root: tuple[str, Any] | None = None
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        if len(self.open) > MAX_DEPTH:
+            raise BadXML("too_deep")
+        self.open.append([tag, {f"@{name}": value for name, value in attrs.items()} if attrs else None, []])
+
+    def text(self, data: str) -> None:
+        self.open[-1][2].append(data)
+
+    def end(self, _tag: str) -> None:
+        tag, out, pieces = self.open.pop()
+        text = "".join(pieces).strip()  # the element's own text, around its children
+        if out is None:  # no attribute, no child: a leaf
+            value: Any = text or None
         else:
-            out[child.tag] = [out[child.tag], value]
-    if text:
-        out["#text"] = text
-    return out
+            if text:
+                out["#text"] = text
+            value = out
+        if not self.open:
+            self.root = (tag, value)
+            return
+        parent = self.open[-1]
+        siblings = parent[1]
+        if siblings is None:
+            siblings = parent[1] = {}
+        if tag not in siblings:
+            siblings[tag] = value
+        elif isinstance(siblings[tag], list):
+            siblings[tag].append(value)
+        else:
+            siblings[tag] = [siblings[tag], value]
 
 
 @dataclass(frozen=True)
