@@ -53,12 +53,14 @@ FAILURE_PAUSE_SECONDS = 1.0  # after the database refused a batch or an apply
 # The applier gives way to callbacks being received (their answers wait on the same event loop),
 # but never for longer than this before each message: under a constant stream it still applies.
 GIVE_WAY_SECONDS = 0.02
+QUIET_SECONDS = 0.002  # in two processes, the front is idle when its count stays 0 this long
 
 # The bytes the front and its worker process share (bot/worker.py).
 COUNT = 0  # callbacks the front has in hand (at most 255 said)
 ROWS_WANTED = 1  # the worker's applier is about to look for rows: wake it when one is recorded
 IDLE_WANTED = 2  # the worker gives way: tell it when the front has nothing in hand
-SHARED_BYTES = 3
+ARRIVALS = 3  # callbacks the front has taken in, modulo 256
+SHARED_BYTES = 4
 
 
 @dataclass
@@ -71,7 +73,9 @@ class Receiving:
 
     Neither side polls and neither sends a message the other did not ask for: a worker that gives
     way raises IDLE_WANTED and waits; the front, when its count falls to 0 and the flag is up,
-    lowers it and calls `on_idle` (a line over the link, which calls `front_idle` in the worker).
+    lowers it and calls `on_idle` (a line over the link, which calls `front_idle` in the worker);
+    the worker goes on once the count has stayed 0 for QUIET_SECONDS (the gaps between the callbacks
+    of a burst are shorter: it would otherwise start an apply in each, and take a core from them).
     A worker about to look for rows raises ROWS_WANTED (`expect_rows`); the front wakes it only
     then (`rows_wanted`), so a burst of callbacks costs a wake per look, not one per callback.
     """
@@ -92,6 +96,7 @@ class Receiving:
         self._idle.clear()
         if self.shared is not None:
             self.shared[COUNT] = min(self.count, 255)
+            self.shared[ARRIVALS] = (self.shared[ARRIVALS] + 1) & 0xFF
 
     def __exit__(self, *exc: object) -> None:
         self.count -= 1
@@ -109,15 +114,20 @@ class Receiving:
         """Return when no callback is being received, or after `at_most` seconds."""
         remote = self.remote
         if remote is not None:  # the front's count; it says when it falls to 0
-            if not remote[COUNT]:
-                return
-            remote[IDLE_WANTED] = 1
-            self._front_idle.clear()
-            if not remote[COUNT]:  # fell to 0 before the flag was up: nobody will say so
-                return
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(at_most):
-                    await self._front_idle.wait()
+                    # Once it has waited, idle is a count that stays 0 with nothing new taken in for
+                    # a moment, not a gap in a burst. A count of 0 when it looks is idle at once: a
+                    # trickle of callbacks is not waited for.
+                    arrivals: int | None = None
+                    while remote[COUNT] or (arrivals is not None and remote[ARRIVALS] != arrivals):
+                        if remote[COUNT]:
+                            remote[IDLE_WANTED] = 1
+                            self._front_idle.clear()
+                            if remote[COUNT]:  # else it fell to 0 before the flag was up: nobody says so
+                                await self._front_idle.wait()
+                        arrivals = remote[ARRIVALS]
+                        await asyncio.sleep(QUIET_SECONDS)
             return
         if self.count:
             with contextlib.suppress(TimeoutError):

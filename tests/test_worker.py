@@ -225,6 +225,20 @@ async def test_the_worker_gives_way_to_the_callbacks_the_front_has_in_hand() -> 
         await asyncio.sleep(0.05)
         assert not waiting.done()
     await asyncio.wait_for(waiting, 0.5)
+
+    async def burst() -> None:  # callbacks one after another: the count falls to 0 between them
+        for _ in range(50):
+            with front:
+                await asyncio.sleep(0.002)
+
+    with front:
+        waiting = asyncio.create_task(in_worker.give_way(5.0))
+        bursting = asyncio.create_task(burst())
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # halfway through the burst
+    assert not waiting.done()  # the gaps of a burst are not the front being idle
+    await bursting
+    await asyncio.wait_for(waiting, 0.5)
     said.clear()
     for _ in range(100):  # a burst while the worker is not giving way: the front says nothing
         with front:
