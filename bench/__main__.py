@@ -261,8 +261,12 @@ def pg_server() -> str | None:
     """The PostgreSQL server the bench creates its databases on (INFODESK_BENCH_PG_URL's, or the
     CI machine's), when it answers."""
     url = os.environ.get("INFODESK_BENCH_PG_URL") or "postgresql+asyncpg://postgres@127.0.0.1:5432/infodesk_bench"
+
+    async def probe() -> None:  # the server answers and lets us create databases
+        await drop_pg(await fresh_pg(url, "probe"))
+
     with suppress(Exception):
-        asyncio.run(fresh_pg(url, "probe"))
+        asyncio.run(probe())
         return url
     return None
 
@@ -281,6 +285,19 @@ async def fresh_pg(url: str, suffix: str) -> str:
     finally:
         await conn.close()
     return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_pg(url: str) -> None:
+    """Drop a database `fresh_pg` made, once the server that used it has stopped."""
+    import asyncpg
+
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin, timeout=2)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 class Infodesk:
@@ -313,6 +330,8 @@ class Infodesk:
             yield server
         finally:
             server.stop()
+            if name == "pg":
+                await drop_pg(db)
 
 
 async def run(args: argparse.Namespace, pg: str | None) -> int:
