@@ -509,8 +509,23 @@ class Config(_Strict):
         return self
 
     def person(self, userid: str) -> Person | None:
-        """The configured person with this WeCom userid, if any."""
-        return next((p for p in self.people if p.userid == userid), None)
+        """The configured person with this WeCom userid, if any (the first, as listed)."""
+        return _people_index(self.people).get(userid)
+
+
+# userid → person, by the identity of a config's (immutable) people tuple: a lookup on every message
+# was a scan of every person. Not a cached_property: model_copy(update={"people": …}) would copy it.
+_PEOPLE_INDEXES: dict[int, tuple[tuple[Person, ...], dict[str, Person]]] = {}
+
+
+def _people_index(people: tuple[Person, ...]) -> dict[str, Person]:
+    entry = _PEOPLE_INDEXES.get(id(people))
+    if entry is None or entry[0] is not people:
+        if len(_PEOPLE_INDEXES) >= 64:  # configs replaced (directory sync, tests): forget the old
+            _PEOPLE_INDEXES.clear()
+        entry = (people, {p.userid: p for p in reversed(people)})  # the first of a userid wins
+        _PEOPLE_INDEXES[id(people)] = entry
+    return entry[1]
 
 
 class ConfigError(Exception):

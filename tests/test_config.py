@@ -301,3 +301,17 @@ def test_computer_rooms_name_the_room_and_key() -> None:
     assert '微机室 "微机室1" 的 administrators "nobody" 不在 [[people]] 里' in text
     assert '微机室 "微机室1" 的 timetable 第 1 项的 period = 12：[lessons] periods 只有 8 节' in text
     assert '微机室 "东湖微机室" 的校区 "moon" 不在 [[campuses]] 里' in text
+
+
+def test_a_person_is_found_in_the_config_they_are_in_and_not_in_one_without_them() -> None:
+    """The directory sync replaces the people (model_copy): the lookup follows the new list."""
+    cfg = load_config(ROOT / "infodesk" / "config.example.toml", environ={})
+    first = cfg.people[0]
+    assert cfg.person(first.userid) is first
+    renamed = first.model_copy(update={"name": "新名字"})
+    synced = cfg.model_copy(update={"people": (renamed, *cfg.people[1:])})
+    assert synced.person(first.userid) is renamed
+    without = cfg.model_copy(update={"people": cfg.people[1:]})
+    assert without.person(first.userid) is None
+    assert cfg.person(first.userid) is first  # the original is unchanged
+    assert cfg.person("nobody") is None
