@@ -160,6 +160,10 @@ class Notices(Protocol):
     async def cleared(self, s: AsyncSession, now: datetime, pause: DeliveryPause, held: int) -> None: ...
 
 
+# The open pauses, looked at before every drain of the outbox: built once.
+_ACTIVE = select(DeliveryPause).where(DeliveryPause.cleared_at.is_(None)).order_by(DeliveryPause.id)
+
+
 class Pauses:
     """The pause table's operations; every write is conditional, so processes never step on
     each other: one opens a cause (and tells the director), one probes it per interval, one
@@ -170,10 +174,7 @@ class Pauses:
         self._notices = notices
 
     async def active(self, s: AsyncSession) -> list[DeliveryPause]:
-        rows = await s.execute(
-            select(DeliveryPause).where(DeliveryPause.cleared_at.is_(None)).order_by(DeliveryPause.id)
-        )
-        return list(rows.scalars())
+        return list((await s.execute(_ACTIVE)).scalars())
 
     async def claim_probe(self, s: AsyncSession, pause: DeliveryPause, now: datetime) -> bool:
         """Take this interval's probe (compare-and-set on the probe count)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, bindparam, delete, exists, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -191,8 +191,7 @@ class Pipeline:
         the front of bot/worker.py, records into it)."""
         assert self.journal is not None
         async with reading(self.journal) as j:
-            after = select(*TAKEN_COLUMNS).where(JournalEntry.id > self._read_to).order_by(JournalEntry.id)
-            rows = [Taken(*row) for row in await j.execute(after.limit(PREFETCH))]
+            rows = [Taken(*row) for row in await j.execute(_READ_AFTER, {"after": self._read_to})]
         if rows:
             self._read_to = rows[-1].id
         return rows
@@ -304,6 +303,11 @@ TAKEN_COLUMNS = (
     JournalEntry.channel,
     JournalEntry.from_user,
     JournalEntry.payload,
+)
+
+# Built once: the journal is read after every few messages (see bot/outbox.py's statements).
+_READ_AFTER = (
+    select(*TAKEN_COLUMNS).where(JournalEntry.id > bindparam("after")).order_by(JournalEntry.id).limit(PREFETCH)
 )
 
 
