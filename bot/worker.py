@@ -104,17 +104,23 @@ class RemoteApplier:
             self.receiving.on_idle = self._idle
 
     def wake(self) -> None:
-        if self.receiving is None or self.receiving.rows_wanted():  # the worker is about to look
+        # The worker's flag is lowered only by a wake that goes out: one held back leaves it raised
+        # for the next row, instead of the worker sleeping until its poll.
+        if self._can_send() and (self.receiving is None or self.receiving.rows_wanted()):
             self._send(WAKE)
 
     def _idle(self) -> None:
-        self._send(IDLE)
+        if self._can_send():
+            self._send(IDLE)
 
-    def _send(self, line: bytes) -> None:
+    def _can_send(self) -> bool:
         writer = self._writer
         # One line not yet read is enough: a worker that is not reading is not sent more.
-        if writer is not None and not writer.is_closing() and not writer.transport.get_write_buffer_size():
-            writer.write(line)
+        return writer is not None and not writer.is_closing() and not writer.transport.get_write_buffer_size()
+
+    def _send(self, line: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write(line)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -19,7 +19,7 @@ import pytest
 
 from bot import worker
 from bot.emulator.server import Emulator
-from bot.journal import Receiving, shared_count
+from bot.journal import ROWS_WANTED, Receiving, shared_count
 from bot.pipeline import Outcome
 from bot.worker import RemoteApplier, apply_lock
 from tests.test_process import Proc, procs, serve, wait_healthy
@@ -273,6 +273,11 @@ async def test_the_front_wakes_its_worker_once_per_look_not_once_per_callback() 
             remote.wake()
         await asyncio.sleep(0.05)
         assert lines() == worker.WAKE  # one wake for the look, whatever was recorded after it
+        remote._writer.write(b"x" * 8_000_000)  # a worker that stopped reading: the buffer stays full
+        assert remote._writer.transport.get_write_buffer_size()
+        in_worker.expect_rows()
+        remote.wake()  # held back: the worker's wish stays, for the next row once it reads again
+        assert in_worker.remote is not None and in_worker.remote[ROWS_WANTED] == 1
     finally:
         remote._writer.close()
         back.close()
