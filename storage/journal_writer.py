@@ -84,7 +84,8 @@ class SessionWriter:
 
 @dataclass
 class SqliteFileWriter:
-    """A sqlite3 connection to the journal's file, in a thread of its own."""
+    """A sqlite3 connection to the journal's file: on the event loop while the write lock is free,
+    in a thread of its own while another process holds it."""
 
     path: Path
     _conn: sqlite3.Connection | None = None
