@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy import make_url
@@ -271,33 +272,33 @@ def pg_server() -> str | None:
     return None
 
 
-async def fresh_pg(url: str, suffix: str) -> str:
-    """A new, empty database beside the one at `url`, named after it and `suffix`."""
+@contextlib.asynccontextmanager
+async def admin(url: str) -> AsyncIterator[Any]:
+    """An asyncpg connection to the `postgres` database of the server at `url`."""
     import asyncpg
 
-    parsed = make_url(url)
-    name = f"{parsed.database}_{suffix}"
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin, timeout=2)
+    dsn = make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn, timeout=2)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield conn
     finally:
         await conn.close()
+
+
+async def fresh_pg(url: str, suffix: str) -> str:
+    """A new, empty database beside the one at `url`, named after it and `suffix`."""
+    parsed = make_url(url)
+    name = f"{parsed.database}_{suffix}"
+    async with admin(url) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
     return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 async def drop_pg(url: str) -> None:
     """Drop a database `fresh_pg` made, once the server that used it has stopped."""
-    import asyncpg
-
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin, timeout=2)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with admin(url) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 class Infodesk:

@@ -106,21 +106,21 @@ class RemoteApplier:
     def wake(self) -> None:
         # The worker's flag is lowered only by a wake that goes out: one held back leaves it raised
         # for the next row, instead of the worker sleeping until its poll.
-        if self._can_send() and (self.receiving is None or self.receiving.rows_wanted()):
-            self._send(WAKE)
+        link = self._free_link()
+        if link is not None and (self.receiving is None or self.receiving.rows_wanted()):
+            link.write(WAKE)
 
     def _idle(self) -> None:
-        if self._can_send():
-            self._send(IDLE)
+        if (link := self._free_link()) is not None:
+            link.write(IDLE)
 
-    def _can_send(self) -> bool:
+    def _free_link(self) -> asyncio.StreamWriter | None:
+        """The link, when nothing sent on it waits unread: one line not yet read is enough, and a
+        worker that is not reading is not sent more."""
         writer = self._writer
-        # One line not yet read is enough: a worker that is not reading is not sent more.
-        return writer is not None and not writer.is_closing() and not writer.transport.get_write_buffer_size()
-
-    def _send(self, line: bytes) -> None:
-        assert self._writer is not None
-        self._writer.write(line)
+        if writer is None or writer.is_closing() or writer.transport.get_write_buffer_size():
+            return None
+        return writer
 
     def stop(self) -> None:
         self._stopping.set()

@@ -180,7 +180,7 @@ class _InlineCursor:
             cursor.execute(sql, params)
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not sqlite_busy(exc):
                 raise
         finally:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -201,6 +201,12 @@ class _InlineCursor:
 
     async def close(self) -> None:
         self._cursor.close()
+
+
+def sqlite_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds the lock (SQLITE_BUSY/LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc) or "busy" in str(exc)
 
 
 class _CursorOpener:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage.db import BUSY_TIMEOUT_MS, sqlite_database
+from storage.db import BUSY_TIMEOUT_MS, sqlite_busy, sqlite_database
 from storage.models import JournalEntry
 
 COLUMNS = ("dedupe_key", "channel", "from_user", "payload", "received_at")
@@ -113,7 +113,7 @@ class SqliteFileWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: fails at once if another has the lock
         except sqlite3.OperationalError as exc:
-            if not _locked(exc):
+            if not sqlite_busy(exc):
                 self._drop(conn)
                 raise
             await asyncio.get_running_loop().run_in_executor(self._thread, self._write_waiting, values)
@@ -244,11 +244,6 @@ def _broken(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):  # the server's answer: only these mean the connection
         return isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError)
     return True  # the client's side: a closed connection, a protocol left mid-operation, the socket
-
-
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY: another connection holds the lock."""
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
 
 def _aware(at: datetime) -> datetime:
